@@ -1,0 +1,184 @@
+//! PostgreSQL's table lock modes as a type that knows what each mode conflicts with and what
+//! it blocks, and the locks each statement takes (predicted from the grammar).
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// A table-level lock mode, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockMode {
+    /// Taken by SELECT.
+    AccessShare,
+    /// Taken by SELECT … FOR UPDATE / FOR SHARE.
+    RowShare,
+    /// Taken by INSERT, UPDATE, DELETE.
+    RowExclusive,
+    /// Taken by VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT.
+    ShareUpdateExclusive,
+    /// Taken by CREATE INDEX.
+    Share,
+    /// Taken by CREATE TRIGGER and ADD FOREIGN KEY.
+    ShareRowExclusive,
+    /// Taken by REFRESH MATERIALIZED VIEW CONCURRENTLY.
+    Exclusive,
+    /// Taken by most ALTER TABLE forms, DROP, TRUNCATE, VACUUM FULL, CLUSTER.
+    AccessExclusive,
+}
+
+/// Every mode, weakest first.
+pub const ALL_MODES: [LockMode; 8] = [
+    LockMode::AccessShare,
+    LockMode::RowShare,
+    LockMode::RowExclusive,
+    LockMode::ShareUpdateExclusive,
+    LockMode::Share,
+    LockMode::ShareRowExclusive,
+    LockMode::Exclusive,
+    LockMode::AccessExclusive,
+];
+
+/// What a held lock stops other sessions from doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocks {
+    /// Nothing ordinary queries do (only other DDL/maintenance).
+    Nothing,
+    /// INSERT, UPDATE, DELETE (and SELECT … FOR UPDATE for the strongest of these).
+    Writes,
+    /// Every query, SELECT included.
+    ReadsAndWrites,
+}
+
+impl Blocks {
+    /// Human description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Blocks::Nothing => "blocks only other schema changes and maintenance",
+            Blocks::Writes => "blocks INSERT, UPDATE and DELETE (reads continue)",
+            Blocks::ReadsAndWrites => "blocks every query on the table, SELECT included",
+        }
+    }
+}
+
+impl LockMode {
+    /// The name PostgreSQL uses in `pg_locks.mode`.
+    pub fn pg_name(self) -> &'static str {
+        match self {
+            LockMode::AccessShare => "AccessShareLock",
+            LockMode::RowShare => "RowShareLock",
+            LockMode::RowExclusive => "RowExclusiveLock",
+            LockMode::ShareUpdateExclusive => "ShareUpdateExclusiveLock",
+            LockMode::Share => "ShareLock",
+            LockMode::ShareRowExclusive => "ShareRowExclusiveLock",
+            LockMode::Exclusive => "ExclusiveLock",
+            LockMode::AccessExclusive => "AccessExclusiveLock",
+        }
+    }
+
+    /// The SQL spelling (`ACCESS EXCLUSIVE`).
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            LockMode::AccessShare => "ACCESS SHARE",
+            LockMode::RowShare => "ROW SHARE",
+            LockMode::RowExclusive => "ROW EXCLUSIVE",
+            LockMode::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
+            LockMode::Share => "SHARE",
+            LockMode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
+            LockMode::Exclusive => "EXCLUSIVE",
+            LockMode::AccessExclusive => "ACCESS EXCLUSIVE",
+        }
+    }
+
+    /// True when a session holding `self` makes a session asking for `other` wait
+    /// (PostgreSQL's conflict table, which is symmetric).
+    pub fn conflicts_with(self, other: LockMode) -> bool {
+        use LockMode::*;
+        let (a, b) = if self <= other { (self, other) } else { (other, self) };
+        match a {
+            AccessShare => b == AccessExclusive,
+            RowShare => b >= Exclusive,
+            RowExclusive => b >= Share,
+            ShareUpdateExclusive => b >= ShareUpdateExclusive,
+            Share => b > Share,
+            ShareRowExclusive => b >= RowExclusive,
+            Exclusive => b >= RowShare,
+            AccessExclusive => true,
+        }
+    }
+
+    /// What ordinary application traffic this lock stops.
+    pub fn blocks(self) -> Blocks {
+        if self.conflicts_with(LockMode::AccessShare) {
+            Blocks::ReadsAndWrites
+        } else if self.conflicts_with(LockMode::RowExclusive) {
+            Blocks::Writes
+        } else {
+            Blocks::Nothing
+        }
+    }
+}
+
+impl fmt::Display for LockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.sql_name())
+    }
+}
+
+impl Serialize for LockMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.pg_name())
+    }
+}
+
+impl FromStr for LockMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ALL_MODES
+            .iter()
+            .copied()
+            .find(|m| m.pg_name().eq_ignore_ascii_case(s) || m.sql_name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown lock mode {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use LockMode::*;
+
+    /// PostgreSQL's documented conflict table (Table 13.2), row by row.
+    const TABLE: [(LockMode, &[LockMode]); 8] = [
+        (AccessShare, &[AccessExclusive]),
+        (RowShare, &[Exclusive, AccessExclusive]),
+        (RowExclusive, &[Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (ShareUpdateExclusive, &[ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (Share, &[RowExclusive, ShareUpdateExclusive, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (ShareRowExclusive, &[RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (Exclusive, &[RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (AccessExclusive, &ALL_MODES),
+    ];
+
+    #[test]
+    fn conflict_table_matches_postgres_docs() {
+        for (mode, conflicts) in TABLE {
+            for other in ALL_MODES {
+                assert_eq!(
+                    mode.conflicts_with(other),
+                    conflicts.contains(&other),
+                    "{mode:?} vs {other:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_modes_block() {
+        assert_eq!(AccessExclusive.blocks(), Blocks::ReadsAndWrites);
+        assert_eq!(Share.blocks(), Blocks::Writes);
+        assert_eq!(ShareRowExclusive.blocks(), Blocks::Writes);
+        assert_eq!(ShareUpdateExclusive.blocks(), Blocks::Nothing);
+        assert_eq!("ShareLock".parse::<LockMode>().unwrap(), Share);
+        assert_eq!("access exclusive".parse::<LockMode>().unwrap(), AccessExclusive);
+    }
+}

@@ -1,0 +1,268 @@
+//! Parsing a migration file with PostgreSQL's own parser (pg_query). Parsing never fails:
+//! it returns the statements it could read plus a list of syntax errors with byte offsets.
+
+use pg_query::protobuf::{self, Token};
+use serde::Serialize;
+
+use crate::convert::summarise;
+use crate::model::Statement;
+use crate::span::Span;
+
+/// A syntax error at a byte offset of the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyntaxError {
+    /// PostgreSQL's message, e.g. `syntax error at or near "TABLEE"`.
+    pub message: String,
+    /// Byte offset the parser points at.
+    pub offset: usize,
+}
+
+/// A comment in the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comment {
+    /// Where it is.
+    pub span: Span,
+    /// Its text, without `--` or `/* */`, trimmed.
+    pub text: String,
+}
+
+/// The result of parsing one SQL text.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedSql {
+    /// Statements in source order.
+    pub statements: Vec<Statement>,
+    /// Syntax errors, in source order.
+    pub errors: Vec<SyntaxError>,
+    /// Every comment, in source order.
+    pub comments: Vec<Comment>,
+}
+
+/// Parse `source` into statements. Never panics; errors are collected.
+pub fn parse_sql(source: &str) -> ParsedSql {
+    let mut out = ParsedSql::default();
+    if let Some(nul) = source.find('\0') {
+        out.errors.push(SyntaxError { message: "file contains a NUL byte".into(), offset: nul });
+        return out;
+    }
+    let tokens = match pg_query::scan(source) {
+        Ok(scan) => scan.tokens,
+        Err(_) => {
+            let (message, offset) = error_position(source);
+            out.errors.push(SyntaxError { message, offset });
+            return out;
+        }
+    };
+    out.comments = comments(source, &tokens);
+    match pg_query::parse(source, 0) {
+        Ok(result) => push_statements(&mut out, source, &tokens, 0, &result.protobuf),
+        Err(_) => parse_piecewise(&mut out, source, &tokens),
+    }
+    out
+}
+
+/// A whole-file parse failed: parse statement by statement so the good ones are still
+/// linted, and locate each error exactly.
+fn parse_piecewise(out: &mut ParsedSql, source: &str, tokens: &[protobuf::ScanToken]) {
+    let pieces = split_on_semicolons(source, tokens);
+    for (start, end) in pieces {
+        let piece = &source[start..end];
+        if piece.trim().is_empty() {
+            continue;
+        }
+        match pg_query::parse(piece, 0) {
+            Ok(result) => {
+                let piece_tokens: Vec<_> = tokens
+                    .iter()
+                    .filter(|t| t.start as usize >= start && (t.end as usize) <= end)
+                    .map(|t| protobuf::ScanToken { start: t.start - start as i32, end: t.end - start as i32, ..*t })
+                    .collect();
+                push_statements(out, piece, &piece_tokens, start, &result.protobuf);
+            }
+            Err(_) => {
+                let (message, offset) = error_position(piece);
+                out.errors.push(SyntaxError { message, offset: start + offset });
+            }
+        }
+    }
+    for (i, s) in out.statements.iter_mut().enumerate() {
+        s.index = i;
+    }
+}
+
+/// Split at top-level `;` tokens (the scanner already knows strings, comments, `$$` bodies).
+/// Semicolons inside BEGIN ATOMIC bodies are rare enough in migrations to accept a split there.
+fn split_on_semicolons(source: &str, tokens: &[protobuf::ScanToken]) -> Vec<(usize, usize)> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut depth = 0i32;
+    for t in tokens {
+        match t.token {
+            x if x == Token::Ascii40 as i32 => depth += 1,
+            x if x == Token::Ascii41 as i32 => depth -= 1,
+            x if x == Token::Ascii59 as i32 && depth <= 0 => {
+                pieces.push((start, t.start as usize));
+                start = t.end as usize;
+                depth = 0;
+            }
+            _ => {}
+        }
+    }
+    pieces.push((start, source.len()));
+    pieces
+}
+
+fn push_statements(
+    out: &mut ParsedSql,
+    source: &str,
+    tokens: &[protobuf::ScanToken],
+    base: usize,
+    tree: &protobuf::ParseResult,
+) {
+    for raw in &tree.stmts {
+        let Some(node) = raw.stmt.as_deref() else { continue };
+        let loc = raw.stmt_location.max(0) as usize;
+        let end = if raw.stmt_len == 0 { source.len() } else { loc + raw.stmt_len as usize };
+        // stmt_location may include leading whitespace and comments: start at the first token.
+        let start = tokens
+            .iter()
+            .find(|t| t.start as usize >= loc && !is_comment(t))
+            .map(|t| t.start as usize)
+            .unwrap_or(loc)
+            .min(end);
+        let mut real_end = end;
+        while real_end > start && source.as_bytes()[real_end - 1].is_ascii_whitespace() {
+            real_end -= 1;
+        }
+        let (kind, tag) = summarise(node);
+        out.statements.push(Statement {
+            index: out.statements.len(),
+            span: Span::new(base + start, base + real_end),
+            kind,
+            tag,
+            raw: node.clone(),
+        });
+    }
+}
+
+fn is_comment(t: &protobuf::ScanToken) -> bool {
+    t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
+}
+
+fn comments(source: &str, tokens: &[protobuf::ScanToken]) -> Vec<Comment> {
+    tokens
+        .iter()
+        .filter(|t| is_comment(t))
+        .map(|t| {
+            let span = Span::new(t.start as usize, t.end as usize);
+            let raw = span.slice(source);
+            let text = if let Some(rest) = raw.strip_prefix("--") {
+                rest
+            } else {
+                raw.trim_start_matches("/*").trim_end_matches("*/")
+            };
+            Comment { span, text: text.trim().to_string() }
+        })
+        .collect()
+}
+
+/// Ask libpg_query directly for the error message and cursor position (the Rust wrapper drops
+/// the position). Returns a byte offset into `source`.
+fn error_position(source: &str) -> (String, usize) {
+    ffi::parse_error(source).unwrap_or_else(|| ("syntax error".into(), 0))
+}
+
+mod ffi {
+    //! The one place we call libpg_query's C API ourselves: to read `cursorpos`.
+    use std::ffi::{c_char, c_int, CStr, CString};
+
+    #[repr(C)]
+    struct PgQueryError {
+        message: *mut c_char,
+        funcname: *mut c_char,
+        filename: *mut c_char,
+        lineno: c_int,
+        cursorpos: c_int,
+        context: *mut c_char,
+    }
+
+    #[repr(C)]
+    struct PgQueryParseResult {
+        parse_tree: *mut c_char,
+        stderr_buffer: *mut c_char,
+        error: *mut PgQueryError,
+    }
+
+    extern "C" {
+        fn pg_query_parse(input: *const c_char) -> PgQueryParseResult;
+        fn pg_query_free_parse_result(result: PgQueryParseResult);
+    }
+
+    /// Parse `source`; on error return PostgreSQL's message and the byte offset it points at.
+    pub(super) fn parse_error(source: &str) -> Option<(String, usize)> {
+        let input = CString::new(source).ok()?;
+        // SAFETY: libpg_query's documented API: the input is a NUL-terminated string we own
+        // for the duration of the call, and the result is freed exactly once below.
+        unsafe {
+            let result = pg_query_parse(input.as_ptr());
+            let out = if result.error.is_null() {
+                None
+            } else {
+                let err = &*result.error;
+                let message = CStr::from_ptr(err.message).to_string_lossy().into_owned();
+                // cursorpos is 1-based in characters (0 = unknown); PostgreSQL counts
+                // characters in the server encoding, which is UTF-8 here.
+                let chars = (err.cursorpos.max(1) - 1) as usize;
+                let offset = source.char_indices().nth(chars).map(|(i, _)| i).unwrap_or(source.len());
+                Some((message, offset))
+            };
+            pg_query_free_parse_result(result);
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_get_spans_without_leading_comments() {
+        let src = "-- header\nCREATE TABLE a (id int);\n\n/* c */ ALTER TABLE a ADD COLUMN b int;\n";
+        let p = parse_sql(src);
+        assert!(p.errors.is_empty());
+        assert_eq!(p.statements.len(), 2);
+        assert_eq!(p.statements[0].text(src), "CREATE TABLE a (id int)");
+        assert_eq!(p.statements[1].text(src), "ALTER TABLE a ADD COLUMN b int");
+        assert_eq!(p.comments.len(), 2);
+        assert_eq!(p.comments[0].text, "header");
+    }
+
+    #[test]
+    fn syntax_error_is_located_and_other_statements_survive() {
+        let src = "CREATE TABLE a (id int);\nALTER TABLEE a ADD b int;\nDROP TABLE a;";
+        let p = parse_sql(src);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].message.contains("TABLEE"), "{:?}", p.errors);
+        assert_eq!(&src[p.errors[0].offset..p.errors[0].offset + 6], "TABLEE");
+        assert_eq!(p.statements.len(), 2);
+        assert_eq!(p.statements[1].text(src), "DROP TABLE a");
+    }
+
+    #[test]
+    fn unterminated_string_is_an_error_not_a_panic() {
+        let p = parse_sql("SELECT 'abc");
+        assert_eq!(p.errors.len(), 1);
+        let p = parse_sql("SELECT $$abc");
+        assert_eq!(p.errors.len(), 1);
+        let p = parse_sql("SELECT 1\0");
+        assert_eq!(p.errors.len(), 1);
+    }
+
+    #[test]
+    fn error_offset_counts_characters_not_bytes() {
+        let src = "SELECT 'é'; SELEC 1;";
+        let p = parse_sql(src);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(&src[p.errors[0].offset..p.errors[0].offset + 5], "SELEC");
+    }
+}

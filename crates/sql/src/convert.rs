@@ -1,8 +1,6 @@
 //! Converts pg_query's parse tree into the statement model, once per statement.
 
-use pg_query::protobuf::{
-    self, a_const, AlterTableType, ConstrType, DropBehavior, ObjectType, TransactionStmtKind,
-};
+use pg_query::protobuf::{self, a_const, AlterTableType, ConstrType, DropBehavior, ObjectType, TransactionStmtKind};
 use pg_query::{Node, NodeEnum, NodeRef};
 
 use crate::lock::LockMode;
@@ -77,11 +75,13 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
         NodeEnum::UpdateStmt(s) => StmtKind::Update {
             table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
             has_where: s.where_clause.is_some(),
-            columns: s
+            assignments: s
                 .target_list
                 .iter()
                 .filter_map(|t| match t.node.as_ref() {
-                    Some(NodeEnum::ResTarget(r)) => Some(r.name.clone()),
+                    Some(NodeEnum::ResTarget(r)) => {
+                        Some((r.name.clone(), r.val.as_deref().map(expr_text).unwrap_or_default()))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -193,11 +193,9 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
             name: s.policy_name.clone(),
             table: s.table.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
         },
-        NodeEnum::VariableSetStmt(s) => StmtKind::Set {
-            name: s.name.clone(),
-            value: s.args.first().map(expr_text),
-            local: s.is_local,
-        },
+        NodeEnum::VariableSetStmt(s) => {
+            StmtKind::Set { name: s.name.clone(), value: s.args.first().map(expr_text), local: s.is_local }
+        }
         NodeEnum::DoStmt(_) => StmtKind::Do,
         NodeEnum::CreatedbStmt(_) => StmtKind::CreateDatabase,
         NodeEnum::AlterSystemStmt(_) => StmtKind::AlterSystem,
@@ -228,7 +226,9 @@ fn command_tag(kind: &StmtKind, node: &Node) -> String {
         StmtKind::CreateIndex { .. } => "CREATE INDEX".into(),
         StmtKind::Drop { kind, .. } => format!("DROP {}", kind_word(*kind)),
         StmtKind::Reindex { .. } => "REINDEX".into(),
-        StmtKind::Rename { kind, .. } | StmtKind::AlterSchema { kind, .. } => format!("ALTER {}", kind_word(*kind)),
+        StmtKind::Rename { kind, .. } | StmtKind::AlterSchema { kind, .. } => {
+            format!("ALTER {}", kind_word(*kind))
+        }
         StmtKind::Truncate { .. } => "TRUNCATE".into(),
         StmtKind::Delete { .. } => "DELETE".into(),
         StmtKind::Update { .. } => "UPDATE".into(),
@@ -278,7 +278,9 @@ fn command_tag(kind: &StmtKind, node: &Node) -> String {
 /// A readable tag for statements the model does not summarise: pg_query's node name,
 /// `CreateCastStmt` → `CREATE CAST`.
 fn fallback_tag(node: &Node) -> String {
-    let Some(n) = node.node.as_ref() else { return "UNKNOWN".into() };
+    let Some(n) = node.node.as_ref() else {
+        return "UNKNOWN".into();
+    };
     let debug = format!("{:?}", n.to_ref());
     let name = debug.split('(').next().unwrap_or("Unknown");
     let name = name.strip_suffix("Stmt").unwrap_or(name);
@@ -357,7 +359,9 @@ fn column_def(c: &protobuf::ColumnDef) -> ColumnDef {
         constraints: Vec::new(),
     };
     for con in &c.constraints {
-        let Some(NodeEnum::Constraint(k)) = con.node.as_ref() else { continue };
+        let Some(NodeEnum::Constraint(k)) = con.node.as_ref() else {
+            continue;
+        };
         match ConstrType::try_from(k.contype).unwrap_or(ConstrType::Undefined) {
             ConstrType::ConstrNotnull => col.not_null = true,
             ConstrType::ConstrDefault => col.default = k.raw_expr.as_deref().map(expr),
@@ -399,9 +403,9 @@ fn constraint(c: &protobuf::Constraint) -> Constraint {
                 _ => RefAction::NoAction,
             },
         },
-        ConstrType::ConstrCheck => ConstraintKind::Check(
-            c.raw_expr.as_deref().map(expr).unwrap_or_else(|| Expr::constant("true")),
-        ),
+        ConstrType::ConstrCheck => {
+            ConstraintKind::Check(c.raw_expr.as_deref().map(expr).unwrap_or_else(|| Expr::constant("true")))
+        }
         ConstrType::ConstrExclusion => ConstraintKind::Exclude,
         _ => ConstraintKind::NotNull,
     };
@@ -554,7 +558,9 @@ fn create_function(s: &protobuf::CreateFunctionStmt) -> StmtKind {
                 let mode = protobuf::FunctionParameterMode::try_from(fp.mode).ok();
                 if matches!(
                     mode,
-                    Some(protobuf::FunctionParameterMode::FuncParamOut | protobuf::FunctionParameterMode::FuncParamTable)
+                    Some(
+                        protobuf::FunctionParameterMode::FuncParamOut | protobuf::FunctionParameterMode::FuncParamTable
+                    )
                 ) {
                     None
                 } else {
@@ -598,12 +604,7 @@ pub(crate) fn type_name(t: &protobuf::TypeName) -> TypeName {
             _ => None,
         })
         .collect();
-    TypeName {
-        schema: if builtin { None } else { schema },
-        name,
-        mods,
-        array_dims: t.array_bounds.len(),
-    }
+    TypeName { schema: if builtin { None } else { schema }, name, mods, array_dims: t.array_bounds.len() }
 }
 
 fn canonical_type(name: &str) -> String {
@@ -627,7 +628,9 @@ fn canonical_type(name: &str) -> String {
 
 /// Summarise an expression node.
 pub(crate) fn expr(node: &Node) -> Expr {
-    let Some(n) = node.node.as_ref() else { return Expr::constant("NULL") };
+    let Some(n) = node.node.as_ref() else {
+        return Expr::constant("NULL");
+    };
     let is_null = matches!(n, NodeEnum::AConst(c) if c.isnull);
     Expr {
         text: expr_text(node),
@@ -698,7 +701,12 @@ fn calls_in(n: &NodeEnum) -> Vec<String> {
 
 /// Deparse an expression by wrapping it in `SELECT`.
 pub(crate) fn expr_text(node: &Node) -> String {
-    let target = protobuf::ResTarget { name: String::new(), indirection: vec![], val: Some(Box::new(node.clone())), location: 0 };
+    let target = protobuf::ResTarget {
+        name: String::new(),
+        indirection: vec![],
+        val: Some(Box::new(node.clone())),
+        location: 0,
+    };
     let select = protobuf::SelectStmt {
         target_list: vec![Node { node: Some(NodeEnum::ResTarget(Box::new(target))) }],
         op: protobuf::SetOperation::SetopNone as i32,

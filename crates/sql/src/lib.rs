@@ -6,11 +6,15 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod directives;
+pub mod lint;
 pub mod lock;
 pub mod model;
 pub mod parse;
 pub mod quote;
+pub mod risk;
 pub mod span;
+pub mod volatility;
 
 pub use lock::LockMode;
 pub use model::{QualName, Statement, StmtKind};

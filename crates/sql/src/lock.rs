@@ -5,6 +5,8 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::model::{AlterAction, ConstraintKind, ObjectKind, QualName, StmtKind};
+
 /// A table-level lock mode, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockMode {
@@ -154,8 +156,14 @@ mod tests {
         (RowExclusive, &[Share, ShareRowExclusive, Exclusive, AccessExclusive]),
         (ShareUpdateExclusive, &[ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
         (Share, &[RowExclusive, ShareUpdateExclusive, ShareRowExclusive, Exclusive, AccessExclusive]),
-        (ShareRowExclusive, &[RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
-        (Exclusive, &[RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (
+            ShareRowExclusive,
+            &[RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
+        ),
+        (
+            Exclusive,
+            &[RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
+        ),
         (AccessExclusive, &ALL_MODES),
     ];
 
@@ -163,11 +171,7 @@ mod tests {
     fn conflict_table_matches_postgres_docs() {
         for (mode, conflicts) in TABLE {
             for other in ALL_MODES {
-                assert_eq!(
-                    mode.conflicts_with(other),
-                    conflicts.contains(&other),
-                    "{mode:?} vs {other:?}"
-                );
+                assert_eq!(mode.conflicts_with(other), conflicts.contains(&other), "{mode:?} vs {other:?}");
             }
         }
     }
@@ -181,4 +185,116 @@ mod tests {
         assert_eq!("ShareLock".parse::<LockMode>().unwrap(), Share);
         assert_eq!("access exclusive".parse::<LockMode>().unwrap(), AccessExclusive);
     }
+}
+
+/// The table-level locks a statement takes, predicted from its kind: `(relation, mode)`.
+/// `index_table` maps an index name to its table (DROP INDEX locks the table).
+pub fn statement_locks(
+    kind: &StmtKind,
+    index_table: &dyn Fn(&QualName) -> Option<QualName>,
+) -> Vec<(QualName, LockMode)> {
+    use LockMode::*;
+    let mut out: Vec<(QualName, LockMode)> = Vec::new();
+    let mut take = |q: &QualName, m: LockMode| {
+        if let Some(e) = out.iter_mut().find(|(t, _)| t == q) {
+            e.1 = e.1.max(m);
+        } else {
+            out.push((q.clone(), m));
+        }
+    };
+    match kind {
+        StmtKind::CreateTable { columns, constraints, partition_of, .. } => {
+            for c in constraints.iter().chain(columns.iter().flat_map(|c| c.constraints.iter())) {
+                if let ConstraintKind::ForeignKey { references, .. } = &c.kind {
+                    take(references, ShareRowExclusive);
+                }
+            }
+            if let Some(p) = partition_of {
+                take(p, AccessExclusive);
+            }
+        }
+        StmtKind::AlterTable { table, actions, .. } => {
+            for a in actions {
+                let mode = match a {
+                    AlterAction::AddConstraint(c) => match &c.kind {
+                        ConstraintKind::ForeignKey { references, .. } => {
+                            take(references, ShareRowExclusive);
+                            ShareRowExclusive
+                        }
+                        _ => AccessExclusive,
+                    },
+                    AlterAction::ValidateConstraint { .. } => ShareUpdateExclusive,
+                    AlterAction::Trigger { .. } => ShareRowExclusive,
+                    AlterAction::AttachPartition { partition } => {
+                        take(partition, AccessExclusive);
+                        ShareUpdateExclusive
+                    }
+                    AlterAction::DetachPartition { partition, concurrently } => {
+                        if *concurrently {
+                            ShareUpdateExclusive
+                        } else {
+                            take(partition, AccessExclusive);
+                            AccessExclusive
+                        }
+                    }
+                    AlterAction::Other { tag }
+                        if matches!(
+                            tag.as_str(),
+                            "AtSetStatistics" | "AtClusterOn" | "AtDropCluster" | "AtSetOptions" | "AtResetOptions"
+                        ) =>
+                    {
+                        ShareUpdateExclusive
+                    }
+                    _ => AccessExclusive,
+                };
+                take(table, mode);
+            }
+        }
+        StmtKind::CreateIndex { table, concurrently, .. } => {
+            take(table, if *concurrently { ShareUpdateExclusive } else { Share })
+        }
+        StmtKind::Drop { kind: ObjectKind::Index, names, concurrently, .. } => {
+            for n in names {
+                let t = index_table(n).unwrap_or_else(|| n.clone());
+                take(&t, if *concurrently { ShareUpdateExclusive } else { AccessExclusive });
+            }
+        }
+        StmtKind::Drop {
+            kind: ObjectKind::Table | ObjectKind::View | ObjectKind::MatView | ObjectKind::Sequence,
+            names,
+            ..
+        } => {
+            for n in names {
+                take(n, AccessExclusive);
+            }
+        }
+        StmtKind::Reindex { target: ObjectKind::Table, name, concurrently } => {
+            take(name, if *concurrently { ShareUpdateExclusive } else { Share })
+        }
+        StmtKind::Reindex { target: ObjectKind::Index, name, concurrently } => {
+            let t = index_table(name).unwrap_or_else(|| name.clone());
+            take(&t, if *concurrently { ShareUpdateExclusive } else { Share })
+        }
+        StmtKind::Rename { kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::View, object, .. } => {
+            take(object, AccessExclusive)
+        }
+        StmtKind::Truncate { tables, .. } => tables.iter().for_each(|t| take(t, AccessExclusive)),
+        StmtKind::Delete { table, .. } | StmtKind::Update { table, .. } | StmtKind::Insert { table, .. } => {
+            take(table, RowExclusive)
+        }
+        StmtKind::Copy { table: Some(t), from: true } => take(t, RowExclusive),
+        StmtKind::Vacuum { full, tables, .. } => {
+            let mode = if *full { AccessExclusive } else { ShareUpdateExclusive };
+            tables.iter().for_each(|t| take(t, mode));
+        }
+        StmtKind::Cluster { table: Some(t) } => take(t, AccessExclusive),
+        StmtKind::RefreshMatView { view, concurrently, .. } => {
+            take(view, if *concurrently { Exclusive } else { AccessExclusive })
+        }
+        StmtKind::Lock { tables, mode } => tables.iter().for_each(|t| take(t, *mode)),
+        StmtKind::CreateTrigger { table, .. } => take(table, ShareRowExclusive),
+        StmtKind::CreatePolicy { table, .. } | StmtKind::AlterPolicy { table, .. } => take(table, AccessExclusive),
+        _ => {}
+    }
+    out
 }

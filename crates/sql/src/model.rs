@@ -30,10 +30,7 @@ impl QualName {
 
     /// The name with `public` as the schema when none is given (the default search_path).
     pub fn resolved(&self) -> QualName {
-        QualName {
-            schema: Some(self.schema.clone().unwrap_or_else(|| "public".into())),
-            name: self.name.clone(),
-        }
+        QualName { schema: Some(self.schema.clone().unwrap_or_else(|| "public".into())), name: self.name.clone() }
     }
 
     /// The SQL spelling, identifiers quoted where PostgreSQL needs it.
@@ -69,6 +66,36 @@ impl TypeName {
     /// True for `serial`, `bigserial`, `smallserial` and their aliases.
     pub fn is_serial(&self) -> bool {
         matches!(self.name.as_str(), "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2")
+    }
+
+    /// Whether changing `old` to `new` needs neither a rewrite nor a scan.
+    pub fn binary_compatible_to(&self, new: &TypeName) -> bool {
+        let old = self;
+        if old.array_dims != new.array_dims || old.schema != new.schema {
+            return false;
+        }
+        if old.name == new.name && old.mods == new.mods {
+            return true;
+        }
+        let widens = |o: &[i64], n: &[i64]| match (o.first(), n.first()) {
+            (_, None) => true,
+            (Some(a), Some(b)) => b >= a,
+            (None, Some(_)) => false,
+        };
+        match (old.name.as_str(), new.name.as_str()) {
+            ("varchar", "varchar") => widens(&old.mods, &new.mods),
+            ("varchar", "text") => true,
+            ("text", "varchar") => new.mods.is_empty(),
+            ("varbit", "varbit") => widens(&old.mods, &new.mods),
+            ("cidr", "inet") => true,
+            ("numeric", "numeric") => match (old.mods.as_slice(), new.mods.as_slice()) {
+                (_, []) => true,
+                ([p1], [p2]) | ([p1, 0], [p2]) | ([p1], [p2, 0]) => p2 >= p1,
+                ([p1, s1], [p2, s2]) => s1 == s2 && p2 >= p1,
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     /// The SQL spelling of the type.
@@ -337,8 +364,18 @@ pub enum StmtKind {
         unlogged: bool,
         temporary: bool,
     },
-    CreateTableAs { table: QualName, materialized: bool, with_data: bool, if_not_exists: bool },
-    AlterTable { table: QualName, relkind: RelKind, if_exists: bool, actions: Vec<AlterAction> },
+    CreateTableAs {
+        table: QualName,
+        materialized: bool,
+        with_data: bool,
+        if_not_exists: bool,
+    },
+    AlterTable {
+        table: QualName,
+        relkind: RelKind,
+        if_exists: bool,
+        actions: Vec<AlterAction>,
+    },
     CreateIndex {
         name: Option<String>,
         table: QualName,
@@ -349,42 +386,152 @@ pub enum StmtKind {
         partial: bool,
         method: String,
     },
-    Drop { kind: ObjectKind, names: Vec<QualName>, concurrently: bool, if_exists: bool, cascade: bool },
-    Reindex { target: ObjectKind, name: QualName, concurrently: bool },
-    Rename { kind: ObjectKind, object: QualName, column: Option<String>, new_name: String },
-    AlterSchema { kind: ObjectKind, object: QualName, new_schema: String },
-    Truncate { tables: Vec<QualName>, cascade: bool },
-    Delete { table: QualName, has_where: bool },
-    Update { table: QualName, has_where: bool, columns: Vec<String> },
-    Insert { table: QualName, from_select: bool },
-    Copy { table: Option<QualName>, from: bool },
-    Select { calls: Vec<String>, has_into: bool },
-    Vacuum { full: bool, analyze_only: bool, tables: Vec<QualName> },
-    Cluster { table: Option<QualName> },
-    RefreshMatView { view: QualName, concurrently: bool, with_data: bool },
-    Lock { tables: Vec<QualName>, mode: LockMode },
+    Drop {
+        kind: ObjectKind,
+        names: Vec<QualName>,
+        concurrently: bool,
+        if_exists: bool,
+        cascade: bool,
+    },
+    Reindex {
+        target: ObjectKind,
+        name: QualName,
+        concurrently: bool,
+    },
+    Rename {
+        kind: ObjectKind,
+        object: QualName,
+        column: Option<String>,
+        new_name: String,
+    },
+    AlterSchema {
+        kind: ObjectKind,
+        object: QualName,
+        new_schema: String,
+    },
+    Truncate {
+        tables: Vec<QualName>,
+        cascade: bool,
+    },
+    Delete {
+        table: QualName,
+        has_where: bool,
+    },
+    Update {
+        table: QualName,
+        has_where: bool,
+        assignments: Vec<(String, String)>,
+    },
+    Insert {
+        table: QualName,
+        from_select: bool,
+    },
+    Copy {
+        table: Option<QualName>,
+        from: bool,
+    },
+    Select {
+        calls: Vec<String>,
+        has_into: bool,
+    },
+    Vacuum {
+        full: bool,
+        analyze_only: bool,
+        tables: Vec<QualName>,
+    },
+    Cluster {
+        table: Option<QualName>,
+    },
+    RefreshMatView {
+        view: QualName,
+        concurrently: bool,
+        with_data: bool,
+    },
+    Lock {
+        tables: Vec<QualName>,
+        mode: LockMode,
+    },
     Transaction(TxControl),
-    CreateView { view: QualName, replace: bool },
-    CreateFunction { name: QualName, arg_types: Vec<String>, replace: bool, procedure: bool, volatile: bool },
-    CreateTrigger { name: String, table: QualName, replace: bool, function: QualName },
-    CreateSchema { name: String, if_not_exists: bool },
-    CreateSequence { name: QualName, if_not_exists: bool },
-    AlterSequence { name: QualName },
-    CreateType { name: QualName, enum_labels: Option<Vec<String>> },
-    AlterEnum { name: QualName, add_value: Option<String>, rename_value: Option<(String, String)>, if_not_exists: bool },
-    CreateDomain { name: QualName },
-    AlterDomain { name: QualName, adds_constraint: bool, not_valid: bool },
-    CreateExtension { name: String, if_not_exists: bool },
-    AlterExtension { name: String },
-    Comment { kind: ObjectKind, object: String, text: Option<String> },
-    Grant { grant: bool },
-    CreatePolicy { name: String, table: QualName },
-    AlterPolicy { name: String, table: QualName },
-    Set { name: String, value: Option<String>, local: bool },
+    CreateView {
+        view: QualName,
+        replace: bool,
+    },
+    CreateFunction {
+        name: QualName,
+        arg_types: Vec<String>,
+        replace: bool,
+        procedure: bool,
+        volatile: bool,
+    },
+    CreateTrigger {
+        name: String,
+        table: QualName,
+        replace: bool,
+        function: QualName,
+    },
+    CreateSchema {
+        name: String,
+        if_not_exists: bool,
+    },
+    CreateSequence {
+        name: QualName,
+        if_not_exists: bool,
+    },
+    AlterSequence {
+        name: QualName,
+    },
+    CreateType {
+        name: QualName,
+        enum_labels: Option<Vec<String>>,
+    },
+    AlterEnum {
+        name: QualName,
+        add_value: Option<String>,
+        rename_value: Option<(String, String)>,
+        if_not_exists: bool,
+    },
+    CreateDomain {
+        name: QualName,
+    },
+    AlterDomain {
+        name: QualName,
+        adds_constraint: bool,
+        not_valid: bool,
+    },
+    CreateExtension {
+        name: String,
+        if_not_exists: bool,
+    },
+    AlterExtension {
+        name: String,
+    },
+    Comment {
+        kind: ObjectKind,
+        object: String,
+        text: Option<String>,
+    },
+    Grant {
+        grant: bool,
+    },
+    CreatePolicy {
+        name: String,
+        table: QualName,
+    },
+    AlterPolicy {
+        name: String,
+        table: QualName,
+    },
+    Set {
+        name: String,
+        value: Option<String>,
+        local: bool,
+    },
     Do,
     CreateDatabase,
     AlterSystem,
-    Other { tag: String },
+    Other {
+        tag: String,
+    },
 }
 
 /// One parsed statement of a migration file.
@@ -418,11 +565,13 @@ impl Statement {
                 *concurrently || matches!(target, ObjectKind::Schema | ObjectKind::Database)
             }
             StmtKind::Vacuum { analyze_only, .. } => !analyze_only,
-            StmtKind::AlterTable { actions, .. } => actions
-                .iter()
-                .any(|a| matches!(a, AlterAction::DetachPartition { concurrently: true, .. })),
+            StmtKind::AlterTable { actions, .. } => {
+                actions.iter().any(|a| matches!(a, AlterAction::DetachPartition { concurrently: true, .. }))
+            }
             StmtKind::CreateDatabase | StmtKind::AlterSystem => true,
-            StmtKind::Other { tag } => matches!(tag.as_str(), "DROP DATABASE" | "CREATE TABLESPACE" | "DROP TABLESPACE"),
+            StmtKind::Other { tag } => {
+                matches!(tag.as_str(), "DROP DATABASE" | "CREATE TABLESPACE" | "DROP TABLESPACE")
+            }
             _ => false,
         }
     }

@@ -119,7 +119,9 @@ fn push_statements(
     tree: &protobuf::ParseResult,
 ) {
     for raw in &tree.stmts {
-        let Some(node) = raw.stmt.as_deref() else { continue };
+        let Some(node) = raw.stmt.as_deref() else {
+            continue;
+        };
         let loc = raw.stmt_location.max(0) as usize;
         let end = if raw.stmt_len == 0 { source.len() } else { loc + raw.stmt_len as usize };
         // stmt_location may include leading whitespace and comments: start at the first token.

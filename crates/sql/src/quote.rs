@@ -14,7 +14,9 @@ pub fn quote_ident(ident: &str) -> String {
 
 fn is_plain_identifier(ident: &str) -> bool {
     let mut chars = ident.chars();
-    let Some(first) = chars.next() else { return false };
+    let Some(first) = chars.next() else {
+        return false;
+    };
     if !(first.is_ascii_lowercase() || first == '_') {
         return false;
     }

@@ -1,0 +1,251 @@
+//! ADD COLUMN forms that make PostgreSQL rewrite the whole table under ACCESS EXCLUSIVE:
+//! volatile defaults, serial and identity columns, STORED generated columns.
+
+use super::{table_actions, violation, Cx, Violation};
+use crate::model::{AlterAction, ColumnDef, Expr, Generated, QualName};
+use crate::quote_ident;
+use crate::volatility::builtin_volatile;
+
+/// The existing-table columns this statement adds.
+fn added_columns<'a>(cx: &'a Cx) -> Option<(&'a QualName, Vec<&'a ColumnDef>)> {
+    let (table, actions) = table_actions(cx)?;
+    if !cx.existing(table) {
+        return None;
+    }
+    let cols = actions
+        .iter()
+        .filter_map(|a| match a {
+            AlterAction::AddColumn { column, .. } => Some(column),
+            _ => None,
+        })
+        .collect();
+    Some((table, cols))
+}
+
+fn rewrite_message(cx: &Cx, table: &QualName, why: &str) -> String {
+    format!(
+        "{why}: PostgreSQL rewrites every row of {} and rebuilds its indexes while holding an ACCESS EXCLUSIVE \
+         lock, so every query on the table, SELECT included, is blocked for time proportional to its size",
+        cx.sized(table)
+    )
+}
+
+/// Functions in `e` that are volatile (`Some(true)`), all known and not (`Some(false)`), or
+/// unknown (`None`), with the names that decided it.
+fn volatility(cx: &Cx, e: &Expr) -> (Option<bool>, Vec<String>) {
+    let mut unknown = Vec::new();
+    for f in &e.calls {
+        let v = cx.schema.function_volatile(f).or_else(|| builtin_volatile(f));
+        match v {
+            Some(true) => return (Some(true), vec![f.clone()]),
+            Some(false) => {}
+            None => unknown.push(f.clone()),
+        }
+    }
+    if unknown.is_empty() {
+        (Some(false), vec![])
+    } else {
+        (None, unknown)
+    }
+}
+
+fn backfill_recipe(table: &QualName, c: &ColumnDef, expr: &str) -> String {
+    let t = table.sql();
+    let n = quote_ident(&c.name);
+    format!(
+        "add the column without the default, set the default for new rows only, then backfill existing rows in \
+         batches:\n  ALTER TABLE {t} ADD COLUMN {n} {ty};\n  ALTER TABLE {t} ALTER COLUMN {n} SET DEFAULT {expr};\n  \
+         -- then: migsafe backfill --table {tn} --set \"{cn} = {expr}\" --where \"{cn} IS NULL\"",
+        ty = c.type_name.sql(),
+        tn = table,
+        cn = n
+    )
+}
+
+pub(crate) fn volatile_default(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, cols)) = added_columns(cx) else {
+        return;
+    };
+    for c in cols {
+        let Some(d) = &c.default else { continue };
+        if d.is_null || c.type_name.is_serial() {
+            continue;
+        }
+        if cx.opts.pg_version < 11 {
+            out.push(violation(
+                rewrite_message(
+                    cx,
+                    table,
+                    &format!("before PostgreSQL 11, ADD COLUMN {} with any DEFAULT fills every row", c.name),
+                ),
+                backfill_recipe(table, c, &d.text),
+            ));
+            continue;
+        }
+        if let (Some(true), f) = volatility(cx, d) {
+            out.push(violation(
+                rewrite_message(
+                    cx,
+                    table,
+                    &format!(
+                        "the default of {} calls {}(), which is volatile, so every existing row needs its own value",
+                        c.name, f[0]
+                    ),
+                ),
+                backfill_recipe(table, c, &d.text),
+            ));
+        }
+    }
+}
+
+pub(crate) fn unknown_default(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, cols)) = added_columns(cx) else {
+        return;
+    };
+    if cx.opts.pg_version < 11 {
+        return;
+    }
+    for c in cols {
+        let Some(d) = &c.default else { continue };
+        if let (None, fs) = volatility(cx, d) {
+            out.push(violation(
+                format!(
+                    "the default of {} calls {}, which this migration set does not define: if it is VOLATILE (the \
+                     default for CREATE FUNCTION), adding the column rewrites {} under ACCESS EXCLUSIVE",
+                    c.name,
+                    fs.iter().map(|f| format!("{f}()")).collect::<Vec<_>>().join(", "),
+                    cx.sized(table)
+                ),
+                format!("check with: SELECT proname, provolatile FROM pg_proc WHERE proname = '{}'; ('v' = volatile)\nif volatile:\n{}", fs[0], backfill_recipe(table, c, &d.text)),
+            ));
+        }
+    }
+}
+
+fn new_key_recipe(table: &QualName, c: &ColumnDef) -> String {
+    let t = table.sql();
+    let n = quote_ident(&c.name);
+    format!(
+        "add a plain nullable bigint column, backfill it in batches, then attach the identity (no rewrite):\n  \
+         ALTER TABLE {t} ADD COLUMN {n} bigint;\n  -- migsafe backfill --table {table} --set \"{n} = <value>\" \
+         --where \"{n} IS NULL\"\n  ALTER TABLE {t} ALTER COLUMN {n} ADD GENERATED BY DEFAULT AS IDENTITY;\n  \
+         -- then restart the identity above max({n}) and make it NOT NULL with a validated CHECK"
+    )
+}
+
+pub(crate) fn serial(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, cols)) = added_columns(cx) else {
+        return;
+    };
+    for c in cols.into_iter().filter(|c| c.type_name.is_serial()) {
+        out.push(violation(
+            rewrite_message(
+                cx,
+                table,
+                &format!("{} {} is filled from nextval() for every existing row", c.name, c.type_name.name),
+            ),
+            new_key_recipe(table, c),
+        ));
+    }
+}
+
+pub(crate) fn identity(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, cols)) = added_columns(cx) else {
+        return;
+    };
+    for c in cols.into_iter().filter(|c| c.identity) {
+        out.push(violation(
+            rewrite_message(cx, table, &format!("identity column {} is filled for every existing row", c.name)),
+            new_key_recipe(table, c),
+        ));
+    }
+}
+
+pub(crate) fn generated_stored(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, cols)) = added_columns(cx) else {
+        return;
+    };
+    for c in cols.into_iter().filter(|c| c.generated == Some(Generated::Stored)) {
+        let help = if cx.opts.pg_version >= 18 {
+            "PostgreSQL 18: a VIRTUAL generated column is computed on read and needs no rewrite:\n  \
+             ... GENERATED ALWAYS AS (...) VIRTUAL"
+                .to_string()
+        } else {
+            "add a plain column kept up to date by a trigger, and backfill existing rows in batches (migsafe \
+             backfill)"
+                .to_string()
+        };
+        out.push(violation(
+            rewrite_message(
+                cx,
+                table,
+                &format!("STORED generated column {} is computed for every existing row", c.name),
+            ),
+            help,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::testing::*;
+    use crate::lint::LintOptions;
+
+    #[test]
+    fn volatile_defaults_rewrite() {
+        let f = lint("ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();");
+        assert_eq!(ids(&f), vec!["add-column-volatile-default"]);
+        assert!(f[0].message.contains("gen_random_uuid"));
+        assert!(f[0].help.contains("SET DEFAULT gen_random_uuid()"), "{}", f[0].help);
+        assert!(flags("ALTER TABLE users ADD COLUMN r float8 DEFAULT random();", "add-column-volatile-default"));
+        assert!(flags(
+            "ALTER TABLE users ADD COLUMN t timestamptz DEFAULT clock_timestamp();",
+            "add-column-volatile-default"
+        ));
+    }
+
+    #[test]
+    fn stable_and_constant_defaults_are_fast() {
+        assert!(lint("ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();").is_empty());
+        assert!(lint("ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT CURRENT_TIMESTAMP;").is_empty());
+        assert!(lint("ALTER TABLE users ADD COLUMN feature_enabled boolean NULL DEFAULT false;").is_empty());
+        assert!(lint("ALTER TABLE users ADD COLUMN tags text[] DEFAULT '{}'::text[];").is_empty());
+    }
+
+    #[test]
+    fn any_default_rewrites_before_11() {
+        let f = lint_with(
+            "ALTER TABLE users ADD COLUMN a int DEFAULT 0;",
+            LintOptions { pg_version: 10, ..Default::default() },
+        );
+        assert_eq!(ids(&f), vec!["add-column-volatile-default"]);
+    }
+
+    #[test]
+    fn user_functions() {
+        // Declared in the set: volatility known.
+        let f = lint("CREATE FUNCTION mk() RETURNS int LANGUAGE sql IMMUTABLE AS 'select 1';\nALTER TABLE users ADD COLUMN a int DEFAULT mk();");
+        assert!(f.is_empty(), "{f:?}");
+        let f = lint("CREATE FUNCTION mk() RETURNS int LANGUAGE sql AS 'select 1';\nALTER TABLE users ADD COLUMN a int DEFAULT mk();");
+        assert_eq!(ids(&f), vec!["add-column-volatile-default"]);
+        // Unknown: said, as info.
+        assert_eq!(
+            ids(&lint("ALTER TABLE users ADD COLUMN a int DEFAULT other_fn();")),
+            vec!["add-column-default-unknown-volatility"]
+        );
+    }
+
+    #[test]
+    fn serial_identity_generated() {
+        assert_eq!(ids(&lint("ALTER TABLE users ADD COLUMN n bigserial;")), vec!["add-column-serial"]);
+        assert_eq!(
+            ids(&lint("ALTER TABLE users ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY;")),
+            vec!["add-column-identity"]
+        );
+        assert_eq!(
+            ids(&lint("ALTER TABLE users ADD COLUMN l int GENERATED ALWAYS AS (length(name)) STORED;")),
+            vec!["add-column-generated-stored"]
+        );
+        assert!(!flags("CREATE TABLE t (id bigint); ALTER TABLE t ADD COLUMN n bigserial;", "add-column-serial"));
+    }
+}

@@ -1,0 +1,113 @@
+//! ALTER COLUMN … TYPE: a rewrite under ACCESS EXCLUSIVE unless PostgreSQL can skip it
+//! (binary-compatible changes such as widening varchar, varchar to text, widening numeric).
+
+use super::{table_actions, violation, Cx, Violation};
+use crate::model::AlterAction;
+use crate::quote_ident;
+
+pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, actions)) = table_actions(cx) else {
+        return;
+    };
+    if !cx.existing(table) {
+        return;
+    }
+    for a in actions {
+        let AlterAction::AlterType { column, new_type, using, .. } = a else {
+            continue;
+        };
+        let old = cx.schema.table(table).and_then(|t| t.column(column)).map(|c| c.type_name.clone());
+        if using.is_none() && old.as_ref().is_some_and(|o| o.binary_compatible_to(new_type)) {
+            continue;
+        }
+        let from = match &old {
+            Some(o) => format!("from {} to {}", o.sql(), new_type.sql()),
+            None => format!(
+                "to {} (its current type is not known from the migrations: the rewrite is skipped \
+                             only for binary-compatible changes such as widening varchar or varchar to text)",
+                new_type.sql()
+            ),
+        };
+        let t = table.sql();
+        let c = quote_ident(column);
+        let tmp = quote_ident(&format!("{column}_new"));
+        out.push(violation(
+            format!(
+                "changing {}.{} {} rewrites every row and rebuilds every index of the table while holding an ACCESS \
+                 EXCLUSIVE lock: all queries on it are blocked for time proportional to its size, and application \
+                 code written for the old type may break",
+                cx.sized(table),
+                c,
+                from
+            ),
+            format!(
+                "change it in phases: add a new column, keep both written, backfill, switch reads, drop the old:\n  \
+                 ALTER TABLE {t} ADD COLUMN {tmp} {ty};\n  -- deploy code that writes both columns (or a trigger)\n  \
+                 -- migsafe backfill --table {table} --set \"{tmp} = {c}::{ty}\" --where \"{tmp} IS NULL\"\n  \
+                 -- deploy code that reads {tmp}; then, in a later migration:\n  ALTER TABLE {t} DROP COLUMN {c};\n  \
+                 ALTER TABLE {t} RENAME COLUMN {tmp} TO {c};",
+                ty = new_type.sql()
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::testing::*;
+
+    #[test]
+    fn type_change_on_unknown_column_is_flagged() {
+        let f = lint("ALTER TABLE users ALTER COLUMN id TYPE bigint;");
+        assert_eq!(ids(&f), vec!["alter-column-type"]);
+        assert!(f[0].message.contains("ACCESS EXCLUSIVE"));
+    }
+
+    #[test]
+    fn binary_compatible_changes_are_known_safe() {
+        let safe = [
+            ("varchar(50)", "varchar(100)"),
+            ("varchar(50)", "text"),
+            ("varchar(50)", "varchar"),
+            ("text", "varchar"),
+            ("numeric(10,2)", "numeric(12,2)"),
+            ("numeric(10,2)", "numeric"),
+            ("cidr", "inet"),
+        ];
+        for (old, new) in safe {
+            let f = lint_set(&[
+                &format!("CREATE TABLE t (c {old});"),
+                &format!("ALTER TABLE t ALTER COLUMN c TYPE {new};"),
+            ]);
+            assert!(f[1].is_empty(), "{old} -> {new}: {:?}", f[1]);
+        }
+    }
+
+    #[test]
+    fn rewriting_changes_are_flagged() {
+        let bad = [
+            ("varchar(100)", "varchar(50)"),
+            ("int", "bigint"),
+            ("numeric(10,2)", "numeric(12,4)"),
+            ("text", "varchar(20)"),
+            ("timestamp", "timestamptz"),
+            ("char(5)", "char(10)"),
+        ];
+        for (old, new) in bad {
+            let f = lint_set(&[
+                &format!("CREATE TABLE t (c {old});"),
+                &format!("ALTER TABLE t ALTER COLUMN c TYPE {new};"),
+            ]);
+            assert!(ids(&f[1]).contains(&"alter-column-type"), "{old} -> {new}: {:?}", f[1]);
+        }
+    }
+
+    #[test]
+    fn using_clause_always_rewrites() {
+        let f = lint_set(&[
+            "CREATE TABLE t (c varchar(5));",
+            "ALTER TABLE t ALTER COLUMN c TYPE varchar(9) USING c || '';",
+        ]);
+        assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
+    }
+}

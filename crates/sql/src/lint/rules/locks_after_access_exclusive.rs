@@ -1,0 +1,64 @@
+//! Statements that take further locks while the transaction already holds ACCESS EXCLUSIVE
+//! on an existing table: that table stays blocked while they wait and run.
+
+use super::{violation, Cx, Violation};
+use crate::lock::statement_locks;
+
+pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((held, at)) = &cx.tx.access_exclusive else {
+        return;
+    };
+    if cx.stmt.is_control() {
+        return;
+    }
+    let lookup = |i: &crate::QualName| cx.schema.index_table(i).cloned();
+    let others: Vec<_> = statement_locks(&cx.stmt.kind, &lookup)
+        .into_iter()
+        .filter(|(t, _)| cx.existing(t) && &cx.schema.resolve(t) != held)
+        .collect();
+    let Some((other, mode)) = others.first() else {
+        return;
+    };
+    let line = cx.source[..cx.statements[*at].span.start].matches('\n').count() + 1;
+    out.push(violation(
+        format!(
+            "this statement takes a {mode} lock on {other} while the transaction still holds the ACCESS EXCLUSIVE lock \
+             on {held} taken at line {line}: every query on {held} stays blocked while this statement waits for its \
+             lock and runs, and two such migrations can deadlock"
+        ),
+        format!(
+            "split the migration so the ACCESS EXCLUSIVE step on {held} commits on its own, or do the work on \
+             {other} first"
+        ),
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::testing::*;
+
+    #[test]
+    fn locks_taken_while_access_exclusive_held() {
+        let f = lint("ALTER TABLE users DROP COLUMN legacy;\nALTER TABLE messages ADD COLUMN x int;");
+        assert!(ids(&f).contains(&"locks-after-access-exclusive"), "{f:?}");
+        let hit = f.iter().find(|f| f.rule == "locks-after-access-exclusive").unwrap();
+        assert_eq!(hit.line, 2);
+        assert!(hit.message.contains("line 1"));
+    }
+
+    #[test]
+    fn same_table_or_separate_transactions_are_fine() {
+        assert!(!flags(
+            "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users ADD COLUMN b int;",
+            "locks-after-access-exclusive"
+        ));
+        assert!(!flags(
+            "BEGIN; ALTER TABLE users ADD COLUMN a int; COMMIT;\nBEGIN; ALTER TABLE messages ADD COLUMN b int; COMMIT;",
+            "locks-after-access-exclusive"
+        ));
+        assert!(!flags(
+            "CREATE TABLE t (a int); ALTER TABLE t ADD COLUMN b int; ALTER TABLE messages ADD COLUMN c int;",
+            "locks-after-access-exclusive"
+        ));
+    }
+}

@@ -1,0 +1,217 @@
+//! The rules. Each lives in its own file as a small `check` function over the statement
+//! model, with its tests beside it; this registry is the only other place a rule is named.
+
+use super::{Cx, Severity, Violation};
+use crate::model::{AlterAction, QualName, RelKind, StmtKind};
+
+mod add_column_not_null;
+mod add_column_rewrite;
+mod alter_column_type;
+mod concurrently_in_transaction;
+mod constraint_validation;
+mod destructive;
+mod detach_partition;
+mod disable_trigger;
+mod domain_check;
+mod enum_value;
+mod exclude_constraint;
+mod index_concurrently;
+mod lock_table;
+mod locks_after_access_exclusive;
+mod non_transactional;
+mod rename;
+mod rewrites;
+mod set_not_null;
+mod style;
+mod transactions;
+mod unbatched_dml;
+mod unique_using_index;
+
+macro_rules! registry {
+    ($( $variant:ident = $id:literal, $severity:ident, $check:path, $summary:literal; )*) => {
+        /// Every lint rule. Ids are stable; they are what suppressions and settings name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum Rule { $( $variant, )* }
+
+        impl Rule {
+            /// All rules, in documentation order.
+            pub const ALL: &'static [Rule] = &[ $( Rule::$variant, )* ];
+
+            /// The rule's id, e.g. `index-not-concurrent`.
+            pub fn id(self) -> &'static str {
+                match self { $( Rule::$variant => $id, )* }
+            }
+
+            /// Its severity.
+            pub fn severity(self) -> Severity {
+                match self { $( Rule::$variant => Severity::$severity, )* }
+            }
+
+            /// One line saying what it catches.
+            pub fn summary(self) -> &'static str {
+                match self { $( Rule::$variant => $summary, )* }
+            }
+
+            pub(crate) fn check(self, cx: &Cx, out: &mut Vec<Violation>) {
+                match self { $( Rule::$variant => $check(cx, out), )* }
+            }
+        }
+    };
+}
+
+fn no_check(_: &Cx, _: &mut Vec<Violation>) {}
+
+registry! {
+    IndexNotConcurrent = "index-not-concurrent", Error, index_concurrently::create,
+        "CREATE INDEX without CONCURRENTLY on an existing table blocks writes for the whole build";
+    DropIndexNotConcurrent = "drop-index-not-concurrent", Warning, index_concurrently::drop,
+        "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table";
+    ReindexNotConcurrent = "reindex-not-concurrent", Error, index_concurrently::reindex,
+        "REINDEX without CONCURRENTLY blocks writes (and reads using the index) for the rebuild";
+    ConcurrentlyInTransaction = "concurrently-in-transaction", Error, concurrently_in_transaction::check,
+        "a statement that cannot run in a transaction block (CONCURRENTLY, VACUUM…) inside one fails";
+    ForeignKeyWithoutNotValid = "foreign-key-without-not-valid", Error, constraint_validation::foreign_key,
+        "ADD FOREIGN KEY without NOT VALID scans the table while blocking writes on both tables";
+    CheckWithoutNotValid = "check-without-not-valid", Error, constraint_validation::check,
+        "ADD CHECK without NOT VALID scans the table under ACCESS EXCLUSIVE";
+    ValidateInSameTransaction = "validate-in-same-transaction", Warning, constraint_validation::validate_same_tx,
+        "VALIDATE CONSTRAINT in the transaction that added it NOT VALID gains nothing";
+    SetNotNull = "set-not-null", Error, set_not_null::check,
+        "SET NOT NULL on an existing column scans the table under ACCESS EXCLUSIVE";
+    AddColumnNotNullWithoutDefault = "add-column-not-null-without-default", Error, add_column_not_null::check,
+        "ADD COLUMN … NOT NULL without a default fails on any table that has rows";
+    AddColumnVolatileDefault = "add-column-volatile-default", Error, add_column_rewrite::volatile_default,
+        "ADD COLUMN with a volatile default rewrites the table under ACCESS EXCLUSIVE";
+    AddColumnDefaultMaybeVolatile = "add-column-default-unknown-volatility", Info, add_column_rewrite::unknown_default,
+        "ADD COLUMN default calls a function whose volatility is unknown (volatile means a rewrite)";
+    AddColumnSerial = "add-column-serial", Error, add_column_rewrite::serial,
+        "adding a serial column rewrites the table to fill it";
+    AddColumnIdentity = "add-column-identity", Error, add_column_rewrite::identity,
+        "adding an identity column rewrites the table to fill it";
+    AddColumnGeneratedStored = "add-column-generated-stored", Error, add_column_rewrite::generated_stored,
+        "adding a STORED generated column rewrites the table";
+    AlterColumnType = "alter-column-type", Error, alter_column_type::check,
+        "changing a column's type rewrites the table, unless the change is binary-compatible";
+    UniqueWithoutUsingIndex = "unique-without-using-index", Error, unique_using_index::check,
+        "ADD UNIQUE / PRIMARY KEY builds its index under ACCESS EXCLUSIVE";
+    ExcludeConstraint = "exclude-constraint", Error, exclude_constraint::check,
+        "ADD EXCLUDE builds its index and checks every row under ACCESS EXCLUSIVE";
+    RenameColumn = "rename-column", Warning, rename::column,
+        "renaming a column breaks application instances still using the old name";
+    RenameTable = "rename-table", Warning, rename::table,
+        "renaming a table breaks application instances still using the old name";
+    DropColumn = "drop-column", Warning, destructive::drop_column,
+        "DROP COLUMN destroys data and breaks code that still uses the column";
+    DropTable = "drop-table", Warning, destructive::drop_table,
+        "DROP TABLE destroys data and breaks code that still uses the table";
+    DropSchema = "drop-schema", Warning, destructive::drop_schema,
+        "DROP SCHEMA destroys everything in it";
+    Truncate = "truncate", Warning, destructive::truncate,
+        "TRUNCATE removes every row under ACCESS EXCLUSIVE";
+    DeleteWithoutWhere = "delete-without-where", Warning, unbatched_dml::delete,
+        "DELETE without WHERE removes every row in one transaction";
+    UpdateWithoutWhere = "update-without-where", Warning, unbatched_dml::update,
+        "UPDATE without WHERE is an unbatched backfill of the whole table";
+    VacuumFull = "vacuum-full", Error, rewrites::vacuum_full,
+        "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE";
+    Cluster = "cluster", Error, rewrites::cluster,
+        "CLUSTER rewrites the table under ACCESS EXCLUSIVE";
+    RefreshMatviewNotConcurrent = "refresh-matview-not-concurrent", Error, rewrites::refresh_matview,
+        "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of the view";
+    SetLoggedUnlogged = "set-logged-unlogged", Error, rewrites::set_logged,
+        "SET LOGGED / SET UNLOGGED rewrites the table under ACCESS EXCLUSIVE";
+    TableRewrite = "table-rewrite", Error, rewrites::other_rewrites,
+        "SET TABLESPACE, SET ACCESS METHOD, SET EXPRESSION rewrite the table under ACCESS EXCLUSIVE";
+    LockTable = "lock-table", Warning, lock_table::check,
+        "LOCK TABLE holds a lock until the transaction ends";
+    DisableTrigger = "disable-trigger", Warning, disable_trigger::check,
+        "DISABLE TRIGGER stops triggers (ALL: foreign key checks) for every session";
+    DetachPartitionNotConcurrent = "detach-partition-not-concurrent", Warning, detach_partition::check,
+        "DETACH PARTITION without CONCURRENTLY takes ACCESS EXCLUSIVE on the partitioned table";
+    DomainCheckWithoutNotValid = "domain-check-without-not-valid", Warning, domain_check::check,
+        "ALTER DOMAIN ADD CHECK without NOT VALID scans every column of that domain";
+    EnumValueInTransaction = "enum-value-in-transaction", Error, enum_value::check,
+        "ALTER TYPE … ADD VALUE inside a transaction fails before PostgreSQL 12";
+    NestedTransaction = "nested-transaction", Error, transactions::nested,
+        "BEGIN inside an open transaction is ignored; the next COMMIT ends the outer one";
+    UnmatchedCommit = "unmatched-commit", Warning, transactions::unmatched,
+        "COMMIT or ROLLBACK with no transaction open: what came before was not atomic";
+    UnterminatedTransaction = "unterminated-transaction", Error, no_check,
+        "BEGIN without COMMIT: the migration ends with its transaction open";
+    LocksAfterAccessExclusive = "locks-after-access-exclusive", Warning, locks_after_access_exclusive::check,
+        "a statement takes more locks while ACCESS EXCLUSIVE on another table is held";
+    NonTransactionalMigration = "non-transactional-migration", Warning, non_transactional::check,
+        "a migration run statement by statement can be left half-applied";
+    PreferText = "prefer-text", Info, style::prefer_text,
+        "varchar(n) has no advantage over text; changing n later can rewrite";
+    PreferBigint = "prefer-bigint", Info, style::prefer_bigint,
+        "integer keys run out at 2^31; changing them later rewrites the table";
+    PreferTimestamptz = "prefer-timestamptz", Info, style::prefer_timestamptz,
+        "timestamp without time zone loses the offset";
+    PreferIdentity = "prefer-identity", Info, style::prefer_identity,
+        "serial is legacy; identity columns are the standard";
+}
+
+impl Rule {
+    /// The rule with this id.
+    pub fn from_id(id: &str) -> Option<Rule> {
+        Rule::ALL.iter().copied().find(|r| r.id() == id)
+    }
+}
+
+/// A violation with this message and help.
+pub(super) fn violation(message: impl Into<String>, help: impl Into<String>) -> Violation {
+    Violation { message: message.into(), help: help.into() }
+}
+
+/// The ALTER TABLE actions of the statement, when it alters a table.
+pub(super) fn table_actions<'a>(cx: &'a Cx) -> Option<(&'a QualName, &'a [AlterAction])> {
+    match &cx.stmt.kind {
+        StmtKind::AlterTable { table, relkind: RelKind::Table | RelKind::ForeignTable, actions, .. } => {
+            Some((table, actions.as_slice()))
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL's default name for a constraint: `table_col_suffix`, truncated as it does.
+pub(super) fn default_constraint_name(table: &str, columns: &[String], suffix: &str) -> String {
+    let mut base = table.to_string();
+    for c in columns {
+        base.push('_');
+        base.push_str(c);
+    }
+    let max = 63 - suffix.len() - 1;
+    if base.len() > max {
+        let mut cut = max;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base.truncate(cut);
+    }
+    format!("{base}_{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Rule::ALL {
+            assert!(seen.insert(r.id()), "duplicate {}", r.id());
+            assert!(r.id().chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", r.id());
+            assert_eq!(Rule::from_id(r.id()), Some(*r));
+            assert!(!r.summary().is_empty());
+        }
+    }
+
+    #[test]
+    fn constraint_names_follow_postgres() {
+        assert_eq!(default_constraint_name("messages", &["user_id".into()], "fkey"), "messages_user_id_fkey");
+        let long = "t".repeat(70);
+        assert_eq!(default_constraint_name(&long, &[], "check").len(), 63);
+    }
+}

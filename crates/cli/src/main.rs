@@ -1,1 +1,86 @@
-fn main() {}
+//! The `migsafe` command line: argument parsing, dispatch and exit codes. Every command's
+//! logic lives in the library crates; this binary only parses and prints.
+
+mod commands;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes (DESIGN.md): what happened, for scripts and CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success, nothing at or above the threshold.
+    Ok = 0,
+    /// Findings or failed checks at or above the threshold.
+    Findings = 1,
+    /// Usage or input error.
+    Input = 2,
+    /// Database or environment error.
+    Environment = 3,
+    /// An apply failed and was rolled back.
+    RolledBack = 4,
+    /// An apply failed and could not be rolled back: a human is needed.
+    NeedsHuman = 5,
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub exit: Exit,
+    /// What went wrong, with its causes.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// A bad-input failure.
+    pub fn input(e: impl Into<anyhow::Error>) -> Failure {
+        Failure { exit: Exit::Input, error: e.into() }
+    }
+
+    /// A database/environment failure.
+    pub fn environment(e: impl Into<anyhow::Error>) -> Failure {
+        Failure { exit: Exit::Environment, error: e.into() }
+    }
+}
+
+/// Result of a command: the exit code to use.
+pub type CmdResult = Result<Exit, Failure>;
+
+#[derive(Parser)]
+#[command(
+    name = "migsafe",
+    version,
+    about = "Make PostgreSQL schema migrations safe to run in production",
+    long_about = "migsafe lints migration SQL with PostgreSQL's own grammar, generates and proves rollbacks, \
+                  rehearses migrations on a throwaway database, verifies data integrity, backs up, and applies \
+                  migrations with lock timeouts, advisory locks and automatic rollback."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lint migration SQL: what is unsafe on a live database, why, and the safe way to do it.
+    Lint(commands::lint::LintArgs),
+    /// List every lint rule with its id, severity and what it catches.
+    Rules,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => commands::lint::run(args),
+        Command::Rules => commands::lint::rules(),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(f) => {
+            render::print_error(&f.error);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}

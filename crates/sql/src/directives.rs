@@ -29,9 +29,8 @@ impl Directives {
             };
             let body = body.trim();
             let lower = body.to_ascii_lowercase();
-            if lower == "migsafe:no-transaction" || lower == "no-transaction" {
-                d.no_transaction = true;
-            } else if lower.starts_with("migrate:") && lower.contains("transaction:false") {
+            let dbmate_off = lower.starts_with("migrate:") && lower.contains("transaction:false");
+            if lower == "migsafe:no-transaction" || lower == "no-transaction" || dbmate_off {
                 d.no_transaction = true;
             } else if let Some(v) = strip_key(body, "complexity:") {
                 d.complexity = Some(v.to_ascii_uppercase());

@@ -121,6 +121,15 @@ impl LockMode {
     }
 }
 
+/// "a" or "an" before the mode's SQL name.
+pub fn article(mode: LockMode) -> &'static str {
+    if matches!(mode, LockMode::AccessShare | LockMode::AccessExclusive | LockMode::Exclusive) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 impl fmt::Display for LockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.sql_name())
@@ -141,49 +150,6 @@ impl FromStr for LockMode {
             .copied()
             .find(|m| m.pg_name().eq_ignore_ascii_case(s) || m.sql_name().eq_ignore_ascii_case(s))
             .ok_or_else(|| format!("unknown lock mode {s:?}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use LockMode::*;
-
-    /// PostgreSQL's documented conflict table (Table 13.2), row by row.
-    const TABLE: [(LockMode, &[LockMode]); 8] = [
-        (AccessShare, &[AccessExclusive]),
-        (RowShare, &[Exclusive, AccessExclusive]),
-        (RowExclusive, &[Share, ShareRowExclusive, Exclusive, AccessExclusive]),
-        (ShareUpdateExclusive, &[ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
-        (Share, &[RowExclusive, ShareUpdateExclusive, ShareRowExclusive, Exclusive, AccessExclusive]),
-        (
-            ShareRowExclusive,
-            &[RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
-        ),
-        (
-            Exclusive,
-            &[RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
-        ),
-        (AccessExclusive, &ALL_MODES),
-    ];
-
-    #[test]
-    fn conflict_table_matches_postgres_docs() {
-        for (mode, conflicts) in TABLE {
-            for other in ALL_MODES {
-                assert_eq!(mode.conflicts_with(other), conflicts.contains(&other), "{mode:?} vs {other:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn what_modes_block() {
-        assert_eq!(AccessExclusive.blocks(), Blocks::ReadsAndWrites);
-        assert_eq!(Share.blocks(), Blocks::Writes);
-        assert_eq!(ShareRowExclusive.blocks(), Blocks::Writes);
-        assert_eq!(ShareUpdateExclusive.blocks(), Blocks::Nothing);
-        assert_eq!("ShareLock".parse::<LockMode>().unwrap(), Share);
-        assert_eq!("access exclusive".parse::<LockMode>().unwrap(), AccessExclusive);
     }
 }
 
@@ -297,4 +263,47 @@ pub fn statement_locks(
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use LockMode::*;
+
+    /// PostgreSQL's documented conflict table (Table 13.2), row by row.
+    const TABLE: [(LockMode, &[LockMode]); 8] = [
+        (AccessShare, &[AccessExclusive]),
+        (RowShare, &[Exclusive, AccessExclusive]),
+        (RowExclusive, &[Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (ShareUpdateExclusive, &[ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (Share, &[RowExclusive, ShareUpdateExclusive, ShareRowExclusive, Exclusive, AccessExclusive]),
+        (
+            ShareRowExclusive,
+            &[RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
+        ),
+        (
+            Exclusive,
+            &[RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive],
+        ),
+        (AccessExclusive, &ALL_MODES),
+    ];
+
+    #[test]
+    fn conflict_table_matches_postgres_docs() {
+        for (mode, conflicts) in TABLE {
+            for other in ALL_MODES {
+                assert_eq!(mode.conflicts_with(other), conflicts.contains(&other), "{mode:?} vs {other:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_modes_block() {
+        assert_eq!(AccessExclusive.blocks(), Blocks::ReadsAndWrites);
+        assert_eq!(Share.blocks(), Blocks::Writes);
+        assert_eq!(ShareRowExclusive.blocks(), Blocks::Writes);
+        assert_eq!(ShareUpdateExclusive.blocks(), Blocks::Nothing);
+        assert_eq!("ShareLock".parse::<LockMode>().unwrap(), Share);
+        assert_eq!("access exclusive".parse::<LockMode>().unwrap(), AccessExclusive);
+    }
 }

@@ -283,9 +283,12 @@ pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
             false,
             Some(table),
         ),
-        StmtKind::CreateFunction { name, replace: true, .. } => {
+        StmtKind::CreateFunction { name, replace: true, .. }
+            if cx.schema.function_volatile(&name.name.to_lowercase()).is_some() =>
+        {
             push(RiskLevel::Medium, format!("modifies function {name} (CREATE OR REPLACE)"), false, None)
         }
+        StmtKind::CreateFunction { name, .. } => push(RiskLevel::Low, format!("creates function {name}"), false, None),
         StmtKind::Vacuum { full: true, .. } | StmtKind::Cluster { .. } => {
             push(RiskLevel::High, format!("{} rewrites tables under ACCESS EXCLUSIVE", cx.stmt.tag), false, None)
         }

@@ -230,16 +230,14 @@ fn add_constraint(info: &mut TableInfo, c: &Constraint) {
 
 fn apply_action(info: &mut TableInfo, a: &AlterAction) {
     match a {
-        AlterAction::AddColumn { column, .. } => {
-            if info.column(&column.name).is_none() {
-                info.columns.push(ColumnInfo {
-                    name: column.name.clone(),
-                    type_name: column.type_name.clone(),
-                    not_null: column.not_null,
-                });
-                for c in &column.constraints {
-                    add_constraint(info, c);
-                }
+        AlterAction::AddColumn { column, .. } if info.column(&column.name).is_none() => {
+            info.columns.push(ColumnInfo {
+                name: column.name.clone(),
+                type_name: column.type_name.clone(),
+                not_null: column.not_null,
+            });
+            for c in &column.constraints {
+                add_constraint(info, c);
             }
         }
         AlterAction::DropColumn { column, .. } => {

@@ -58,7 +58,10 @@ pub struct TxTracker {
     /// Constraints added NOT VALID in the current transaction: (table, name).
     pub not_valid_added: Vec<(QualName, String)>,
     /// The first ACCESS EXCLUSIVE lock on an existing table held in the current transaction.
-    pub access_exclusive: Option<(QualName, usize)>,
+    /// (resolved name, name as written, statement index).
+    pub access_exclusive: Option<(QualName, QualName, usize)>,
+    /// Statements since that lock that took locks on other existing tables.
+    pub other_locks_after_access_exclusive: usize,
     /// Statements that began a transaction while one was open.
     pub nested_begin: bool,
     /// A COMMIT/ROLLBACK with no transaction open.
@@ -73,6 +76,7 @@ impl TxTracker {
             explicit_open: None,
             not_valid_added: Vec::new(),
             access_exclusive: None,
+            other_locks_after_access_exclusive: 0,
             nested_begin: false,
             unmatched_end: false,
         }
@@ -96,10 +100,8 @@ impl TxTracker {
                     self.reset();
                 }
             }
-            StmtKind::Transaction(TxControl::Commit | TxControl::Rollback) => {
-                if self.explicit_open.is_none() {
-                    self.unmatched_end = true;
-                }
+            StmtKind::Transaction(TxControl::Commit | TxControl::Rollback) if self.explicit_open.is_none() => {
+                self.unmatched_end = true;
             }
             _ => {}
         }
@@ -131,11 +133,18 @@ impl TxTracker {
                 }
             }
         }
-        if self.access_exclusive.is_none() {
-            let lookup = |i: &QualName| schema.index_table(i).cloned();
+        let lookup = |i: &QualName| schema.index_table(i).cloned();
+        if let Some((held, _, _)) = &self.access_exclusive {
+            let others = statement_locks(&stmt.kind, &lookup)
+                .into_iter()
+                .any(|(t, _)| !schema.is_new(&t) && &schema.resolve(&t) != held);
+            if others {
+                self.other_locks_after_access_exclusive += 1;
+            }
+        } else {
             for (table, mode) in statement_locks(&stmt.kind, &lookup) {
                 if mode == LockMode::AccessExclusive && !schema.is_new(&table) && !is_created_by(stmt, &table) {
-                    self.access_exclusive = Some((schema.resolve(&table), stmt.index));
+                    self.access_exclusive = Some((schema.resolve(&table), table.clone(), stmt.index));
                     break;
                 }
             }
@@ -145,6 +154,7 @@ impl TxTracker {
     fn reset(&mut self) {
         self.not_valid_added.clear();
         self.access_exclusive = None;
+        self.other_locks_after_access_exclusive = 0;
     }
 
     /// At the end of the file: a transaction still open is a finding on its BEGIN.

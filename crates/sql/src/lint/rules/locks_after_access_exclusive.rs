@@ -5,7 +5,11 @@ use super::{violation, Cx, Violation};
 use crate::lock::statement_locks;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((held, at)) = &cx.tx.access_exclusive else {
+    // Once per transaction: the first statement that does it.
+    if cx.tx.other_locks_after_access_exclusive > 0 {
+        return;
+    }
+    let Some((held, shown, at)) = &cx.tx.access_exclusive else {
         return;
     };
     if cx.stmt.is_control() {
@@ -22,13 +26,14 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     let line = cx.source[..cx.statements[*at].span.start].matches('\n').count() + 1;
     out.push(violation(
         format!(
-            "this statement takes a {mode} lock on {other} while the transaction still holds the ACCESS EXCLUSIVE lock \
-             on {held} taken at line {line}: every query on {held} stays blocked while this statement waits for its \
-             lock and runs, and two such migrations can deadlock"
+            "this statement takes {} {mode} lock on {other} while the transaction still holds the ACCESS EXCLUSIVE \
+             lock on {shown} taken at line {line}: every query on {shown} stays blocked while this (and any later) \
+             statement waits for its lock and runs, and two such migrations can deadlock",
+            crate::lock::article(*mode)
         ),
         format!(
-            "split the migration so the ACCESS EXCLUSIVE step on {held} commits on its own, or do the work on \
-             {other} first"
+            "split the migration so the ACCESS EXCLUSIVE step on {shown} commits on its own (one table per \
+             migration), or do the work on {other} first"
         ),
     ));
 }

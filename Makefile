@@ -1,0 +1,34 @@
+# migsafe: two commands do everything on a fresh Debian machine.
+#   make demo   build, then run migsafe on the bundled example migrations
+#   make test   formatting, clippy, and every test (database tests on PostgreSQL 15 and 18)
+CARGO ?= cargo
+DEMO_OUT ?= target/demo
+
+.PHONY: demo test setup-build setup-test build bench
+
+setup-build:
+	@scripts/setup.sh build
+
+setup-test:
+	@scripts/setup.sh test
+
+build: setup-build
+	$(CARGO) build --release -p migsafe
+
+demo: build
+	@mkdir -p $(DEMO_OUT)
+	./target/release/migsafe lint examples/nchat/migrations
+	@echo
+	@echo "== The same linter on examples/unsafe (each file shows one hazard):"
+	-./target/release/migsafe lint examples/unsafe/migrations --format markdown --output $(DEMO_OUT)/unsafe-lint.md
+	@echo "wrote $(DEMO_OUT)/unsafe-lint.md"
+
+test: setup-test
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+	@# The database suites again on PostgreSQL 18 (fetched into a cache on first use).
+	MIGSAFE_TEST_PG_BIN="$$(scripts/fetch-pg.sh 18)" $(CARGO) test --workspace --test 'db_*'
+
+bench: setup-test
+	$(CARGO) bench --workspace

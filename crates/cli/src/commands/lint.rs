@@ -1,0 +1,133 @@
+//! `migsafe lint` and `migsafe rules`.
+
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+
+use migsafe_engine::lint::{lint_inputs, LintInput};
+use migsafe_sql::lint::{LintOptions, Rule, Severity, DEFAULT_PG_VERSION};
+
+use crate::render;
+use crate::{CmdResult, Exit, Failure};
+
+/// Output formats of `lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// Grouped by file, with source snippets (colour on a terminal).
+    Human,
+    /// The documented JSON report.
+    Json,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
+    /// JUnit XML, one test case per migration.
+    Junit,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
+
+/// Threshold for a failing exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding.
+    Info,
+    /// Warnings and errors (default).
+    Warning,
+    /// Errors only.
+    Error,
+    /// Never fail on findings (syntax errors still exit 2).
+    None,
+}
+
+/// Arguments of `migsafe lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration folders (linted as ordered sets) or single SQL files. Default: the current folder.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: LintFormat,
+    /// Lowest severity that makes the exit code 1 (default: `warning`, or `[lint] fail_on`).
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// PostgreSQL major version the migrations will run on (default 15, or `[lint] pg_version`).
+    #[arg(long)]
+    pub pg_version: Option<u32>,
+    /// Switch a rule off (repeatable), on top of `[lint] disable`.
+    #[arg(long = "disable", value_name = "RULE")]
+    pub disable: Vec<String>,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Run `migsafe lint`.
+pub fn run(args: LintArgs) -> CmdResult {
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let inputs: Vec<LintInput> =
+        paths.iter().map(|p| LintInput::from_path(p)).collect::<Result<_, _>>().map_err(Failure::input)?;
+    let config = inputs.iter().find_map(|i| match i {
+        LintInput::Set(s) => Some(s.config.lint.clone()),
+        LintInput::File(_) => None,
+    });
+    let mut opts = LintOptions {
+        pg_version: args.pg_version.or(config.as_ref().and_then(|c| c.pg_version)).unwrap_or(DEFAULT_PG_VERSION),
+        ..Default::default()
+    };
+    for id in config.iter().flat_map(|c| c.disable.iter()).chain(args.disable.iter()) {
+        if Rule::from_id(id).is_none() {
+            return Err(Failure::input(anyhow::anyhow!("unknown rule `{id}` (run `migsafe rules` for the list)")));
+        }
+        opts.disabled.insert(id.clone());
+    }
+    let fail_on = match args.fail_on {
+        Some(f) => f,
+        None => match config.as_ref().and_then(|c| c.fail_on.as_deref()) {
+            Some(s) => match s.to_ascii_lowercase().as_str() {
+                "none" => FailOn::None,
+                other => match other
+                    .parse::<Severity>()
+                    .map_err(|e| Failure::input(anyhow::anyhow!("migsafe.toml [lint] fail_on: {e}")))?
+                {
+                    Severity::Info => FailOn::Info,
+                    Severity::Warning => FailOn::Warning,
+                    Severity::Error => FailOn::Error,
+                },
+            },
+            None => FailOn::Warning,
+        },
+    };
+    let threshold = match fail_on {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::None => None,
+    };
+    let report = lint_inputs(&inputs, &opts).map_err(Failure::input)?;
+    let text = match args.format {
+        LintFormat::Human => render::lint_human(&report, threshold),
+        LintFormat::Json => render::json(&report),
+        LintFormat::Sarif => render::lint_sarif(&report),
+        LintFormat::Github => render::lint_github(&report),
+        LintFormat::Junit => render::lint_junit(&report, threshold),
+        LintFormat::Markdown => render::lint_markdown(&report),
+    };
+    render::emit(&text, args.output.as_deref()).map_err(Failure::environment)?;
+    if report.errors().next().is_some() {
+        return Ok(Exit::Input);
+    }
+    Ok(match threshold {
+        Some(t) if report.fails(t) => Exit::Findings,
+        _ => Exit::Ok,
+    })
+}
+
+/// Run `migsafe rules`.
+pub fn rules() -> CmdResult {
+    let mut out = anstream::stdout();
+    for r in Rule::ALL {
+        writeln!(out, "{:<40} {:<8} {}", r.id(), r.severity().as_str(), r.summary()).map_err(Failure::environment)?;
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,131 @@
+//! `migsafe.toml`: project settings. Every key is optional; unknown keys are errors, so a
+//! typo never silently turns a safety setting off.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::source::{Layout, SourceError};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Migration layout; detected when absent.
+    pub layout: Option<Layout>,
+    /// Folder of the migrations, relative to the file.
+    pub dir: Option<PathBuf>,
+    /// `[lint]`.
+    #[serde(default)]
+    pub lint: LintConfig,
+    /// `[apply]`.
+    #[serde(default)]
+    pub apply: ApplyConfig,
+    /// `[backup]`.
+    #[serde(default)]
+    pub backup: BackupConfig,
+    /// `[rehearse]`.
+    #[serde(default)]
+    pub rehearse: RehearseConfig,
+}
+
+/// `[lint]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintConfig {
+    /// Lowest severity that fails the run (`info`, `warning`, `error`).
+    pub fail_on: Option<String>,
+    /// Rule ids switched off.
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// PostgreSQL major version to lint for.
+    pub pg_version: Option<u32>,
+}
+
+/// `[apply]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// lock_timeout per attempt, e.g. `2s`.
+    pub lock_timeout: Option<String>,
+    /// statement_timeout, e.g. `15min`.
+    pub statement_timeout: Option<String>,
+    /// Retries after a lock timeout.
+    pub lock_retries: Option<u32>,
+    /// Command run before applying (maintenance mode on).
+    pub pre_apply: Option<String>,
+    /// Command run after applying (maintenance mode off).
+    pub post_apply: Option<String>,
+    /// Health URL that must answer 2xx.
+    pub health_url: Option<String>,
+    /// Health command that must exit 0.
+    pub health_cmd: Option<String>,
+    /// Command printing the error rate in percent.
+    pub error_rate_cmd: Option<String>,
+    /// Error rate (percent) above which apply rolls back.
+    pub error_rate_threshold: Option<f64>,
+    /// Command printing a latency figure to compare before and after.
+    pub latency_cmd: Option<String>,
+    /// Monitoring window after apply, e.g. `10m`.
+    pub watch: Option<String>,
+    /// Wait until no other client sessions remain before applying.
+    pub wait_for_sessions: Option<bool>,
+}
+
+/// `[backup]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Folder for dumps.
+    pub dir: Option<PathBuf>,
+    /// Keep at most this many.
+    pub keep: Option<usize>,
+    /// Delete older than this, e.g. `30d`.
+    pub max_age: Option<String>,
+}
+
+/// `[rehearse]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RehearseConfig {
+    /// Synthetic rows per table.
+    pub rows: Option<u64>,
+    /// Time budget per migration, e.g. `30s`.
+    pub budget: Option<String>,
+    /// Folder of SQL checks that must return no rows.
+    pub checks: Option<PathBuf>,
+    /// Command that must exit 0 ("the application works").
+    pub check_cmd: Option<String>,
+}
+
+impl Config {
+    /// Read `migsafe.toml` from `dir`, if there is one.
+    pub fn load(dir: &Path) -> Result<Option<(Config, PathBuf)>, SourceError> {
+        let path = dir.join("migsafe.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SourceError::Unreadable { path, source: e }),
+        };
+        let config: Config =
+            toml::from_str(&text).map_err(|e| SourceError::BadConfig { path: path.clone(), message: e.to_string() })?;
+        Ok(Some((config, path)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_section_and_rejects_typos() {
+        let c: Config = toml::from_str(
+            "layout = \"golang-migrate\"\ndir = \"db\"\n[lint]\nfail_on = \"error\"\ndisable = [\"prefer-text\"]\n\
+             [apply]\nlock_timeout = \"3s\"\nlock_retries = 5\n[backup]\nkeep = 3\n[rehearse]\nbudget = \"20s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.layout, Some(Layout::GolangMigrate));
+        assert_eq!(c.lint.disable, vec!["prefer-text"]);
+        assert_eq!(c.apply.lock_retries, Some(5));
+        assert!(toml::from_str::<Config>("[lint]\nfail_onn = \"error\"").is_err());
+    }
+}

@@ -1,0 +1,3 @@
+-- Rollback for 003_create_messages.sql (hand-written)
+DROP VIEW nchat.recent_messages;
+DROP TABLE nchat.nchat_messages;

@@ -1,0 +1,1 @@
+ALTER TABLE nchat.nchat_users DROP COLUMN email_verified;

@@ -1,0 +1,3 @@
+BEGIN;
+CREATE INDEX CONCURRENTLY idx_messages_body ON messages (body);
+COMMIT;

@@ -1,0 +1,1 @@
+ALTER TABLE users ADD COLUMN score int DEFAULT compute_initial_score();

@@ -1,0 +1,1 @@
+CLUSTER messages USING messages_pkey;

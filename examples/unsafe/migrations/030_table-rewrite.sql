@@ -1,0 +1,1 @@
+ALTER TABLE messages SET ACCESS METHOD heap;

@@ -1,0 +1,2 @@
+-- Creates nothing new: reporting was created by 001_base.sql.
+DROP SCHEMA reporting CASCADE;

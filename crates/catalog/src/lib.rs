@@ -1,1 +1,35 @@
-//! placeholder
+//! migsafe-catalog: what a database's schema and data are, and how two of them differ.
+//!
+//! [`Snapshot`] is a normalised, ordered model of every schema object read from `pg_catalog`;
+//! [`Snapshot::diff`] compares two; [`SchemaDiff::to_sql`] renders the DDL from one to the
+//! other; [`Fingerprint`] hashes table data inside PostgreSQL.
+#![warn(missing_docs)]
+
+mod ddl;
+pub mod diff;
+pub mod fingerprint;
+pub mod model;
+pub mod read;
+
+pub use diff::SchemaDiff;
+pub use fingerprint::Fingerprint;
+pub use model::{QName, Snapshot};
+pub use read::{read_snapshot, SnapshotOptions};
+
+/// Errors reading the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A catalog query failed.
+    #[error("reading the catalog: {0}")]
+    Db(#[from] postgres::Error),
+    /// Connecting failed.
+    #[error(transparent)]
+    Pg(#[from] migsafe_pg::PgError),
+}
+
+impl Snapshot {
+    /// Read the snapshot of the connected database (migsafe's own schemas excluded).
+    pub fn capture(client: &mut postgres::Client) -> Result<Snapshot, CatalogError> {
+        read_snapshot(client, &SnapshotOptions::default())
+    }
+}

@@ -1,0 +1,1071 @@
+//! Rendering the DDL that turns one snapshot into another, ordered by dependencies: drops
+//! first (dependent objects before what they depend on), then creates and alters (what is
+//! depended on first). Views that depend on changed columns are dropped and recreated around
+//! the change. Every identifier is quoted; every literal escaped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use migsafe_sql::{quote_ident as qi, quote_literal as ql};
+
+use crate::diff::SchemaDiff;
+use crate::model::*;
+
+/// Statements with the phase they belong to, rendered in order.
+#[derive(Default)]
+struct Script {
+    stmts: Vec<String>,
+}
+
+impl Script {
+    fn push(&mut self, s: impl Into<String>) {
+        self.stmts.push(s.into());
+    }
+}
+
+impl SchemaDiff {
+    /// The DDL that turns the source schema into the target, as one script (`;`-terminated
+    /// statements). Empty when the schemas are equal.
+    pub fn to_sql(&self) -> String {
+        let stmts = self.statements();
+        if stmts.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("SET check_function_bodies = off;\n");
+        for s in stmts {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
+        out
+    }
+
+    /// The same DDL as separate statements (no trailing `;`).
+    pub fn statements(&self) -> Vec<String> {
+        let mut s = Script::default();
+        match without_rebuilt_tables(&self.from, &self.to) {
+            // Tables that change kind (regular ↔ partitioned) cannot be altered: drop them
+            // (with what depends on them) first, then build the target from there.
+            Some(mid) => {
+                render(&self.from, &mid, &mut s);
+                render(&mid, &self.to, &mut s);
+            }
+            None => render(&self.from, &self.to, &mut s),
+        }
+        s.stmts
+    }
+}
+
+/// `a` without the tables that cannot be altered into their `b` form (and without what
+/// depends on them), or None when there are none.
+fn without_rebuilt_tables(a: &Snapshot, b: &Snapshot) -> Option<Snapshot> {
+    let mut gone: BTreeSet<QName> = a
+        .tables
+        .iter()
+        .filter(|(n, t)| b.tables.get(*n).is_some_and(|u| u.kind != t.kind || u.partition_key != t.partition_key))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if gone.is_empty() {
+        return None;
+    }
+    // Partitions and inheritance children go with their parent.
+    loop {
+        let before = gone.len();
+        for (n, t) in &a.tables {
+            let parent = t.partition_of.as_ref().map(|(p, _)| p);
+            if parent.is_some_and(|p| gone.contains(p)) {
+                gone.insert(n.clone());
+            }
+        }
+        if gone.len() == before {
+            break;
+        }
+    }
+    let mut mid = a.clone();
+    mid.tables.retain(|n, _| !gone.contains(n));
+    for t in mid.tables.values_mut() {
+        t.constraints.retain(|_, c| c.references.as_ref().is_none_or(|r| !gone.contains(r)));
+    }
+    let mut dead: BTreeSet<QName> = gone.clone();
+    loop {
+        let before = dead.len();
+        for (n, v) in &a.views {
+            if v.depends_on.iter().any(|d| dead.contains(d)) {
+                dead.insert(n.clone());
+            }
+        }
+        if dead.len() == before {
+            break;
+        }
+    }
+    mid.views.retain(|n, _| !dead.contains(n));
+    mid.sequences.retain(|_, q| q.owned_by.as_ref().is_none_or(|(t, _)| !gone.contains(t)));
+    Some(mid)
+}
+
+fn comment_sql(what: &str, comment: &Option<String>) -> String {
+    match comment {
+        Some(c) => format!("COMMENT ON {what} IS {}", ql(c)),
+        None => format!("COMMENT ON {what} IS NULL"),
+    }
+}
+
+/// GRANT/REVOKE turning `before` grants into `after` on `object` (e.g. `TABLE "s"."t"`).
+fn grant_sql(object: &str, before: &[String], after: &[String], columns: Option<&str>, s: &mut Script) {
+    let parse = |g: &String| -> (String, String, bool) {
+        let (role, rest) = g.split_once('=').unwrap_or((g.as_str(), ""));
+        let grantable = rest.ends_with('*');
+        (role.to_string(), rest.trim_end_matches('*').to_string(), grantable)
+    };
+    let role_sql = |r: &str| if r == "PUBLIC" { "PUBLIC".to_string() } else { qi(r) };
+    let cols = columns.map(|c| format!(" ({c})")).unwrap_or_default();
+    for g in before.iter().filter(|g| !after.contains(g)) {
+        let (role, privilege, _) = parse(g);
+        s.push(format!("REVOKE {privilege}{cols} ON {object} FROM {}", role_sql(&role)));
+    }
+    for g in after.iter().filter(|g| !before.contains(g)) {
+        let (role, privilege, grantable) = parse(g);
+        let opt = if grantable { " WITH GRANT OPTION" } else { "" };
+        s.push(format!("GRANT {privilege}{cols} ON {object} TO {}{opt}", role_sql(&role)));
+    }
+}
+
+fn column_def(c: &Column) -> String {
+    let mut d = format!("{} {}", qi(&c.name), c.type_name);
+    if let Some(col) = &c.collation {
+        d.push_str(&format!(" COLLATE {col}"));
+    }
+    if let Some(g) = &c.generated {
+        let kind = if g.kind == "virtual" { "VIRTUAL" } else { "STORED" };
+        d.push_str(&format!(" GENERATED ALWAYS AS ({}) {kind}", g.expr));
+    }
+    if let Some(def) = &c.default {
+        d.push_str(&format!(" DEFAULT {def}"));
+    }
+    if let Some(id) = &c.identity {
+        d.push_str(&format!(" GENERATED {} AS IDENTITY", id.to_uppercase()));
+    }
+    if c.not_null {
+        d.push_str(" NOT NULL");
+    }
+    d
+}
+
+fn trim_semicolon(s: &str) -> &str {
+    s.trim().trim_end_matches(';').trim_end()
+}
+
+/// Topological order of `names` (views), dependencies first, using `deps`.
+fn ordered_views(names: &BTreeSet<QName>, views: &BTreeMap<QName, View>) -> Vec<QName> {
+    let mut out = Vec::new();
+    let mut done = BTreeSet::new();
+    fn visit(
+        n: &QName,
+        names: &BTreeSet<QName>,
+        views: &BTreeMap<QName, View>,
+        done: &mut BTreeSet<QName>,
+        stack: &mut BTreeSet<QName>,
+        out: &mut Vec<QName>,
+    ) {
+        if done.contains(n) || !stack.insert(n.clone()) {
+            return;
+        }
+        if let Some(v) = views.get(n) {
+            for d in &v.depends_on {
+                if names.contains(d) {
+                    visit(d, names, views, done, stack, out);
+                }
+            }
+        }
+        stack.remove(n);
+        done.insert(n.clone());
+        out.push(n.clone());
+    }
+    let mut stack = BTreeSet::new();
+    for n in names {
+        visit(n, names, views, &mut done, &mut stack, &mut out);
+    }
+    out
+}
+
+/// Does a view need dropping and recreating: changed, or depends (transitively) on
+/// something that is dropped or whose columns change?
+fn views_to_rebuild(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
+    let mut touched: BTreeSet<QName> = BTreeSet::new();
+    for (n, v) in &a.views {
+        match b.views.get(n) {
+            Some(w) if view_body_eq(v, w) => {}
+            _ => {
+                touched.insert(n.clone());
+            }
+        }
+    }
+    for (n, t) in &a.tables {
+        let Some(u) = b.tables.get(n) else {
+            touched.insert(n.clone());
+            continue;
+        };
+        let changed = t.columns.iter().any(|c| match u.column(&c.name) {
+            None => true,
+            Some(d) => c.type_name != d.type_name || c.collation != d.collation || c.generated != d.generated,
+        });
+        if changed {
+            touched.insert(n.clone());
+        }
+    }
+    for (sig, f) in &a.functions {
+        match b.functions.get(sig) {
+            Some(g) if g.result == f.result && g.kind == f.kind => {}
+            _ => {
+                touched.insert(QName::new(&f.schema, &f.name));
+            }
+        }
+    }
+    for (n, t) in &a.types {
+        if b.types.get(n).is_none_or(|u| needs_type_rebuild(t, u)) {
+            touched.insert(n.clone());
+            for (tn, _) in columns_of_type(a, n) {
+                touched.insert(tn.clone());
+            }
+        }
+    }
+    // Close over view dependencies in the source.
+    let mut rebuild: BTreeSet<QName> = BTreeSet::new();
+    loop {
+        let before = rebuild.len();
+        for (n, v) in &a.views {
+            if touched.contains(n) && a.views.contains_key(n) && b.views.contains_key(n) {
+                rebuild.insert(n.clone());
+            }
+            if v.depends_on.iter().any(|d| touched.contains(d) || rebuild.contains(d)) && b.views.contains_key(n) {
+                rebuild.insert(n.clone());
+            }
+        }
+        for r in &rebuild {
+            touched.insert(r.clone());
+        }
+        if rebuild.len() == before {
+            break;
+        }
+    }
+    rebuild
+}
+
+fn view_body_eq(v: &View, w: &View) -> bool {
+    v.materialized == w.materialized && v.definition == w.definition && v.columns == w.columns && v.options == w.options
+}
+
+fn needs_type_rebuild(a: &TypeDef, b: &TypeDef) -> bool {
+    match (a, b) {
+        (TypeDef::Enum { labels: x, .. }, TypeDef::Enum { labels: y, .. }) => !enum_only_adds(x, y),
+        (TypeDef::Composite { attributes: x, .. }, TypeDef::Composite { attributes: y, .. }) => x != y,
+        (TypeDef::Domain { base: x, collation: cx, .. }, TypeDef::Domain { base: y, collation: cy, .. }) => x != y || cx != cy,
+        (TypeDef::Range { subtype: x, .. }, TypeDef::Range { subtype: y, .. }) => x != y,
+        _ => true,
+    }
+}
+
+/// True when `new` is `old` with labels inserted (old labels keep their relative order).
+fn enum_only_adds(old: &[String], new: &[String]) -> bool {
+    let kept: Vec<&String> = new.iter().filter(|l| old.contains(l)).collect();
+    kept.len() == old.len() && kept.iter().zip(old).all(|(a, b)| *a == b)
+}
+
+fn type_comment(t: &TypeDef) -> &Option<String> {
+    match t {
+        TypeDef::Enum { comment, .. }
+        | TypeDef::Composite { comment, .. }
+        | TypeDef::Domain { comment, .. }
+        | TypeDef::Range { comment, .. } => comment,
+    }
+}
+
+fn create_type(n: &QName, t: &TypeDef, s: &mut Script) {
+    match t {
+        TypeDef::Enum { labels, .. } => {
+            let l: Vec<String> = labels.iter().map(|x| ql(x)).collect();
+            s.push(format!("CREATE TYPE {n} AS ENUM ({})", l.join(", ")));
+        }
+        TypeDef::Composite { attributes, .. } => {
+            let a: Vec<String> = attributes.iter().map(|(k, v)| format!("{} {v}", qi(k))).collect();
+            s.push(format!("CREATE TYPE {n} AS ({})", a.join(", ")));
+        }
+        TypeDef::Domain { base, not_null, default, collation, constraints, .. } => {
+            let mut d = format!("CREATE DOMAIN {n} AS {base}");
+            if let Some(c) = collation {
+                d.push_str(&format!(" COLLATE {c}"));
+            }
+            if let Some(df) = default {
+                d.push_str(&format!(" DEFAULT {df}"));
+            }
+            if *not_null {
+                d.push_str(" NOT NULL");
+            }
+            s.push(d);
+            for (cn, (def, _)) in constraints {
+                s.push(format!("ALTER DOMAIN {n} ADD CONSTRAINT {} {def}", qi(cn)));
+            }
+        }
+        TypeDef::Range { subtype, .. } => s.push(format!("CREATE TYPE {n} AS RANGE (subtype = {subtype})")),
+    }
+    if type_comment(t).is_some() {
+        s.push(comment_sql(&format!("{} {n}", type_keyword(t)), type_comment(t)));
+    }
+}
+
+fn type_keyword(t: &TypeDef) -> &'static str {
+    if matches!(t, TypeDef::Domain { .. }) {
+        "DOMAIN"
+    } else {
+        "TYPE"
+    }
+}
+
+/// Columns (in `b`) whose type is the type `n` (or an array of it).
+fn columns_of_type<'a>(b: &'a Snapshot, n: &QName) -> Vec<(&'a QName, &'a Column)> {
+    let spellings = [n.to_string(), n.name.clone(), format!("{}.{}", n.schema, n.name)];
+    let mut out = Vec::new();
+    for (tn, t) in &b.tables {
+        for c in &t.columns {
+            let base = c.type_name.trim_end_matches("[]");
+            if spellings.iter().any(|s| s == base) && !c.inherited {
+                out.push((tn, c));
+            }
+        }
+    }
+    out
+}
+
+fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let rebuild_views = views_to_rebuild(a, b);
+
+    // ---------- Phase 1: drops, dependents first ----------
+    for (tn, t) in &a.tables {
+        let u = b.tables.get(tn);
+        for (pn, p) in &t.policies {
+            if u.and_then(|u| u.policies.get(pn)) != Some(p) {
+                s.push(format!("DROP POLICY {} ON {tn}", qi(pn)));
+            }
+        }
+        for (gn, g) in &t.triggers {
+            if g.inherited {
+                continue;
+            }
+            let keep = u.and_then(|u| u.triggers.get(gn)).is_some_and(|h| h.definition == g.definition);
+            if !keep && u.is_some() {
+                s.push(format!("DROP TRIGGER {} ON {tn}", qi(gn)));
+            }
+        }
+    }
+    let removed_views: BTreeSet<QName> =
+        a.views.keys().filter(|n| !b.views.contains_key(*n)).cloned().chain(rebuild_views.iter().cloned()).collect();
+    let mut drop_order = ordered_views(&removed_views, &a.views);
+    drop_order.reverse();
+    for n in &drop_order {
+        let v = &a.views[n];
+        let kw = if v.materialized { "MATERIALIZED VIEW" } else { "VIEW" };
+        s.push(format!("DROP {kw} {n}"));
+    }
+    // Constraints that go or change: foreign keys first (they depend on unique indexes).
+    for pass in [true, false] {
+        for (tn, t) in &a.tables {
+            let u = b.tables.get(tn);
+            let table_dropped = u.is_none();
+            for (cn, c) in &t.constraints {
+                if c.inherited || (c.kind == "f") != pass {
+                    continue;
+                }
+                let other = u.and_then(|u| u.constraints.get(cn));
+                let keep = other.is_some_and(|o| constraint_same(c, o));
+                if table_dropped && !pass {
+                    continue; // dropped with the table
+                }
+                if !keep {
+                    s.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {}", qi(cn)));
+                }
+            }
+        }
+    }
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for (iname, i) in &t.indexes {
+            if i.constraint || i.inherited {
+                continue;
+            }
+            let keep = u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint);
+            if !keep {
+                s.push(format!("DROP INDEX {}", QName::new(&tn.schema, iname)));
+            }
+        }
+    }
+    for (vn, v) in &a.views {
+        let Some(w) = b.views.get(vn) else { continue };
+        if rebuild_views.contains(vn) {
+            continue;
+        }
+        for (iname, i) in &v.indexes {
+            if w.indexes.get(iname).is_none_or(|j| j.definition != i.definition) {
+                s.push(format!("DROP INDEX {}", QName::new(&vn.schema, iname)));
+            }
+        }
+    }
+    // Tables that go: children before parents; a partition goes with its parent.
+    let mut gone: Vec<&QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).collect();
+    gone.sort_by_key(|n| (std::cmp::Reverse(table_depth(a, n)), (*n).clone()));
+    for tn in gone {
+        let t = &a.tables[tn];
+        let parent_dropped = t.partition_of.as_ref().is_some_and(|(p, _)| !b.tables.contains_key(p));
+        if !parent_dropped {
+            let kw = if t.kind == TableKind::Foreign { "FOREIGN TABLE" } else { "TABLE" };
+            s.push(format!("DROP {kw} {tn}"));
+        }
+    }
+    // A column that stays on a child while its parent drops it must become local first:
+    // re-attaching the child makes all its columns local.
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for p in t.inherits.iter().filter(|p| u.inherits.contains(p)) {
+            let (Some(pa), Some(pb)) = (a.tables.get(p), b.tables.get(p)) else { continue };
+            let orphaned = pa.columns.iter().any(|c| pb.column(&c.name).is_none() && u.column(&c.name).is_some());
+            if orphaned {
+                s.push(format!("ALTER TABLE {tn} NO INHERIT {p}"));
+                s.push(format!("ALTER TABLE {tn} INHERIT {p}"));
+            }
+        }
+    }
+    // Partitions that move to another parent or bound are detached here, attached later.
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        if let Some((parent, _)) = &t.partition_of {
+            if t.partition_of != u.partition_of && b.tables.contains_key(parent) {
+                s.push(format!("ALTER TABLE {parent} DETACH PARTITION {tn}"));
+            }
+        }
+    }
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for c in &t.columns {
+            if !c.inherited && u.column(&c.name).is_none() {
+                s.push(format!("ALTER TABLE {tn} DROP COLUMN {}", qi(&c.name)));
+            }
+        }
+    }
+    // Defaults that change go now: they may use sequences or types dropped at the end.
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for c in &t.columns {
+            if let Some(d) = u.column(&c.name) {
+                let retyped = c.type_name != d.type_name || c.collation != d.collation;
+                if c.default.is_some() && (c.default != d.default || retyped) && !c.inherited {
+                    s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} DROP DEFAULT", qi(&c.name)));
+                }
+            }
+        }
+    }
+    // Functions whose result or kind changes cannot be replaced in place.
+    for (sig, f) in &a.functions {
+        if b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind) {
+            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
+
+    // ---------- Phase 2: creates and alters, dependencies first ----------
+    for (n, x) in &b.schemas {
+        match a.schemas.get(n) {
+            None => {
+                s.push(format!("CREATE SCHEMA {}", qi(n)));
+                if x.comment.is_some() {
+                    s.push(comment_sql(&format!("SCHEMA {}", qi(n)), &x.comment));
+                }
+                grant_sql(&format!("SCHEMA {}", qi(n)), &[], &x.grants, None, s);
+            }
+            Some(y) => {
+                if y.comment != x.comment {
+                    s.push(comment_sql(&format!("SCHEMA {}", qi(n)), &x.comment));
+                }
+                grant_sql(&format!("SCHEMA {}", qi(n)), &y.grants, &x.grants, None, s);
+            }
+        }
+    }
+    for (n, e) in &b.extensions {
+        match a.extensions.get(n) {
+            None => s.push(format!(
+                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} VERSION {}",
+                qi(n),
+                qi(&e.schema),
+                ql(&e.version)
+            )),
+            Some(f) => {
+                if f.version != e.version && version_lt(&e.version, &f.version) {
+                    // Extensions have no downgrade path: reinstall at the older version.
+                    s.push(format!("DROP EXTENSION {}", qi(n)));
+                    s.push(format!(
+                        "CREATE EXTENSION {} WITH SCHEMA {} VERSION {}",
+                        qi(n),
+                        qi(&e.schema),
+                        ql(&e.version)
+                    ));
+                } else if f.version != e.version {
+                    s.push(format!("ALTER EXTENSION {} UPDATE TO {}", qi(n), ql(&e.version)));
+                }
+                if f.schema != e.schema {
+                    s.push(format!("ALTER EXTENSION {} SET SCHEMA {}", qi(n), qi(&e.schema)));
+                }
+            }
+        }
+    }
+    for (n, c) in &b.collations {
+        if a.collations.get(n) != Some(c) {
+            if a.collations.contains_key(n) {
+                s.push(format!("DROP COLLATION {n}"));
+            }
+            let mut opts = vec![format!("locale = {}", ql(&c.locale))];
+            if c.provider != "default" {
+                opts.insert(0, format!("provider = {}", c.provider));
+            }
+            if !c.deterministic {
+                opts.push("deterministic = false".into());
+            }
+            s.push(format!("CREATE COLLATION {n} ({})", opts.join(", ")));
+        }
+    }
+    render_types(a, b, s);
+    for (n, q) in &b.sequences {
+        let opts = format!(
+            "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
+            q.data_type,
+            q.increment,
+            q.min,
+            q.max,
+            q.start,
+            q.cache,
+            if q.cycle { "CYCLE" } else { "NO CYCLE" }
+        );
+        match a.sequences.get(n) {
+            None => s.push(format!("CREATE SEQUENCE {n} {opts}")),
+            Some(p) => {
+                let (mut p2, mut q2) = (p.clone(), q.clone());
+                for x in [&mut p2, &mut q2] {
+                    x.owned_by = None;
+                    x.comment = None;
+                    x.grants.clear();
+                }
+                if p2 != q2 {
+                    s.push(format!("ALTER SEQUENCE {n} {opts}"));
+                }
+            }
+        }
+    }
+    for (sig, f) in &b.functions {
+        match a.functions.get(sig) {
+            Some(g) if g.definition == f.definition && g.result == f.result && g.kind == f.kind => {}
+            _ => s.push(trim_semicolon(&f.definition).to_string()),
+        }
+    }
+    render_tables(a, b, s);
+    // Sequences owned by columns, once the columns exist.
+    for (n, q) in &b.sequences {
+        let before = a.sequences.get(n).and_then(|p| p.owned_by.clone());
+        if before != q.owned_by {
+            match &q.owned_by {
+                Some((t, c)) => s.push(format!("ALTER SEQUENCE {n} OWNED BY {t}.{}", qi(c))),
+                None => s.push(format!("ALTER SEQUENCE {n} OWNED BY NONE")),
+            }
+        }
+    }
+    // Views in dependency order.
+    let create_views: BTreeSet<QName> =
+        b.views.keys().filter(|n| !a.views.contains_key(*n) || rebuild_views.contains(*n)).cloned().collect();
+    for n in ordered_views(&create_views, &b.views) {
+        let v = &b.views[&n];
+        let with = if v.options.is_empty() { String::new() } else { format!(" WITH ({})", v.options.join(", ")) };
+        if v.materialized {
+            let data = if v.populated { "WITH DATA" } else { "WITH NO DATA" };
+            s.push(format!("CREATE MATERIALIZED VIEW {n}{with} AS {} {data}", trim_semicolon(&v.definition)));
+        } else {
+            s.push(format!("CREATE VIEW {n}{with} AS {}", trim_semicolon(&v.definition)));
+        }
+    }
+    for (n, v) in &b.views {
+        let fresh = create_views.contains(n);
+        let old = if fresh { None } else { a.views.get(n) };
+        for (iname, i) in &v.indexes {
+            if old.and_then(|o| o.indexes.get(iname)).is_none_or(|j| j.definition != i.definition) {
+                s.push(i.definition.clone());
+            }
+        }
+        let kw = if v.materialized { "MATERIALIZED VIEW" } else { "VIEW" };
+        if old.map(|o| &o.comment) != Some(&v.comment) && (v.comment.is_some() || old.is_some()) {
+            s.push(comment_sql(&format!("{kw} {n}"), &v.comment));
+        }
+        for (col, cm) in &v.column_comments {
+            if old.and_then(|o| o.column_comments.get(col)) != Some(cm) {
+                s.push(comment_sql(&format!("COLUMN {n}.{}", qi(col)), &Some(cm.clone())));
+            }
+        }
+        if let Some(o) = old {
+            for col in o.column_comments.keys().filter(|c| !v.column_comments.contains_key(*c)) {
+                s.push(comment_sql(&format!("COLUMN {n}.{}", qi(col)), &None));
+            }
+        }
+        grant_sql(&format!("TABLE {n}"), old.map(|o| o.grants.as_slice()).unwrap_or(&[]), &v.grants, None, s);
+        if let Some(o) = old {
+            if o.materialized && o.populated != v.populated && v.populated {
+                s.push(format!("REFRESH MATERIALIZED VIEW {n}"));
+            }
+        }
+    }
+    // Triggers and policies last: they need functions and tables.
+    for (tn, t) in &b.tables {
+        let u = a.tables.get(tn);
+        for (gn, g) in &t.triggers {
+            if g.inherited {
+                continue;
+            }
+            let old = u.and_then(|u| u.triggers.get(gn));
+            let same_def = old.is_some_and(|h| h.definition == g.definition);
+            if !same_def {
+                s.push(g.definition.clone());
+            }
+            let was = if same_def { old.map(|h| h.enabled.as_str()).unwrap_or("O") } else { "O" };
+            if was != g.enabled {
+                let action = match g.enabled.as_str() {
+                    "D" => "DISABLE TRIGGER",
+                    "R" => "ENABLE REPLICA TRIGGER",
+                    "A" => "ENABLE ALWAYS TRIGGER",
+                    _ => "ENABLE TRIGGER",
+                };
+                s.push(format!("ALTER TABLE {tn} {action} {}", qi(gn)));
+            }
+            if old.map(|h| &h.comment) != Some(&g.comment) && (g.comment.is_some() || (old.is_some() && same_def)) {
+                s.push(comment_sql(&format!("TRIGGER {} ON {tn}", qi(gn)), &g.comment));
+            }
+        }
+        for (pn, p) in &t.policies {
+            if u.and_then(|u| u.policies.get(pn)) == Some(p) {
+                continue;
+            }
+            let mut d = format!(
+                "CREATE POLICY {} ON {tn} AS {} FOR {} TO {}",
+                qi(pn),
+                if p.permissive { "PERMISSIVE" } else { "RESTRICTIVE" },
+                p.command,
+                p.roles.iter().map(|r| if r == "public" { "PUBLIC".to_string() } else { qi(r) }).collect::<Vec<_>>().join(", ")
+            );
+            if let Some(q) = &p.using {
+                d.push_str(&format!(" USING ({q})"));
+            }
+            if let Some(w) = &p.with_check {
+                d.push_str(&format!(" WITH CHECK ({w})"));
+            }
+            s.push(d);
+        }
+    }
+    // ---------- Phase 3: what nothing uses any more ----------
+    for (sig, f) in &a.functions {
+        if !b.functions.contains_key(sig) {
+            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
+    for (n, _) in &a.sequences {
+        if !b.sequences.contains_key(n) {
+            s.push(format!("DROP SEQUENCE IF EXISTS {n}"));
+        }
+    }
+    for (n, t) in &a.types {
+        match b.types.get(n) {
+            None => s.push(format!("DROP {} {n}", type_keyword(t))),
+            Some(u) if needs_type_rebuild(t, u) && !matches!((t, u), (TypeDef::Enum { .. }, TypeDef::Enum { .. })) => {
+                if columns_of_type(b, n).is_empty() {
+                    s.push(format!("DROP {} {n}", type_keyword(t)));
+                }
+            }
+            _ => {}
+        }
+    }
+    for n in a.collations.keys() {
+        if !b.collations.contains_key(n) {
+            s.push(format!("DROP COLLATION {n}"));
+        }
+    }
+    for n in a.schemas.keys() {
+        if !b.schemas.contains_key(n) {
+            s.push(format!("DROP SCHEMA {}", qi(n)));
+        }
+    }
+    for n in a.extensions.keys() {
+        if !b.extensions.contains_key(n) {
+            s.push(format!("DROP EXTENSION {}", qi(n)));
+        }
+    }
+
+
+    // Comments and grants on functions, sequences, types.
+    for (sig, f) in &b.functions {
+        let old = a.functions.get(sig).filter(|g| g.result == f.result && g.kind == f.kind);
+        if old.map(|g| &g.comment) != Some(&f.comment) && (f.comment.is_some() || old.is_some()) {
+            s.push(comment_sql(&format!("{} {}", f.keyword(), f.signature()), &f.comment));
+        }
+        let routine = if f.kind == "procedure" { "PROCEDURE" } else { "FUNCTION" };
+        if f.kind != "aggregate" {
+            grant_sql(&format!("{routine} {}", f.signature()), old.map(|g| g.grants.as_slice()).unwrap_or(&default_function_grants()), &f.grants, None, s);
+        }
+    }
+    for (n, q) in &b.sequences {
+        let old = a.sequences.get(n);
+        if old.map(|p| &p.comment) != Some(&q.comment) && (q.comment.is_some() || old.is_some()) {
+            s.push(comment_sql(&format!("SEQUENCE {n}"), &q.comment));
+        }
+        grant_sql(&format!("SEQUENCE {n}"), old.map(|p| p.grants.as_slice()).unwrap_or(&[]), &q.grants, None, s);
+    }
+}
+
+/// Compare dotted versions numerically (`1.10` > `1.9`).
+fn version_lt(a: &str, b: &str) -> bool {
+    let parts = |v: &str| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    parts(a) < parts(b)
+}
+
+/// A new function's default privileges: EXECUTE for PUBLIC.
+fn default_function_grants() -> Vec<String> {
+    vec!["PUBLIC=EXECUTE".to_string()]
+}
+
+fn constraint_same(a: &Constraint, b: &Constraint) -> bool {
+    // NOT VALID → valid is a VALIDATE, not a drop.
+    let strip = |d: &str| d.trim_end_matches(" NOT VALID").to_string();
+    a.kind == b.kind && strip(&a.definition) == strip(&b.definition) && (a.validated || !b.validated)
+}
+
+fn render_types(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    // Order: enums and ranges, then domains (may be over enums), then composites.
+    let rank = |t: &TypeDef| match t {
+        TypeDef::Enum { .. } | TypeDef::Range { .. } => 0,
+        TypeDef::Domain { .. } => 1,
+        TypeDef::Composite { .. } => 2,
+    };
+    let mut names: Vec<(&QName, &TypeDef)> = b.types.iter().collect();
+    names.sort_by_key(|(n, t)| (rank(t), (*n).clone()));
+    for (n, t) in names {
+        let Some(old) = a.types.get(n) else {
+            create_type(n, t, s);
+            continue;
+        };
+        match (old, t) {
+            (TypeDef::Enum { labels: x, .. }, TypeDef::Enum { labels: y, .. }) if x != y => {
+                if enum_only_adds(x, y) {
+                    for (i, l) in y.iter().enumerate() {
+                        if x.contains(l) {
+                            continue;
+                        }
+                        let pos = match y[i + 1..].iter().find(|n| x.contains(n)) {
+                            Some(next) => format!(" BEFORE {}", ql(next)),
+                            None => String::new(),
+                        };
+                        s.push(format!("ALTER TYPE {n} ADD VALUE {}{pos}", ql(l)));
+                    }
+                } else {
+                    // Labels removed or reordered: build a new type and convert columns to it.
+                    let tmp = QName::new(&n.schema, format!("{}__migsafe_old", n.name));
+                    s.push(format!("ALTER TYPE {n} RENAME TO {}", qi(&tmp.name)));
+                    create_type(n, t, s);
+                    for (tn, c) in columns_of_type(b, n) {
+                        let arr = if c.type_name.ends_with("[]") { "[]" } else { "" };
+                        if c.default.is_some() {
+                            s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} DROP DEFAULT", qi(&c.name)));
+                        }
+                        s.push(format!(
+                            "ALTER TABLE {tn} ALTER COLUMN {c} TYPE {n}{arr} USING {c}::text{arr}::{n}{arr}",
+                            c = qi(&c.name)
+                        ));
+                        if let Some(d) = &c.default {
+                            s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} SET DEFAULT {d}", qi(&c.name)));
+                        }
+                    }
+                    s.push(format!("DROP TYPE {tmp}"));
+                }
+            }
+            (
+                TypeDef::Domain { not_null: nn0, default: d0, constraints: c0, .. },
+                TypeDef::Domain { not_null: nn1, default: d1, constraints: c1, .. },
+            ) if !needs_type_rebuild(old, t) => {
+                if d0 != d1 {
+                    match d1 {
+                        Some(d) => s.push(format!("ALTER DOMAIN {n} SET DEFAULT {d}")),
+                        None => s.push(format!("ALTER DOMAIN {n} DROP DEFAULT")),
+                    }
+                }
+                if nn0 != nn1 {
+                    s.push(format!("ALTER DOMAIN {n} {} NOT NULL", if *nn1 { "SET" } else { "DROP" }));
+                }
+                for (cn, (def, _)) in c0 {
+                    if c1.get(cn).is_none_or(|(d, _)| d != def) {
+                        s.push(format!("ALTER DOMAIN {n} DROP CONSTRAINT {}", qi(cn)));
+                    }
+                }
+                for (cn, (def, valid)) in c1 {
+                    match c0.get(cn) {
+                        Some((d, v)) if d == def => {
+                            if !v && *valid {
+                                s.push(format!("ALTER DOMAIN {n} VALIDATE CONSTRAINT {}", qi(cn)));
+                            }
+                        }
+                        _ => s.push(format!("ALTER DOMAIN {n} ADD CONSTRAINT {} {def}", qi(cn))),
+                    }
+                }
+            }
+            _ if needs_type_rebuild(old, t) => {
+                if columns_of_type(b, n).is_empty() {
+                    create_type(n, t, s);
+                } else {
+                    s.push(format!(
+                        "-- MANUAL: type {n} changed shape while columns use it; convert them by hand"
+                    ));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if type_comment(old) != type_comment(t) {
+            s.push(comment_sql(&format!("{} {n}", type_keyword(t)), type_comment(t)));
+        }
+    }
+}
+
+fn table_ddl(tn: &QName, t: &Table) -> String {
+    let kw = match (t.kind, t.persistence.as_str()) {
+        (TableKind::Foreign, _) => "CREATE FOREIGN TABLE",
+        (_, "unlogged") => "CREATE UNLOGGED TABLE",
+        _ => "CREATE TABLE",
+    };
+    let cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(column_def).collect();
+    let mut d = match &t.partition_of {
+        Some((parent, bound)) => {
+            let body = if cols.is_empty() { String::new() } else { format!(" ({})", cols.join(", ")) };
+            format!("{kw} {tn} PARTITION OF {parent}{body} {bound}")
+        }
+        None => format!("{kw} {tn} ({})", cols.join(", ")),
+    };
+    if !t.inherits.is_empty() {
+        let p: Vec<String> = t.inherits.iter().map(|q| q.to_string()).collect();
+        d.push_str(&format!(" INHERITS ({})", p.join(", ")));
+    }
+    if let Some(k) = &t.partition_key {
+        d.push_str(&format!(" PARTITION BY {k}"));
+    }
+    if !t.options.is_empty() {
+        d.push_str(&format!(" WITH ({})", t.options.join(", ")));
+    }
+    if let Some(f) = &t.foreign {
+        let (server, opts) = f.split_once(' ').unwrap_or((f.as_str(), ""));
+        d.push_str(&format!(" SERVER {}", qi(server)));
+        if !opts.is_empty() {
+            let o: Vec<String> = opts
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    format!("{} {}", qi(k), ql(v))
+                })
+                .collect();
+            d.push_str(&format!(" OPTIONS ({})", o.join(", ")));
+        }
+    }
+    d
+}
+
+/// How many partition/inheritance parents a table has above it.
+fn table_depth(snap: &Snapshot, n: &QName) -> usize {
+    let mut d = 0;
+    let mut cur = snap.tables.get(n);
+    while let Some(t) = cur {
+        match t.partition_of.as_ref().map(|(p, _)| p).or(t.inherits.first()) {
+            Some(p) if d < 32 => {
+                d += 1;
+                cur = snap.tables.get(p);
+            }
+            _ => break,
+        }
+    }
+    d
+}
+
+fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    // New tables: parents before partitions and children.
+    let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
+    new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
+    for tn in &new_tables {
+        s.push(table_ddl(tn, &b.tables[*tn]));
+    }
+    // Existing tables: table properties and columns.
+    for (tn, u) in &b.tables {
+        let Some(t) = a.tables.get(tn) else { continue };
+        if t.persistence != u.persistence {
+            s.push(format!("ALTER TABLE {tn} SET {}", if u.persistence == "unlogged" { "UNLOGGED" } else { "LOGGED" }));
+        }
+        if t.options != u.options {
+            let gone: Vec<String> = t
+                .options
+                .iter()
+                .map(|o| o.split('=').next().unwrap_or("").to_string())
+                .filter(|k| !u.options.iter().any(|o| o.split('=').next() == Some(k.as_str())))
+                .collect();
+            if !gone.is_empty() {
+                s.push(format!("ALTER TABLE {tn} RESET ({})", gone.join(", ")));
+            }
+            if !u.options.is_empty() {
+                s.push(format!("ALTER TABLE {tn} SET ({})", u.options.join(", ")));
+            }
+        }
+        if t.partition_of != u.partition_of {
+            if let Some((parent, bound)) = &u.partition_of {
+                s.push(format!("ALTER TABLE {parent} ATTACH PARTITION {tn} {bound}"));
+            }
+        }
+        for p in u.inherits.iter().filter(|p| !t.inherits.contains(p)) {
+            s.push(format!("ALTER TABLE {tn} INHERIT {p}"));
+        }
+        for p in t.inherits.iter().filter(|p| !u.inherits.contains(p)) {
+            s.push(format!("ALTER TABLE {tn} NO INHERIT {p}"));
+        }
+        for c in &u.columns {
+            if c.inherited {
+                continue;
+            }
+            match t.column(&c.name) {
+                None => s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", column_def(c))),
+                Some(old) => alter_column(tn, old, c, a, b, s),
+            }
+        }
+    }
+    // Constraints other than foreign keys, then indexes, then foreign keys.
+    for fk_pass in [false, true] {
+        for (tn, u) in &b.tables {
+            let t = a.tables.get(tn);
+            for (cn, c) in &u.constraints {
+                if c.inherited || (c.kind == "f") != fk_pass {
+                    continue;
+                }
+                match t.and_then(|t| t.constraints.get(cn)) {
+                    Some(old) if constraint_same(old, c) => {
+                        if !old.validated && c.validated {
+                            s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
+                        }
+                        if old.comment != c.comment {
+                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                        }
+                    }
+                    _ => {
+                        s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
+                        if c.comment.is_some() {
+                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                        }
+                    }
+                }
+            }
+        }
+        if fk_pass {
+            break;
+        }
+        for (tn, u) in &b.tables {
+            let t = a.tables.get(tn);
+            for (iname, i) in &u.indexes {
+                if i.constraint || i.inherited {
+                    continue;
+                }
+                let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| j.definition == i.definition && !j.constraint);
+                let qn = QName::new(&tn.schema, iname);
+                if old.is_none() {
+                    s.push(i.definition.clone());
+                }
+                if old.map(|j| &j.comment) != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                    s.push(comment_sql(&format!("INDEX {qn}"), &i.comment));
+                }
+            }
+            // Comments on constraint-backing indexes.
+            for (iname, i) in u.indexes.iter().filter(|(_, i)| i.constraint && !i.inherited) {
+                let old = t.and_then(|t| t.indexes.get(iname)).map(|j| &j.comment);
+                if old != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                    s.push(comment_sql(&format!("INDEX {}", QName::new(&tn.schema, iname)), &i.comment));
+                }
+            }
+        }
+    }
+    // Row level security, replica identity, comments, grants.
+    for (tn, u) in &b.tables {
+        let t = a.tables.get(tn);
+        let (rls0, force0) = t.map(|t| t.rls).unwrap_or((false, false));
+        if rls0 != u.rls.0 {
+            s.push(format!("ALTER TABLE {tn} {} ROW LEVEL SECURITY", if u.rls.0 { "ENABLE" } else { "DISABLE" }));
+        }
+        if force0 != u.rls.1 {
+            s.push(format!("ALTER TABLE {tn} {} ROW LEVEL SECURITY", if u.rls.1 { "FORCE" } else { "NO FORCE" }));
+        }
+        let ri0 = t.map(|t| t.replica_identity.as_str()).unwrap_or("d");
+        if ri0 != u.replica_identity {
+            let ri = match u.replica_identity.as_str() {
+                "n" => "NOTHING".to_string(),
+                "f" => "FULL".to_string(),
+                x if x.starts_with("i:") => format!("USING INDEX {}", qi(&x[2..])),
+                _ => "DEFAULT".to_string(),
+            };
+            s.push(format!("ALTER TABLE {tn} REPLICA IDENTITY {ri}"));
+        }
+        if t.map(|t| &t.comment) != Some(&u.comment) && (u.comment.is_some() || t.is_some()) {
+            s.push(comment_sql(&format!("TABLE {tn}"), &u.comment));
+        }
+        grant_sql(&format!("TABLE {tn}"), t.map(|t| t.grants.as_slice()).unwrap_or(&[]), &u.grants, None, s);
+        for c in &u.columns {
+            let old = t.and_then(|t| t.column(&c.name));
+            if old.map(|o| &o.comment) != Some(&c.comment) && (c.comment.is_some() || old.is_some()) {
+                s.push(comment_sql(&format!("COLUMN {tn}.{}", qi(&c.name)), &c.comment));
+            }
+            grant_sql(&format!("TABLE {tn}"), old.map(|o| o.grants.as_slice()).unwrap_or(&[]), &c.grants, Some(&qi(&c.name)), s);
+        }
+    }
+}
+
+/// Is `type_name` (as format_type spells it) a user-defined type of `snap`?
+fn is_user_type(snap: &Snapshot, type_name: &str) -> bool {
+    let base = type_name.trim_end_matches("[]");
+    snap.types.keys().any(|n| n.to_string() == base || n.name == base || format!("{}.{}", n.schema, n.name) == base)
+}
+
+fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let col = qi(&c.name);
+    let at = format!("ALTER TABLE {tn} ALTER COLUMN {col}");
+    if old.generated != c.generated {
+        match (&old.generated, &c.generated) {
+            (Some(_), None) => s.push(format!("{at} DROP EXPRESSION")),
+            _ => {
+                // Expression changes: drop and re-add (generated values are recomputed).
+                s.push(format!("ALTER TABLE {tn} DROP COLUMN {col}"));
+                s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", column_def(c)));
+                return;
+            }
+        }
+    }
+    if old.identity.is_some() && old.identity != c.identity {
+        s.push(format!("{at} DROP IDENTITY"));
+    }
+    // A changing default was dropped in the first phase.
+    let retyped = old.type_name != c.type_name || old.collation != c.collation;
+    if retyped {
+        let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
+        // Between user types (enums) there is no direct cast: go through text.
+        let via = if is_user_type(a, &old.type_name) || is_user_type(b, &c.type_name) {
+            if c.type_name.ends_with("[]") { "::text[]" } else { "::text" }
+        } else {
+            ""
+        };
+        s.push(format!("{at} TYPE {}{collate} USING {col}{via}::{}", c.type_name, c.type_name));
+    }
+    if (old.default != c.default || (retyped && old.default.is_some())) && c.default.is_some() {
+        if let Some(d) = &c.default {
+            s.push(format!("{at} SET DEFAULT {d}"));
+        }
+    }
+    if old.not_null != c.not_null {
+        s.push(format!("{at} {} NOT NULL", if c.not_null { "SET" } else { "DROP" }));
+    }
+    if c.identity.is_some() && old.identity != c.identity {
+        s.push(format!("{at} ADD GENERATED {} AS IDENTITY", c.identity.as_deref().unwrap_or("by default").to_uppercase()));
+    }
+}

@@ -1,0 +1,442 @@
+//! The snapshot model: a normalised, ordered description of everything a schema says.
+//! Definitions come from PostgreSQL's own deparsers (`pg_get_*def`, `format_type`), read with
+//! an empty search_path so every name is schema-qualified and the text is canonical.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A schema-qualified name. Serialised as its SQL spelling (`public.users`,
+/// `"My Schema"."T"`), so it can key JSON maps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QName {
+    /// Schema.
+    pub schema: String,
+    /// Name within the schema.
+    pub name: String,
+}
+
+impl QName {
+    /// A name.
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> QName {
+        QName { schema: schema.into(), name: name.into() }
+    }
+
+    /// `"schema"."name"` with PostgreSQL's quoting rules.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", migsafe_sql::quote_ident(&self.schema), migsafe_sql::quote_ident(&self.name))
+    }
+}
+
+impl Serialize for QName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.sql())
+    }
+}
+
+impl<'de> Deserialize<'de> for QName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        QName::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a qualified name: {text}")))
+    }
+}
+
+impl QName {
+    /// Parse `schema.name` with SQL quoting (`"a.b"."c"`).
+    pub fn parse(text: &str) -> Option<QName> {
+        let mut parts = Vec::new();
+        let mut cur = String::new();
+        let mut chars = text.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        parts.push(cur);
+        match parts.as_slice() {
+            [s, n] => Some(QName::new(s.clone(), n.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for QName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sql())
+    }
+}
+
+/// Privileges granted on an object to roles other than its owner, as `role=PRIV[*]` strings
+/// (`*` = WITH GRANT OPTION; `PUBLIC` for everyone), sorted.
+pub type Grants = Vec<String>;
+
+/// A schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Schema {
+    /// COMMENT ON SCHEMA.
+    pub comment: Option<String>,
+    /// Grants to non-owners.
+    pub grants: Grants,
+}
+
+/// An installed extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Schema its objects live in.
+    pub schema: String,
+    /// Installed version.
+    pub version: String,
+}
+
+/// What kind of relation a table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    /// An ordinary table.
+    Regular,
+    /// A partitioned table (no storage of its own).
+    Partitioned,
+    /// A foreign table.
+    Foreign,
+}
+
+/// A table column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type with modifiers, as `format_type` spells it (`character varying(20)`).
+    pub type_name: String,
+    /// NOT NULL.
+    pub not_null: bool,
+    /// DEFAULT expression (`pg_get_expr`).
+    pub default: Option<String>,
+    /// Identity: `always` or `by default`.
+    pub identity: Option<String>,
+    /// Generated expression and kind (`stored` / `virtual`).
+    pub generated: Option<Generated>,
+    /// Collation when it is not the type's default.
+    pub collation: Option<String>,
+    /// COMMENT ON COLUMN.
+    pub comment: Option<String>,
+    /// Column-level grants.
+    pub grants: Grants,
+    /// Inherited from a parent (partitions, INHERITS), not declared locally.
+    pub inherited: bool,
+}
+
+/// A generated column's expression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    /// `stored` or `virtual`.
+    pub kind: String,
+    /// Expression.
+    pub expr: String,
+}
+
+/// A table constraint (not NOT NULL, which is a column property here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// `p` primary key, `u` unique, `f` foreign key, `c` check, `x` exclusion, `t` trigger.
+    pub kind: String,
+    /// `pg_get_constraintdef` (includes `NOT VALID` when not validated).
+    pub definition: String,
+    /// Validated.
+    pub validated: bool,
+    /// For foreign keys: the referenced table.
+    pub references: Option<QName>,
+    /// Key columns.
+    pub columns: Vec<String>,
+    /// Inherited from a parent (not declared on this table).
+    pub inherited: bool,
+    /// COMMENT ON CONSTRAINT.
+    pub comment: Option<String>,
+}
+
+/// An index (constraint-backing indexes included, marked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// `pg_get_indexdef`.
+    pub definition: String,
+    /// Usable by queries (false after a failed CREATE INDEX CONCURRENTLY).
+    pub valid: bool,
+    /// Backs a PRIMARY KEY / UNIQUE / EXCLUDE constraint.
+    pub constraint: bool,
+    /// Attached to an index on the parent partitioned table.
+    pub inherited: bool,
+    /// COMMENT ON INDEX.
+    pub comment: Option<String>,
+}
+
+/// A trigger (internal ones, such as those enforcing foreign keys, are left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `pg_get_triggerdef`.
+    pub definition: String,
+    /// `O` origin/local (enabled), `D` disabled, `R` replica, `A` always.
+    pub enabled: String,
+    /// Cloned from the parent partitioned table.
+    pub inherited: bool,
+    /// COMMENT ON TRIGGER.
+    pub comment: Option<String>,
+}
+
+/// A row-level security policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// PERMISSIVE or RESTRICTIVE.
+    pub permissive: bool,
+    /// ALL, SELECT, INSERT, UPDATE, DELETE.
+    pub command: String,
+    /// Roles (`public` when none).
+    pub roles: Vec<String>,
+    /// USING expression.
+    pub using: Option<String>,
+    /// WITH CHECK expression.
+    pub with_check: Option<String>,
+}
+
+/// A table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// Regular, partitioned or foreign.
+    pub kind: TableKind,
+    /// `permanent` or `unlogged`.
+    pub persistence: String,
+    /// `PARTITION BY …` key of a partitioned table.
+    pub partition_key: Option<String>,
+    /// Parent and bound of a partition.
+    pub partition_of: Option<(QName, String)>,
+    /// INHERITS parents (not partitions).
+    pub inherits: Vec<QName>,
+    /// Row level security enabled / forced.
+    pub rls: (bool, bool),
+    /// Storage parameters (`fillfactor=70`), sorted.
+    pub options: Vec<String>,
+    /// Replica identity: `d` default, `n` nothing, `f` full, `i` index.
+    pub replica_identity: String,
+    /// Columns in their physical order (order matters to `SELECT *`).
+    pub columns: Vec<Column>,
+    /// Constraints by name.
+    pub constraints: BTreeMap<String, Constraint>,
+    /// Indexes by name (same schema as the table).
+    pub indexes: BTreeMap<String, Index>,
+    /// Triggers by name.
+    pub triggers: BTreeMap<String, Trigger>,
+    /// Policies by name.
+    pub policies: BTreeMap<String, Policy>,
+    /// COMMENT ON TABLE.
+    pub comment: Option<String>,
+    /// Grants to non-owners.
+    pub grants: Grants,
+    /// For foreign tables: server and options.
+    pub foreign: Option<String>,
+}
+
+impl Table {
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A sequence (identity sequences belong to their column and are not listed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// `smallint`, `integer` or `bigint`.
+    pub data_type: String,
+    /// START WITH.
+    pub start: i64,
+    /// INCREMENT BY.
+    pub increment: i64,
+    /// MINVALUE.
+    pub min: i64,
+    /// MAXVALUE.
+    pub max: i64,
+    /// CACHE.
+    pub cache: i64,
+    /// CYCLE.
+    pub cycle: bool,
+    /// OWNED BY table and column.
+    pub owned_by: Option<(QName, String)>,
+    /// COMMENT ON SEQUENCE.
+    pub comment: Option<String>,
+    /// Grants to non-owners.
+    pub grants: Grants,
+}
+
+/// A view or materialized view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// Materialized.
+    pub materialized: bool,
+    /// `pg_get_viewdef`.
+    pub definition: String,
+    /// Column names in order.
+    pub columns: Vec<String>,
+    /// Options such as `security_barrier=true`, `check_option=local`.
+    pub options: Vec<String>,
+    /// For materialized views: populated (WITH DATA).
+    pub populated: bool,
+    /// Relations and functions it depends on (for ordering).
+    pub depends_on: Vec<QName>,
+    /// Indexes (materialized views).
+    pub indexes: BTreeMap<String, Index>,
+    /// COMMENT ON VIEW.
+    pub comment: Option<String>,
+    /// Column comments.
+    pub column_comments: BTreeMap<String, String>,
+    /// Grants to non-owners.
+    pub grants: Grants,
+}
+
+/// A function, procedure or aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// `function`, `procedure`, `aggregate` or `window`.
+    pub kind: String,
+    /// Identity arguments (`integer, text`): with the name, what identifies it.
+    pub identity_args: String,
+    /// Result type (`pg_get_function_result`).
+    pub result: Option<String>,
+    /// Full definition: `pg_get_functiondef` (aggregates: a CREATE AGGREGATE built from
+    /// pg_aggregate).
+    pub definition: String,
+    /// COMMENT ON FUNCTION.
+    pub comment: Option<String>,
+    /// Grants to non-owners.
+    pub grants: Grants,
+}
+
+impl Function {
+    /// `"schema"."name"(args)`, the form DROP and COMMENT take.
+    pub fn signature(&self) -> String {
+        format!("{}({})", QName::new(&self.schema, &self.name).sql(), self.identity_args)
+    }
+
+    /// `FUNCTION`, `PROCEDURE` or `AGGREGATE` (for DDL).
+    pub fn keyword(&self) -> &'static str {
+        match self.kind.as_str() {
+            "procedure" => "PROCEDURE",
+            "aggregate" => "AGGREGATE",
+            _ => "FUNCTION",
+        }
+    }
+}
+
+/// A user-defined type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TypeDef {
+    /// An enum with labels in sort order.
+    Enum {
+        /// Labels in order.
+        labels: Vec<String>,
+        /// COMMENT ON TYPE.
+        comment: Option<String>,
+    },
+    /// A composite type.
+    Composite {
+        /// Attributes: name and type.
+        attributes: Vec<(String, String)>,
+        /// COMMENT ON TYPE.
+        comment: Option<String>,
+    },
+    /// A domain.
+    Domain {
+        /// Base type.
+        base: String,
+        /// NOT NULL.
+        not_null: bool,
+        /// DEFAULT.
+        default: Option<String>,
+        /// Collation when not the base type's.
+        collation: Option<String>,
+        /// Constraints: name → (definition, validated).
+        constraints: BTreeMap<String, (String, bool)>,
+        /// COMMENT ON DOMAIN.
+        comment: Option<String>,
+    },
+    /// A range type.
+    Range {
+        /// Subtype.
+        subtype: String,
+        /// COMMENT ON TYPE.
+        comment: Option<String>,
+    },
+}
+
+/// A collation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collation {
+    /// `icu`, `libc` or `default`.
+    pub provider: String,
+    /// Locale (LC_COLLATE for libc, the ICU locale for ICU).
+    pub locale: String,
+    /// Deterministic.
+    pub deterministic: bool,
+}
+
+/// Everything a database's schema says (outside system and excluded schemas).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    /// `server_version_num` it was read from.
+    pub server_version: u32,
+    /// Schemas.
+    pub schemas: BTreeMap<String, Schema>,
+    /// Extensions.
+    pub extensions: BTreeMap<String, Extension>,
+    /// Collations.
+    pub collations: BTreeMap<QName, Collation>,
+    /// Types.
+    pub types: BTreeMap<QName, TypeDef>,
+    /// Sequences.
+    pub sequences: BTreeMap<QName, Sequence>,
+    /// Tables.
+    pub tables: BTreeMap<QName, Table>,
+    /// Views and materialized views.
+    pub views: BTreeMap<QName, View>,
+    /// Functions, procedures and aggregates by `schema.name(args)`.
+    pub functions: BTreeMap<String, Function>,
+}
+
+impl Snapshot {
+    /// Stable pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("snapshots serialise")
+    }
+
+    /// Parse snapshot JSON.
+    pub fn from_json(text: &str) -> Result<Snapshot, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Number of objects of each kind, for summaries.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        m.insert("schemas", self.schemas.len());
+        m.insert("extensions", self.extensions.len());
+        m.insert("types", self.types.len());
+        m.insert("sequences", self.sequences.len());
+        m.insert("tables", self.tables.len());
+        m.insert("columns", self.tables.values().map(|t| t.columns.len()).sum());
+        m.insert("constraints", self.tables.values().map(|t| t.constraints.len()).sum());
+        m.insert("indexes", self.tables.values().map(|t| t.indexes.len()).sum::<usize>());
+        m.insert("triggers", self.tables.values().map(|t| t.triggers.len()).sum());
+        m.insert("policies", self.tables.values().map(|t| t.policies.len()).sum());
+        m.insert("views", self.views.len());
+        m.insert("functions", self.functions.len());
+        m
+    }
+}

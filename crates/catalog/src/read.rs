@@ -1,0 +1,549 @@
+//! Reading a [`Snapshot`] from `pg_catalog`: one query per object kind for the whole database
+//! (not per table), in one read-only repeatable-read transaction, with `search_path` empty so
+//! every definition names its objects fully. Catalog differences between PostgreSQL 13 and 18
+//! are handled by branching on `server_version_num`.
+
+use postgres::Client;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::*;
+use crate::CatalogError;
+
+/// What to leave out of a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// Schemas to skip entirely (besides the system ones). Default: migsafe's own.
+    pub exclude_schemas: Vec<String>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { exclude_schemas: vec!["migsafe".into(), "migsafe_backup".into()] }
+    }
+}
+
+/// SQL that is true for a namespace oid expression we snapshot.
+fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
+    let mut s = format!(
+        "{col} NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog','information_schema','pg_toast') \
+         OR nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast\\_temp\\_%'"
+    );
+    for e in &opts.exclude_schemas {
+        s.push_str(&format!(" OR nspname = {}", migsafe_sql::quote_literal(e)));
+    }
+    s.push(')');
+    s
+}
+
+/// SQL that is true when the object is not a member of an extension.
+fn not_extension_member(oid: &str, catalog: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
+    )
+}
+
+/// Grants to roles other than the owner, as sorted `role=PRIV[*]` strings.
+fn grants(acl: &str, owner: &str, kind: char) -> String {
+    format!(
+        "coalesce((SELECT array_agg(g ORDER BY g) FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END \
+         || '=' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END AS g \
+         FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) a WHERE a.grantee <> {owner}) x), '{{}}'::text[])"
+    )
+}
+
+fn qname(schema: String, name: String) -> QName {
+    QName { schema, name }
+}
+
+/// Read the snapshot of the database `client` is connected to.
+pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
+    let mut tx = client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+    tx.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
+    let version: i32 = tx.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
+    let version = version as u32;
+    let mut snap = Snapshot { server_version: version, ..Default::default() };
+    let c = &mut tx;
+
+    // Schemas.
+    let sql = format!(
+        "SELECT n.nspname::text, obj_description(n.oid, 'pg_namespace'), {} FROM pg_namespace n WHERE {} AND {}",
+        grants("n.nspacl", "n.nspowner", 'n'),
+        ns_filter("n.oid", opts),
+        not_extension_member("n.oid", "pg_namespace")
+    );
+    for r in c.query(&sql, &[])? {
+        snap.schemas.insert(r.get(0), Schema { comment: r.get(1), grants: r.get(2) });
+    }
+
+    // Extensions.
+    for r in c.query(
+        "SELECT e.extname::text, n.nspname::text, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace",
+        &[],
+    )? {
+        snap.extensions.insert(r.get(0), Extension { schema: r.get(1), version: r.get(2) });
+    }
+
+    read_collations(c, opts, version, &mut snap)?;
+    read_types(c, opts, &mut snap)?;
+    let rels = read_relations(c, opts, &mut snap)?;
+    read_columns(c, &rels, &mut snap)?;
+    read_constraints(c, &rels, &mut snap)?;
+    read_indexes(c, &rels, &mut snap)?;
+    read_triggers(c, &rels, version, &mut snap)?;
+    read_policies(c, &rels, &mut snap)?;
+    read_sequences(c, opts, &mut snap)?;
+    read_functions(c, opts, &mut snap)?;
+    tx.commit()?;
+    Ok(snap)
+}
+
+fn read_collations(c: &mut postgres::Transaction, opts: &SnapshotOptions, version: u32, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let locale = if version >= 170000 {
+        "coalesce(co.colllocale, co.collcollate)"
+    } else if version >= 150000 {
+        "coalesce(co.colliculocale, co.collcollate)"
+    } else {
+        "co.collcollate"
+    };
+    let sql = format!(
+        "SELECT n.nspname::text, co.collname::text, co.collprovider::text, coalesce({locale}, ''), co.collisdeterministic \
+         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {} AND {}",
+        ns_filter("n.oid", opts),
+        not_extension_member("co.oid", "pg_collation")
+    );
+    for r in c.query(&sql, &[])? {
+        let provider = match r.get::<_, String>(2).as_str() {
+            "i" => "icu",
+            "c" => "libc",
+            _ => "default",
+        };
+        snap.collations.insert(
+            qname(r.get(0), r.get(1)),
+            Collation { provider: provider.into(), locale: r.get(3), deterministic: r.get(4) },
+        );
+    }
+    Ok(())
+}
+
+fn read_types(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let sql = format!(
+        "SELECT t.oid, n.nspname::text, t.typname::text, t.typtype::text, obj_description(t.oid, 'pg_type'), \
+           CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder) END, \
+           CASE WHEN t.typtype = 'c' THEN ARRAY(SELECT a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) END, \
+           CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END, \
+           t.typnotnull, t.typdefault, \
+           CASE WHEN t.typtype = 'd' AND t.typcollation <> (SELECT typcollation FROM pg_type b WHERE b.oid = t.typbasetype) \
+                THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END, \
+           CASE WHEN t.typtype = 'r' THEN (SELECT format_type(rngsubtype, NULL) FROM pg_range WHERE rngtypid = t.oid) END \
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+         WHERE t.typtype IN ('e','c','d','r') AND {} AND {} \
+           AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
+        ns_filter("n.oid", opts),
+        not_extension_member("t.oid", "pg_type")
+    );
+    let rows = c.query(&sql, &[])?;
+    let domain_constraints = c.query(
+        "SELECT co.contypid, co.conname::text, pg_get_constraintdef(co.oid), co.convalidated FROM pg_constraint co \
+         WHERE co.contypid <> 0 AND co.contype <> 'n'",
+        &[],
+    )?;
+    let mut by_domain: HashMap<u32, BTreeMap<String, (String, bool)>> = HashMap::new();
+    for r in domain_constraints {
+        by_domain.entry(r.get(0)).or_default().insert(r.get(1), (r.get(2), r.get(3)));
+    }
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let comment: Option<String> = r.get(4);
+        let def = match r.get::<_, String>(3).as_str() {
+            "e" => TypeDef::Enum { labels: r.get::<_, Option<Vec<String>>>(5).unwrap_or_default(), comment },
+            "c" => TypeDef::Composite {
+                attributes: r
+                    .get::<_, Option<Vec<String>>>(6)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| {
+                        let (n, t) = a.split_once(' ').unwrap_or((&a, ""));
+                        (n.to_string(), t.to_string())
+                    })
+                    .collect(),
+                comment,
+            },
+            "d" => TypeDef::Domain {
+                base: r.get::<_, Option<String>>(7).unwrap_or_default(),
+                not_null: r.get(8),
+                default: r.get(9),
+                collation: r.get(10),
+                constraints: by_domain.remove(&oid).unwrap_or_default(),
+                comment,
+            },
+            _ => TypeDef::Range { subtype: r.get::<_, Option<String>>(11).unwrap_or_default(), comment },
+        };
+        snap.types.insert(qname(r.get(1), r.get(2)), def);
+    }
+    Ok(())
+}
+
+/// Relations we snapshot, by oid: tables, views, materialized views.
+type Rels = HashMap<u32, (QName, char)>;
+
+fn read_relations(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<Rels, CatalogError> {
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text, \
+           c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions, '{{}}')::text[], c.relreplident::text, \
+           CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
+           CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END, \
+           CASE WHEN c.relispartition THEN (SELECT pn.nspname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid) END, \
+           CASE WHEN c.relispartition THEN (SELECT pc.relname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+                WHERE i.inhrelid = c.oid) END, \
+           ARRAY(SELECT pn.nspname::text || chr(31) || pc.relname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
+                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND NOT c.relispartition ORDER BY i.inhseqno), \
+           obj_description(c.oid, 'pg_class'), {}, \
+           CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END, c.relispopulated, \
+           CASE WHEN c.relkind = 'f' THEN (SELECT s.srvname::text || coalesce(' ' || array_to_string(ft.ftoptions, ','), '') \
+                FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid) END, \
+           (SELECT ic.relname::text FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid WHERE x.indrelid = c.oid AND x.indisreplident) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r','p','f','v','m') AND {} AND {}",
+        grants("c.relacl", "c.relowner", 'r'),
+        ns_filter("n.oid", opts),
+        not_extension_member("c.oid", "pg_class")
+    );
+    let mut rels = Rels::new();
+    let view_deps = view_dependencies(c)?;
+    for r in c.query(&sql, &[])? {
+        let oid: u32 = r.get(0);
+        let name = qname(r.get(1), r.get(2));
+        let kind: String = r.get(3);
+        let kind = kind.chars().next().unwrap_or('r');
+        rels.insert(oid, (name.clone(), kind));
+        let comment: Option<String> = r.get(14);
+        let grants: Vec<String> = r.get(15);
+        if kind == 'v' || kind == 'm' {
+            snap.views.insert(
+                name,
+                View {
+                    materialized: kind == 'm',
+                    definition: r.get::<_, Option<String>>(16).unwrap_or_default(),
+                    columns: vec![],
+                    options: r.get(7),
+                    populated: r.get(17),
+                    depends_on: view_deps.get(&oid).cloned().unwrap_or_default(),
+                    indexes: BTreeMap::new(),
+                    comment,
+                    column_comments: BTreeMap::new(),
+                    grants,
+                },
+            );
+            continue;
+        }
+        let partition_of = match (r.get::<_, Option<String>>(11), r.get::<_, Option<String>>(12), r.get::<_, Option<String>>(10)) {
+            (Some(s), Some(n), Some(bound)) => Some((qname(s, n), bound)),
+            _ => None,
+        };
+        let replident: String = r.get(8);
+        let replica_identity = match r.get::<_, Option<String>>(19) {
+            Some(idx) if replident == "i" => format!("i:{idx}"),
+            _ => replident,
+        };
+        let table = Table {
+            kind: match kind {
+                'p' => TableKind::Partitioned,
+                'f' => TableKind::Foreign,
+                _ => TableKind::Regular,
+            },
+            persistence: if r.get::<_, String>(4) == "u" { "unlogged".into() } else { "permanent".into() },
+            partition_key: r.get(9),
+            partition_of,
+            inherits: r
+                .get::<_, Vec<String>>(13)
+                .into_iter()
+                .map(|s| {
+                    let (a, b) = s.split_once('\u{1f}').unwrap_or(("", &s));
+                    QName::new(a, b)
+                })
+                .collect(),
+            rls: (r.get(5), r.get(6)),
+            options: sorted(r.get(7)),
+            replica_identity,
+            columns: vec![],
+            constraints: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            comment,
+            grants,
+            foreign: r.get(18),
+        };
+        snap.tables.insert(name, table);
+    }
+    Ok(rels)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// View oid → relations and functions its rewrite rule uses.
+fn view_dependencies(c: &mut postgres::Transaction) -> Result<HashMap<u32, Vec<QName>>, CatalogError> {
+    let rows = c.query(
+        "SELECT DISTINCT r.ev_class, n.nspname::text, coalesce(cl.relname, p.proname)::text \
+         FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+         LEFT JOIN pg_class cl ON d.refclassid = 'pg_class'::regclass AND cl.oid = d.refobjid \
+         LEFT JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid \
+         JOIN pg_namespace n ON n.oid = coalesce(cl.relnamespace, p.pronamespace) \
+         WHERE d.refobjid <> r.ev_class AND (cl.oid IS NOT NULL OR p.oid IS NOT NULL) \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         ORDER BY 1, 2, 3",
+        &[],
+    )?;
+    let mut out: HashMap<u32, Vec<QName>> = HashMap::new();
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(qname(r.get(1), r.get(2)));
+    }
+    Ok(out)
+}
+
+fn oids(rels: &Rels) -> Vec<u32> {
+    rels.keys().copied().collect()
+}
+
+fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let sql = format!(
+        "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+           pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
+           CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
+                FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
+           col_description(a.attrelid, a.attnum), {}, a.attinhcount > 0 \
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         JOIN pg_class cl ON cl.oid = a.attrelid \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
+        grants("a.attacl", "cl.relowner", 'c')
+    );
+    for r in c.query(&sql, &[&oids(rels)])? {
+        let Some((name, kind)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        let col_name: String = r.get(1);
+        if *kind == 'v' || *kind == 'm' {
+            if let Some(v) = snap.views.get_mut(name) {
+                if let Some(cm) = r.get::<_, Option<String>>(8) {
+                    v.column_comments.insert(col_name.clone(), cm);
+                }
+                v.columns.push(col_name);
+            }
+            continue;
+        }
+        let identity: String = r.get(5);
+        let generated: String = r.get(6);
+        let expr: Option<String> = r.get(4);
+        let (default, generated) = if generated.is_empty() {
+            (expr, None)
+        } else {
+            let kind = if generated == "v" { "virtual" } else { "stored" };
+            (None, Some(Generated { kind: kind.into(), expr: expr.unwrap_or_default() }))
+        };
+        let column = Column {
+            name: col_name,
+            type_name: r.get(2),
+            not_null: r.get(3),
+            default,
+            identity: match identity.as_str() {
+                "a" => Some("always".into()),
+                "d" => Some("by default".into()),
+                _ => None,
+            },
+            generated,
+            collation: r.get(7),
+            comment: r.get(8),
+            grants: r.get(9),
+            inherited: r.get(10),
+        };
+        if let Some(t) = snap.tables.get_mut(name) {
+            t.columns.push(column);
+        }
+    }
+    Ok(())
+}
+
+fn read_constraints(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let rows = c.query(
+        "SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
+           fn.nspname::text, fc.relname::text, \
+           ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) \
+                 JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
+           (co.conparentid <> 0 OR NOT co.conislocal), obj_description(co.oid, 'pg_constraint') \
+         FROM pg_constraint co \
+         LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
+         WHERE co.conrelid = ANY($1) AND co.contype <> 'n'",
+        &[&oids(rels)],
+    )?;
+    for r in rows {
+        let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        let references = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
+            (Some(s), Some(n)) => Some(qname(s, n)),
+            _ => None,
+        };
+        let con = Constraint {
+            kind: r.get(2),
+            definition: r.get(3),
+            validated: r.get(4),
+            references,
+            columns: r.get(7),
+            inherited: r.get(8),
+            comment: r.get(9),
+        };
+        if let Some(t) = snap.tables.get_mut(name) {
+            t.constraints.insert(r.get(1), con);
+        }
+    }
+    Ok(())
+}
+
+fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let rows = c.query(
+        "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
+           EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
+           ic.relispartition, obj_description(i.indexrelid, 'pg_class') \
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY($1)",
+        &[&oids(rels)],
+    )?;
+    for r in rows {
+        let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        let idx = Index { definition: r.get(2), valid: r.get(3), constraint: r.get(4), inherited: r.get(5), comment: r.get(6) };
+        if let Some(t) = snap.tables.get_mut(name) {
+            t.indexes.insert(r.get(1), idx);
+        } else if let Some(v) = snap.views.get_mut(name) {
+            v.indexes.insert(r.get(1), idx);
+        }
+    }
+    Ok(())
+}
+
+fn read_triggers(c: &mut postgres::Transaction, rels: &Rels, version: u32, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
+    let sql = format!(
+        "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, obj_description(t.oid, 'pg_trigger') \
+         FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY($1)"
+    );
+    for r in c.query(&sql, &[&oids(rels)])? {
+        let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        if let Some(t) = snap.tables.get_mut(name) {
+            t.triggers.insert(
+                r.get(1),
+                Trigger { definition: r.get(2), enabled: r.get(3), inherited: r.get(4), comment: r.get(5) },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_policies(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let rows = c.query(
+        "SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
+           ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1), \
+           pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+         FROM pg_policy p WHERE p.polrelid = ANY($1)",
+        &[&oids(rels)],
+    )?;
+    for r in rows {
+        let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        let command = match r.get::<_, String>(3).as_str() {
+            "r" => "SELECT",
+            "a" => "INSERT",
+            "w" => "UPDATE",
+            "d" => "DELETE",
+            _ => "ALL",
+        };
+        if let Some(t) = snap.tables.get_mut(name) {
+            t.policies.insert(
+                r.get(1),
+                Policy { permissive: r.get(2), command: command.into(), roles: r.get(4), using: r.get(5), with_check: r.get(6) },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_sequences(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, \
+           s.seqcache, s.seqcycle, \
+           (SELECT tn.nspname::text FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjsubid > 0), \
+           (SELECT t.relname::text FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid \
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjsubid > 0), \
+           (SELECT a.attname::text FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjsubid > 0), \
+           obj_description(c.oid, 'pg_class'), {} \
+         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {} AND {} \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i')",
+        grants("c.relacl", "c.relowner", 's'),
+        ns_filter("n.oid", opts),
+        not_extension_member("c.oid", "pg_class")
+    );
+    for r in c.query(&sql, &[])? {
+        let owned_by = match (r.get::<_, Option<String>>(9), r.get::<_, Option<String>>(10), r.get::<_, Option<String>>(11)) {
+            (Some(s), Some(t), Some(col)) => Some((qname(s, t), col)),
+            _ => None,
+        };
+        snap.sequences.insert(
+            qname(r.get(0), r.get(1)),
+            Sequence {
+                data_type: r.get(2),
+                start: r.get(3),
+                increment: r.get(4),
+                min: r.get(5),
+                max: r.get(6),
+                cache: r.get(7),
+                cycle: r.get(8),
+                owned_by,
+                comment: r.get(12),
+                grants: r.get(13),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn read_functions(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let sql = format!(
+        "SELECT n.nspname::text, p.proname::text, p.prokind::text, pg_get_function_identity_arguments(p.oid), \
+           CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END, \
+           CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE \
+             (SELECT 'CREATE AGGREGATE ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_arguments(p.oid) || ') (' \
+                || 'SFUNC = ' || a.aggtransfn::regproc::text || ', STYPE = ' || format_type(a.aggtranstype, NULL) \
+                || CASE WHEN a.aggfinalfn <> 0 THEN ', FINALFUNC = ' || a.aggfinalfn::regproc::text ELSE '' END \
+                || CASE WHEN a.aggcombinefn <> 0 THEN ', COMBINEFUNC = ' || a.aggcombinefn::regproc::text ELSE '' END \
+                || CASE WHEN a.agginitval IS NOT NULL THEN ', INITCOND = ' || quote_literal(a.agginitval) ELSE '' END \
+                || CASE WHEN a.aggsortop <> 0 THEN ', SORTOP = OPERATOR(' || a.aggsortop::regoperator::text || ')' ELSE '' END \
+                || ')' FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END, \
+           obj_description(p.oid, 'pg_proc'), {} \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {} AND {}",
+        grants("p.proacl", "p.proowner", 'f'),
+        ns_filter("n.oid", opts),
+        not_extension_member("p.oid", "pg_proc")
+    );
+    for r in c.query(&sql, &[])? {
+        let kind = match r.get::<_, String>(2).as_str() {
+            "p" => "procedure",
+            "a" => "aggregate",
+            "w" => "window",
+            _ => "function",
+        };
+        let f = Function {
+            schema: r.get(0),
+            name: r.get(1),
+            kind: kind.into(),
+            identity_args: r.get(3),
+            result: r.get(4),
+            definition: r.get::<_, Option<String>>(5).unwrap_or_default(),
+            comment: r.get(6),
+            grants: r.get(7),
+        };
+        snap.functions.insert(f.signature(), f);
+    }
+    Ok(())
+}

@@ -68,6 +68,10 @@ enum Command {
     Lint(commands::lint::LintArgs),
     /// List every lint rule with its id, severity and what it catches.
     Rules,
+    /// Print the catalog snapshot of a database, a migration folder or a snapshot file.
+    Snapshot(commands::schema::SnapshotArgs),
+    /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
+    Diff(commands::schema::DiffArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(args) => commands::lint::run(args),
         Command::Rules => commands::lint::rules(),
+        Command::Snapshot(args) => commands::schema::snapshot(args),
+        Command::Diff(args) => commands::schema::diff(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -1,1 +1,2 @@
 pub mod lint;
+pub mod schema;

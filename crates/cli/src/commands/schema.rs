@@ -1,0 +1,117 @@
+//! `migsafe snapshot` and `migsafe diff`.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+use migsafe_engine::snapshot_source::SchemaSource;
+use migsafe_pg::ConnSpec;
+
+use crate::render;
+use crate::{CmdResult, Exit, Failure};
+
+/// Human or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Readable summary.
+    Human,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `migsafe snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// A migration folder, a snapshot file or a connection string (default: --db, DATABASE_URL, PG*).
+    pub source: Option<String>,
+    /// Database to snapshot.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// PostgreSQL server binaries for the throwaway cluster.
+    #[arg(long, env = "PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+/// Arguments of `migsafe diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The schema to start from: connection string, snapshot JSON file or migration folder.
+    pub from: String,
+    /// The schema to reach.
+    pub to: String,
+    /// Print the DDL that turns FROM into TO instead of the summary.
+    #[arg(long)]
+    pub sql: bool,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// PostgreSQL server binaries for the throwaway cluster.
+    #[arg(long, env = "PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+fn engine_failure(e: migsafe_engine::EngineError) -> Failure {
+    if e.is_input() {
+        Failure::input(e)
+    } else {
+        Failure::environment(e)
+    }
+}
+
+/// Run `migsafe snapshot`.
+pub fn snapshot(args: SnapshotArgs) -> CmdResult {
+    let source = match (&args.source, &args.db) {
+        (Some(s), _) => SchemaSource::parse(s).map_err(engine_failure)?,
+        (None, Some(db)) => SchemaSource::Database(ConnSpec::parse(db).map_err(Failure::input)?),
+        (None, None) if ConnSpec::env_names_database() => {
+            SchemaSource::Database(ConnSpec::from_env().map_err(Failure::input)?)
+        }
+        (None, None) => {
+            return Err(Failure::input(anyhow::anyhow!(
+                "name what to snapshot: a migration folder, a snapshot file, --db URL, or DATABASE_URL"
+            )))
+        }
+    };
+    let snap = source.snapshot(args.pg_bin.as_deref()).map_err(engine_failure)?;
+    let text = match args.format {
+        Format::Json => {
+            let mut t = snap.to_json();
+            t.push('\n');
+            t
+        }
+        Format::Human => {
+            let mut t = String::new();
+            for (k, n) in snap.counts() {
+                t.push_str(&format!("{k:>12}: {n}\n"));
+            }
+            for (name, table) in &snap.tables {
+                t.push_str(&format!("table {name} ({} columns)\n", table.columns.len()));
+            }
+            t
+        }
+    };
+    render::emit(&text, None).map_err(Failure::environment)?;
+    Ok(Exit::Ok)
+}
+
+/// Run `migsafe diff`.
+pub fn diff(args: DiffArgs) -> CmdResult {
+    let from = SchemaSource::parse(&args.from).map_err(engine_failure)?;
+    let to = SchemaSource::parse(&args.to).map_err(engine_failure)?;
+    let a = from.snapshot(args.pg_bin.as_deref()).map_err(engine_failure)?;
+    let b = to.snapshot(args.pg_bin.as_deref()).map_err(engine_failure)?;
+    let d = a.diff(&b);
+    let text = if args.sql {
+        d.to_sql()
+    } else {
+        match args.format {
+            Format::Json => render::json(&d),
+            Format::Human if d.is_empty() => "the schemas are the same\n".to_string(),
+            Format::Human => d.summary(),
+        }
+    };
+    render::emit(&text, None).map_err(Failure::environment)?;
+    Ok(if d.is_empty() { Exit::Ok } else { Exit::Findings })
+}

@@ -1,0 +1,196 @@
+//! Running a migration's SQL the way migsafe runs it: parsed into statements (so each can be
+//! timed, traced and located), in one transaction, statement by statement outside one, or
+//! with the file's own BEGIN/COMMIT, as its [`TxMode`] says. Errors name the file, line and
+//! column of the failing statement (and of the exact token PostgreSQL points at).
+
+use postgres::error::ErrorPosition;
+use postgres::Client;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use migsafe_sql::directives::Directives;
+use migsafe_sql::lint::TxMode;
+use migsafe_sql::{parse_sql, LineIndex, Statement};
+
+use crate::source::SqlText;
+
+/// A migration file ready to run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The file.
+    pub file: PathBuf,
+    /// Its text.
+    pub source: String,
+    /// Parsed statements.
+    pub statements: Vec<Statement>,
+    /// How it runs.
+    pub tx_mode: TxMode,
+}
+
+/// Why SQL could not be run.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+pub enum ExecError {
+    /// The file does not parse.
+    #[error("{file}:{line}:{column}: syntax error: {message}")]
+    Syntax {
+        /// File.
+        file: String,
+        /// Line.
+        line: usize,
+        /// Column.
+        column: usize,
+        /// PostgreSQL's message.
+        message: String,
+    },
+    /// A statement failed on the server.
+    #[error("{file}:{line}:{column}: {tag} failed: {message}")]
+    Statement {
+        /// File.
+        file: String,
+        /// Line of the error (the token PostgreSQL points at, else the statement start).
+        line: usize,
+        /// Column.
+        column: usize,
+        /// 0-based statement index.
+        statement: usize,
+        /// Command tag.
+        tag: String,
+        /// PostgreSQL's message, with detail and hint.
+        message: String,
+        /// SQLSTATE (`55P03` lock_not_available, `57014` query_canceled…).
+        sqlstate: String,
+    },
+    /// Connection-level failure.
+    #[error("{0}")]
+    Connection(String),
+}
+
+impl ExecError {
+    /// SQLSTATE of a statement error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            ExecError::Statement { sqlstate, .. } => Some(sqlstate),
+            _ => None,
+        }
+    }
+
+    /// True for a lock_timeout expiry (retryable).
+    pub fn is_lock_timeout(&self) -> bool {
+        self.sqlstate() == Some("55P03")
+    }
+}
+
+impl Prepared {
+    /// Parse a migration text; syntax errors are located.
+    pub fn new(sql: &SqlText) -> Result<Prepared, ExecError> {
+        let parsed = parse_sql(&sql.text);
+        if let Some(e) = parsed.errors.first() {
+            let at = LineIndex::new(&sql.text).line_col(&sql.text, e.offset);
+            return Err(ExecError::Syntax {
+                file: sql.path.display().to_string(),
+                line: at.line,
+                column: at.column,
+                message: e.message.clone(),
+            });
+        }
+        let directives = Directives::parse(&sql.text);
+        let tx_mode = TxMode::of(&directives, &parsed.statements);
+        Ok(Prepared { file: sql.path.clone(), source: sql.text.clone(), statements: parsed.statements, tx_mode })
+    }
+
+    /// Parse SQL that is not in a file (generated scripts).
+    pub fn from_text(label: &str, text: &str) -> Result<Prepared, ExecError> {
+        Prepared::new(&SqlText { path: PathBuf::from(label), text: text.to_string() })
+    }
+
+    /// The text of statement `i`.
+    pub fn text(&self, i: usize) -> &str {
+        self.statements[i].text(&self.source)
+    }
+
+    /// Turn a server error on statement `i` into a located error.
+    pub fn locate(&self, i: usize, e: &postgres::Error) -> ExecError {
+        let stmt = &self.statements[i];
+        let Some(db) = e.as_db_error() else {
+            return ExecError::Connection(e.to_string());
+        };
+        let mut offset = stmt.span.start;
+        if let Some(ErrorPosition::Original(p)) = db.position() {
+            let text = stmt.text(&self.source);
+            let chars = (*p as usize).saturating_sub(1);
+            offset += text.char_indices().nth(chars).map(|(b, _)| b).unwrap_or(0);
+        }
+        let at = LineIndex::new(&self.source).line_col(&self.source, offset);
+        let mut message = db.message().to_string();
+        if let Some(d) = db.detail() {
+            message.push_str(&format!(" (detail: {d})"));
+        }
+        if let Some(h) = db.hint() {
+            message.push_str(&format!(" (hint: {h})"));
+        }
+        ExecError::Statement {
+            file: self.file.display().to_string(),
+            line: at.line,
+            column: at.column,
+            statement: i,
+            tag: stmt.tag.clone(),
+            message,
+            sqlstate: db.code().code().to_string(),
+        }
+    }
+}
+
+/// One statement that ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementRun {
+    /// 0-based index.
+    pub index: usize,
+    /// Command tag.
+    pub tag: String,
+    /// 1-based line where it starts.
+    pub line: usize,
+    /// How long it took.
+    pub ms: f64,
+}
+
+/// Called after each statement, on the migration's own connection (inside its transaction
+/// when there is one), e.g. to read the locks it holds.
+pub type Observer<'a> = dyn FnMut(&mut Client, usize, Duration) + 'a;
+
+/// Run a prepared migration on `client`. In [`TxMode::Wrapped`] everything is one
+/// transaction that is rolled back on error; otherwise statements run as the file says.
+pub fn run(client: &mut Client, p: &Prepared, observer: &mut Observer<'_>) -> Result<Vec<StatementRun>, ExecError> {
+    let index = LineIndex::new(&p.source);
+    let wrapped = p.tx_mode == TxMode::Wrapped;
+    if wrapped {
+        client.batch_execute("BEGIN").map_err(|e| ExecError::Connection(e.to_string()))?;
+    }
+    let mut runs = Vec::with_capacity(p.statements.len());
+    for (i, stmt) in p.statements.iter().enumerate() {
+        let t0 = Instant::now();
+        if let Err(e) = client.batch_execute(stmt.text(&p.source)) {
+            let err = p.locate(i, &e);
+            // Leave no transaction open behind us.
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(err);
+        }
+        let took = t0.elapsed();
+        observer(client, i, took);
+        runs.push(StatementRun {
+            index: i,
+            tag: stmt.tag.clone(),
+            line: index.line_col(&p.source, stmt.span.start).line,
+            ms: took.as_secs_f64() * 1000.0,
+        });
+    }
+    if wrapped {
+        client.batch_execute("COMMIT").map_err(|e| ExecError::Connection(e.to_string()))?;
+    }
+    Ok(runs)
+}
+
+/// Run without observing.
+pub fn run_plain(client: &mut Client, p: &Prepared) -> Result<Vec<StatementRun>, ExecError> {
+    run(client, p, &mut |_, _, _| {})
+}

@@ -1,0 +1,149 @@
+//! Where scratch databases come from: the throwaway cluster (the embedded default), or a real
+//! server named with `--db`, on which migsafe creates and drops only its own uniquely named
+//! `migsafe_scratch_*` databases and never touches any other.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use migsafe_pg::cluster::{create_database, drop_database};
+use migsafe_pg::{Cluster, ConnSpec, PgBinaries, PgError};
+
+/// A server that hands out scratch databases.
+pub enum ScratchServer {
+    /// A private throwaway cluster.
+    Throwaway(Box<Cluster>),
+    /// A real server; only `migsafe_scratch_*` databases are created and dropped.
+    Remote {
+        /// Superuser-ish connection (needs CREATEDB).
+        admin: ConnSpec,
+        /// Major version.
+        major: u32,
+        /// Databases created and not yet dropped.
+        created: Mutex<Vec<String>>,
+    },
+}
+
+impl std::fmt::Debug for ScratchServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScratchServer::Throwaway(c) => write!(f, "{c:?}"),
+            ScratchServer::Remote { admin, .. } => write!(f, "Remote({admin})"),
+        }
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl ScratchServer {
+    /// Start a throwaway cluster from `pg_bin` (or the binaries found on the machine).
+    pub fn throwaway(pg_bin: Option<&Path>) -> Result<ScratchServer, PgError> {
+        let bins = PgBinaries::find(pg_bin)?;
+        Ok(ScratchServer::Throwaway(Box::new(Cluster::start(&bins)?)))
+    }
+
+    /// Use a real server for scratch databases.
+    pub fn remote(spec: &ConnSpec) -> Result<ScratchServer, PgError> {
+        let mut c = spec.connect()?;
+        let major = migsafe_pg::server_version_num(&mut c)? / 10000;
+        let can: bool = c.query_one("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user", &[])?.get(0);
+        if !can {
+            return Err(PgError::Start(format!(
+                "{} may not create databases (needs CREATEDB) for migsafe's scratch databases",
+                spec.user()
+            )));
+        }
+        Ok(ScratchServer::Remote { admin: spec.clone(), major, created: Mutex::new(vec![]) })
+    }
+
+    /// The server's PostgreSQL major version.
+    pub fn major(&self) -> u32 {
+        match self {
+            ScratchServer::Throwaway(c) => c.binaries().major,
+            ScratchServer::Remote { major, .. } => *major,
+        }
+    }
+
+    /// Connection settings for database `db` on this server.
+    pub fn conn(&self, db: &str) -> ConnSpec {
+        match self {
+            ScratchServer::Throwaway(c) => c.conn(db),
+            ScratchServer::Remote { admin, .. } => admin.with_dbname(db),
+        }
+    }
+
+    /// The throwaway cluster, when this is one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match self {
+            ScratchServer::Throwaway(c) => Some(c),
+            ScratchServer::Remote { .. } => None,
+        }
+    }
+
+    fn admin(&self) -> Result<postgres::Client, PgError> {
+        match self {
+            ScratchServer::Throwaway(c) => c.admin(),
+            ScratchServer::Remote { admin, .. } => admin.connect(),
+        }
+    }
+
+    /// A new database, empty or cloned from `template` (another scratch database).
+    pub fn create_db(&self, purpose: &str, template: Option<&str>) -> Result<ScratchDb<'_>, PgError> {
+        let clean: String = purpose.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
+        let name = format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
+        let mut admin = self.admin()?;
+        create_database(&mut admin, &name, template)?;
+        if let ScratchServer::Remote { created, .. } = self {
+            created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        }
+        Ok(ScratchDb { spec: self.conn(&name), name, server: self })
+    }
+
+    fn drop_db(&self, name: &str) -> Result<(), PgError> {
+        debug_assert!(name.starts_with("migsafe_scratch_"));
+        let mut admin = self.admin()?;
+        drop_database(&mut admin, name, self.major())?;
+        if let ScratchServer::Remote { created, .. } = self {
+            created.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchServer {
+    fn drop(&mut self) {
+        if let ScratchServer::Remote { created, .. } = self {
+            let names: Vec<String> = created.lock().map(|v| v.clone()).unwrap_or_default();
+            for n in names {
+                let _ = self.drop_db(&n);
+            }
+        }
+    }
+}
+
+/// A scratch database, dropped when this goes out of scope.
+pub struct ScratchDb<'a> {
+    /// Its name.
+    pub name: String,
+    /// How to connect.
+    pub spec: ConnSpec,
+    server: &'a ScratchServer,
+}
+
+impl ScratchDb<'_> {
+    /// Connect to it.
+    pub fn connect(&self) -> Result<postgres::Client, PgError> {
+        self.spec.connect()
+    }
+
+    /// A clone of this database (it must have no open connections).
+    pub fn clone_db(&self, purpose: &str) -> Result<ScratchDb<'_>, PgError> {
+        self.server.create_db(purpose, Some(&self.name))
+    }
+}
+
+impl Drop for ScratchDb<'_> {
+    fn drop(&mut self) {
+        let _ = self.server.drop_db(&self.name);
+    }
+}

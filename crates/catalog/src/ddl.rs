@@ -249,6 +249,28 @@ fn views_to_rebuild(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
     rebuild
 }
 
+/// Types (not enums) that change shape and no column uses: dropped and created again.
+fn rebuilt_types(a: &Snapshot, b: &Snapshot) -> Vec<QName> {
+    a.types
+        .iter()
+        .filter(|(n, t)| {
+            b.types.get(*n).is_some_and(|u| {
+                needs_type_rebuild(t, u)
+                    && !matches!((t, u), (TypeDef::Enum { .. }, TypeDef::Enum { .. }))
+                    && columns_of_type(b, n).is_empty()
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+fn uses_rebuilt_type(f: &Function, rebuilt: &[QName]) -> bool {
+    let text = format!("{} {}", f.identity_args, f.result.as_deref().unwrap_or(""));
+    rebuilt.iter().any(|n| {
+        text.contains(&n.to_string()) || text.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == n.name)
+    })
+}
+
 fn view_body_eq(v: &View, w: &View) -> bool {
     v.materialized == w.materialized && v.definition == w.definition && v.columns == w.columns && v.options == w.options
 }
@@ -257,7 +279,9 @@ fn needs_type_rebuild(a: &TypeDef, b: &TypeDef) -> bool {
     match (a, b) {
         (TypeDef::Enum { labels: x, .. }, TypeDef::Enum { labels: y, .. }) => !enum_only_adds(x, y),
         (TypeDef::Composite { attributes: x, .. }, TypeDef::Composite { attributes: y, .. }) => x != y,
-        (TypeDef::Domain { base: x, collation: cx, .. }, TypeDef::Domain { base: y, collation: cy, .. }) => x != y || cx != cy,
+        (TypeDef::Domain { base: x, collation: cx, .. }, TypeDef::Domain { base: y, collation: cy, .. }) => {
+            x != y || cx != cy
+        }
         (TypeDef::Range { subtype: x, .. }, TypeDef::Range { subtype: y, .. }) => x != y,
         _ => true,
     }
@@ -460,11 +484,17 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             }
         }
     }
-    // Functions whose result or kind changes cannot be replaced in place.
+    // Functions whose result or kind changes cannot be replaced in place; nor can those that
+    // use a type that is rebuilt.
+    let rebuilt = rebuilt_types(a, b);
     for (sig, f) in &a.functions {
-        if b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind) {
+        let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
+        if changed || uses_rebuilt_type(f, &rebuilt) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
+    }
+    for n in &rebuilt {
+        s.push(format!("DROP {} {n}", type_keyword(&a.types[n])));
     }
 
     // ---------- Phase 2: creates and alters, dependencies first ----------
@@ -556,7 +586,11 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
     for (sig, f) in &b.functions {
         match a.functions.get(sig) {
-            Some(g) if g.definition == f.definition && g.result == f.result && g.kind == f.kind => {}
+            Some(g)
+                if g.definition == f.definition
+                    && g.result == f.result
+                    && g.kind == f.kind
+                    && !uses_rebuilt_type(g, &rebuilt) => {}
             _ => s.push(trim_semicolon(&f.definition).to_string()),
         }
     }
@@ -648,7 +682,11 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 qi(pn),
                 if p.permissive { "PERMISSIVE" } else { "RESTRICTIVE" },
                 p.command,
-                p.roles.iter().map(|r| if r == "public" { "PUBLIC".to_string() } else { qi(r) }).collect::<Vec<_>>().join(", ")
+                p.roles
+                    .iter()
+                    .map(|r| if r == "public" { "PUBLIC".to_string() } else { qi(r) })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             if let Some(q) = &p.using {
                 d.push_str(&format!(" USING ({q})"));
@@ -671,14 +709,8 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     for (n, t) in &a.types {
-        match b.types.get(n) {
-            None => s.push(format!("DROP {} {n}", type_keyword(t))),
-            Some(u) if needs_type_rebuild(t, u) && !matches!((t, u), (TypeDef::Enum { .. }, TypeDef::Enum { .. })) => {
-                if columns_of_type(b, n).is_empty() {
-                    s.push(format!("DROP {} {n}", type_keyword(t)));
-                }
-            }
-            _ => {}
+        if !b.types.contains_key(n) {
+            s.push(format!("DROP {} {n}", type_keyword(t)));
         }
     }
     for n in a.collations.keys() {
@@ -697,7 +729,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
 
-
     // Comments and grants on functions, sequences, types.
     for (sig, f) in &b.functions {
         let old = a.functions.get(sig).filter(|g| g.result == f.result && g.kind == f.kind);
@@ -706,7 +737,13 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
         let routine = if f.kind == "procedure" { "PROCEDURE" } else { "FUNCTION" };
         if f.kind != "aggregate" {
-            grant_sql(&format!("{routine} {}", f.signature()), old.map(|g| g.grants.as_slice()).unwrap_or(&default_function_grants()), &f.grants, None, s);
+            grant_sql(
+                &format!("{routine} {}", f.signature()),
+                old.map(|g| g.grants.as_slice()).unwrap_or(&default_function_grants()),
+                &f.grants,
+                None,
+                s,
+            );
         }
     }
     for (n, q) in &b.sequences {
@@ -816,9 +853,7 @@ fn render_types(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 if columns_of_type(b, n).is_empty() {
                     create_type(n, t, s);
                 } else {
-                    s.push(format!(
-                        "-- MANUAL: type {n} changed shape while columns use it; convert them by hand"
-                    ));
+                    s.push(format!("-- MANUAL: type {n} changed shape while columns use it; convert them by hand"));
                 }
                 continue;
             }
@@ -970,7 +1005,8 @@ fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 if i.constraint || i.inherited {
                     continue;
                 }
-                let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| j.definition == i.definition && !j.constraint);
+                let old =
+                    t.and_then(|t| t.indexes.get(iname)).filter(|j| j.definition == i.definition && !j.constraint);
                 let qn = QName::new(&tn.schema, iname);
                 if old.is_none() {
                     s.push(i.definition.clone());
@@ -1017,7 +1053,13 @@ fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             if old.map(|o| &o.comment) != Some(&c.comment) && (c.comment.is_some() || old.is_some()) {
                 s.push(comment_sql(&format!("COLUMN {tn}.{}", qi(&c.name)), &c.comment));
             }
-            grant_sql(&format!("TABLE {tn}"), old.map(|o| o.grants.as_slice()).unwrap_or(&[]), &c.grants, Some(&qi(&c.name)), s);
+            grant_sql(
+                &format!("TABLE {tn}"),
+                old.map(|o| o.grants.as_slice()).unwrap_or(&[]),
+                &c.grants,
+                Some(&qi(&c.name)),
+                s,
+            );
         }
     }
 }
@@ -1051,7 +1093,11 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
         let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
         // Between user types (enums) there is no direct cast: go through text.
         let via = if is_user_type(a, &old.type_name) || is_user_type(b, &c.type_name) {
-            if c.type_name.ends_with("[]") { "::text[]" } else { "::text" }
+            if c.type_name.ends_with("[]") {
+                "::text[]"
+            } else {
+                "::text"
+            }
         } else {
             ""
         };
@@ -1066,6 +1112,9 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
         s.push(format!("{at} {} NOT NULL", if c.not_null { "SET" } else { "DROP" }));
     }
     if c.identity.is_some() && old.identity != c.identity {
-        s.push(format!("{at} ADD GENERATED {} AS IDENTITY", c.identity.as_deref().unwrap_or("by default").to_uppercase()));
+        s.push(format!(
+            "{at} ADD GENERATED {} AS IDENTITY",
+            c.identity.as_deref().unwrap_or("by default").to_uppercase()
+        ));
     }
 }

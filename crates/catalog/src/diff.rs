@@ -143,8 +143,11 @@ impl SchemaDiff {
             };
             s.push_str(&format!("{sign} {} {}", d.kind, d.name));
             if d.change == ChangeKind::Changed {
-                let fields: Vec<String> =
-                    d.fields.iter().map(|f| format!("{}: {} → {}", f.field, short(&f.before), short(&f.after))).collect();
+                let fields: Vec<String> = d
+                    .fields
+                    .iter()
+                    .map(|f| format!("{}: {} → {}", f.field, short(&f.before), short(&f.after)))
+                    .collect();
                 s.push_str(&format!(" ({})", fields.join("; ")));
             }
             s.push('\n');
@@ -263,7 +266,14 @@ impl Snapshot {
                 (Some(x), Some(y)) => field_changes(x, y),
                 _ => vec![],
             };
-            differences.push(Difference { kind: k.0, name: k.1.clone(), change, fields, before: x.cloned(), after: y.cloned() });
+            differences.push(Difference {
+                kind: k.0,
+                name: k.1.clone(),
+                change,
+                fields,
+                before: x.cloned(),
+                after: y.cloned(),
+            });
         }
         let mut column_order = Vec::new();
         for (tn, t) in &self.tables {

@@ -57,7 +57,8 @@ fn qname(schema: String, name: String) -> QName {
 
 /// Read the snapshot of the database `client` is connected to.
 pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
-    let mut tx = client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let mut tx =
+        client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
     tx.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
     let version: i32 = tx.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
     let version = version as u32;
@@ -97,7 +98,12 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
     Ok(snap)
 }
 
-fn read_collations(c: &mut postgres::Transaction, opts: &SnapshotOptions, version: u32, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_collations(
+    c: &mut postgres::Transaction,
+    opts: &SnapshotOptions,
+    version: u32,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let locale = if version >= 170000 {
         "coalesce(co.colllocale, co.collcollate)"
     } else if version >= 150000 {
@@ -187,7 +193,11 @@ fn read_types(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut 
 /// Relations we snapshot, by oid: tables, views, materialized views.
 type Rels = HashMap<u32, (QName, char)>;
 
-fn read_relations(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<Rels, CatalogError> {
+fn read_relations(
+    c: &mut postgres::Transaction,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<Rels, CatalogError> {
     let sql = format!(
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text, \
            c.relrowsecurity, c.relforcerowsecurity, coalesce(c.reloptions, '{{}}')::text[], c.relreplident::text, \
@@ -238,10 +248,11 @@ fn read_relations(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &
             );
             continue;
         }
-        let partition_of = match (r.get::<_, Option<String>>(11), r.get::<_, Option<String>>(12), r.get::<_, Option<String>>(10)) {
-            (Some(s), Some(n), Some(bound)) => Some((qname(s, n), bound)),
-            _ => None,
-        };
+        let partition_of =
+            match (r.get::<_, Option<String>>(11), r.get::<_, Option<String>>(12), r.get::<_, Option<String>>(10)) {
+                (Some(s), Some(n), Some(bound)) => Some((qname(s, n), bound)),
+                _ => None,
+            };
         let replident: String = r.get(8);
         let replica_identity = match r.get::<_, Option<String>>(19) {
             Some(idx) if replident == "i" => format!("i:{idx}"),
@@ -411,7 +422,13 @@ fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
     )?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
-        let idx = Index { definition: r.get(2), valid: r.get(3), constraint: r.get(4), inherited: r.get(5), comment: r.get(6) };
+        let idx = Index {
+            definition: r.get(2),
+            valid: r.get(3),
+            constraint: r.get(4),
+            inherited: r.get(5),
+            comment: r.get(6),
+        };
         if let Some(t) = snap.tables.get_mut(name) {
             t.indexes.insert(r.get(1), idx);
         } else if let Some(v) = snap.views.get_mut(name) {
@@ -421,7 +438,12 @@ fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
     Ok(())
 }
 
-fn read_triggers(c: &mut postgres::Transaction, rels: &Rels, version: u32, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_triggers(
+    c: &mut postgres::Transaction,
+    rels: &Rels,
+    version: u32,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
     let sql = format!(
         "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, obj_description(t.oid, 'pg_trigger') \
@@ -459,14 +481,24 @@ fn read_policies(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot
         if let Some(t) = snap.tables.get_mut(name) {
             t.policies.insert(
                 r.get(1),
-                Policy { permissive: r.get(2), command: command.into(), roles: r.get(4), using: r.get(5), with_check: r.get(6) },
+                Policy {
+                    permissive: r.get(2),
+                    command: command.into(),
+                    roles: r.get(4),
+                    using: r.get(5),
+                    with_check: r.get(6),
+                },
             );
         }
     }
     Ok(())
 }
 
-fn read_sequences(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_sequences(
+    c: &mut postgres::Transaction,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, \
            s.seqcache, s.seqcycle, \
@@ -485,10 +517,11 @@ fn read_sequences(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &
         not_extension_member("c.oid", "pg_class")
     );
     for r in c.query(&sql, &[])? {
-        let owned_by = match (r.get::<_, Option<String>>(9), r.get::<_, Option<String>>(10), r.get::<_, Option<String>>(11)) {
-            (Some(s), Some(t), Some(col)) => Some((qname(s, t), col)),
-            _ => None,
-        };
+        let owned_by =
+            match (r.get::<_, Option<String>>(9), r.get::<_, Option<String>>(10), r.get::<_, Option<String>>(11)) {
+                (Some(s), Some(t), Some(col)) => Some((qname(s, t), col)),
+                _ => None,
+            };
         snap.sequences.insert(
             qname(r.get(0), r.get(1)),
             Sequence {
@@ -508,7 +541,11 @@ fn read_sequences(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &
     Ok(())
 }
 
-fn read_functions(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_functions(
+    c: &mut postgres::Transaction,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let sql = format!(
         "SELECT n.nspname::text, p.proname::text, p.prokind::text, pg_get_function_identity_arguments(p.oid), \
            CASE WHEN p.prokind <> 'p' THEN pg_get_function_result(p.oid) END, \

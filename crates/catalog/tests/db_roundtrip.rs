@@ -9,7 +9,8 @@ use migsafe_pg::testing::TestDb;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/migra-fixtures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     v.sort();
     v
 }
@@ -28,7 +29,9 @@ fn db_with(label: &str, sql: &str) -> TestDb {
     });
     let db = TestDb::new(label);
     let mut c = db.client();
-    c.batch_execute(sql).unwrap_or_else(|e| panic!("{label}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string())));
+    c.batch_execute(sql).unwrap_or_else(|e| {
+        panic!("{label}: {}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+    });
     db
 }
 
@@ -42,7 +45,10 @@ fn round_trip(label: &str, from_sql: &str, to_sql: &str) -> Result<(), String> {
     let ddl = diff.to_sql();
     let mut c = from.client();
     if let Err(e) = c.batch_execute(&ddl) {
-        return Err(format!("{label}: the DDL failed: {}\n--- DDL ---\n{ddl}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string())));
+        return Err(format!(
+            "{label}: the DDL failed: {}\n--- DDL ---\n{ddl}",
+            e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string())
+        ));
     }
     let a2 = Snapshot::capture(&mut c).unwrap();
     let left = a2.diff(&b);
@@ -73,7 +79,10 @@ fn migra_fixture_pairs_round_trip_both_ways() {
 
 #[test]
 fn equal_schemas_have_an_empty_diff_and_no_sql() {
-    let sql = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/migra-fixtures/everything/b.sql")).unwrap();
+    let sql = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/migra-fixtures/everything/b.sql"),
+    )
+    .unwrap();
     let x = db_with("equal_x", &sql);
     let y = db_with("equal_y", &sql);
     let a = Snapshot::capture(&mut x.client()).unwrap();

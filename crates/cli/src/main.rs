@@ -70,6 +70,8 @@ enum Command {
     Rules,
     /// Print the catalog snapshot of a database, a migration folder or a snapshot file.
     Snapshot(commands::schema::SnapshotArgs),
+    /// Generate proven rollbacks (`generate`) or prove existing ones (`check`).
+    Rollback(commands::rollback::RollbackArgs),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
     Diff(commands::schema::DiffArgs),
 }
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Rules => commands::lint::rules(),
         Command::Snapshot(args) => commands::schema::snapshot(args),
         Command::Diff(args) => commands::schema::diff(args),
+        Command::Rollback(args) => commands::rollback::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -4,6 +4,8 @@
 pub mod config;
 pub mod exec;
 pub mod lint;
+pub mod report;
+pub mod rollback;
 pub mod scratch;
 pub mod snapshot_source;
 pub mod source;
@@ -37,6 +39,9 @@ pub enum EngineError {
 impl EngineError {
     /// True when the cause is the input (exit 2) rather than the environment (exit 3).
     pub fn is_input(&self) -> bool {
-        matches!(self, EngineError::Input(_) | EngineError::Source(_) | EngineError::Exec(exec::ExecError::Syntax { .. }))
+        matches!(
+            self,
+            EngineError::Input(_) | EngineError::Source(_) | EngineError::Exec(exec::ExecError::Syntax { .. })
+        )
     }
 }

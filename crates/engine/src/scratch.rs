@@ -46,7 +46,8 @@ impl ScratchServer {
     pub fn remote(spec: &ConnSpec) -> Result<ScratchServer, PgError> {
         let mut c = spec.connect()?;
         let major = migsafe_pg::server_version_num(&mut c)? / 10000;
-        let can: bool = c.query_one("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user", &[])?.get(0);
+        let can: bool =
+            c.query_one("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user", &[])?.get(0);
         if !can {
             return Err(PgError::Start(format!(
                 "{} may not create databases (needs CREATEDB) for migsafe's scratch databases",
@@ -90,9 +91,10 @@ impl ScratchServer {
     /// A new database, empty or cloned from `template` (another scratch database).
     pub fn create_db(&self, purpose: &str, template: Option<&str>) -> Result<ScratchDb<'_>, PgError> {
         let clean: String = purpose.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
-        let name = format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
+        let name =
+            format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
         let mut admin = self.admin()?;
-        create_database(&mut admin, &name, template)?;
+        create_database(&mut admin, &name, template, self.major())?;
         if let ScratchServer::Remote { created, .. } = self {
             created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
         }
@@ -130,14 +132,14 @@ pub struct ScratchDb<'a> {
     server: &'a ScratchServer,
 }
 
-impl ScratchDb<'_> {
+impl<'a> ScratchDb<'a> {
     /// Connect to it.
     pub fn connect(&self) -> Result<postgres::Client, PgError> {
         self.spec.connect()
     }
 
     /// A clone of this database (it must have no open connections).
-    pub fn clone_db(&self, purpose: &str) -> Result<ScratchDb<'_>, PgError> {
+    pub fn clone_db(&self, purpose: &str) -> Result<ScratchDb<'a>, PgError> {
         self.server.create_db(purpose, Some(&self.name))
     }
 }

@@ -44,7 +44,8 @@ impl SchemaSource {
         match self {
             SchemaSource::Database(spec) => Ok(Snapshot::capture(&mut spec.connect()?)?),
             SchemaSource::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| EngineError::Input(format!("{}: {e}", p.display())))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| EngineError::Input(format!("{}: {e}", p.display())))?;
                 Snapshot::from_json(&text)
                     .map_err(|e| EngineError::Input(format!("{}: not a migsafe snapshot: {e}", p.display())))
             }

@@ -1,2 +1,4 @@
+pub mod common;
 pub mod lint;
+pub mod rollback;
 pub mod schema;

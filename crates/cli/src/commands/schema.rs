@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use migsafe_engine::snapshot_source::SchemaSource;
 use migsafe_pg::ConnSpec;
 
+use super::common::engine_failure;
 use crate::render;
 use crate::{CmdResult, Exit, Failure};
 
@@ -50,14 +51,6 @@ pub struct DiffArgs {
     /// PostgreSQL server binaries for the throwaway cluster.
     #[arg(long, env = "PG_BIN")]
     pub pg_bin: Option<PathBuf>,
-}
-
-fn engine_failure(e: migsafe_engine::EngineError) -> Failure {
-    if e.is_input() {
-        Failure::input(e)
-    } else {
-        Failure::environment(e)
-    }
 }
 
 /// Run `migsafe snapshot`.

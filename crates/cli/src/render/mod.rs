@@ -2,8 +2,10 @@
 //! anything.
 
 mod lint;
+mod report;
 
 pub use lint::{lint_github, lint_human, lint_junit, lint_markdown, lint_sarif};
+pub use report::report_human;
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;

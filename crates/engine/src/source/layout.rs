@@ -11,6 +11,7 @@ use super::{checksum, read_text, Layout, Migration, SourceError, SqlText, Versio
 /// What one file name says about the layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
+    Capture,
     UpDown,
     Flyway,
     NativeRollback,
@@ -23,6 +24,9 @@ fn shape_of(name: &str, is_dir: bool, path: &Path) -> Option<Shape> {
         return (split_version(name, true).is_some() && path.join("up.sql").is_file()).then_some(Shape::DieselDir);
     }
     let stem = name.strip_suffix(".sql")?;
+    if stem.ends_with(".capture") {
+        return Some(Shape::Capture);
+    }
     if let Some(s) = stem.strip_suffix(".up").or_else(|| stem.strip_suffix(".down")) {
         return split_version(s, false).map(|_| Shape::UpDown);
     }
@@ -97,6 +101,7 @@ pub fn detect_layout(dir: &Path) -> Result<Layout, SourceError> {
                 "numbered (NNN_name.sql)"
             }
             Some(Shape::DieselDir) => "diesel (folders with up.sql)",
+            Some(Shape::Capture) => continue,
             None if is_dir => continue,
             None => {
                 return Err(SourceError::NoLayout {
@@ -136,6 +141,7 @@ fn has_dbmate_marker(text: &str) -> bool {
 pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceError> {
     let mut forwards: BTreeMap<Version, (String, SqlText)> = BTreeMap::new();
     let mut rollbacks: Vec<(Version, SqlText)> = Vec::new();
+    let mut captures: Vec<(Version, SqlText)> = Vec::new();
     let mut add_forward = |v: Version, name: &str, sql: SqlText| -> Result<(), SourceError> {
         if let Some((_, first)) = forwards.get(&v) {
             return Err(SourceError::DuplicateVersion {
@@ -161,12 +167,27 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
                 add_forward(version.clone(), n, SqlText { text: read_text(&up)?, path: up })?;
                 let down = path.join("down.sql");
                 if down.is_file() {
-                    rollbacks.push((version, SqlText { text: read_text(&down)?, path: down }));
+                    rollbacks.push((version.clone(), SqlText { text: read_text(&down)?, path: down }));
+                }
+                let capture = path.join("capture.sql");
+                if capture.is_file() {
+                    captures.push((version, SqlText { text: read_text(&capture)?, path: capture }));
                 }
             }
             continue;
         }
         if !name.ends_with(".sql") {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".capture.sql") {
+            let v = match layout {
+                Layout::Flyway => flyway_parts(&format!("{stem}.sql")).map(|(_, v, _)| v.to_string()),
+                _ => split_version(stem, false).map(|(v, _)| v.to_string()),
+            };
+            let version = v
+                .and_then(|v| Version::parse(&v))
+                .ok_or_else(|| no_fit(&path, "expected <forward file name>.capture.sql"))?;
+            captures.push((version, SqlText { text: read_text(&path)?, path }));
             continue;
         }
         match layout {
@@ -246,6 +267,7 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
                 checksum: checksum(&forward.text),
                 forward,
                 rollback: None,
+                capture: None,
                 directives,
             };
             (v, m)
@@ -254,6 +276,12 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
     for (v, sql) in rollbacks {
         match migrations.get_mut(&v) {
             Some(m) => m.rollback = Some(sql),
+            None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
+        }
+    }
+    for (v, sql) in captures {
+        match migrations.get_mut(&v) {
+            Some(m) => m.capture = Some(sql),
             None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
         }
     }
@@ -319,6 +347,17 @@ pub(crate) fn dbmate_sections(text: &str) -> Option<(String, Option<String>)> {
 
 fn blank(line: &str) -> String {
     line.chars().map(|c| if c == '\n' || c == '\r' { c } else { ' ' }).collect()
+}
+
+/// Where the capture step of `m` lives: the forward file's name with `.capture.sql`
+/// (Diesel: `capture.sql` in the migration's folder).
+pub(super) fn capture_path(layout: Layout, m: &Migration) -> PathBuf {
+    let fname = m.forward.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    match layout {
+        Layout::Diesel => m.forward.path.with_file_name("capture.sql"),
+        Layout::GolangMigrate => m.forward.path.with_file_name(fname.replacen(".up.sql", ".capture.sql", 1)),
+        _ => m.forward.path.with_file_name(format!("{}.capture.sql", fname.trim_end_matches(".sql"))),
+    }
 }
 
 /// Where the rollback of `m` lives (or would be written) in `layout`.
@@ -442,6 +481,20 @@ mod tests {
         let e = MigrationSet::load(d.path()).unwrap_err();
         assert!(matches!(e, SourceError::BadConfig { .. }), "{e}");
         assert!(e.to_string().contains("layot"));
+    }
+
+    #[test]
+    fn capture_files_attach_to_their_migration() {
+        let d = folder(&[("1_a.sql", "SELECT 1;"), ("1_a.capture.sql", "SELECT 2;"), ("2_b.sql", "SELECT 3;")]);
+        let s = MigrationSet::load(d.path()).unwrap();
+        assert_eq!(s.migrations.len(), 2);
+        assert!(s.migrations[0].capture.is_some());
+        assert_eq!(s.capture_path(&s.migrations[1]), d.path().join("2_b.capture.sql"));
+        let d = folder(&[("1_a.up.sql", "SELECT 1;"), ("1_a.capture.sql", "SELECT 2;")]);
+        let s = MigrationSet::load(d.path()).unwrap();
+        assert!(s.migrations[0].capture.is_some());
+        let d = folder(&[("1_a.sql", "SELECT 1;"), ("3_c.capture.sql", "SELECT 2;")]);
+        assert!(matches!(MigrationSet::load(d.path()).unwrap_err(), SourceError::OrphanRollback { .. }));
     }
 
     #[test]

@@ -146,6 +146,9 @@ pub struct Migration {
     pub forward: SqlText,
     /// Rollback SQL, when the set has one for this migration.
     pub rollback: Option<SqlText>,
+    /// Data-capture SQL (`….capture.sql`): copies what the migration destroys into
+    /// `migsafe_backup` before it runs, for the rollback to restore.
+    pub capture: Option<SqlText>,
     /// sha256 of the forward text.
     pub checksum: String,
     /// Header directives of the forward SQL.
@@ -190,7 +193,7 @@ pub enum SourceError {
     MixedLayouts { dir: PathBuf, found: String },
     #[error("version {version} appears twice: {first} and {second}")]
     DuplicateVersion { version: String, first: PathBuf, second: PathBuf },
-    #[error("{path}: rollback with no forward migration of version {version}")]
+    #[error("{path}: rollback or capture file with no forward migration of version {version}")]
     OrphanRollback { path: PathBuf, version: String },
     #[error("{path}: {message}")]
     BadConfig { path: PathBuf, message: String },
@@ -234,6 +237,11 @@ impl MigrationSet {
     /// Where a rollback for `m` goes in this layout (for dbmate: the migration's own file).
     pub fn rollback_path(&self, m: &Migration) -> PathBuf {
         layout::rollback_path(self.layout, &self.dir, m)
+    }
+
+    /// Where the data-capture step of `m` goes: beside the forward file, `.capture.sql`.
+    pub fn capture_path(&self, m: &Migration) -> PathBuf {
+        layout::capture_path(self.layout, m)
     }
 }
 

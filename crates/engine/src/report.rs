@@ -1,0 +1,137 @@
+//! The report every rehearsal-like command produces (rehearse, rollback check, rollback
+//! generate): what ran, step by step, serialisable, rendered by the CLI. The JSON shape is
+//! stable and documented in the README.
+
+use serde::Serialize;
+
+use crate::lint::RiskView;
+
+/// One step of one migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// `forward`, `verify`, `checks`, `rollback`, `compare`, `data`, `reapply`, `performance`…
+    pub step: String,
+    /// Passed.
+    pub ok: bool,
+    /// Duration in milliseconds.
+    pub ms: f64,
+    /// What happened, or the exact difference when it failed.
+    pub detail: String,
+    /// Things worth knowing that do not fail the step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl StepReport {
+    /// A passed step.
+    pub fn pass(step: &str, ms: f64, detail: impl Into<String>) -> StepReport {
+        StepReport { step: step.into(), ok: true, ms, detail: detail.into(), warnings: vec![] }
+    }
+
+    /// A failed step.
+    pub fn fail(step: &str, ms: f64, detail: impl Into<String>) -> StepReport {
+        StepReport { step: step.into(), ok: false, ms, detail: detail.into(), warnings: vec![] }
+    }
+}
+
+/// A table lock the migration held: on which relation, in which mode, for how long.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockHold {
+    /// Relation.
+    pub relation: String,
+    /// Lock mode (`AccessExclusiveLock`…).
+    pub mode: String,
+    /// Milliseconds from when it was first seen until it was released (commit).
+    pub held_ms: f64,
+    /// Milliseconds from the start of the migration when it was taken.
+    pub start_ms: f64,
+    /// The statement that took it (tag and line).
+    pub statement: String,
+    /// What it blocks for ordinary traffic (`reads_and_writes`, `writes`, `nothing`).
+    pub blocks: String,
+}
+
+/// A table or index whose storage was rewritten (its relfilenode changed).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rewrite {
+    /// Relation.
+    pub relation: String,
+    /// The statement that rewrote it.
+    pub statement: String,
+}
+
+/// Everything about one migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// Version.
+    pub version: String,
+    /// Name.
+    pub name: String,
+    /// Every step passed.
+    pub ok: bool,
+    /// Steps in order.
+    pub steps: Vec<StepReport>,
+    /// Locks the forward migration held.
+    pub locks: Vec<LockHold>,
+    /// Relations it rewrote.
+    pub rewrites: Vec<Rewrite>,
+    /// Its risk (from lint and, with --rows, real sizes).
+    pub risk: Option<RiskView>,
+    /// Statement timings of the forward run: (line, tag, ms).
+    pub statements: Vec<(usize, String, f64)>,
+    /// Where the rollback used came from: `hand-written`, `generated`, or none.
+    pub rollback: Option<String>,
+}
+
+impl MigrationReport {
+    /// A report with no steps yet.
+    pub fn new(version: &str, name: &str) -> MigrationReport {
+        MigrationReport {
+            version: version.into(),
+            name: name.into(),
+            ok: true,
+            steps: vec![],
+            locks: vec![],
+            rewrites: vec![],
+            risk: None,
+            statements: vec![],
+            rollback: None,
+        }
+    }
+
+    /// Add a step (a failed step fails the migration).
+    pub fn push(&mut self, step: StepReport) {
+        if !step.ok {
+            self.ok = false;
+        }
+        self.steps.push(step);
+    }
+
+    /// The id `054_add_message_bookmarks`.
+    pub fn id(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Every migration passed.
+    pub ok: bool,
+    /// Command that produced it.
+    pub command: String,
+    /// PostgreSQL version it ran on.
+    pub server_version: String,
+    /// Migrations in order.
+    pub migrations: Vec<MigrationReport>,
+    /// Total wall time in milliseconds.
+    pub ms: f64,
+}
+
+impl Report {
+    /// Assemble, computing `ok`.
+    pub fn new(command: &str, server_version: String, migrations: Vec<MigrationReport>, ms: f64) -> Report {
+        let ok = migrations.iter().all(|m| m.ok);
+        Report { ok, command: command.into(), server_version, migrations, ms }
+    }
+}

@@ -1,0 +1,269 @@
+//! The data-capture step: before a destructive migration runs, copy exactly the data it will
+//! destroy into `migsafe_backup` (tables named after the migration version), so the rollback
+//! can put it back. Decided from the forward statements and the schema before them.
+
+use std::collections::BTreeSet;
+
+use migsafe_catalog::model::{Snapshot, Table};
+use migsafe_catalog::QName;
+use migsafe_sql::model::{AlterAction, ObjectKind, StmtKind};
+use migsafe_sql::{quote_ident as qi, quote_literal as ql, Statement};
+
+/// The schema capture tables live in.
+pub const BACKUP_SCHEMA: &str = "migsafe_backup";
+
+/// What one destructive statement loses, and how to get it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureItem {
+    /// Whole rows (DROP TABLE, TRUNCATE, DELETE): copied entirely, re-inserted when missing.
+    Rows {
+        /// Table.
+        table: QName,
+        /// Backup table name in `migsafe_backup`.
+        backup: String,
+        /// Columns to copy (generated ones are recomputed, not copied).
+        columns: Vec<String>,
+        /// Key to tell which rows are missing; without one, a multiset difference is used.
+        key: Option<Vec<String>>,
+    },
+    /// Column values (DROP COLUMN, ALTER TYPE, UPDATE): copied with the row key, written back.
+    Values {
+        /// Table.
+        table: QName,
+        /// Backup table name in `migsafe_backup`.
+        backup: String,
+        /// Columns whose values are restored.
+        columns: Vec<String>,
+        /// Primary (or unique not-null) key.
+        key: Vec<String>,
+    },
+}
+
+impl CaptureItem {
+    /// The table whose data is captured.
+    pub fn table(&self) -> &QName {
+        match self {
+            CaptureItem::Rows { table, .. } | CaptureItem::Values { table, .. } => table,
+        }
+    }
+
+    /// Columns that get values back (so they must accept NULL until the restore ran).
+    pub fn restored_columns(&self) -> &[String] {
+        match self {
+            CaptureItem::Rows { columns, .. } | CaptureItem::Values { columns, .. } => columns,
+        }
+    }
+
+    fn backup(&self) -> QName {
+        match self {
+            CaptureItem::Rows { backup, .. } | CaptureItem::Values { backup, .. } => QName::new(BACKUP_SCHEMA, backup),
+        }
+    }
+}
+
+/// The capture plan of a migration: items, and statements whose data cannot be captured.
+#[derive(Debug, Clone, Default)]
+pub struct CapturePlan {
+    /// What to copy.
+    pub items: Vec<CaptureItem>,
+    /// Statements whose destroyed data cannot be restored, with the reason.
+    pub manual: Vec<(usize, String)>,
+}
+
+/// The row key of a table: its primary key, else a unique constraint on NOT NULL columns.
+pub fn row_key(t: &Table) -> Option<Vec<String>> {
+    let not_null = |c: &String| t.column(c).is_some_and(|col| col.not_null);
+    let mut cands: Vec<(&String, &migsafe_catalog::model::Constraint)> =
+        t.constraints.iter().filter(|(_, c)| c.kind == "p" || c.kind == "u").collect();
+    cands.sort_by_key(|(n, c)| (c.kind != "p", (*n).clone()));
+    cands
+        .into_iter()
+        .find(|(_, c)| !c.columns.is_empty() && c.columns.iter().all(not_null))
+        .map(|(_, c)| c.columns.clone())
+}
+
+fn backup_name(version: &str, index: usize, table: &QName) -> String {
+    let clean: String = version.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let mut n = format!("v{clean}_{index}_{}_{}", table.schema, table.name);
+    while n.len() > 63 {
+        n.pop();
+    }
+    n
+}
+
+fn stored_columns(t: &Table) -> Vec<String> {
+    t.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect()
+}
+
+/// Decide what to capture for a migration whose statements run against `s0`.
+pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePlan {
+    let mut plan = CapturePlan::default();
+    let mut search = "public".to_string();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let resolve = |q: &migsafe_sql::QualName, search: &str| {
+        QName::new(q.schema.clone().unwrap_or_else(|| search.to_string()), q.name.clone())
+    };
+    for stmt in statements {
+        let rows = |table: QName, plan: &mut CapturePlan, seen: &mut BTreeSet<(String, String)>| {
+            let Some(t) = s0.tables.get(&table) else { return };
+            if !seen.insert((table.to_string(), "*".into())) {
+                return;
+            }
+            plan.items.push(CaptureItem::Rows {
+                backup: backup_name(version, stmt.index, &table),
+                columns: stored_columns(t),
+                key: row_key(t),
+                table,
+            });
+        };
+        match &stmt.kind {
+            StmtKind::Set { name, value: Some(v), .. } if name == "search_path" => {
+                search =
+                    v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"').to_string();
+            }
+            StmtKind::Drop { kind: ObjectKind::Table, names, .. } => {
+                for n in names {
+                    rows(resolve(n, &search), &mut plan, &mut seen);
+                }
+            }
+            StmtKind::Drop { kind: ObjectKind::Schema, names, .. } => {
+                for n in names {
+                    let tables: Vec<QName> = s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
+                    for t in tables {
+                        rows(t, &mut plan, &mut seen);
+                    }
+                }
+            }
+            StmtKind::Truncate { tables, .. } => {
+                for n in tables {
+                    rows(resolve(n, &search), &mut plan, &mut seen);
+                }
+            }
+            StmtKind::Delete { table, .. } => rows(resolve(table, &search), &mut plan, &mut seen),
+            StmtKind::Update { table, assignments, .. } => {
+                let cols: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
+                values(version, stmt.index, resolve(table, &search), cols, s0, &mut plan, &mut seen, "UPDATE");
+            }
+            StmtKind::AlterTable { table, actions, .. } => {
+                let q = resolve(table, &search);
+                let cols: Vec<String> = actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        AlterAction::DropColumn { column, .. } | AlterAction::AlterType { column, .. } => {
+                            Some(column.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !cols.is_empty() {
+                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag);
+                }
+            }
+            _ => {}
+        }
+    }
+    plan
+}
+
+#[allow(clippy::too_many_arguments)]
+fn values(
+    version: &str,
+    index: usize,
+    table: QName,
+    cols: Vec<String>,
+    s0: &Snapshot,
+    plan: &mut CapturePlan,
+    seen: &mut BTreeSet<(String, String)>,
+    what: &str,
+) {
+    let Some(t) = s0.tables.get(&table) else { return };
+    let cols: Vec<String> = cols
+        .into_iter()
+        .filter(|c| t.column(c).is_some_and(|col| col.generated.is_none()))
+        .filter(|c| seen.insert((table.to_string(), c.clone())))
+        .collect();
+    if cols.is_empty() {
+        return;
+    }
+    match row_key(t) {
+        Some(key) => plan.items.push(CaptureItem::Values {
+            backup: backup_name(version, index, &table),
+            table,
+            columns: cols,
+            key,
+        }),
+        None => plan.manual.push((
+            index,
+            format!(
+                "{what} destroys values of {} in {table}, which has no primary key or unique NOT NULL key to put them \
+                 back by; restore them from the backup by hand",
+                cols.join(", ")
+            ),
+        )),
+    }
+}
+
+fn col_list(cols: &[String]) -> String {
+    cols.iter().map(|c| qi(c)).collect::<Vec<_>>().join(", ")
+}
+
+impl CapturePlan {
+    /// The capture SQL (run before the forward migration, in its transaction), or None.
+    pub fn capture_sql(&self, migration_file: &str) -> Option<String> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let mut s = format!(
+            "-- Data capture for {migration_file}\n-- Copies the data the migration destroys into {BACKUP_SCHEMA}, so its rollback can put it \
+             back.\n-- `migsafe apply` runs this in the migration's transaction, just before it; `migsafe backup \
+             prune-captures` drops the copies after the retention window.\nCREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA};\n"
+        );
+        for item in &self.items {
+            let b = item.backup();
+            s.push_str(&format!("DROP TABLE IF EXISTS {b};\n"));
+            match item {
+                CaptureItem::Rows { table, columns, .. } => {
+                    s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(columns)));
+                }
+                CaptureItem::Values { table, columns, key, .. } => {
+                    let mut all = key.clone();
+                    all.extend(columns.iter().filter(|c| !key.contains(c)).cloned());
+                    s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(&all)));
+                }
+            }
+        }
+        Some(s)
+    }
+
+    /// Statements that put captured data back (each a no-op when its copy is absent).
+    pub fn restore_sql(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in self.items.iter().rev() {
+            let b = item.backup();
+            let body = match item {
+                CaptureItem::Rows { table, columns, key, .. } => {
+                    let cols = col_list(columns);
+                    let missing = match key {
+                        Some(k) => format!(
+                            "SELECT {} FROM {b} b WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {})",
+                            columns.iter().map(|c| format!("b.{}", qi(c))).collect::<Vec<_>>().join(", "),
+                            k.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                        ),
+                        None => format!("SELECT {cols} FROM {b} EXCEPT ALL SELECT {cols} FROM {table}"),
+                    };
+                    format!("INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE {missing};")
+                }
+                CaptureItem::Values { table, columns, key, .. } => format!(
+                    "UPDATE {table} t SET {} FROM {b} b WHERE {};",
+                    columns.iter().map(|c| format!("{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(", "),
+                    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                ),
+            };
+            out.push(format!(
+                "DO $migsafe$ BEGIN\n  IF to_regclass({}) IS NOT NULL THEN\n    {body}\n  END IF;\nEND $migsafe$",
+                ql(&b.to_string())
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,451 @@
+//! Statement-by-statement inversion of a forward migration, in reverse order, using the schema
+//! before it (S0) for everything a statement destroys or replaces and the schema after it (S1)
+//! for names the statement left to PostgreSQL. What has no exact inverse here is left to the
+//! snapshot diff that follows.
+
+use migsafe_catalog::model::{Column, Snapshot};
+use migsafe_catalog::QName;
+use migsafe_sql::model::{AlterAction, ConstraintKind, ObjectKind, StmtKind, TriggerTarget};
+use migsafe_sql::{quote_ident as qi, Statement};
+
+/// The inverse of one forward statement.
+#[derive(Debug, Clone, Default)]
+pub struct Inverse {
+    /// Index of the forward statement.
+    pub statement: usize,
+    /// Tag of the forward statement, for the comment.
+    pub tag: String,
+    /// Statements that undo it (in a transaction).
+    pub sql: Vec<String>,
+    /// Statements that must run outside a transaction (CONCURRENTLY).
+    pub concurrent: Vec<String>,
+}
+
+struct Cx<'a> {
+    s0: &'a Snapshot,
+    s1: &'a Snapshot,
+    search: String,
+    /// Objects (kind, schema-qualified name) dropped by an earlier statement of the same
+    /// migration: a later CREATE of the same name is undone by dropping it, whatever S0 had.
+    dropped_before: Vec<(ObjectKind, String)>,
+}
+
+impl Cx<'_> {
+    fn q(&self, n: &migsafe_sql::QualName) -> QName {
+        QName::new(n.schema.clone().unwrap_or_else(|| self.search.clone()), n.name.clone())
+    }
+}
+
+/// Column definition as it was, without NOT NULL (re-added after data is restored).
+fn column_def_nullable(c: &Column) -> String {
+    let mut d = format!("{} {}", qi(&c.name), c.type_name);
+    if let Some(col) = &c.collation {
+        d.push_str(&format!(" COLLATE {col}"));
+    }
+    if let Some(g) = &c.generated {
+        let kind = if g.kind == "virtual" { "VIRTUAL" } else { "STORED" };
+        d.push_str(&format!(" GENERATED ALWAYS AS ({}) {kind}", g.expr));
+    }
+    if let Some(def) = &c.default {
+        d.push_str(&format!(" DEFAULT {def}"));
+    }
+    if let Some(id) = &c.identity {
+        d.push_str(&format!(" GENERATED {} AS IDENTITY", id.to_uppercase()));
+    }
+    d
+}
+
+fn user_type(s: &Snapshot, type_name: &str) -> bool {
+    let base = type_name.trim_end_matches("[]");
+    s.types.keys().any(|n| n.to_string() == base || n.name == base)
+}
+
+/// Invert every statement of a forward migration, last first.
+pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec<Inverse> {
+    let mut cx = Cx { s0, s1, search: "public".into(), dropped_before: vec![] };
+    let mut searches = Vec::with_capacity(statements.len());
+    let mut dropped: Vec<Vec<(ObjectKind, String)>> = Vec::with_capacity(statements.len());
+    let mut so_far: Vec<(ObjectKind, String)> = Vec::new();
+    for st in statements {
+        if let StmtKind::Set { name, value: Some(v), .. } = &st.kind {
+            if name == "search_path" {
+                cx.search =
+                    v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"').to_string();
+            }
+        }
+        searches.push(cx.search.clone());
+        dropped.push(so_far.clone());
+        match &st.kind {
+            StmtKind::Drop { kind, names, .. } => {
+                for n in names {
+                    so_far.push((*kind, cx.q(n).to_string()));
+                }
+            }
+            StmtKind::AlterTable { table, actions, .. } => {
+                for a in actions {
+                    if let AlterAction::DropConstraint { name, .. } = a {
+                        so_far.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for ((st, search), dropped) in statements.iter().zip(searches).zip(dropped).rev() {
+        cx.search = search;
+        cx.dropped_before = dropped;
+        let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
+        invert(st, &cx, &mut inv);
+        if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
+            out.push(inv);
+        }
+    }
+    out
+}
+
+fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+    let (s0, s1) = (cx.s0, cx.s1);
+    match &st.kind {
+        StmtKind::CreateTable { table, .. } => {
+            let q = cx.q(table);
+            let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
+            if (recreated || !s0.tables.contains_key(&q)) && s1.tables.contains_key(&q) {
+                inv.sql.push(format!("DROP TABLE {q}"));
+            }
+        }
+        StmtKind::CreateTableAs { table, materialized, .. } => {
+            let q = cx.q(table);
+            if *materialized && s1.views.contains_key(&q) && !s0.views.contains_key(&q) {
+                inv.sql.push(format!("DROP MATERIALIZED VIEW {q}"));
+            } else if !*materialized && s1.tables.contains_key(&q) && !s0.tables.contains_key(&q) {
+                inv.sql.push(format!("DROP TABLE {q}"));
+            }
+        }
+        StmtKind::CreateIndex { name, table, concurrently, .. } => {
+            let t = cx.q(table);
+            let names: Vec<String> = match name {
+                Some(n) => vec![n.clone()],
+                None => {
+                    let before =
+                        s0.tables.get(&t).map(|x| x.indexes.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+                    s1.tables
+                        .get(&t)
+                        .map(|x| x.indexes.keys().filter(|k| !before.contains(k)).cloned().collect())
+                        .unwrap_or_default()
+                }
+            };
+            for n in names {
+                let qn = QName::new(&t.schema, &n);
+                let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Index && *x == qn.to_string());
+                let existed = !recreated
+                    && (s0.tables.get(&t).is_some_and(|x| x.indexes.contains_key(&n))
+                        || s0.views.get(&t).is_some_and(|x| x.indexes.contains_key(&n)));
+                if existed {
+                    continue;
+                }
+                if *concurrently {
+                    inv.concurrent.push(format!("DROP INDEX CONCURRENTLY IF EXISTS {qn}"));
+                } else {
+                    inv.sql.push(format!("DROP INDEX {qn}"));
+                }
+            }
+        }
+        StmtKind::Drop { kind: ObjectKind::Index, names, concurrently, .. } => {
+            for n in names {
+                let q = cx.q(n);
+                let def = s0
+                    .tables
+                    .iter()
+                    .filter(|(t, _)| t.schema == q.schema)
+                    .find_map(|(_, t)| t.indexes.get(&q.name))
+                    .or_else(|| {
+                        s0.views.iter().filter(|(v, _)| v.schema == q.schema).find_map(|(_, v)| v.indexes.get(&q.name))
+                    });
+                if let Some(i) = def {
+                    if i.constraint {
+                        continue;
+                    }
+                    if *concurrently {
+                        inv.concurrent.push(i.definition.replacen("INDEX ", "INDEX CONCURRENTLY ", 1));
+                    } else {
+                        inv.sql.push(i.definition.clone());
+                    }
+                }
+            }
+        }
+        StmtKind::CreateView { view, .. } => {
+            let q = cx.q(view);
+            let recreated = cx.dropped_before.iter().any(|(k, x)| matches!(k, ObjectKind::View) && *x == q.to_string());
+            let before = if recreated { None } else { s0.views.get(&q) };
+            match (before, s1.views.get(&q)) {
+                (None, Some(_)) => inv.sql.push(format!("DROP VIEW {q}")),
+                (Some(old), Some(new)) if old.definition != new.definition || old.columns != new.columns => {
+                    let def = old.definition.trim().trim_end_matches(';');
+                    if old.columns.starts_with(&new.columns) {
+                        inv.sql.push(format!("CREATE OR REPLACE VIEW {q} AS {def}"));
+                    } else {
+                        inv.sql.push(format!("DROP VIEW {q}"));
+                        inv.sql.push(format!("CREATE VIEW {q} AS {def}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        StmtKind::CreateFunction { name, .. } => {
+            let q = cx.q(name);
+            for (sig, f) in &s1.functions {
+                if f.schema != q.schema || f.name != q.name {
+                    continue;
+                }
+                let recreated = cx
+                    .dropped_before
+                    .iter()
+                    .any(|(k, x)| matches!(k, ObjectKind::Function | ObjectKind::Procedure) && *x == q.to_string());
+                match if recreated { None } else { s0.functions.get(sig) } {
+                    None => inv.sql.push(format!("DROP {} {}", f.keyword(), f.signature())),
+                    Some(old) if old.definition != f.definition && old.result == f.result => {
+                        inv.sql.push(old.definition.trim().trim_end_matches(';').to_string())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        StmtKind::CreateTrigger { name, table, .. } => {
+            let t = cx.q(table);
+            let recreated = cx.dropped_before.iter().any(|(k, n)| *k == ObjectKind::Trigger && n.ends_with(&qi(name)));
+            let before = if recreated { None } else { s0.tables.get(&t).and_then(|x| x.triggers.get(name)) };
+            let after = s1.tables.get(&t).and_then(|x| x.triggers.get(name));
+            match (before, after) {
+                (None, Some(_)) => inv.sql.push(format!("DROP TRIGGER {} ON {t}", qi(name))),
+                (Some(b), Some(a)) if a.definition != b.definition => {
+                    inv.sql.push(format!("DROP TRIGGER {} ON {t}", qi(name)));
+                    inv.sql.push(b.definition.clone());
+                }
+                _ => {}
+            }
+        }
+        StmtKind::CreateSchema { name, .. } if !s0.schemas.contains_key(name) && s1.schemas.contains_key(name) => {
+            inv.sql.push(format!("DROP SCHEMA {}", qi(name)))
+        }
+        StmtKind::CreateSequence { name, .. } => {
+            let q = cx.q(name);
+            if !s0.sequences.contains_key(&q) && s1.sequences.contains_key(&q) {
+                inv.sql.push(format!("DROP SEQUENCE {q}"));
+            }
+        }
+        StmtKind::CreateType { name, .. } | StmtKind::CreateDomain { name } => {
+            let q = cx.q(name);
+            let recreated = cx
+                .dropped_before
+                .iter()
+                .any(|(k, x)| matches!(k, ObjectKind::Type | ObjectKind::Domain) && *x == q.to_string());
+            let before = if recreated { None } else { s0.types.get(&q) };
+            if let (None, Some(t)) = (before, s1.types.get(&q)) {
+                let kw = if matches!(t, migsafe_catalog::model::TypeDef::Domain { .. }) { "DOMAIN" } else { "TYPE" };
+                inv.sql.push(format!("DROP {kw} {q}"));
+            }
+        }
+        StmtKind::CreateExtension { name, .. }
+            if !s0.extensions.contains_key(name) && s1.extensions.contains_key(name) =>
+        {
+            inv.sql.push(format!("DROP EXTENSION {}", qi(name)))
+        }
+        StmtKind::CreatePolicy { name, table } => {
+            let t = cx.q(table);
+            if s0.tables.get(&t).is_some_and(|x| !x.policies.contains_key(name)) {
+                inv.sql.push(format!("DROP POLICY {} ON {t}", qi(name)));
+            }
+        }
+        StmtKind::Rename { kind, object, column, new_name } => {
+            rename(cx, *kind, object, column.as_deref(), new_name, inv)
+        }
+        StmtKind::AlterSchema { kind, object, new_schema } => {
+            let old = cx.q(object);
+            let moved = QName::new(new_schema, &old.name);
+            let kw = match kind {
+                ObjectKind::Table => "TABLE",
+                ObjectKind::View => "VIEW",
+                ObjectKind::MatView => "MATERIALIZED VIEW",
+                ObjectKind::Sequence => "SEQUENCE",
+                ObjectKind::Type => "TYPE",
+                ObjectKind::Domain => "DOMAIN",
+                _ => return,
+            };
+            inv.sql.push(format!("ALTER {kw} {moved} SET SCHEMA {}", qi(&old.schema)));
+        }
+        StmtKind::AlterTable { table, actions, .. } => {
+            let t = cx.q(table);
+            for a in actions.iter().rev() {
+                alter_action(cx, &t, a, inv);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn rename(
+    cx: &Cx,
+    kind: ObjectKind,
+    object: &migsafe_sql::QualName,
+    column: Option<&str>,
+    new_name: &str,
+    inv: &mut Inverse,
+) {
+    let old = cx.q(object);
+    match (kind, column) {
+        (ObjectKind::Column, Some(c)) => {
+            inv.sql.push(format!("ALTER TABLE {old} RENAME COLUMN {} TO {}", qi(new_name), qi(c)));
+        }
+        (ObjectKind::Constraint, Some(c)) => {
+            inv.sql.push(format!("ALTER TABLE {old} RENAME CONSTRAINT {} TO {}", qi(new_name), qi(c)));
+        }
+        (ObjectKind::Trigger, Some(c)) => {
+            inv.sql.push(format!("ALTER TRIGGER {} ON {old} RENAME TO {}", qi(new_name), qi(c)));
+        }
+        (ObjectKind::Policy, Some(c)) => {
+            inv.sql.push(format!("ALTER POLICY {} ON {old} RENAME TO {}", qi(new_name), qi(c)));
+        }
+        (ObjectKind::Schema, _) => {
+            inv.sql.push(format!("ALTER SCHEMA {} RENAME TO {}", qi(new_name), qi(&object.name)))
+        }
+        (k, _) => {
+            let kw = match k {
+                ObjectKind::Table => "TABLE",
+                ObjectKind::View => "VIEW",
+                ObjectKind::MatView => "MATERIALIZED VIEW",
+                ObjectKind::Index => "INDEX",
+                ObjectKind::Sequence => "SEQUENCE",
+                ObjectKind::Type => "TYPE",
+                ObjectKind::Domain => "DOMAIN",
+                _ => return,
+            };
+            let renamed = QName::new(&old.schema, new_name);
+            inv.sql.push(format!("ALTER {kw} {renamed} RENAME TO {}", qi(&old.name)));
+        }
+    }
+}
+
+fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
+    let (s0, s1) = (cx.s0, cx.s1);
+    let before = s0.tables.get(t);
+    let after = s1.tables.get(t);
+    let col0 = |c: &str| before.and_then(|x| x.column(c));
+    let at = |c: &str| format!("ALTER TABLE {t} ALTER COLUMN {}", qi(c));
+    match a {
+        AlterAction::AddColumn { column, .. } => {
+            if col0(&column.name).is_none() && after.is_some_and(|x| x.column(&column.name).is_some()) {
+                inv.sql.push(format!("ALTER TABLE {t} DROP COLUMN {}", qi(&column.name)));
+            }
+        }
+        AlterAction::DropColumn { column, .. } => {
+            if let Some(c) = col0(column) {
+                inv.sql.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def_nullable(c)));
+            }
+        }
+        AlterAction::AlterType { column, .. } => {
+            if let Some(c) = col0(column) {
+                let cur = after.and_then(|x| x.column(column));
+                if cur.is_some_and(|x| x.type_name != c.type_name || x.collation != c.collation) {
+                    if cur.is_some_and(|x| x.default.is_some()) {
+                        inv.sql.push(format!("{} DROP DEFAULT", at(column)));
+                    }
+                    let via = if user_type(s0, &c.type_name) || cur.is_some_and(|x| user_type(s1, &x.type_name)) {
+                        "::text"
+                    } else {
+                        ""
+                    };
+                    let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
+                    inv.sql.push(format!(
+                        "{} TYPE {}{collate} USING {}{via}::{}",
+                        at(column),
+                        c.type_name,
+                        qi(column),
+                        c.type_name
+                    ));
+                    if let Some(d) = &c.default {
+                        inv.sql.push(format!("{} SET DEFAULT {d}", at(column)));
+                    }
+                }
+            }
+        }
+        AlterAction::SetDefault { column, .. } | AlterAction::DropDefault { column } => {
+            if let Some(c) = col0(column) {
+                match &c.default {
+                    Some(d) => inv.sql.push(format!("{} SET DEFAULT {d}", at(column))),
+                    None => inv.sql.push(format!("{} DROP DEFAULT", at(column))),
+                }
+            }
+        }
+        AlterAction::SetNotNull { column } => {
+            if col0(column).is_some_and(|c| !c.not_null) {
+                inv.sql.push(format!("{} DROP NOT NULL", at(column)));
+            }
+        }
+        AlterAction::DropNotNull { column } => {
+            if col0(column).is_some_and(|c| c.not_null) {
+                inv.sql.push(format!("{} SET NOT NULL", at(column)));
+            }
+        }
+        AlterAction::AddConstraint(c) => {
+            let names: Vec<String> = match &c.name {
+                Some(n) => vec![n.clone()],
+                None => {
+                    let old: Vec<&String> = before.map(|x| x.constraints.keys().collect()).unwrap_or_default();
+                    after
+                        .map(|x| x.constraints.keys().filter(|k| !old.contains(k)).cloned().collect())
+                        .unwrap_or_default()
+                }
+            };
+            for n in names {
+                if before.is_some_and(|x| x.constraints.contains_key(&n)) {
+                    continue;
+                }
+                if matches!(c.kind, ConstraintKind::NotNull) {
+                    continue;
+                }
+                inv.sql.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", qi(&n)));
+            }
+        }
+        AlterAction::ValidateConstraint { name } => {
+            if let Some(c) = before.and_then(|x| x.constraints.get(name)) {
+                if !c.validated {
+                    inv.sql.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", qi(name)));
+                    inv.sql.push(format!("ALTER TABLE {t} ADD CONSTRAINT {} {}", qi(name), c.definition));
+                }
+            }
+        }
+        AlterAction::DropConstraint { name, .. } => {
+            if let Some(c) = before.and_then(|x| x.constraints.get(name)) {
+                inv.sql.push(format!("ALTER TABLE {t} ADD CONSTRAINT {} {}", qi(name), c.definition));
+            }
+        }
+        AlterAction::SetPersistence { logged } => {
+            inv.sql.push(format!("ALTER TABLE {t} SET {}", if *logged { "UNLOGGED" } else { "LOGGED" }));
+        }
+        AlterAction::Trigger { enable, target } => {
+            let what = match target {
+                TriggerTarget::All => "ALL".to_string(),
+                TriggerTarget::User => "USER".to_string(),
+                TriggerTarget::Named(n) => qi(n),
+            };
+            inv.sql.push(format!("ALTER TABLE {t} {} TRIGGER {what}", if *enable { "DISABLE" } else { "ENABLE" }));
+        }
+        AlterAction::AttachPartition { partition } => {
+            let p = cx.q(partition);
+            inv.sql.push(format!("ALTER TABLE {t} DETACH PARTITION {p}"));
+        }
+        AlterAction::DetachPartition { partition, .. } => {
+            let p = cx.q(partition);
+            if let Some((_, bound)) = s0.tables.get(&p).and_then(|x| x.partition_of.clone()) {
+                inv.sql.push(format!("ALTER TABLE {t} ATTACH PARTITION {p} {bound}"));
+            }
+        }
+        AlterAction::Identity { column, add: true } => {
+            if col0(column).is_some_and(|c| c.identity.is_none()) {
+                inv.sql.push(format!("{} DROP IDENTITY", at(column)));
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,435 @@
+//! Rollback scripts that are proven to work.
+//!
+//! For each migration, on scratch databases: replay the earlier migrations (S0), apply it (S1),
+//! invert it statement by statement using S0, complete the inversion with the snapshot diff
+//! back to S0, then prove it: apply the script to a copy of S1 and require the schema to equal
+//! S0 exactly. Destructive migrations get a data-capture step, and the rollback restores from
+//! it. `check` proves existing, hand-written rollbacks the same way.
+
+pub mod capture;
+mod invert;
+mod script;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use migsafe_catalog::diff::SchemaDiff;
+use migsafe_catalog::Snapshot;
+use migsafe_sql::LineIndex;
+
+use crate::exec::{run_plain, Prepared};
+use crate::lint::RiskView;
+use crate::report::{MigrationReport, StepReport};
+use crate::scratch::{ScratchDb, ScratchServer};
+use crate::source::{Layout, Migration, MigrationSet};
+use crate::EngineError;
+pub use capture::{CapturePlan, BACKUP_SCHEMA};
+pub use invert::Inverse;
+
+/// A base database holding every migration applied so far, and its snapshot.
+pub struct Replay<'s> {
+    base: ScratchDb<'s>,
+    /// The schema of the base (before the next migration).
+    pub s0: Snapshot,
+}
+
+impl<'s> Replay<'s> {
+    /// An empty base database on `server`.
+    pub fn new(server: &'s ScratchServer) -> Result<Replay<'s>, EngineError> {
+        let base = server.create_db("base", None)?;
+        let s0 = Snapshot::capture(&mut base.connect()?)?;
+        Ok(Replay { base, s0 })
+    }
+
+    /// A copy of the base to run the next migration on.
+    pub fn work(&self, purpose: &str) -> Result<ScratchDb<'s>, EngineError> {
+        Ok(self.base.clone_db(purpose)?)
+    }
+
+    /// The migration ran on `work`, whose schema is `s1`: it becomes the base.
+    pub fn advance(&mut self, work: ScratchDb<'s>, s1: Snapshot) {
+        self.base = work;
+        self.s0 = s1;
+    }
+}
+
+/// What happened to one migration's rollback.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GeneratedRollback {
+    /// Version.
+    pub version: String,
+    /// Name.
+    pub name: String,
+    /// The rollback text.
+    pub script: String,
+    /// The capture step, when the migration destroys data.
+    pub capture: Option<String>,
+    /// Applying the script to the migrated schema gave back exactly the schema before it.
+    pub proven: bool,
+    /// Column order differences left (reported, not a failure).
+    pub column_order: Vec<String>,
+    /// What could not be reversed, and why.
+    pub manual: Vec<String>,
+    /// What still differs when not proven.
+    pub remaining: String,
+    /// Where it was written (None when not written).
+    pub written: Option<PathBuf>,
+    /// Proof run time in milliseconds.
+    pub proof_ms: f64,
+}
+
+impl GeneratedRollback {
+    /// Proven and nothing left for a human.
+    pub fn ok(&self) -> bool {
+        self.proven && self.manual.is_empty()
+    }
+}
+
+/// Options of `rollback generate`.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateOptions {
+    /// Only these versions (numeric match); all when empty.
+    pub versions: Vec<String>,
+    /// Replace rollbacks that exist.
+    pub force: bool,
+    /// Write files (false: only compute, e.g. for rehearse).
+    pub write: bool,
+}
+
+fn selected(m: &Migration, versions: &[String]) -> bool {
+    versions.is_empty() || versions.iter().any(|v| m.version.matches(v))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Relax `s0` for the restore: restored columns accept NULL, and constraints that the missing
+/// data would violate (foreign keys to and from restored tables) are added after the restore.
+fn relaxed(s0: &Snapshot, s1: &Snapshot, plan: &CapturePlan) -> Snapshot {
+    let mut r = s0.clone();
+    // Tables whose rows come back: foreign keys to and from them wait for the rows.
+    let tables: Vec<_> = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i, capture::CaptureItem::Rows { .. }))
+        .map(|i| i.table().clone())
+        .collect();
+    // Columns whose values come back: foreign keys on them wait for the values.
+    let columns: Vec<(migsafe_catalog::QName, String)> = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i, capture::CaptureItem::Values { .. }))
+        .flat_map(|i| i.restored_columns().iter().map(move |c| (i.table().clone(), c.clone())))
+        .collect();
+    // Columns the migration dropped come back empty: NOT NULL waits for their values.
+    for item in &plan.items {
+        let after = s1.tables.get(item.table());
+        if let Some(t) = r.tables.get_mut(item.table()) {
+            for c in t.columns.iter_mut().filter(|c| item.restored_columns().contains(&c.name)) {
+                if after.is_some_and(|a| a.column(&c.name).is_none()) {
+                    c.not_null = false;
+                }
+            }
+        }
+    }
+    for (n, t) in r.tables.iter_mut() {
+        let restored = tables.contains(n);
+        t.constraints.retain(|_, c| {
+            let on_restored_column = c.columns.iter().any(|col| columns.contains(&(n.clone(), col.clone())));
+            let fk_touching = c.kind == "f"
+                && (restored || on_restored_column || c.references.as_ref().is_some_and(|x| tables.contains(x)));
+            !fk_touching
+        });
+    }
+    r
+}
+
+/// Run SQL statements one by one in a transaction (no observer); the first error stops it.
+fn try_statements(db: &ScratchDb, concurrent: &[String], stmts: &[String]) -> Result<(), String> {
+    let mut c = db.connect().map_err(|e| e.to_string())?;
+    for s in concurrent {
+        c.batch_execute(s).map_err(|e| db_message(&e))?;
+    }
+    let mut tx = c.transaction().map_err(|e| e.to_string())?;
+    tx.batch_execute("SET LOCAL check_function_bodies = off").map_err(|e| e.to_string())?;
+    for s in stmts {
+        tx.batch_execute(s).map_err(|e| format!("{}: {}", s.lines().next().unwrap_or(""), db_message(&e)))?;
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// The server's message of a query error.
+pub fn db_message(e: &postgres::Error) -> String {
+    e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+}
+
+/// Build and prove the rollback of `m`, given the copy of the database it ran on.
+fn build(
+    m: &Migration,
+    prepared: &Prepared,
+    plan: &CapturePlan,
+    work: &ScratchDb,
+    s0: &Snapshot,
+    s1: &Snapshot,
+    transaction: bool,
+) -> Result<GeneratedRollback, EngineError> {
+    let inverses = invert::invert_all(&prepared.statements, s0, s1);
+    let candidate: Vec<String> = inverses.iter().flat_map(|i| i.sql.iter().cloned()).collect();
+    let concurrent: Vec<String> = inverses.iter().flat_map(|i| i.concurrent.iter().cloned()).collect();
+    let target = relaxed(s0, s1, plan);
+    let mut notes = Vec::new();
+    let trial = work.clone_db("trial")?;
+    let (inverses, residual) = match try_statements(&trial, &concurrent, &candidate) {
+        Ok(()) => {
+            let sc = Snapshot::capture(&mut trial.connect()?)?;
+            (inverses, sc.diff(&target).statements())
+        }
+        Err(e) => {
+            notes.push(format!(
+                "the statement-by-statement inversion failed ({e}); the rollback is the schema diff alone"
+            ));
+            (vec![], s1.diff(&target).statements())
+        }
+    };
+    drop(trial);
+    let finalize = target.diff(s0).statements();
+    let mut manual: Vec<String> = plan
+        .manual
+        .iter()
+        .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
+        .collect();
+    for st in &prepared.statements {
+        if let migsafe_sql::StmtKind::AlterEnum { name, add_value: Some(v), .. } = &st.kind {
+            notes.push(format!(
+                "enum values cannot be removed in place: {name} is rebuilt without '{v}' and its columns converted (this fails if rows use '{v}')"
+            ));
+        }
+    }
+    let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| line_of(prepared, i)).collect();
+    let lint_risk = {
+        let mut linter = migsafe_sql::lint::Linter::new(Default::default());
+        linter.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text }).risk
+    };
+    let complexity = m.directives.complexity.clone().unwrap_or_else(|| lint_risk.level.as_str().to_uppercase());
+    let mut parts = script::ScriptParts {
+        forward_file: &file_name(&m.forward.path),
+        complexity: &complexity,
+        duration: "under 1 second on the proof database".into(),
+        inverses: &inverses,
+        lines: &lines,
+        residual,
+        restore: plan.restore_sql(),
+        finalize,
+        manual: manual.clone(),
+        notes,
+        verify: script::verification(s1, s0),
+        transaction,
+    };
+    let text = script::render(&parts);
+    // Prove it: run the file as migsafe would, on a fresh copy of the migrated database.
+    let proof = work.clone_db("proof")?;
+    let t0 = Instant::now();
+    let outcome = Prepared::from_text("rollback.sql", &text).map_err(EngineError::from).and_then(|p| {
+        let mut c = proof.connect()?;
+        run_plain(&mut c, &p)?;
+        Ok(Snapshot::capture(&mut c)?)
+    });
+    let proof_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let (proven, remaining, column_order) = match outcome {
+        Ok(sr) => {
+            let d = sr.diff(s0);
+            let order = d
+                .column_order
+                .iter()
+                .map(|o| format!("{}: ({}) instead of ({})", o.table, o.before.join(", "), o.after.join(", ")))
+                .collect();
+            (d.differences.is_empty(), if d.differences.is_empty() { String::new() } else { d.summary() }, order)
+        }
+        Err(e) => (false, format!("the rollback failed on the migrated schema: {e}"), vec![]),
+    };
+    if !proven {
+        manual.push(format!(
+            "this rollback does not restore the schema exactly; what still differs:\n--   {}",
+            remaining.trim_end().replace('\n', "\n--   ")
+        ));
+    }
+    parts.manual = manual.clone();
+    parts.duration = if proof_ms < 1000.0 {
+        format!("under 1 second (took {proof_ms:.0} ms on the proof database; grows with table sizes)")
+    } else {
+        format!("about {:.0} seconds on the proof database (grows with table sizes)", proof_ms / 1000.0)
+    };
+    let script = script::render(&parts);
+    let file_label = file_name(&m.forward.path);
+    Ok(GeneratedRollback {
+        version: m.version.to_string(),
+        name: m.name.clone(),
+        script,
+        capture: plan.capture_sql(&file_label),
+        proven,
+        column_order,
+        manual,
+        remaining,
+        written: None,
+        proof_ms,
+    })
+}
+
+fn line_of(p: &Prepared, i: usize) -> usize {
+    let idx = LineIndex::new(&p.source);
+    p.statements.get(i).map(|s| idx.line_col(&p.source, s.span.start).line).unwrap_or(0)
+}
+
+/// Generate (and prove) rollbacks for the migrations of `set` that lack one.
+pub fn generate(
+    set: &MigrationSet,
+    server: &ScratchServer,
+    opts: &GenerateOptions,
+) -> Result<Vec<GeneratedRollback>, EngineError> {
+    let mut replay = Replay::new(server)?;
+    let mut out = Vec::new();
+    for m in &set.migrations {
+        let want = selected(m, &opts.versions) && (m.rollback.is_none() || opts.force);
+        let prepared = Prepared::new(&m.forward)?;
+        let plan = capture::plan(m.version.as_str(), &prepared.statements, &replay.s0);
+        let work = replay.work("work")?;
+        {
+            let mut c = work.connect()?;
+            if want {
+                if let Some(cap) = plan.capture_sql(&file_name(&m.forward.path)) {
+                    run_plain(&mut c, &Prepared::from_text("capture.sql", &cap)?)?;
+                }
+            }
+            run_plain(&mut c, &prepared)?;
+        }
+        let s1 = Snapshot::capture(&mut work.connect()?)?;
+        if want {
+            let mut g = build(m, &prepared, &plan, &work, &replay.s0, &s1, set.layout != Layout::Dbmate)?;
+            if opts.write {
+                g.written = Some(write(set, m, &g)?);
+            }
+            out.push(g);
+        }
+        replay.advance(work, s1);
+    }
+    Ok(out)
+}
+
+/// Write the rollback (and capture step) in the set's layout.
+fn write(set: &MigrationSet, m: &Migration, g: &GeneratedRollback) -> Result<PathBuf, EngineError> {
+    let path = set.rollback_path(m);
+    let io = |e: std::io::Error, p: &Path| EngineError::Input(format!("{}: cannot write: {e}", p.display()));
+    if set.layout == Layout::Dbmate {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(e, &path))?;
+        let up_end = text.find("\n-- migrate:down").map(|i| i + 1).unwrap_or(text.len());
+        let mut new = text[..up_end].to_string();
+        if !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str("-- migrate:down\n");
+        new.push_str(&g.script);
+        std::fs::write(&path, new).map_err(|e| io(e, &path))?;
+    } else {
+        std::fs::write(&path, &g.script).map_err(|e| io(e, &path))?;
+    }
+    if let Some(cap) = &g.capture {
+        let cp = set.capture_path(m);
+        std::fs::write(&cp, cap).map_err(|e| io(e, &cp))?;
+    }
+    Ok(path)
+}
+
+/// Prove existing rollbacks: each migration's rollback must bring its schema back exactly.
+/// The reports use the rehearse shape (steps `forward`, `rollback`, `compare`).
+pub fn check(
+    set: &MigrationSet,
+    server: &ScratchServer,
+    versions: &[String],
+) -> Result<Vec<MigrationReport>, EngineError> {
+    let mut replay = Replay::new(server)?;
+    let mut out = Vec::new();
+    for m in &set.migrations {
+        let prepared = Prepared::new(&m.forward)?;
+        let work = replay.work("work")?;
+        let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
+        let t0 = Instant::now();
+        {
+            let mut c = work.connect()?;
+            if let Some(cap) = &m.capture {
+                run_plain(&mut c, &Prepared::new(cap)?)?;
+            }
+            run_plain(&mut c, &prepared)?;
+        }
+        let s1 = Snapshot::capture(&mut work.connect()?)?;
+        let want = selected(m, versions);
+        if want {
+            rep.push(StepReport::pass("forward", t0.elapsed().as_secs_f64() * 1000.0, "applied"));
+            match &m.rollback {
+                None => rep.push(StepReport::fail(
+                    "rollback",
+                    0.0,
+                    "no rollback file (migsafe rollback generate writes one)",
+                )),
+                Some(rb) => {
+                    rep.rollback = Some("hand-written".into());
+                    let (steps, _) = prove_rollback(&work, rb, &replay.s0)?;
+                    for s in steps {
+                        rep.push(s);
+                    }
+                }
+            }
+            out.push(rep);
+        }
+        replay.advance(work, s1);
+    }
+    Ok(out)
+}
+
+/// Apply `rollback` to a copy of `work` and compare with `s0`: the `rollback` and `compare`
+/// steps, and the diff.
+pub fn prove_rollback(
+    work: &ScratchDb,
+    rollback: &crate::source::SqlText,
+    s0: &Snapshot,
+) -> Result<(Vec<StepReport>, Option<SchemaDiff>), EngineError> {
+    let mut steps = Vec::new();
+    let proof = work.clone_db("proof")?;
+    let t0 = Instant::now();
+    let prepared = match Prepared::new(rollback) {
+        Ok(p) => p,
+        Err(e) => {
+            steps.push(StepReport::fail("rollback", 0.0, e.to_string()));
+            return Ok((steps, None));
+        }
+    };
+    let mut c = proof.connect()?;
+    if let Err(e) = run_plain(&mut c, &prepared) {
+        steps.push(StepReport::fail("rollback", t0.elapsed().as_secs_f64() * 1000.0, e.to_string()));
+        return Ok((steps, None));
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+    steps.push(StepReport::pass("rollback", ms, format!("{} statements ran", prepared.statements.len())));
+    let sr = Snapshot::capture(&mut c)?;
+    let d = sr.diff(s0);
+    let mut step = if d.differences.is_empty() {
+        StepReport::pass("compare", 0.0, "schema after rollback equals the schema before the migration")
+    } else {
+        StepReport::fail(
+            "compare",
+            0.0,
+            format!("schema after rollback differs from before the migration:\n{}", d.summary().trim_end()),
+        )
+    };
+    if d.differences.is_empty() && !d.column_order.is_empty() {
+        step.warnings.push(format!("column order differs: {}", d.summary().trim_end()));
+    }
+    steps.push(step);
+    Ok((steps, Some(d)))
+}
+
+/// Risk view of a migration (for reports).
+pub fn risk_of(m: &Migration) -> RiskView {
+    let mut linter = migsafe_sql::lint::Linter::new(Default::default());
+    RiskView::from(&linter.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text }).risk)
+}

@@ -97,6 +97,9 @@ fn generate(a: GenerateArgs) -> CmdResult {
         for o in &g.column_order {
             out.push_str(&format!("   note: column order after rollback: {o}\n"));
         }
+        for d in &g.data_differences {
+            out.push_str(&format!("   {} {d}\n", render::paint(render::style::ERROR, "data not restored:")));
+        }
         for m in &g.manual {
             out.push_str(&format!(
                 "   {} {}\n",

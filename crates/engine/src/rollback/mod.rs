@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use migsafe_catalog::diff::SchemaDiff;
-use migsafe_catalog::Snapshot;
+use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::LineIndex;
 
 use crate::exec::{run_plain, Prepared};
@@ -44,6 +44,11 @@ impl<'s> Replay<'s> {
     /// A copy of the base to run the next migration on.
     pub fn work(&self, purpose: &str) -> Result<ScratchDb<'s>, EngineError> {
         Ok(self.base.clone_db(purpose)?)
+    }
+
+    /// A connection to the base (close it before the next `work`).
+    pub fn connect(&self) -> Result<postgres::Client, EngineError> {
+        Ok(self.base.connect()?)
     }
 
     /// The migration ran on `work`, whose schema is `s1`: it becomes the base.
@@ -76,12 +81,15 @@ pub struct GeneratedRollback {
     pub written: Option<PathBuf>,
     /// Proof run time in milliseconds.
     pub proof_ms: f64,
+    /// Tables whose data the capture step protects but which did not come back identical
+    /// (empty when the data came back, or there was nothing to capture).
+    pub data_differences: Vec<String>,
 }
 
 impl GeneratedRollback {
     /// Proven and nothing left for a human.
     pub fn ok(&self) -> bool {
-        self.proven && self.manual.is_empty()
+        self.proven && self.manual.is_empty() && self.data_differences.is_empty()
     }
 }
 
@@ -172,6 +180,7 @@ fn build(
     work: &ScratchDb,
     s0: &Snapshot,
     s1: &Snapshot,
+    f0: &Fingerprint,
     transaction: bool,
 ) -> Result<GeneratedRollback, EngineError> {
     let inverses = invert::invert_all(&prepared.statements, s0, s1);
@@ -233,11 +242,23 @@ fn build(
     let outcome = Prepared::from_text("rollback.sql", &text).map_err(EngineError::from).and_then(|p| {
         let mut c = proof.connect()?;
         run_plain(&mut c, &p)?;
-        Ok(Snapshot::capture(&mut c)?)
+        let snap = Snapshot::capture(&mut c)?;
+        let data = fingerprint_tables(&mut c, f0.tables.keys())?;
+        Ok((snap, data))
     });
     let proof_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let mut data_differences = Vec::new();
     let (proven, remaining, column_order) = match outcome {
-        Ok(sr) => {
+        Ok((sr, data)) => {
+            data_differences = f0
+                .compare(&data)
+                .into_iter()
+                .map(|d| match (d.rows_before, d.rows_after) {
+                    (Some(a), Some(b)) if a != b => format!("{}: {a} rows before the migration, {b} after the rollback", d.table),
+                    (_, None) => format!("{}: missing after the rollback", d.table),
+                    _ => format!("{}: same row count, different contents after the rollback", d.table),
+                })
+                .collect();
             let d = sr.diff(s0);
             let order = d
                 .column_order
@@ -273,7 +294,23 @@ fn build(
         remaining,
         written: None,
         proof_ms,
+        data_differences,
     })
+}
+
+/// Fingerprint the given tables (those that exist).
+fn fingerprint_tables<'a>(
+    c: &mut postgres::Client,
+    tables: impl Iterator<Item = &'a migsafe_catalog::QName>,
+) -> Result<Fingerprint, EngineError> {
+    let mut f = Fingerprint::default();
+    for t in tables {
+        let exists: bool = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.to_string()])?.get(0);
+        if exists {
+            f.tables.insert(t.clone(), migsafe_catalog::fingerprint::fingerprint_table(c, t)?);
+        }
+    }
+    Ok(f)
 }
 
 fn line_of(p: &Prepared, i: usize) -> usize {
@@ -293,6 +330,12 @@ pub fn generate(
         let want = selected(m, &opts.versions) && (m.rollback.is_none() || opts.force);
         let prepared = Prepared::new(&m.forward)?;
         let plan = capture::plan(m.version.as_str(), &prepared.statements, &replay.s0);
+        let f0 = if want {
+            let tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
+            fingerprint_tables(&mut replay.connect()?, tables.iter())?
+        } else {
+            Fingerprint::default()
+        };
         let work = replay.work("work")?;
         {
             let mut c = work.connect()?;
@@ -305,7 +348,7 @@ pub fn generate(
         }
         let s1 = Snapshot::capture(&mut work.connect()?)?;
         if want {
-            let mut g = build(m, &prepared, &plan, &work, &replay.s0, &s1, set.layout != Layout::Dbmate)?;
+            let mut g = build(m, &prepared, &plan, &work, &replay.s0, &s1, &f0, set.layout != Layout::Dbmate)?;
             if opts.write {
                 g.written = Some(write(set, m, &g)?);
             }

@@ -18,10 +18,10 @@ build: setup-build
 demo: build
 	@mkdir -p $(DEMO_OUT)
 	./target/release/migsafe lint examples/nchat/migrations
-	@echo
-	@echo "== The same linter on examples/unsafe (each file shows one hazard):"
+	./target/release/migsafe rehearse examples/nchat/migrations --rows 1000 --report $(DEMO_OUT)/rehearsal.html
+	@echo "open $(DEMO_OUT)/rehearsal.html for the lock timelines"
 	-./target/release/migsafe lint examples/unsafe/migrations --format markdown --output $(DEMO_OUT)/unsafe-lint.md
-	@echo "wrote $(DEMO_OUT)/unsafe-lint.md"
+	@echo "wrote $(DEMO_OUT)/unsafe-lint.md (the linter on one example of each hazard)"
 
 test: setup-test
 	$(CARGO) fmt --all -- --check

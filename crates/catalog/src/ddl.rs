@@ -703,7 +703,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
     }
-    for (n, _) in &a.sequences {
+    for n in a.sequences.keys() {
         if !b.sequences.contains_key(n) {
             s.push(format!("DROP SEQUENCE IF EXISTS {n}"));
         }

@@ -8,6 +8,7 @@
 mod ddl;
 pub mod diff;
 pub mod fingerprint;
+pub mod integrity;
 pub mod model;
 pub mod read;
 

@@ -213,11 +213,11 @@ proptest! {
 fn every_single_edit_round_trips_both_ways() {
     let order: Vec<usize> = (0..EDITS.len()).collect();
     let mut failures = vec![];
-    for i in 0..EDITS.len() {
+    for (i, edit) in EDITS.iter().enumerate() {
         let b = apply_edits(1 << i, &order);
         for (label, x, y) in [("edit_fwd", BASE, b.as_str()), ("edit_back", b.as_str(), BASE)] {
             if let Err(e) = round_trip(&format!("{label}_{i}"), x, y) {
-                failures.push(format!("edit {i} ({}):\n{e}", EDITS[i]));
+                failures.push(format!("edit {i} ({edit}):\n{e}"));
             }
         }
     }

@@ -70,6 +70,8 @@ enum Command {
     Rules,
     /// Print the catalog snapshot of a database, a migration folder or a snapshot file.
     Snapshot(commands::schema::SnapshotArgs),
+    /// Rehearse migrations on a throwaway database: forward, verify, roll back, compare, apply again.
+    Rehearse(commands::rehearse::RehearseArgs),
     /// Generate proven rollbacks (`generate`) or prove existing ones (`check`).
     Rollback(commands::rollback::RollbackArgs),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => commands::schema::snapshot(args),
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
+        Command::Rehearse(args) => commands::rehearse::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

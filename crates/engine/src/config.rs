@@ -97,6 +97,23 @@ pub struct RehearseConfig {
     pub check_cmd: Option<String>,
 }
 
+/// Parse a duration like `500ms`, `30s`, `10m`, `1h`, `30d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 30s, 10m, 1h, 30d)"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" | "sec" | "secs" => n,
+        "m" | "min" | "mins" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (use ms, s, m, h or d)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 impl Config {
     /// Read `migsafe.toml` from `dir`, if there is one.
     pub fn load(dir: &Path) -> Result<Option<(Config, PathBuf)>, SourceError> {
@@ -115,6 +132,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap().as_secs(), 30);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+        assert_eq!(parse_duration("2").unwrap().as_secs(), 2);
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
 
     #[test]
     fn parses_every_section_and_rejects_typos() {

@@ -4,11 +4,13 @@
 pub mod config;
 pub mod exec;
 pub mod lint;
+pub mod rehearse;
 pub mod report;
 pub mod rollback;
 pub mod scratch;
 pub mod snapshot_source;
 pub mod source;
+pub mod synth;
 
 pub use config::Config;
 pub use source::{Layout, Migration, MigrationSet, SourceError, Version};

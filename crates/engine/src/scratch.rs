@@ -14,21 +14,24 @@ pub enum ScratchServer {
     /// A private throwaway cluster.
     Throwaway(Box<Cluster>),
     /// A real server; only `migsafe_scratch_*` databases are created and dropped.
-    Remote {
-        /// Superuser-ish connection (needs CREATEDB).
-        admin: ConnSpec,
-        /// Major version.
-        major: u32,
-        /// Databases created and not yet dropped.
-        created: Mutex<Vec<String>>,
-    },
+    Remote(Box<Remote>),
+}
+
+/// A real server used for scratch databases.
+pub struct Remote {
+    /// Connection with CREATEDB.
+    pub admin: ConnSpec,
+    /// Major version.
+    pub major: u32,
+    /// Databases created and not yet dropped.
+    created: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ScratchServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScratchServer::Throwaway(c) => write!(f, "{c:?}"),
-            ScratchServer::Remote { admin, .. } => write!(f, "Remote({admin})"),
+            ScratchServer::Remote(r) => write!(f, "Remote({})", r.admin),
         }
     }
 }
@@ -54,14 +57,14 @@ impl ScratchServer {
                 spec.user()
             )));
         }
-        Ok(ScratchServer::Remote { admin: spec.clone(), major, created: Mutex::new(vec![]) })
+        Ok(ScratchServer::Remote(Box::new(Remote { admin: spec.clone(), major, created: Mutex::new(vec![]) })))
     }
 
     /// The server's PostgreSQL major version.
     pub fn major(&self) -> u32 {
         match self {
             ScratchServer::Throwaway(c) => c.binaries().major,
-            ScratchServer::Remote { major, .. } => *major,
+            ScratchServer::Remote(r) => r.major,
         }
     }
 
@@ -69,7 +72,7 @@ impl ScratchServer {
     pub fn conn(&self, db: &str) -> ConnSpec {
         match self {
             ScratchServer::Throwaway(c) => c.conn(db),
-            ScratchServer::Remote { admin, .. } => admin.with_dbname(db),
+            ScratchServer::Remote(r) => r.admin.with_dbname(db),
         }
     }
 
@@ -77,14 +80,14 @@ impl ScratchServer {
     pub fn cluster(&self) -> Option<&Cluster> {
         match self {
             ScratchServer::Throwaway(c) => Some(c),
-            ScratchServer::Remote { .. } => None,
+            ScratchServer::Remote(_) => None,
         }
     }
 
     fn admin(&self) -> Result<postgres::Client, PgError> {
         match self {
             ScratchServer::Throwaway(c) => c.admin(),
-            ScratchServer::Remote { admin, .. } => admin.connect(),
+            ScratchServer::Remote(r) => r.admin.connect(),
         }
     }
 
@@ -95,8 +98,8 @@ impl ScratchServer {
             format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
         let mut admin = self.admin()?;
         create_database(&mut admin, &name, template, self.major())?;
-        if let ScratchServer::Remote { created, .. } = self {
-            created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
+        if let ScratchServer::Remote(r) = self {
+            r.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
         }
         Ok(ScratchDb { spec: self.conn(&name), name, server: self })
     }
@@ -105,8 +108,8 @@ impl ScratchServer {
         debug_assert!(name.starts_with("migsafe_scratch_"));
         let mut admin = self.admin()?;
         drop_database(&mut admin, name, self.major())?;
-        if let ScratchServer::Remote { created, .. } = self {
-            created.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != name);
+        if let ScratchServer::Remote(r) = self {
+            r.created.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != name);
         }
         Ok(())
     }
@@ -114,8 +117,8 @@ impl ScratchServer {
 
 impl Drop for ScratchServer {
     fn drop(&mut self) {
-        if let ScratchServer::Remote { created, .. } = self {
-            let names: Vec<String> = created.lock().map(|v| v.clone()).unwrap_or_default();
+        if let ScratchServer::Remote(r) = self {
+            let names: Vec<String> = r.created.lock().map(|v| v.clone()).unwrap_or_default();
             for n in names {
                 let _ = self.drop_db(&n);
             }

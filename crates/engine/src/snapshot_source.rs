@@ -15,7 +15,7 @@ use crate::EngineError;
 #[derive(Debug, Clone)]
 pub enum SchemaSource {
     /// A live database.
-    Database(ConnSpec),
+    Database(Box<ConnSpec>),
     /// A snapshot saved as JSON.
     File(PathBuf),
     /// A migration folder: the schema its migrations build.
@@ -31,7 +31,7 @@ impl SchemaSource {
         } else if p.is_file() {
             Ok(SchemaSource::File(p.to_path_buf()))
         } else if arg.contains("://") || arg.contains('=') {
-            Ok(SchemaSource::Database(ConnSpec::parse(arg)?))
+            Ok(SchemaSource::Database(Box::new(ConnSpec::parse(arg)?)))
         } else {
             Err(EngineError::Input(format!(
                 "`{arg}` is not a folder, a snapshot file or a connection string (postgresql://… or key=value)"

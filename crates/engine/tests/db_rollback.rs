@@ -117,7 +117,10 @@ fn every_object_kind_rolls_back_exactly_with_its_data() {
         let results = rollback::generate(&s, &server, &opts).unwrap();
         let g = results.iter().find(|g| g.version == "002").unwrap();
         if !g.ok() {
-            failures.push(format!("[{i}] {fwd}\n{}\nmanual: {:?}\ndata: {:?}\n{}", g.remaining, g.manual, g.data_differences, g.script));
+            failures.push(format!(
+                "[{i}] {fwd}\n{}\nmanual: {:?}\ndata: {:?}\n{}",
+                g.remaining, g.manual, g.data_differences, g.script
+            ));
             continue;
         }
         // The written rollback passes `rollback check` too.
@@ -134,7 +137,8 @@ fn every_object_kind_rolls_back_exactly_with_its_data() {
 #[test]
 fn destroyed_data_is_captured_and_restored() {
     let server = server();
-    let fwd = "ALTER TABLE app.users DROP COLUMN legacy;\nDELETE FROM app.posts WHERE id > 150;\nDROP TABLE app.notes;\n";
+    let fwd =
+        "ALTER TABLE app.users DROP COLUMN legacy;\nDELETE FROM app.posts WHERE id > 150;\nDROP TABLE app.notes;\n";
     let (_d, s) = set(&[("001_base.sql", BASE), ("002_destroy.sql", fwd)]);
     let g = &rollback::generate(&s, &server, &GenerateOptions { write: true, ..Default::default() }).unwrap()[1];
     assert!(g.ok(), "{g:#?}");
@@ -170,7 +174,9 @@ fn the_guides_example_rollback_has_the_template() {
         }
     }
     let s = MigrationSet::load(tmp.path()).unwrap();
-    let results = rollback::generate(&s, &server, &GenerateOptions { versions: vec!["54".into()], write: true, force: false }).unwrap();
+    let results =
+        rollback::generate(&s, &server, &GenerateOptions { versions: vec!["54".into()], write: true, force: false })
+            .unwrap();
     assert_eq!(results.len(), 1);
     let g = &results[0];
     assert!(g.ok(), "{g:#?}");

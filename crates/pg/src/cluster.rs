@@ -118,7 +118,7 @@ pub fn run_root() -> PathBuf {
     }
     let shm = Path::new("/dev/shm");
     if let Ok(st) = nix::sys::statvfs::statvfs(shm) {
-        let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let free = st.blocks_available() * st.fragment_size();
         if free > 2 << 30 && nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok() {
             return shm.to_path_buf();
         }

@@ -1,4 +1,5 @@
 pub mod common;
 pub mod lint;
+pub mod rehearse;
 pub mod rollback;
 pub mod schema;

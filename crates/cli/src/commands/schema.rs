@@ -57,9 +57,9 @@ pub struct DiffArgs {
 pub fn snapshot(args: SnapshotArgs) -> CmdResult {
     let source = match (&args.source, &args.db) {
         (Some(s), _) => SchemaSource::parse(s).map_err(engine_failure)?,
-        (None, Some(db)) => SchemaSource::Database(ConnSpec::parse(db).map_err(Failure::input)?),
+        (None, Some(db)) => SchemaSource::Database(Box::new(ConnSpec::parse(db).map_err(Failure::input)?)),
         (None, None) if ConnSpec::env_names_database() => {
-            SchemaSource::Database(ConnSpec::from_env().map_err(Failure::input)?)
+            SchemaSource::Database(Box::new(ConnSpec::from_env().map_err(Failure::input)?))
         }
         (None, None) => {
             return Err(Failure::input(anyhow::anyhow!(

@@ -5,7 +5,7 @@ mod lint;
 mod report;
 
 pub use lint::{lint_github, lint_human, lint_junit, lint_markdown, lint_sarif};
-pub use report::report_human;
+pub use report::{report_html, report_human, report_junit, report_markdown};
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;

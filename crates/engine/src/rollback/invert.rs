@@ -333,10 +333,10 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
     let col0 = |c: &str| before.and_then(|x| x.column(c));
     let at = |c: &str| format!("ALTER TABLE {t} ALTER COLUMN {}", qi(c));
     match a {
-        AlterAction::AddColumn { column, .. } => {
-            if col0(&column.name).is_none() && after.is_some_and(|x| x.column(&column.name).is_some()) {
-                inv.sql.push(format!("ALTER TABLE {t} DROP COLUMN {}", qi(&column.name)));
-            }
+        AlterAction::AddColumn { column, .. }
+            if col0(&column.name).is_none() && after.is_some_and(|x| x.column(&column.name).is_some()) =>
+        {
+            inv.sql.push(format!("ALTER TABLE {t} DROP COLUMN {}", qi(&column.name)));
         }
         AlterAction::DropColumn { column, .. } => {
             if let Some(c) = col0(column) {
@@ -377,15 +377,11 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 }
             }
         }
-        AlterAction::SetNotNull { column } => {
-            if col0(column).is_some_and(|c| !c.not_null) {
-                inv.sql.push(format!("{} DROP NOT NULL", at(column)));
-            }
+        AlterAction::SetNotNull { column } if col0(column).is_some_and(|c| !c.not_null) => {
+            inv.sql.push(format!("{} DROP NOT NULL", at(column)));
         }
-        AlterAction::DropNotNull { column } => {
-            if col0(column).is_some_and(|c| c.not_null) {
-                inv.sql.push(format!("{} SET NOT NULL", at(column)));
-            }
+        AlterAction::DropNotNull { column } if col0(column).is_some_and(|c| c.not_null) => {
+            inv.sql.push(format!("{} SET NOT NULL", at(column)));
         }
         AlterAction::AddConstraint(c) => {
             let names: Vec<String> = match &c.name {
@@ -441,10 +437,8 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 inv.sql.push(format!("ALTER TABLE {t} ATTACH PARTITION {p} {bound}"));
             }
         }
-        AlterAction::Identity { column, add: true } => {
-            if col0(column).is_some_and(|c| c.identity.is_none()) {
-                inv.sql.push(format!("{} DROP IDENTITY", at(column)));
-            }
+        AlterAction::Identity { column, add: true } if col0(column).is_some_and(|c| c.identity.is_none()) => {
+            inv.sql.push(format!("{} DROP IDENTITY", at(column)));
         }
         _ => {}
     }

@@ -172,21 +172,66 @@ pub fn db_message(e: &postgres::Error) -> String {
     e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
 }
 
-/// Build and prove the rollback of `m`, given the copy of the database it ran on.
-fn build(
-    m: &Migration,
-    prepared: &Prepared,
-    plan: &CapturePlan,
-    work: &ScratchDb,
-    s0: &Snapshot,
-    s1: &Snapshot,
-    f0: &Fingerprint,
+/// One migration as the rollback builder sees it.
+pub struct Step<'a> {
+    /// The migration.
+    pub m: &'a Migration,
+    /// Its parsed forward SQL.
+    pub prepared: &'a Prepared,
+    /// Its capture plan.
+    pub plan: &'a CapturePlan,
+    /// Schema before it.
+    pub s0: &'a Snapshot,
+    /// Schema after it.
+    pub s1: &'a Snapshot,
+    /// Wrap the script in BEGIN/COMMIT (false for dbmate sections).
+    pub transaction: bool,
+}
+
+/// A rollback composed but not yet proven.
+pub struct Composed {
+    inverses: Vec<Inverse>,
+    lines: Vec<usize>,
+    residual: Vec<String>,
+    restore: Vec<String>,
+    finalize: Vec<String>,
+    /// What cannot be reversed.
+    pub manual: Vec<String>,
+    notes: Vec<String>,
+    verify: Option<String>,
+    complexity: String,
+    forward_file: String,
     transaction: bool,
-) -> Result<GeneratedRollback, EngineError> {
+}
+
+impl Composed {
+    /// The rollback file text.
+    pub fn render(&self, duration: &str) -> String {
+        script::render(&script::ScriptParts {
+            forward_file: &self.forward_file,
+            complexity: &self.complexity,
+            duration: duration.to_string(),
+            inverses: &self.inverses,
+            lines: &self.lines,
+            residual: self.residual.clone(),
+            restore: self.restore.clone(),
+            finalize: self.finalize.clone(),
+            manual: self.manual.clone(),
+            notes: self.notes.clone(),
+            verify: self.verify.clone(),
+            transaction: self.transaction,
+        })
+    }
+}
+
+/// Compose the rollback of a migration that ran on `work` (which must have no open
+/// connections): inversion, tried on a copy, completed with the diff back to S0.
+pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
+    let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
     let inverses = invert::invert_all(&prepared.statements, s0, s1);
     let candidate: Vec<String> = inverses.iter().flat_map(|i| i.sql.iter().cloned()).collect();
     let concurrent: Vec<String> = inverses.iter().flat_map(|i| i.concurrent.iter().cloned()).collect();
-    let target = relaxed(s0, s1, plan);
+    let target = relaxed(s0, s1, step.plan);
     let mut notes = Vec::new();
     let trial = work.clone_db("trial")?;
     let (inverses, residual) = match try_statements(&trial, &concurrent, &candidate) {
@@ -203,12 +248,21 @@ fn build(
     };
     drop(trial);
     let finalize = target.diff(s0).statements();
-    let mut manual: Vec<String> = plan
+    let manual: Vec<String> = step
+        .plan
         .manual
         .iter()
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
     for st in &prepared.statements {
+        if matches!(st.kind, migsafe_sql::StmtKind::Do) {
+            notes.push(format!(
+                "statement {} (line {}) is a DO block: migsafe cannot see inside it, so data it changes is not reverted here \
+                 (`migsafe rehearse` compares the data and will say)",
+                st.index + 1,
+                line_of(prepared, st.index)
+            ));
+        }
         if let migsafe_sql::StmtKind::AlterEnum { name, add_value: Some(v), .. } = &st.kind {
             notes.push(format!(
                 "enum values cannot be removed in place: {name} is rebuilt without '{v}' and its columns converted (this fails if rows use '{v}')"
@@ -216,26 +270,27 @@ fn build(
         }
     }
     let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| line_of(prepared, i)).collect();
-    let lint_risk = {
-        let mut linter = migsafe_sql::lint::Linter::new(Default::default());
-        linter.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text }).risk
-    };
-    let complexity = m.directives.complexity.clone().unwrap_or_else(|| lint_risk.level.as_str().to_uppercase());
-    let mut parts = script::ScriptParts {
-        forward_file: &file_name(&m.forward.path),
-        complexity: &complexity,
-        duration: "under 1 second on the proof database".into(),
-        inverses: &inverses,
-        lines: &lines,
+    let complexity =
+        step.m.directives.complexity.clone().unwrap_or_else(|| risk_of(step.m).level.as_str().to_uppercase());
+    Ok(Composed {
+        inverses,
+        lines,
         residual,
-        restore: plan.restore_sql(),
+        restore: step.plan.restore_sql(),
         finalize,
-        manual: manual.clone(),
+        manual,
         notes,
         verify: script::verification(s1, s0),
-        transaction,
-    };
-    let text = script::render(&parts);
+        complexity,
+        forward_file: file_name(&step.m.forward.path),
+        transaction: step.transaction,
+    })
+}
+
+/// Compose and prove the rollback of a migration, given the copy of the database it ran on.
+fn build(step: &Step, work: &ScratchDb, f0: &Fingerprint) -> Result<GeneratedRollback, EngineError> {
+    let mut composed = compose(step, work)?;
+    let text = composed.render("under 1 second on the proof database");
     // Prove it: run the file as migsafe would, on a fresh copy of the migrated database.
     let proof = work.clone_db("proof")?;
     let t0 = Instant::now();
@@ -254,12 +309,14 @@ fn build(
                 .compare(&data)
                 .into_iter()
                 .map(|d| match (d.rows_before, d.rows_after) {
-                    (Some(a), Some(b)) if a != b => format!("{}: {a} rows before the migration, {b} after the rollback", d.table),
+                    (Some(a), Some(b)) if a != b => {
+                        format!("{}: {a} rows before the migration, {b} after the rollback", d.table)
+                    }
                     (_, None) => format!("{}: missing after the rollback", d.table),
                     _ => format!("{}: same row count, different contents after the rollback", d.table),
                 })
                 .collect();
-            let d = sr.diff(s0);
+            let d = sr.diff(step.s0);
             let order = d
                 .column_order
                 .iter()
@@ -270,27 +327,26 @@ fn build(
         Err(e) => (false, format!("the rollback failed on the migrated schema: {e}"), vec![]),
     };
     if !proven {
-        manual.push(format!(
+        composed.manual.push(format!(
             "this rollback does not restore the schema exactly; what still differs:\n--   {}",
             remaining.trim_end().replace('\n', "\n--   ")
         ));
     }
-    parts.manual = manual.clone();
-    parts.duration = if proof_ms < 1000.0 {
+    let duration = if proof_ms < 1000.0 {
         format!("under 1 second (took {proof_ms:.0} ms on the proof database; grows with table sizes)")
     } else {
         format!("about {:.0} seconds on the proof database (grows with table sizes)", proof_ms / 1000.0)
     };
-    let script = script::render(&parts);
-    let file_label = file_name(&m.forward.path);
+    let script = composed.render(&duration);
+    let file_label = file_name(&step.m.forward.path);
     Ok(GeneratedRollback {
-        version: m.version.to_string(),
-        name: m.name.clone(),
+        version: step.m.version.to_string(),
+        name: step.m.name.clone(),
         script,
-        capture: plan.capture_sql(&file_label),
+        capture: step.plan.capture_sql(&file_label),
         proven,
         column_order,
-        manual,
+        manual: composed.manual,
         remaining,
         written: None,
         proof_ms,
@@ -299,7 +355,7 @@ fn build(
 }
 
 /// Fingerprint the given tables (those that exist).
-fn fingerprint_tables<'a>(
+pub fn fingerprint_tables<'a>(
     c: &mut postgres::Client,
     tables: impl Iterator<Item = &'a migsafe_catalog::QName>,
 ) -> Result<Fingerprint, EngineError> {
@@ -348,7 +404,15 @@ pub fn generate(
         }
         let s1 = Snapshot::capture(&mut work.connect()?)?;
         if want {
-            let mut g = build(m, &prepared, &plan, &work, &replay.s0, &s1, &f0, set.layout != Layout::Dbmate)?;
+            let step = Step {
+                m,
+                prepared: &prepared,
+                plan: &plan,
+                s0: &replay.s0,
+                s1: &s1,
+                transaction: set.layout != Layout::Dbmate,
+            };
+            let mut g = build(&step, &work, &f0)?;
             if opts.write {
                 g.written = Some(write(set, m, &g)?);
             }

@@ -1,0 +1,330 @@
+//! Data-integrity checks: orphaned rows behind every foreign key (NOT VALID ones included,
+//! MATCH SIMPLE and FULL semantics), constraints still waiting for validation and whether rows
+//! violate them, invalid indexes and the duplicates behind an invalid unique index, sequences
+//! behind their column's maximum. Read-only: plain SELECTs, so at most ACCESS SHARE locks.
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::model::{QName, Snapshot, TableKind};
+use crate::CatalogError;
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// Check name: `foreign_key_orphans`, `not_valid_constraint`, `invalid_index`,
+    /// `unique_duplicates`, `sequence_behind`, `custom`.
+    pub check: String,
+    /// The object checked.
+    pub object: String,
+    /// Passed.
+    pub ok: bool,
+    /// Offending rows (or 1 for a failed object-level check).
+    pub count: i64,
+    /// Up to five offending keys.
+    pub sample: Vec<String>,
+    /// What it means.
+    pub detail: String,
+    /// A warning rather than a failure (e.g. a NOT VALID constraint that rows satisfy).
+    pub warning: bool,
+}
+
+/// A check to run: a name, the object, and how.
+#[derive(Debug, Clone)]
+pub struct PlannedCheck {
+    /// Check name.
+    pub check: String,
+    /// Object.
+    pub object: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Orphans { child: QName, parent: QName, cols: Vec<String>, ref_cols: Vec<String>, full: bool, validated: bool },
+    NotValidCheck { table: QName, expr: String },
+    InvalidIndex { index: QName, unique_cols: Option<(QName, Vec<String>)> },
+    SequenceBehind { seq: QName, table: QName, column: String },
+}
+
+fn qi(s: &str) -> String {
+    migsafe_sql::quote_ident(s)
+}
+
+/// Plan every integrity check the database needs (one catalog read).
+pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCheck>, CatalogError> {
+    let mut out = Vec::new();
+    // Foreign keys, with columns and match type, from pg_constraint directly.
+    let rows = client.query(
+        "SELECT n.nspname::text, c.relname::text, co.conname::text, fn.nspname::text, fc.relname::text, co.confmatchtype::text, co.convalidated, \
+           ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
+           ARRAY(SELECT a.attname::text FROM unnest(co.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.n ORDER BY k.i) \
+         FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_class fc ON fc.oid = co.confrelid JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
+         WHERE co.contype = 'f' AND co.conparentid = 0 ORDER BY 1, 2, 3",
+        &[],
+    )?;
+    for r in rows {
+        let child = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        if !snap.tables.contains_key(&child) {
+            continue;
+        }
+        let con: String = r.get(2);
+        out.push(PlannedCheck {
+            check: "foreign_key_orphans".into(),
+            object: format!("{child}.{}", qi(&con)),
+            kind: Kind::Orphans {
+                parent: QName::new(r.get::<_, String>(3), r.get::<_, String>(4)),
+                full: r.get::<_, String>(5) == "f",
+                validated: r.get(6),
+                cols: r.get(7),
+                ref_cols: r.get(8),
+                child,
+            },
+        });
+    }
+    // CHECK constraints waiting for validation.
+    let rows = client.query(
+        "SELECT n.nspname::text, c.relname::text, co.conname::text, pg_get_expr(co.conbin, co.conrelid) \
+         FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE co.contype = 'c' AND NOT co.convalidated ORDER BY 1, 2, 3",
+        &[],
+    )?;
+    for r in rows {
+        let table = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        if !snap.tables.contains_key(&table) {
+            continue;
+        }
+        let con: String = r.get(2);
+        out.push(PlannedCheck {
+            check: "not_valid_constraint".into(),
+            object: format!("{table}.{}", qi(&con)),
+            kind: Kind::NotValidCheck { table, expr: r.get(3) },
+        });
+    }
+    // Invalid or not-ready indexes.
+    let rows = client.query(
+        "SELECT n.nspname::text, ic.relname::text, tn.nspname::text, tc.relname::text, i.indisunique, \
+           ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), \
+           i.indexprs IS NULL \
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
+         JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
+         WHERE NOT (i.indisvalid AND i.indisready) AND n.nspname NOT IN ('pg_catalog', 'pg_toast') ORDER BY 1, 2",
+        &[],
+    )?;
+    for r in rows {
+        let index = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let table = QName::new(r.get::<_, String>(2), r.get::<_, String>(3));
+        let unique: bool = r.get(4);
+        let plain: bool = r.get(6);
+        let cols: Vec<String> = r.get(5);
+        out.push(PlannedCheck {
+            check: "invalid_index".into(),
+            object: index.to_string(),
+            kind: Kind::InvalidIndex {
+                index,
+                unique_cols: (unique && plain && !cols.is_empty()).then_some((table, cols)),
+            },
+        });
+    }
+    // Sequences owned by a column (serial and identity).
+    let rows = client.query(
+        "SELECT sn.nspname::text, s.relname::text, tn.nspname::text, t.relname::text, a.attname::text \
+         FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace \
+         JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid \
+         JOIN pg_type ty ON ty.oid = a.atttypid \
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+           AND d.refobjsubid > 0 AND ty.typname IN ('int2', 'int4', 'int8') ORDER BY 1, 2",
+        &[],
+    )?;
+    for r in rows {
+        let table = QName::new(r.get::<_, String>(2), r.get::<_, String>(3));
+        if snap.tables.get(&table).is_none_or(|t| t.kind == TableKind::Foreign) {
+            continue;
+        }
+        let seq = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        out.push(PlannedCheck {
+            check: "sequence_behind".into(),
+            object: seq.to_string(),
+            kind: Kind::SequenceBehind { seq, table, column: r.get(4) },
+        });
+    }
+    Ok(out)
+}
+
+fn cols_sql(prefix: &str, cols: &[String]) -> String {
+    cols.iter().map(|c| format!("{prefix}.{}", qi(c))).collect::<Vec<_>>().join(", ")
+}
+
+fn sample(client: &mut Client, sql: &str) -> Result<Vec<String>, CatalogError> {
+    Ok(client.query(sql, &[])?.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect())
+}
+
+impl PlannedCheck {
+    /// Run the check.
+    pub fn run(&self, client: &mut Client) -> Result<CheckResult, CatalogError> {
+        let mut res = CheckResult {
+            check: self.check.clone(),
+            object: self.object.clone(),
+            ok: true,
+            count: 0,
+            sample: vec![],
+            detail: String::new(),
+            warning: false,
+        };
+        match &self.kind {
+            Kind::Orphans { child, parent, cols, ref_cols, full, validated } => {
+                let join = cols
+                    .iter()
+                    .zip(ref_cols)
+                    .map(|(c, p)| format!("p.{} = c.{}", qi(p), qi(c)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let all_set = cols.iter().map(|c| format!("c.{} IS NOT NULL", qi(c))).collect::<Vec<_>>().join(" AND ");
+                let some_set = cols.iter().map(|c| format!("c.{} IS NOT NULL", qi(c))).collect::<Vec<_>>().join(" OR ");
+                // MATCH SIMPLE: a row with any NULL key column references nothing. MATCH FULL:
+                // all NULL, or all set and found.
+                let bad = if *full {
+                    format!("(({all_set}) AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})) OR (({some_set}) AND NOT ({all_set}))")
+                } else {
+                    format!("({all_set}) AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})")
+                };
+                let n: i64 = client.query_one(&format!("SELECT count(*) FROM {child} c WHERE {bad}"), &[])?.get(0);
+                res.count = n;
+                res.ok = n == 0;
+                if n > 0 {
+                    let key = format!("concat_ws(', ', {})", cols_sql("c", cols));
+                    res.sample = sample(client, &format!("SELECT ({key})::text FROM {child} c WHERE {bad} LIMIT 5"))?;
+                    res.detail = format!(
+                        "{n} rows of {child} reference {parent} rows that do not exist{}",
+                        if *validated {
+                            " (the constraint is validated: rows were written with checks off)"
+                        } else {
+                            " (the constraint is NOT VALID: VALIDATE CONSTRAINT will fail until they are fixed)"
+                        }
+                    );
+                } else if !validated {
+                    res.warning = true;
+                    res.detail = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run".into();
+                } else {
+                    res.detail = "no orphaned rows".into();
+                }
+            }
+            Kind::NotValidCheck { table, expr } => {
+                let bad = format!("({expr}) IS FALSE");
+                let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {bad}"), &[])?.get(0);
+                res.count = n;
+                if n > 0 {
+                    res.ok = false;
+                    res.sample = sample(client, &format!("SELECT t::text FROM {table} t WHERE {bad} LIMIT 5"))?;
+                    res.detail = format!(
+                        "NOT VALID and violated by {n} rows: VALIDATE CONSTRAINT will fail until they are fixed"
+                    );
+                } else {
+                    res.warning = true;
+                    res.detail = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run".into();
+                }
+            }
+            Kind::InvalidIndex { index, unique_cols } => {
+                res.ok = false;
+                res.count = 1;
+                res.detail = format!(
+                    "index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY leaves one): queries do not use it but \
+                     writes still maintain it; drop it and build it again"
+                );
+                if let Some((table, cols)) = unique_cols {
+                    let key = cols_sql("t", cols);
+                    let dup_sql = format!(
+                        "SELECT ({}) ::text FROM {table} t GROUP BY {key} HAVING count(*) > 1 LIMIT 5",
+                        format_args!("concat_ws(', ', {key})")
+                    );
+                    let dups = sample(client, &dup_sql)?;
+                    if !dups.is_empty() {
+                        let n: i64 = client
+                            .query_one(&format!("SELECT count(*) FROM (SELECT 1 FROM {table} t GROUP BY {key} HAVING count(*) > 1) d"), &[])?
+                            .get(0);
+                        res.count = n;
+                        res.sample = dups;
+                        res.detail.push_str(&format!("; {n} duplicate keys stop the unique index from being built"));
+                    }
+                }
+            }
+            Kind::SequenceBehind { seq, table, column } => {
+                let row = client.query_one(
+                    &format!(
+                        "SELECT (SELECT max({c})::bigint FROM {table}), (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {seq})",
+                        c = qi(column)
+                    ),
+                    &[],
+                )?;
+                let max: Option<i64> = row.get(0);
+                let last: i64 = row.get(1);
+                if let Some(m) = max {
+                    if m > last {
+                        res.ok = false;
+                        res.count = m - last;
+                        res.detail = format!(
+                            "{seq} will next hand out {} but {table}.{} already holds {m}: inserts will fail with duplicate keys; fix with SELECT setval('{seq}', {m})",
+                            last + 1,
+                            qi(column)
+                        );
+                        return Ok(res);
+                    }
+                }
+                res.detail = "sequence is ahead of the column".into();
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// Run a team's own assertion: SQL that must return no rows.
+pub fn run_custom(client: &mut Client, name: &str, sql: &str) -> CheckResult {
+    let mut res = CheckResult {
+        check: "custom".into(),
+        object: name.into(),
+        ok: true,
+        count: 0,
+        sample: vec![],
+        detail: String::new(),
+        warning: false,
+    };
+    // The simple protocol returns every column as text, whatever its type.
+    match client.simple_query(sql) {
+        Ok(msgs) => {
+            let rows: Vec<String> = msgs
+                .iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>().join(", "),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            res.count = rows.len() as i64;
+            res.ok = rows.is_empty();
+            res.detail = if res.ok {
+                "returned no rows".into()
+            } else {
+                format!("returned {} rows (it must return none)", rows.len())
+            };
+            res.sample = rows.into_iter().take(5).collect();
+        }
+        Err(e) => {
+            res.ok = false;
+            res.count = 1;
+            res.detail = format!(
+                "failed: {}",
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+            );
+        }
+    }
+    res
+}
+
+/// Plan and run every check on one connection.
+pub fn run_all(client: &mut Client, snap: &Snapshot) -> Result<Vec<CheckResult>, CatalogError> {
+    let plan = plan_checks(client, snap)?;
+    plan.iter().map(|p| p.run(client)).collect()
+}

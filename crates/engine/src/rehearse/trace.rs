@@ -1,0 +1,173 @@
+//! Lock tracing: while a migration runs, a second session polls `pg_locks` for the
+//! migration's backend every couple of milliseconds and records each relation lock it holds,
+//! in which mode, from when and until when; and after each statement the migration's own
+//! session compares relfilenodes to catch table and index rewrites.
+
+use postgres::Client;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use migsafe_pg::ConnSpec;
+use migsafe_sql::LockMode;
+
+use crate::report::{LockHold, Rewrite};
+
+/// How often the tracer looks.
+pub const POLL: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Clone)]
+struct Seen {
+    first: f64,
+    last: f64,
+    statement: usize,
+}
+
+/// A running tracer.
+pub struct Tracer {
+    stop: Arc<AtomicBool>,
+    /// Index of the statement running now (set by the runner).
+    pub current: Arc<AtomicUsize>,
+    handle: Option<JoinHandle<BTreeMap<(String, String), Seen>>>,
+    start: Instant,
+}
+
+const LOCKS_SQL: &str = "SELECT n.nspname || '.' || c.relname, l.mode \
+     FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE l.pid = $1 AND l.locktype = 'relation' AND l.granted \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v')";
+
+impl Tracer {
+    /// Start polling the locks of backend `pid` through a new session on `spec`.
+    pub fn start(spec: &ConnSpec, pid: i32) -> Result<Tracer, migsafe_pg::PgError> {
+        let mut client = spec.with_application_name("migsafe lock tracer").connect()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let current = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let (stop2, current2) = (stop.clone(), current.clone());
+        let handle = std::thread::spawn(move || {
+            let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
+            let stmt = client.prepare(LOCKS_SQL).ok();
+            while !stop2.load(Ordering::Relaxed) {
+                if let Some(stmt) = &stmt {
+                    if let Ok(rows) = client.query(stmt, &[&pid]) {
+                        let now = start.elapsed().as_secs_f64() * 1000.0;
+                        let at = current2.load(Ordering::Relaxed);
+                        for r in rows {
+                            let key: (String, String) = (r.get(0), r.get(1));
+                            seen.entry(key).and_modify(|s| s.last = now).or_insert(Seen {
+                                first: now,
+                                last: now,
+                                statement: at,
+                            });
+                        }
+                    }
+                }
+                std::thread::sleep(POLL);
+            }
+            seen
+        });
+        Ok(Tracer { stop, current, handle: Some(handle), start })
+    }
+
+    /// Milliseconds since the tracer started.
+    pub fn elapsed_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Stop and return the locks held, with the label of the statement that took each.
+    /// `held_to_commit` are locks the migration's own session saw itself holding after a
+    /// statement (inside its transaction): (relation, mode) → (ms taken, statement); they are
+    /// held until `commit_ms`. `existing` limits the result to relations that existed before.
+    pub fn finish(
+        mut self,
+        label: &dyn Fn(usize) -> String,
+        held_to_commit: &BTreeMap<(String, String), (f64, usize)>,
+        commit_ms: f64,
+        existing: &dyn Fn(&str) -> bool,
+    ) -> Vec<LockHold> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut seen = self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        for (key, (first, stmt)) in held_to_commit {
+            let e = seen.entry(key.clone()).or_insert(Seen { first: *first, last: commit_ms, statement: *stmt });
+            if *first < e.first {
+                e.first = *first;
+                e.statement = *stmt;
+            }
+            e.last = e.last.max(commit_ms);
+        }
+        seen.retain(|(rel, _), _| existing(rel));
+        let mut out: Vec<LockHold> = seen
+            .into_iter()
+            .map(|((relation, mode), s)| {
+                let blocks = mode.parse::<LockMode>().map(|m| m.blocks()).unwrap_or(migsafe_sql::lock::Blocks::Nothing);
+                LockHold {
+                    relation,
+                    held_ms: (s.last - s.first) + POLL.as_secs_f64() * 1000.0,
+                    start_ms: s.first,
+                    statement: label(s.statement),
+                    blocks: serde_json::to_value(blocks)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    mode,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms).then(a.relation.cmp(&b.relation)));
+        out
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The relation locks this session holds now: (relation, mode).
+pub fn own_locks(client: &mut Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT n.nspname || '.' || c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' \
+             AND l.granted AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
+            &[],
+        )
+        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .unwrap_or_default()
+}
+
+/// Relfilenodes of the user relations that exist now: oid → (name, relfilenode).
+pub fn relfilenodes(client: &mut Client) -> HashMap<u32, (String, u32)> {
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'i', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'migsafe_backup')",
+            &[],
+        )
+        .unwrap_or_default();
+    rows.iter().map(|r| (r.get::<_, u32>(0), (r.get::<_, String>(1), r.get::<_, u32>(2)))).collect()
+}
+
+/// Relations that existed in `before` and have another relfilenode in `after`.
+pub fn rewrites(
+    before: &HashMap<u32, (String, u32)>,
+    after: &HashMap<u32, (String, u32)>,
+    statement: &str,
+) -> Vec<Rewrite> {
+    let mut out: Vec<Rewrite> = before
+        .iter()
+        .filter_map(|(oid, (name, node))| match after.get(oid) {
+            Some((_, n2)) if n2 != node => Some(Rewrite { relation: name.clone(), statement: statement.to_string() }),
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| a.relation.cmp(&b.relation));
+    out
+}

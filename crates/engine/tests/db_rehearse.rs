@@ -1,0 +1,198 @@
+//! Each rehearsal step catches the fault it exists for, on a real server.
+
+use std::time::Duration;
+
+use migsafe_engine::rehearse::{rehearse, Quiet, RehearseOptions};
+use migsafe_engine::report::{MigrationReport, Report};
+use migsafe_engine::scratch::ScratchServer;
+use migsafe_engine::MigrationSet;
+use migsafe_pg::testing::cluster;
+
+fn server() -> ScratchServer {
+    ScratchServer::throwaway(Some(&cluster().binaries().bin)).unwrap()
+}
+
+fn run(files: &[(&str, &str)], opts: RehearseOptions) -> Report {
+    let d = tempfile::tempdir().unwrap();
+    for (n, t) in files {
+        std::fs::write(d.path().join(n), t).unwrap();
+    }
+    let set = MigrationSet::load(d.path()).unwrap();
+    rehearse(&set, &server(), &RehearseOptions { budget: Duration::from_secs(30), ..opts }, &Quiet).unwrap()
+}
+
+fn mig<'a>(r: &'a Report, version: &str) -> &'a MigrationReport {
+    r.migrations.iter().find(|m| m.version == version).unwrap()
+}
+
+fn failed_steps(m: &MigrationReport) -> Vec<&str> {
+    m.steps.iter().filter(|s| !s.ok).map(|s| s.step.as_str()).collect()
+}
+
+const BASE: &str = "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);\n\
+                    INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 100) g;";
+
+#[test]
+fn a_clean_set_passes_every_step_with_locks_traced() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_index.sql", "CREATE INDEX users_name ON users (name);"),
+            ("003_col.sql", "ALTER TABLE users ADD COLUMN bio text;"),
+        ],
+        RehearseOptions { rows: Some(5000), ..Default::default() },
+    );
+    assert!(r.ok, "{r:#?}");
+    let m = mig(&r, "002");
+    let steps: Vec<&str> = m.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(steps, vec!["forward", "verify", "rollback", "compare", "data", "reapply", "performance"]);
+    assert_eq!(m.rollback.as_deref(), Some("generated"));
+    let lock = m.locks.iter().find(|l| l.relation == "public.users").expect("the index build locks users");
+    assert_eq!(lock.mode, "ShareLock");
+    assert_eq!(lock.blocks, "writes");
+    assert!(lock.statement.contains("CREATE INDEX"));
+    let m = mig(&r, "003");
+    assert!(m
+        .locks
+        .iter()
+        .any(|l| l.relation == "public.users" && l.mode == "AccessExclusiveLock" && l.blocks == "reads_and_writes"));
+}
+
+#[test]
+fn a_rollback_that_leaves_a_column_fails_compare() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_add.sql", "ALTER TABLE users ADD COLUMN email text;"),
+            ("002_add.rollback.sql", "SELECT 1;"),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).contains(&"compare"), "{m:#?}");
+    let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
+    assert!(compare.detail.contains("column public.users.email"), "{}", compare.detail);
+    assert!(!r.ok);
+}
+
+#[test]
+fn a_rollback_that_loses_rows_fails_data() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_add.sql", "ALTER TABLE users ADD COLUMN email text;"),
+            ("002_add.rollback.sql", "ALTER TABLE users DROP COLUMN email; DELETE FROM users WHERE id > 90;"),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "002");
+    assert_eq!(failed_steps(m), vec!["data"], "{m:#?}");
+    let data = m.steps.iter().find(|s| s.step == "data").unwrap();
+    assert!(data.detail.contains("public.users: 100 rows before, 90 after"), "{}", data.detail);
+}
+
+#[test]
+fn a_rollback_that_breaks_reapply_fails_reapply() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_seq.sql", "CREATE SEQUENCE invoice_no; ALTER TABLE users ADD COLUMN invoice bigint DEFAULT nextval('invoice_no');"),
+            ("002_seq.rollback.sql", "ALTER TABLE users DROP COLUMN invoice;"),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "002");
+    let failed = failed_steps(m);
+    assert!(failed.contains(&"reapply"), "{m:#?}");
+    let re = m.steps.iter().find(|s| s.step == "reapply").unwrap();
+    assert!(re.detail.contains("already exists"), "{}", re.detail);
+}
+
+#[test]
+fn a_migration_that_leaves_an_invalid_index_fails_verify() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            (
+                "002_idx.sql",
+                "CREATE INDEX users_name_idx ON users (name);\n\
+                 UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'users_name_idx'::regclass;",
+            ),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).contains(&"verify"), "{m:#?}");
+    let v = m.steps.iter().find(|s| s.step == "verify").unwrap();
+    assert!(v.detail.contains("users_name_idx") && v.detail.contains("INVALID"), "{}", v.detail);
+}
+
+#[test]
+fn not_valid_constraints_warn_when_satisfied_and_fail_when_violated() {
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_ok.sql", "ALTER TABLE users ADD CONSTRAINT name_len CHECK (length(name) < 100) NOT VALID;"),
+            ("003_bad.sql", "ALTER TABLE users ADD CONSTRAINT id_small CHECK (id < 50) NOT VALID;"),
+        ],
+        RehearseOptions::default(),
+    );
+    let ok = mig(&r, "002");
+    assert!(ok.ok, "{ok:#?}");
+    let v = ok.steps.iter().find(|s| s.step == "verify").unwrap();
+    assert!(v.warnings.iter().any(|w| w.contains("name_len")), "{v:?}");
+    let bad = mig(&r, "003");
+    let v = bad.steps.iter().find(|s| s.step == "verify").unwrap();
+    assert!(!v.ok && v.detail.contains("violated by 51 rows"), "{v:?}");
+}
+
+#[test]
+fn failing_checks_fail_the_checks_steps() {
+    let checks = tempfile::tempdir().unwrap();
+    std::fs::write(checks.path().join("no_unnamed.sql"), "SELECT id FROM users WHERE name = 'u7'").unwrap();
+    let r = run(
+        &[("001_base.sql", BASE), ("002_add.sql", "ALTER TABLE users ADD COLUMN email text;")],
+        RehearseOptions {
+            checks: Some(checks.path().to_path_buf()),
+            check_cmd: Some("test \"$MIGSAFE_STEP\" = checks".into()),
+            ..Default::default()
+        },
+    );
+    let m = mig(&r, "002");
+    let checks_step = m.steps.iter().find(|s| s.step == "checks").unwrap();
+    assert!(!checks_step.ok);
+    assert!(
+        checks_step.detail.contains("no_unnamed.sql") && checks_step.detail.contains("returned 1 rows"),
+        "{}",
+        checks_step.detail
+    );
+    // The command passes in the first check run and fails after the rollback.
+    let after = m.steps.iter().find(|s| s.step == "checks_after_rollback").unwrap();
+    assert!(after.detail.contains("exited with"), "{}", after.detail);
+}
+
+#[test]
+fn a_slow_migration_fails_the_budget_naming_the_statement() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("001_base.sql"), BASE).unwrap();
+    std::fs::write(d.path().join("002_slow.sql"), "SELECT pg_sleep(0.3);\nALTER TABLE users ADD COLUMN x int;")
+        .unwrap();
+    let set = MigrationSet::load(d.path()).unwrap();
+    let opts = RehearseOptions { budget: Duration::from_millis(100), ..Default::default() };
+    let r = rehearse(&set, &server(), &opts, &Quiet).unwrap();
+    let m = mig(&r, "002");
+    let p = m.steps.iter().find(|s| s.step == "performance").unwrap();
+    assert!(!p.ok);
+    assert!(p.detail.contains("line 1 SELECT"), "{}", p.detail);
+}
+
+#[test]
+fn a_failing_forward_stops_the_later_migrations() {
+    let r = run(
+        &[("001_base.sql", BASE), ("002_bad.sql", "ALTER TABLE nope ADD COLUMN x int;"), ("003_next.sql", "SELECT 1;")],
+        RehearseOptions::default(),
+    );
+    let f = &mig(&r, "002").steps[0];
+    assert!(!f.ok && f.detail.contains("002_bad.sql:1:1") && f.detail.contains("does not exist"), "{}", f.detail);
+    assert!(mig(&r, "003").steps[0].detail.contains("not run"));
+}

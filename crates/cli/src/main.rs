@@ -72,6 +72,10 @@ enum Command {
     Snapshot(commands::schema::SnapshotArgs),
     /// Rehearse migrations on a throwaway database: forward, verify, roll back, compare, apply again.
     Rehearse(commands::rehearse::RehearseArgs),
+    /// Data-integrity checks: orphans, NOT VALID constraints, invalid indexes, sequences, baselines.
+    Verify(commands::verify::VerifyArgs),
+    /// Take a verified (and optionally restore-tested) backup; verify, list and prune backups.
+    Backup(commands::backup::BackupArgs),
     /// Generate proven rollbacks (`generate`) or prove existing ones (`check`).
     Rollback(commands::rollback::RollbackArgs),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Backup(args) => commands::backup::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -1,6 +1,7 @@
 //! migsafe-engine: migration sets and everything that runs them.
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod config;
 pub mod exec;
 pub mod lint;
@@ -11,6 +12,7 @@ pub mod scratch;
 pub mod snapshot_source;
 pub mod source;
 pub mod synth;
+pub mod verify;
 
 pub use config::Config;
 pub use source::{Layout, Migration, MigrationSet, SourceError, Version};

@@ -36,6 +36,17 @@ pub fn load_set(dir: Option<&Path>) -> Result<MigrationSet, Failure> {
     MigrationSet::load(dir).map_err(Failure::input)
 }
 
+/// The database named by `--db`, else by DATABASE_URL or the PG* variables.
+pub fn database(db: Option<&str>) -> Result<ConnSpec, Failure> {
+    match db {
+        Some(url) => ConnSpec::parse(url).map_err(Failure::input),
+        None if ConnSpec::env_names_database() => ConnSpec::from_env().map_err(Failure::input),
+        None => Err(Failure::input(anyhow::anyhow!(
+            "name the database with --db URL (or DATABASE_URL / PGHOST and PGDATABASE)"
+        ))),
+    }
+}
+
 /// The scratch server the arguments ask for.
 pub fn scratch_server(a: &ScratchArgs) -> Result<ScratchServer, Failure> {
     match &a.db {

@@ -231,6 +231,12 @@ impl CapturePlan {
                     s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(&all)));
                 }
             }
+            // When it was taken, for `migsafe backup prune-captures`.
+            s.push_str(&format!(
+                "DO $migsafe$ BEGIN EXECUTE format('COMMENT ON TABLE %s IS %L', {}, 'captured ' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' for ' || {}); END $migsafe$;\n",
+                ql(&b.to_string()),
+                ql(migration_file)
+            ));
         }
         Some(s)
     }

@@ -76,8 +76,18 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Take a verified (and optionally restore-tested) backup; verify, list and prune backups.
     Backup(commands::backup::BackupArgs),
-    /// Generate proven rollbacks (`generate`) or prove existing ones (`check`).
+    /// Apply pending migrations with the safety procedure: preflight, lock, timeouts, verify, decision tree.
+    Apply(commands::apply::ApplyArgs),
+    /// Roll back applied migrations (`--db`), or generate / check rollback files.
     Rollback(commands::rollback::RollbackArgs),
+    /// Applied, pending, failed, rolled back, drifted and missing migrations.
+    Status(commands::apply::StatusArgs),
+    /// After a failed or interrupted migration: what is there, what is missing, how to go on.
+    Diagnose(commands::apply::DiagnoseArgs),
+    /// The guide's pre-migration checklist, filled in.
+    Plan(commands::apply::PlanArgs),
+    /// Import the history of golang-migrate, dbmate, Flyway or sqlx, so nothing runs twice.
+    Adopt(commands::apply::AdoptArgs),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
     Diff(commands::schema::DiffArgs),
 }
@@ -90,6 +100,11 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => commands::schema::snapshot(args),
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
+        Command::Apply(args) => commands::apply::run(args),
+        Command::Status(args) => commands::apply::status(args),
+        Command::Diagnose(args) => commands::apply::diagnose(args),
+        Command::Plan(args) => commands::apply::plan(args),
+        Command::Adopt(args) => commands::apply::adopt(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Backup(args) => commands::backup::run(args),

@@ -1,6 +1,7 @@
 //! migsafe-engine: migration sets and everything that runs them.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod backup;
 pub mod config;
 pub mod exec;

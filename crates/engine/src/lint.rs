@@ -38,7 +38,7 @@ pub struct MigrationLint {
 }
 
 /// The documented JSON shape of a risk.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RiskView {
     /// `low`, `medium` or `high`.
     pub level: RiskLevel,

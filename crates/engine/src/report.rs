@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::lint::RiskView;
 
 /// One step of one migration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StepReport {
     /// `forward`, `verify`, `checks`, `rollback`, `compare`, `data`, `reapply`, `performance`…
     pub step: String,
@@ -18,7 +18,7 @@ pub struct StepReport {
     /// What happened, or the exact difference when it failed.
     pub detail: String,
     /// Things worth knowing that do not fail the step.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
 }
 
@@ -35,7 +35,7 @@ impl StepReport {
 }
 
 /// A table lock the migration held: on which relation, in which mode, for how long.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LockHold {
     /// Relation.
     pub relation: String,
@@ -52,7 +52,7 @@ pub struct LockHold {
 }
 
 /// A table or index whose storage was rewritten (its relfilenode changed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Rewrite {
     /// Relation.
     pub relation: String,
@@ -61,7 +61,7 @@ pub struct Rewrite {
 }
 
 /// Everything about one migration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MigrationReport {
     /// Version.
     pub version: String,
@@ -114,7 +114,7 @@ impl MigrationReport {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     /// Every migration passed.
     pub ok: bool,

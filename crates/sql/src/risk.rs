@@ -12,7 +12,7 @@ use crate::model::*;
 pub const LARGE_TABLE_ROWS: i64 = 1_000_000;
 
 /// A risk level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// No downtime; development + staging testing.

@@ -1,3 +1,4 @@
+pub mod apply;
 pub mod backup;
 pub mod common;
 pub mod lint;

@@ -13,9 +13,14 @@ use crate::{CmdResult, Exit, Failure};
 
 /// `migsafe rollback …`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RollbackArgs {
     #[command(subcommand)]
-    pub action: RollbackAction,
+    pub action: Option<RollbackAction>,
+    /// Migration folder (default: current folder), when rolling back a database.
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: super::apply::DbRollbackArgs,
 }
 
 /// Rollback actions.
@@ -63,8 +68,9 @@ pub struct CheckArgs {
 /// Run `migsafe rollback …`.
 pub fn run(args: RollbackArgs) -> CmdResult {
     match args.action {
-        RollbackAction::Generate(a) => generate(a),
-        RollbackAction::Check(a) => check(a),
+        Some(RollbackAction::Generate(a)) => generate(a),
+        Some(RollbackAction::Check(a)) => check(a),
+        None => super::apply::rollback(args.dir.as_deref(), args.db),
     }
 }
 

@@ -1,0 +1,226 @@
+//! The history table migsafe keeps in the target database (`migsafe.history`): one row per
+//! run of a migration, written before it starts and updated when it ends, so a crash at any
+//! point leaves a record of exactly what was happening.
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::source::MigrationSet;
+use crate::EngineError;
+
+/// The DDL of migsafe's own schema (idempotent).
+pub const SCHEMA_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS migsafe;
+CREATE TABLE IF NOT EXISTS migsafe.history (
+    id bigserial PRIMARY KEY,
+    version text NOT NULL,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    rollback_checksum text,
+    status text NOT NULL CHECK (status IN ('running', 'applied', 'failed', 'rolled_back')),
+    tx_mode text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    duration_ms double precision,
+    run_by text NOT NULL DEFAULT current_user,
+    host text,
+    backend_pid int,
+    approved_by jsonb,
+    snapshot_before jsonb,
+    statement_log jsonb NOT NULL DEFAULT '[]'::jsonb,
+    error text,
+    rolled_back_at timestamptz,
+    note text
+);
+CREATE INDEX IF NOT EXISTS history_version ON migsafe.history (version, id);
+";
+
+/// The latest run of one version.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// Row id.
+    pub id: i64,
+    /// Version.
+    pub version: String,
+    /// Name.
+    pub name: String,
+    /// Forward checksum when it ran.
+    pub checksum: String,
+    /// `running`, `applied`, `failed`, `rolled_back`.
+    pub status: String,
+    /// `wrapped`, `own_transactions`, `autocommit`.
+    pub tx_mode: String,
+    /// When it started (text).
+    pub started_at: String,
+    /// Backend that ran it.
+    pub backend_pid: Option<i32>,
+    /// Statements completed (indexes), for statement-by-statement migrations.
+    pub statements_done: Vec<i64>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Whether the history table exists.
+pub fn exists(c: &mut Client) -> Result<bool, EngineError> {
+    Ok(c.query_one("SELECT to_regclass('migsafe.history') IS NOT NULL", &[])?.get(0))
+}
+
+/// Create migsafe's schema and history table if needed.
+pub fn ensure(c: &mut Client) -> Result<(), EngineError> {
+    c.batch_execute(SCHEMA_SQL)?;
+    Ok(())
+}
+
+/// The latest row of every version.
+pub fn latest(c: &mut Client) -> Result<Vec<HistoryRow>, EngineError> {
+    if !exists(c)? {
+        return Ok(vec![]);
+    }
+    let rows = c.query(
+        "SELECT DISTINCT ON (version) id, version, name, checksum, status, tx_mode, started_at::text, backend_pid, \
+           ARRAY(SELECT (e ->> 'index')::bigint FROM jsonb_array_elements(statement_log) e), error \
+         FROM migsafe.history ORDER BY version, id DESC",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| HistoryRow {
+            id: r.get(0),
+            version: r.get(1),
+            name: r.get(2),
+            checksum: r.get(3),
+            status: r.get(4),
+            tx_mode: r.get(5),
+            started_at: r.get(6),
+            backend_pid: r.get(7),
+            statements_done: r.get(8),
+            error: r.get(9),
+        })
+        .collect())
+}
+
+/// The state of a migration as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Applied and unchanged since.
+    Applied,
+    /// Not applied.
+    Pending,
+    /// Its last run failed (and, when transactional, left nothing behind).
+    Failed,
+    /// Applied, then rolled back.
+    RolledBack,
+    /// Applied, but its file changed since.
+    Drifted,
+    /// In the history, but its file is gone.
+    Missing,
+    /// A run that never finished (interrupted, or still going).
+    Running,
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusLine {
+    /// Version.
+    pub version: String,
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: State,
+    /// Detail: when, by whom, the error.
+    pub detail: String,
+}
+
+/// Combine the migration files and the history into states.
+pub fn status(set: &MigrationSet, rows: &[HistoryRow]) -> Vec<StatusLine> {
+    let mut out = Vec::new();
+    for m in &set.migrations {
+        let row = rows.iter().find(|r| m.version.matches(&r.version));
+        let (state, detail) = match row {
+            None => (State::Pending, String::new()),
+            Some(r) => match r.status.as_str() {
+                "applied" if r.checksum != m.checksum => (
+                    State::Drifted,
+                    format!("applied {} but the file changed since (checksum {}… now {}…)", r.started_at, &r.checksum[..8.min(r.checksum.len())], &m.checksum[..8]),
+                ),
+                "applied" => (State::Applied, format!("applied {}", r.started_at)),
+                "failed" => (State::Failed, r.error.clone().unwrap_or_default()),
+                "rolled_back" => (State::RolledBack, format!("rolled back (applied {})", r.started_at)),
+                _ => (State::Running, format!("started {} by backend {} and never finished", r.started_at, r.backend_pid.unwrap_or(0))),
+            },
+        };
+        out.push(StatusLine { version: m.version.to_string(), name: m.name.clone(), state, detail });
+    }
+    for r in rows {
+        if !set.migrations.iter().any(|m| m.version.matches(&r.version)) && r.status != "rolled_back" {
+            out.push(StatusLine {
+                version: r.version.clone(),
+                name: r.name.clone(),
+                state: State::Missing,
+                detail: format!("{} in the database, but no file", r.status),
+            });
+        }
+    }
+    out
+}
+
+/// Import the history of another migration tool, so nothing is re-run. Returns how many
+/// versions were recorded and from which tool.
+pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), EngineError> {
+    ensure(c)?;
+    let has = |c: &mut Client, t: &str| -> Result<bool, EngineError> {
+        Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])?.get(0))
+    };
+    let (tool, versions): (&str, Vec<String>) = if has(c, "public.flyway_schema_history")? {
+        let rows = c.query("SELECT version FROM flyway_schema_history WHERE success AND version IS NOT NULL", &[])?;
+        ("flyway", rows.iter().map(|r| r.get(0)).collect())
+    } else if has(c, "public._sqlx_migrations")? {
+        let rows = c.query("SELECT version::text FROM _sqlx_migrations WHERE success", &[])?;
+        ("sqlx", rows.iter().map(|r| r.get(0)).collect())
+    } else if has(c, "public.schema_migrations")? {
+        let cols: Vec<String> = c
+            .query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = 'public.schema_migrations'::regclass AND attnum > 0 AND NOT attisdropped",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if cols.iter().any(|c| c == "dirty") {
+            // golang-migrate keeps one row: the current version (refuse when dirty).
+            let r = c.query_one("SELECT version::text, dirty FROM schema_migrations LIMIT 1", &[])?;
+            let (current, dirty): (String, bool) = (r.get(0), r.get(1));
+            if dirty {
+                return Err(EngineError::Input(format!(
+                    "golang-migrate marks version {current} dirty: it failed half-way; fix it (migsafe diagnose) before importing"
+                )));
+            }
+            let cur = crate::source::Version::parse(&current);
+            let vs = set.migrations.iter().filter(|m| cur.as_ref().is_some_and(|v| m.version <= *v)).map(|m| m.version.to_string()).collect();
+            ("golang-migrate", vs)
+        } else {
+            let rows = c.query("SELECT version::text FROM schema_migrations", &[])?;
+            ("dbmate", rows.iter().map(|r| r.get(0)).collect())
+        }
+    } else {
+        return Err(EngineError::Input(
+            "no history of golang-migrate (schema_migrations), dbmate, Flyway (flyway_schema_history) or sqlx (_sqlx_migrations) found".into(),
+        ));
+    };
+    let mut n = 0;
+    let existing = latest(c)?;
+    for v in versions {
+        let Some(m) = set.migrations.iter().find(|m| m.version.matches(&v)) else { continue };
+        if existing.iter().any(|r| m.version.matches(&r.version)) {
+            continue;
+        }
+        c.execute(
+            "INSERT INTO migsafe.history (version, name, checksum, status, tx_mode, finished_at, note) \
+             VALUES ($1, $2, $3, 'applied', 'imported', clock_timestamp(), $4)",
+            &[&m.version.to_string(), &m.name, &m.checksum, &format!("imported from {tool}")],
+        )?;
+        n += 1;
+    }
+    Ok((n, tool.to_string()))
+}

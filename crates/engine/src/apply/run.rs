@@ -1,0 +1,295 @@
+//! Running one migration (or rollback) on a production database: lock_timeout so DDL never
+//! waits in the lock queue in front of live traffic, retries with exponential backoff and
+//! jitter after a lock timeout, the history row updated inside the migration's own transaction
+//! (or after every statement when it cannot have one), failed CONCURRENTLY builds cleaned up,
+//! and cancellation between and during statements.
+
+use postgres::{CancelToken, Client, NoTls};
+use rand::Rng;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use migsafe_sql::lint::TxMode;
+use migsafe_sql::model::StmtKind;
+use migsafe_sql::{quote_literal, LineIndex};
+
+use crate::exec::{ExecError, Prepared};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// lock_timeout per attempt.
+    pub lock_timeout: Duration,
+    /// statement_timeout (None: the server's).
+    pub statement_timeout: Option<Duration>,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// First backoff; doubles each retry, with up to 50 % jitter.
+    pub backoff: Duration,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings { lock_timeout: Duration::from_secs(2), statement_timeout: None, lock_retries: 5, backoff: Duration::from_millis(250) }
+    }
+}
+
+/// Cancellation shared with a Ctrl-C handler.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    token: Arc<Mutex<Option<CancelToken>>>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cancel({})", self.requested())
+    }
+}
+
+impl Cancel {
+    /// Ask to stop: the running statement is cancelled on the server.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = t.cancel_query(NoTls);
+        }
+    }
+
+    /// Was it asked?
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    fn watch(&self, c: &Client) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.cancel_token());
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    /// Finished.
+    pub ok: bool,
+    /// Wall time.
+    pub ms: f64,
+    /// Attempts made (1 = no retry).
+    pub attempts: u32,
+    /// The error that stopped it.
+    pub error: Option<ExecError>,
+    /// Indexes of statements that completed and committed.
+    pub done: Vec<usize>,
+    /// What happened along the way (retries, cleanups).
+    pub events: Vec<String>,
+}
+
+fn retryable(e: &ExecError) -> bool {
+    // lock_not_available (lock_timeout), deadlock_detected.
+    matches!(e.sqlstate(), Some("55P03") | Some("40P01"))
+}
+
+fn sleep_backoff(s: &RunSettings, attempt: u32) -> Duration {
+    let base = s.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
+    let jitter = rand::thread_rng().gen_range(0.0..0.5);
+    let d = Duration::from_secs_f64((base * (1.0 + jitter)).min(30.0));
+    std::thread::sleep(d);
+    d
+}
+
+fn settings_sql(s: &RunSettings, local: bool) -> String {
+    let scope = if local { "LOCAL " } else { "" };
+    let mut sql = format!("SET {scope}lock_timeout = {}", s.lock_timeout.as_millis());
+    match s.statement_timeout {
+        Some(t) => sql.push_str(&format!("; SET {scope}statement_timeout = {}", t.as_millis())),
+        None => sql.push_str(&format!("; SET {scope}statement_timeout = 0")),
+    }
+    sql
+}
+
+fn log_entry(p: &Prepared, i: usize, ms: f64) -> String {
+    let idx = LineIndex::new(&p.source);
+    let line = idx.line_col(&p.source, p.statements[i].span.start).line;
+    serde_json::json!({"index": i, "tag": p.statements[i].tag, "line": line, "ms": ms}).to_string()
+}
+
+/// Run `p` on `c`, recording progress in history row `history_id` (finished rows are marked
+/// with `done_status` in the same transaction as the last statement when there is one).
+/// `skip` lists statements already done by an earlier, interrupted run.
+pub fn run_migration(
+    c: &mut Client,
+    p: &Prepared,
+    capture: Option<&Prepared>,
+    history_id: i64,
+    done_status: &str,
+    skip: &[usize],
+    s: &RunSettings,
+    cancel: &Cancel,
+) -> RunOutcome {
+    cancel.watch(c);
+    let t0 = Instant::now();
+    let mut out = RunOutcome { ok: false, ms: 0.0, attempts: 0, error: None, done: skip.to_vec(), events: vec![] };
+    let finish = |c: &mut postgres::Transaction, ms: f64, log: &[String]| -> Result<(), postgres::Error> {
+        c.execute(
+            &format!(
+                "UPDATE migsafe.history SET status = {}, finished_at = clock_timestamp(), duration_ms = $2, \
+                 statement_log = statement_log || $3::text::jsonb WHERE id = $1",
+                quote_literal(done_status)
+            ),
+            &[&history_id, &ms, &format!("[{}]", log.join(","))],
+        )
+        .map(|_| ())
+    };
+    if p.tx_mode == TxMode::Wrapped {
+        loop {
+            out.attempts += 1;
+            match wrapped_attempt(c, p, capture, s, cancel, &finish, t0) {
+                Ok(()) => {
+                    out.ok = true;
+                    out.done = (0..p.statements.len()).collect();
+                    break;
+                }
+                Err(e) => {
+                    if retryable(&e) && out.attempts <= s.lock_retries && !cancel.requested() {
+                        let waited = sleep_backoff(s, out.attempts);
+                        out.events.push(format!(
+                            "attempt {} hit the {} ms lock_timeout ({}); rolled back, retrying after {} ms",
+                            out.attempts,
+                            s.lock_timeout.as_millis(),
+                            e,
+                            waited.as_millis()
+                        ));
+                        continue;
+                    }
+                    out.error = Some(e);
+                    break;
+                }
+            }
+        }
+        out.ms = t0.elapsed().as_secs_f64() * 1000.0;
+        return out;
+    }
+    // Statement by statement (no-transaction files, and files with their own BEGIN/COMMIT).
+    if let Err(e) = c.batch_execute(&settings_sql(s, false)) {
+        out.error = Some(ExecError::Connection(e.to_string()));
+        return out;
+    }
+    if let Some(cap) = capture {
+        if !skip.is_empty() {
+            out.events.push("capture step skipped: the interrupted run already took it".into());
+        } else if let Err(e) = crate::exec::run_plain(c, cap) {
+            out.error = Some(e);
+            return out;
+        }
+    }
+    let mut i = 0;
+    let mut block_start: Option<usize> = None;
+    out.attempts = 1;
+    let mut retries = 0;
+    while i < p.statements.len() {
+        if skip.contains(&i) {
+            i += 1;
+            continue;
+        }
+        if cancel.requested() {
+            let _ = c.batch_execute("ROLLBACK");
+            out.error = Some(ExecError::Connection("cancelled".into()));
+            break;
+        }
+        let stmt = &p.statements[i];
+        if matches!(stmt.kind, StmtKind::Transaction(migsafe_sql::model::TxControl::Begin)) {
+            block_start = Some(i);
+        }
+        let ts = Instant::now();
+        match c.batch_execute(stmt.text(&p.source)) {
+            Ok(()) => {
+                let ms = ts.elapsed().as_secs_f64() * 1000.0;
+                if matches!(stmt.kind, StmtKind::Transaction(migsafe_sql::model::TxControl::Commit | migsafe_sql::model::TxControl::Rollback)) {
+                    block_start = None;
+                }
+                if block_start.is_none() {
+                    // Committed: record it now, so an interruption leaves an exact log.
+                    let _ = c.execute(
+                        "UPDATE migsafe.history SET statement_log = statement_log || $2::text::jsonb WHERE id = $1",
+                        &[&history_id, &format!("[{}]", log_entry(p, i, ms))],
+                    );
+                    out.done.push(i);
+                }
+                i += 1;
+                retries = 0;
+            }
+            Err(err) => {
+                let e = p.locate(i, &err);
+                let _ = c.batch_execute("ROLLBACK");
+                if let StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } = &stmt.kind {
+                    // A failed concurrent build leaves an INVALID index behind: drop it first.
+                    let q = migsafe_sql::QualName { schema: table.schema.clone(), name: name.clone() };
+                    let invalid: bool = c
+                        .query_one("SELECT coalesce((SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)), false)", &[&q.sql()])
+                        .map(|r| r.get(0))
+                        .unwrap_or(false);
+                    if invalid {
+                        let _ = c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q.sql()));
+                        out.events.push(format!("dropped the INVALID index {} left by the failed concurrent build", q.sql()));
+                    }
+                }
+                if retryable(&e) && retries < s.lock_retries && !cancel.requested() {
+                    retries += 1;
+                    out.attempts += 1;
+                    let waited = sleep_backoff(s, retries);
+                    out.events.push(format!("statement {} hit the lock_timeout ({e}); retrying after {} ms", i + 1, waited.as_millis()));
+                    if let Some(b) = block_start.take() {
+                        // The whole explicit transaction block was rolled back: run it again.
+                        i = b;
+                    }
+                    continue;
+                }
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    out.ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if out.error.is_none() {
+        let done = c.transaction().and_then(|mut tx| {
+            finish(&mut tx, out.ms, &[])?;
+            tx.commit()
+        });
+        match done {
+            Ok(()) => out.ok = true,
+            Err(e) => out.error = Some(ExecError::Connection(e.to_string())),
+        }
+    }
+    out
+}
+
+fn wrapped_attempt(
+    c: &mut Client,
+    p: &Prepared,
+    capture: Option<&Prepared>,
+    s: &RunSettings,
+    cancel: &Cancel,
+    finish: &dyn Fn(&mut postgres::Transaction, f64, &[String]) -> Result<(), postgres::Error>,
+    t0: Instant,
+) -> Result<(), ExecError> {
+    let conn = |e: postgres::Error| ExecError::Connection(e.to_string());
+    let mut tx = c.transaction().map_err(conn)?;
+    tx.batch_execute(&settings_sql(s, true)).map_err(conn)?;
+    if let Some(cap) = capture {
+        for (i, st) in cap.statements.iter().enumerate() {
+            tx.batch_execute(st.text(&cap.source)).map_err(|e| cap.locate(i, &e))?;
+        }
+    }
+    let mut log = Vec::with_capacity(p.statements.len());
+    for (i, st) in p.statements.iter().enumerate() {
+        if cancel.requested() {
+            return Err(ExecError::Connection("cancelled".into()));
+        }
+        let ts = Instant::now();
+        tx.batch_execute(st.text(&p.source)).map_err(|e| p.locate(i, &e))?;
+        log.push(log_entry(p, i, ts.elapsed().as_secs_f64() * 1000.0));
+    }
+    finish(&mut tx, t0.elapsed().as_secs_f64() * 1000.0, &log).map_err(conn)?;
+    tx.commit().map_err(conn)
+}

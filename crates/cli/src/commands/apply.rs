@@ -4,7 +4,9 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use migsafe_engine::apply::{self, history, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Check, Outcome, Probes, RunSettings};
+use migsafe_engine::apply::{
+    self, history, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Check, Outcome, Probes, RunSettings,
+};
 use migsafe_engine::config::parse_duration;
 use migsafe_engine::MigrationSet;
 
@@ -131,7 +133,12 @@ fn run_settings(a: &SafetyArgs, set: &MigrationSet) -> Result<RunSettings, Failu
     Ok(RunSettings {
         lock_timeout: dur("--lock-timeout", a.lock_timeout.as_deref().or(cfg.lock_timeout.as_deref()).unwrap_or("2s"))?,
         lock_retries: a.lock_retries.or(cfg.lock_retries).unwrap_or(5),
-        statement_timeout: a.statement_timeout.as_deref().or(cfg.statement_timeout.as_deref()).map(|s| dur("--statement-timeout", s)).transpose()?,
+        statement_timeout: a
+            .statement_timeout
+            .as_deref()
+            .or(cfg.statement_timeout.as_deref())
+            .map(|s| dur("--statement-timeout", s))
+            .transpose()?,
         ..RunSettings::default()
     })
 }
@@ -152,7 +159,11 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
     let approvals = a
         .approved_by
         .iter()
-        .map(|s| s.split_once('=').map(|(r, n)| (r.trim().to_string(), n.trim().to_string())).ok_or_else(|| Failure::input(anyhow::anyhow!("--approved-by {s:?}: expected ROLE=NAME"))))
+        .map(|s| {
+            s.split_once('=')
+                .map(|(r, n)| (r.trim().to_string(), n.trim().to_string()))
+                .ok_or_else(|| Failure::input(anyhow::anyhow!("--approved-by {s:?}: expected ROLE=NAME")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ApplyOptions {
         dry_run: a.safety.dry_run,
@@ -160,7 +171,13 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
         run: run_settings(&a.safety, set)?,
         wait: a.safety.wait.as_deref().map(|w| dur("--wait", w)).transpose()?,
         approvals,
-        backup: if a.no_backup { BackupPolicy::Skip } else if a.backup { BackupPolicy::Take } else { BackupPolicy::Require(dur("--backup-max-age", &a.backup_max_age)?) },
+        backup: if a.no_backup {
+            BackupPolicy::Skip
+        } else if a.backup {
+            BackupPolicy::Take
+        } else {
+            BackupPolicy::Require(dur("--backup-max-age", &a.backup_max_age)?)
+        },
         backup_dir: a.backup_dir.clone().or(set.config.backup.dir.clone()).unwrap_or_else(|| PathBuf::from("backups")),
         restore_on_failure: a.restore_on_failure,
         pre_apply: cfg.pre_apply.clone(),
@@ -174,7 +191,13 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
             latency_cmd: a.latency_cmd.clone().or(cfg.latency_cmd.clone()),
             tables: vec![],
         },
-        watch: a.watch.as_deref().or(cfg.watch.as_deref()).map(|w| dur("--watch", w)).transpose()?.unwrap_or(Duration::ZERO),
+        watch: a
+            .watch
+            .as_deref()
+            .or(cfg.watch.as_deref())
+            .map(|w| dur("--watch", w))
+            .transpose()?
+            .unwrap_or(Duration::ZERO),
         watch_interval: dur("--watch-interval", &a.watch_interval)?,
         assess: dur("--assess", &a.assess)?,
         act_now: a.act_now,
@@ -218,7 +241,13 @@ pub fn human(r: &ApplyReport) -> String {
         s.push_str(&format!("{} {}\n", paint(style::BOLD, "plan:"), r.pending.join(" → ")));
     }
     for a in &r.applied {
-        s.push_str(&format!("  applied {}_{} in {:.0} ms{}\n", a.version, a.name, a.ms, if a.attempts > 1 { format!(" ({} attempts)", a.attempts) } else { String::new() }));
+        s.push_str(&format!(
+            "  applied {}_{} in {:.0} ms{}\n",
+            a.version,
+            a.name,
+            a.ms,
+            if a.attempts > 1 { format!(" ({} attempts)", a.attempts) } else { String::new() }
+        ));
         for e in &a.events {
             s.push_str(&format!("    {e}\n"));
         }
@@ -236,10 +265,14 @@ pub fn human(r: &ApplyReport) -> String {
         Outcome::NothingToDo => paint(style::OK, "nothing to do: the database is up to date"),
         Outcome::DryRun => paint(style::OK, "dry run: nothing changed"),
         Outcome::Refused => paint(style::ERROR, "refused: fix the FAIL items above (nothing changed)"),
-        Outcome::Locked { holder } => paint(style::ERROR, format!("another migsafe apply is running ({holder}); use --wait to queue behind it")),
+        Outcome::Locked { holder } => {
+            paint(style::ERROR, format!("another migsafe apply is running ({holder}); use --wait to queue behind it"))
+        }
         Outcome::Applied => paint(style::OK, format!("applied {} migrations", r.applied.len())),
         Outcome::RolledBack { reason } => paint(style::WARNING, format!("rolled back: {reason}")),
-        Outcome::NeedsHuman { reason, state, next } => paint(style::ERROR, format!("NEEDS A HUMAN: {reason}\n  state: {state}\n  next: {next}")),
+        Outcome::NeedsHuman { reason, state, next } => {
+            paint(style::ERROR, format!("NEEDS A HUMAN: {reason}\n  state: {state}\n  next: {next}"))
+        }
         Outcome::Interrupted { state } => paint(style::WARNING, format!("interrupted: {state}")),
     };
     s.push_str(&format!("{} {outcome}\n", paint(style::BOLD, "outcome:")));
@@ -328,7 +361,8 @@ pub fn status(a: StatusArgs) -> CmdResult {
         _ => {
             let mut s = String::new();
             for l in &lines {
-                let st = serde_json::to_value(l.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let st =
+                    serde_json::to_value(l.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                 let styled = match l.state {
                     history::State::Applied => paint(style::OK, &st),
                     history::State::Pending => paint(style::DIM, &st),
@@ -340,7 +374,12 @@ pub fn status(a: StatusArgs) -> CmdResult {
         }
     };
     render::emit(&text, None).map_err(Failure::environment)?;
-    let bad = lines.iter().any(|l| matches!(l.state, history::State::Drifted | history::State::Failed | history::State::Running | history::State::Missing));
+    let bad = lines.iter().any(|l| {
+        matches!(
+            l.state,
+            history::State::Drifted | history::State::Failed | history::State::Running | history::State::Missing
+        )
+    });
     Ok(if bad { Exit::Findings } else { Exit::Ok })
 }
 
@@ -369,7 +408,12 @@ pub fn diagnose(a: DiagnoseArgs) -> CmdResult {
     let spec = database(a.db.as_deref())?;
     let ds = apply::diagnose::diagnose(&set, &spec, a.pg_bin.as_deref()).map_err(engine_failure)?;
     if let Some(path) = &a.write {
-        let sql: String = ds.iter().map(|d| format!("-- custom rollback for {}_{} (state at diagnosis)\n{}", d.version, d.name, d.custom_rollback)).collect();
+        let sql: String = ds
+            .iter()
+            .map(|d| {
+                format!("-- custom rollback for {}_{} (state at diagnosis)\n{}", d.version, d.name, d.custom_rollback)
+            })
+            .collect();
         std::fs::write(path, sql).map_err(Failure::environment)?;
     }
     let text = match a.format {
@@ -380,17 +424,33 @@ pub fn diagnose(a: DiagnoseArgs) -> CmdResult {
                 s.push_str("no failed or interrupted migrations\n");
             }
             for d in &ds {
-                s.push_str(&format!("{} {}_{} ({}, {})\n", paint(style::BOLD, "migration"), d.version, d.name, d.status, d.tx_mode));
+                s.push_str(&format!(
+                    "{} {}_{} ({}, {})\n",
+                    paint(style::BOLD, "migration"),
+                    d.version,
+                    d.name,
+                    d.status,
+                    d.tx_mode
+                ));
                 if let Some(e) = &d.error {
                     s.push_str(&format!("  error: {e}\n"));
                 }
                 s.push_str(&format!("  applied ({}): {}\n", d.applied.len(), d.applied.join(", ")));
                 s.push_str(&format!("  not applied ({}): {}\n", d.not_applied.len(), d.not_applied.join(", ")));
-                s.push_str(&format!("  changed since before it:\n    {}\n", d.changed_since_before.trim_end().replace('\n', "\n    ")));
+                s.push_str(&format!(
+                    "  changed since before it:\n    {}\n",
+                    d.changed_since_before.trim_end().replace('\n', "\n    ")
+                ));
                 if let Some(m) = &d.missing_vs_expected {
-                    s.push_str(&format!("  still missing compared with the finished migration:\n    {}\n", m.trim_end().replace('\n', "\n    ")));
+                    s.push_str(&format!(
+                        "  still missing compared with the finished migration:\n    {}\n",
+                        m.trim_end().replace('\n', "\n    ")
+                    ));
                 }
-                s.push_str(&format!("  custom rollback for this exact state:\n    {}\n", d.custom_rollback.trim_end().replace('\n', "\n    ")));
+                s.push_str(&format!(
+                    "  custom rollback for this exact state:\n    {}\n",
+                    d.custom_rollback.trim_end().replace('\n', "\n    ")
+                ));
                 for n in &d.next {
                     s.push_str(&format!("  next: {n}\n"));
                 }
@@ -430,7 +490,8 @@ pub fn plan(a: PlanArgs) -> CmdResult {
         .as_ref()
         .map(|p| -> Result<migsafe_engine::report::Report, Failure> {
             let text = std::fs::read_to_string(p).map_err(Failure::input)?;
-            serde_json::from_str(&text).map_err(|e| Failure::input(anyhow::anyhow!("{}: not a rehearsal JSON report: {e}", p.display())))
+            serde_json::from_str(&text)
+                .map_err(|e| Failure::input(anyhow::anyhow!("{}: not a rehearsal JSON report: {e}", p.display())))
         })
         .transpose()?;
     let dir = a.backup_dir.clone().or(set.config.backup.dir.clone()).unwrap_or_else(|| PathBuf::from("backups"));
@@ -438,7 +499,10 @@ pub fn plan(a: PlanArgs) -> CmdResult {
     let text = match a.format {
         Format::Json => render::json(&p),
         Format::Markdown => {
-            let mut s = format!("## Pre-migration checklist\n\nPending: {}\n\n", if p.pending.is_empty() { "none".into() } else { p.pending.join(", ") });
+            let mut s = format!(
+                "## Pre-migration checklist\n\nPending: {}\n\n",
+                if p.pending.is_empty() { "none".into() } else { p.pending.join(", ") }
+            );
             for i in &p.items {
                 let mark = match i.status.as_str() {
                     "met" => "- [x]",
@@ -483,6 +547,7 @@ pub fn adopt(a: AdoptArgs) -> CmdResult {
     let spec = database(a.db.as_deref())?;
     let mut c = spec.connect().map_err(Failure::environment)?;
     let (n, tool) = history::import(&mut c, &set).map_err(engine_failure)?;
-    render::emit(&format!("imported {n} applied migrations from {tool} into migsafe.history\n"), None).map_err(Failure::environment)?;
+    render::emit(&format!("imported {n} applied migrations from {tool} into migsafe.history\n"), None)
+        .map_err(Failure::environment)?;
     Ok(Exit::Ok)
 }

@@ -42,7 +42,11 @@ pub struct Diagnosis {
 }
 
 /// Diagnose every failed or interrupted migration.
-pub fn diagnose(set: &MigrationSet, spec: &ConnSpec, pg_bin: Option<&std::path::Path>) -> Result<Vec<Diagnosis>, EngineError> {
+pub fn diagnose(
+    set: &MigrationSet,
+    spec: &ConnSpec,
+    pg_bin: Option<&std::path::Path>,
+) -> Result<Vec<Diagnosis>, EngineError> {
     let mut c = spec.connect()?;
     let rows = history::latest(&mut c)?;
     let live = Snapshot::capture(&mut c)?;
@@ -76,7 +80,11 @@ pub fn diagnose(set: &MigrationSet, spec: &ConnSpec, pg_bin: Option<&std::path::
                 if built.is_ok() {
                     let expected = Snapshot::capture(&mut e)?;
                     let d = live.diff(&expected);
-                    expected_missing = Some(if d.differences.is_empty() { "nothing: the migration's changes are all there".into() } else { d.summary() });
+                    expected_missing = Some(if d.differences.is_empty() {
+                        "nothing: the migration's changes are all there".into()
+                    } else {
+                        d.summary()
+                    });
                 }
             }
         }
@@ -89,10 +97,17 @@ pub fn diagnose(set: &MigrationSet, spec: &ConnSpec, pg_bin: Option<&std::path::
         let db = spec.redacted();
         let mut next = vec![];
         if r.tx_mode == "wrapped" {
-            next.push(format!("migsafe apply --db '{db}'   # it ran in one transaction: nothing of it is applied, run it again"));
+            next.push(format!(
+                "migsafe apply --db '{db}'   # it ran in one transaction: nothing of it is applied, run it again"
+            ));
         } else {
-            next.push(format!("migsafe apply --db '{db}' --resume   # finish it: run the {} remaining statements", not_applied.len()));
-            next.push(format!("migsafe diagnose --db '{db}' --write rollback.sql && psql '{db}' -f rollback.sql   # or undo what ran"));
+            next.push(format!(
+                "migsafe apply --db '{db}' --resume   # finish it: run the {} remaining statements",
+                not_applied.len()
+            ));
+            next.push(format!(
+                "migsafe diagnose --db '{db}' --write rollback.sql && psql '{db}' -f rollback.sql   # or undo what ran"
+            ));
         }
         out.push(Diagnosis {
             version: r.version.clone(),

@@ -142,12 +142,20 @@ pub fn status(set: &MigrationSet, rows: &[HistoryRow]) -> Vec<StatusLine> {
             Some(r) => match r.status.as_str() {
                 "applied" if r.checksum != m.checksum => (
                     State::Drifted,
-                    format!("applied {} but the file changed since (checksum {}… now {}…)", r.started_at, &r.checksum[..8.min(r.checksum.len())], &m.checksum[..8]),
+                    format!(
+                        "applied {} but the file changed since (checksum {}… now {}…)",
+                        r.started_at,
+                        &r.checksum[..8.min(r.checksum.len())],
+                        &m.checksum[..8]
+                    ),
                 ),
                 "applied" => (State::Applied, format!("applied {}", r.started_at)),
                 "failed" => (State::Failed, r.error.clone().unwrap_or_default()),
                 "rolled_back" => (State::RolledBack, format!("rolled back (applied {})", r.started_at)),
-                _ => (State::Running, format!("started {} by backend {} and never finished", r.started_at, r.backend_pid.unwrap_or(0))),
+                _ => (
+                    State::Running,
+                    format!("started {} by backend {} and never finished", r.started_at, r.backend_pid.unwrap_or(0)),
+                ),
             },
         };
         out.push(StatusLine { version: m.version.to_string(), name: m.name.clone(), state, detail });
@@ -197,7 +205,12 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
                 )));
             }
             let cur = crate::source::Version::parse(&current);
-            let vs = set.migrations.iter().filter(|m| cur.as_ref().is_some_and(|v| m.version <= *v)).map(|m| m.version.to_string()).collect();
+            let vs = set
+                .migrations
+                .iter()
+                .filter(|m| cur.as_ref().is_some_and(|v| m.version <= *v))
+                .map(|m| m.version.to_string())
+                .collect();
             ("golang-migrate", vs)
         } else {
             let rows = c.query("SELECT version::text FROM schema_migrations", &[])?;

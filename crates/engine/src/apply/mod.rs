@@ -31,7 +31,7 @@ pub use probes::{Observation, Probes, Severity};
 pub use run::{Cancel, RunSettings};
 
 /// The advisory lock key every migsafe apply/rollback takes ("migsafe" in ASCII).
-pub const LOCK_KEY: i64 = 0x6d69_6773_6166_65;
+pub const LOCK_KEY: i64 = 0x006d_6967_7361_6665;
 
 /// Backups before applying.
 #[derive(Debug, Clone)]
@@ -270,7 +270,8 @@ pub fn take_lock(lock: &mut Client, wait: Option<Duration>) -> Result<Result<(),
                 .query_opt(
                     "SELECT 'pid ' || a.pid || ' (' || coalesce(a.application_name, '') || ') from ' || coalesce(host(a.client_addr), 'local socket') \
                      || ' as ' || a.usename || ', since ' || a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                     WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                     WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 \
+                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
                     &[&LOCK_KEY],
                 )?
                 .map(|r| r.get::<_, String>(0))
@@ -286,7 +287,8 @@ fn host() -> String {
 }
 
 fn sh(cmd: &str) -> Result<(), String> {
-    let st = std::process::Command::new("sh").arg("-c").arg(cmd).status().map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+    let st =
+        std::process::Command::new("sh").arg("-c").arg(cmd).status().map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
     if st.success() {
         Ok(())
     } else {
@@ -320,7 +322,10 @@ fn table_rows(c: &mut Client) -> Result<Vec<(migsafe_sql::QualName, i64)>, Engin
          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
         &[],
     )?;
-    Ok(rows.iter().map(|r| (migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2)))
+        .collect())
 }
 
 /// Tables a migration touches (as written, schema-resolved to public).
@@ -345,7 +350,8 @@ fn pending<'a>(set: &'a MigrationSet, rows: &[history::HistoryRow], to: Option<&
         .iter()
         .zip(&states)
         .filter(|(m, s)| {
-            matches!(s.state, State::Pending | State::Failed | State::RolledBack) && limit.as_ref().is_none_or(|v| m.version <= *v)
+            matches!(s.state, State::Pending | State::Failed | State::RolledBack)
+                && limit.as_ref().is_none_or(|v| m.version <= *v)
         })
         .map(|(m, _)| m)
         .collect()
@@ -374,17 +380,31 @@ fn preflight<'a>(
     let rows = history::latest(c)?;
     let states = history::status(set, &rows);
     // Drift and interrupted runs.
-    let drifted: Vec<String> = states.iter().filter(|s| s.state == State::Drifted).map(|s| format!("{}_{}", s.version, s.name)).collect();
+    let drifted: Vec<String> =
+        states.iter().filter(|s| s.state == State::Drifted).map(|s| format!("{}_{}", s.version, s.name)).collect();
     if drifted.is_empty() {
         rep.pre("checksums of applied migrations", Check::Pass, "no applied migration changed since it ran");
     } else {
-        rep.pre("checksums of applied migrations", Check::Fail, format!("changed after they were applied: {}", drifted.join(", ")));
+        rep.pre(
+            "checksums of applied migrations",
+            Check::Fail,
+            format!("changed after they were applied: {}", drifted.join(", ")),
+        );
     }
     for s in states.iter().filter(|s| s.state == State::Running) {
         let row = rows.iter().find(|r| r.version == s.version);
         if opts.resume && row.is_some_and(|r| r.tx_mode != "wrapped") {
             c.execute("UPDATE migsafe.history SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted; resumed by a later run' WHERE id = $1", &[&row.map(|r| r.id).unwrap_or(0)])?;
-            rep.pre("interrupted runs", Check::Warn, format!("{}_{} was interrupted after {} statements: resuming from there", s.version, s.name, row.map(|r| r.statements_done.len()).unwrap_or(0)));
+            rep.pre(
+                "interrupted runs",
+                Check::Warn,
+                format!(
+                    "{}_{} was interrupted after {} statements: resuming from there",
+                    s.version,
+                    s.name,
+                    row.map(|r| r.statements_done.len()).unwrap_or(0)
+                ),
+            );
             continue;
         }
         if row.is_some_and(|r| r.tx_mode == "wrapped") {
@@ -394,7 +414,14 @@ fn preflight<'a>(
                  WHERE id = $1",
                 &[&row.map(|r| r.id).unwrap_or(0)],
             )?;
-            rep.pre("interrupted runs", Check::Warn, format!("{}_{} was interrupted inside its transaction: nothing of it is applied; it will run again", s.version, s.name));
+            rep.pre(
+                "interrupted runs",
+                Check::Warn,
+                format!(
+                    "{}_{} was interrupted inside its transaction: nothing of it is applied; it will run again",
+                    s.version, s.name
+                ),
+            );
         } else {
             rep.pre(
                 "interrupted runs",
@@ -416,7 +443,8 @@ fn preflight<'a>(
     for (m, (findings, risk)) in todo.iter().zip(linted) {
         let errors = findings.iter().filter(|f| f.severity == LintSeverity::Error).count();
         let warnings = findings.iter().filter(|f| f.severity == LintSeverity::Warning).count();
-        let rules: Vec<&str> = findings.iter().filter(|f| f.severity >= LintSeverity::Warning).map(|f| f.rule).collect();
+        let rules: Vec<&str> =
+            findings.iter().filter(|f| f.severity >= LintSeverity::Warning).map(|f| f.rule).collect();
         let status = if errors > 0 && !opts.allow_lint_errors {
             Check::Fail
         } else if errors + warnings > 0 {
@@ -427,11 +455,24 @@ fn preflight<'a>(
         rep.pre(
             &format!("lint {}", m.id()),
             status,
-            format!("risk {}, {errors} errors, {warnings} warnings{}", risk.level.as_str(), if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) }),
+            format!(
+                "risk {}, {errors} errors, {warnings} warnings{}",
+                risk.level.as_str(),
+                if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) }
+            ),
         );
-        let missing: Vec<&String> = risk.approvals.iter().filter(|a| !given.contains(&a.to_ascii_lowercase())).collect();
+        let missing: Vec<&String> =
+            risk.approvals.iter().filter(|a| !given.contains(&a.to_ascii_lowercase())).collect();
         if missing.is_empty() {
-            rep.pre(&format!("approvals {}", m.id()), Check::Pass, if risk.approvals.is_empty() { "none required".to_string() } else { format!("given: {}", risk.approvals.join(", ")) });
+            rep.pre(
+                &format!("approvals {}", m.id()),
+                Check::Pass,
+                if risk.approvals.is_empty() {
+                    "none required".to_string()
+                } else {
+                    format!("given: {}", risk.approvals.join(", "))
+                },
+            );
         } else {
             rep.pre(
                 &format!("approvals {}", m.id()),
@@ -461,7 +502,15 @@ fn preflight<'a>(
         BackupPolicy::Skip => rep.pre("backup", Check::Warn, "skipped (--no-backup)"),
         BackupPolicy::Take if opts.dry_run => rep.pre("backup", Check::Pass, "one will be taken before applying"),
         BackupPolicy::Take => {
-            let b = backup::backup(spec, &backup::BackupOptions { dir: opts.backup_dir.clone(), restore_test: false, tool_dirs: opts.tool_dirs.clone(), pg_bin: None });
+            let b = backup::backup(
+                spec,
+                &backup::BackupOptions {
+                    dir: opts.backup_dir.clone(),
+                    restore_test: false,
+                    tool_dirs: opts.tool_dirs.clone(),
+                    pg_bin: None,
+                },
+            );
             match b {
                 Ok(b) => {
                     rep.backup = Some(b.path.display().to_string());
@@ -475,7 +524,9 @@ fn preflight<'a>(
                 m.verified
                     && m.dbname == spec.dbname()
                     && chrono::DateTime::parse_from_rfc3339(&m.created_utc)
-                        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default() <= *age)
+                        .map(|t| {
+                            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default() <= *age
+                        })
                         .unwrap_or(false)
             });
             match fresh {
@@ -486,7 +537,12 @@ fn preflight<'a>(
                 None => rep.pre(
                     "backup",
                     Check::Fail,
-                    format!("no verified backup of {} younger than {:?} in {}: pass --backup to take one now", spec.dbname(), age, opts.backup_dir.display()),
+                    format!(
+                        "no verified backup of {} younger than {:?} in {}: pass --backup to take one now",
+                        spec.dbname(),
+                        age,
+                        opts.backup_dir.display()
+                    ),
                 ),
             }
         }
@@ -496,10 +552,13 @@ fn preflight<'a>(
     rep.pre(
         "point-in-time recovery",
         if pitr.enabled { Check::Pass } else { Check::Warn },
-        pitr.advice.clone().unwrap_or_else(|| format!("WAL archived ({})", pitr.last_archived.clone().unwrap_or_default())),
+        pitr.advice
+            .clone()
+            .unwrap_or_else(|| format!("WAL archived ({})", pitr.last_archived.clone().unwrap_or_default())),
     );
     // Sessions holding locks on the tables, long transactions, replication lag.
-    let touched: Vec<String> = todo.iter().filter_map(|m| Prepared::new(&m.forward).ok()).flat_map(|p| touched_tables(&p)).collect();
+    let touched: Vec<String> =
+        todo.iter().filter_map(|m| Prepared::new(&m.forward).ok()).flat_map(|p| touched_tables(&p)).collect();
     let blockers: Vec<String> = c
         .query(
             "SELECT DISTINCT a.pid::text || ' ' || l.mode || ' on ' || n.nspname || '.' || cl.relname || ' for ' || \
@@ -536,9 +595,8 @@ fn preflight<'a>(
         if long.is_empty() { Check::Pass } else { Check::Warn },
         if long.is_empty() { "none over 1 minute".to_string() } else { long.join("; ") },
     );
-    let lag: Option<f64> = c
-        .query_one("SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication", &[])?
-        .get(0);
+    let lag: Option<f64> =
+        c.query_one("SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication", &[])?.get(0);
     rep.pre(
         "replication lag",
         if lag.is_some_and(|l| l > 10.0) { Check::Warn } else { Check::Pass },
@@ -640,16 +698,25 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         rep.pre("connections drained", Check::Pass, "no other client sessions");
     }
     let mut probes = opts.probes.clone();
-    probes.tables = todo.iter().filter_map(|m| Prepared::new(&m.forward).ok()).flat_map(|p| touched_tables(&p)).collect();
+    probes.tables =
+        todo.iter().filter_map(|m| Prepared::new(&m.forward).ok()).flat_map(|p| touched_tables(&p)).collect();
     let baseline = probes.baseline(&mut c);
-    let approvals = serde_json::to_string(&opts.approvals.iter().map(|(r, n)| (r.clone(), n.clone())).collect::<std::collections::BTreeMap<_, _>>()).unwrap_or_default();
+    let approvals = serde_json::to_string(
+        &opts.approvals.iter().map(|(r, n)| (r.clone(), n.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .unwrap_or_default();
     let mut applied_here: Vec<&Migration> = Vec::new();
     let mut failure: Option<(Severity, String)> = None;
     for m in &todo {
         let p = Prepared::new(&m.forward)?;
         let before = Snapshot::capture(&mut c)?;
         let capture_text = m.capture.as_ref().map(|c| c.text.clone()).or_else(|| {
-            m.rollback.is_none().then(|| crate::rollback::capture::plan(m.version.as_str(), &p.statements, &before).capture_sql(&m.id())).flatten()
+            m.rollback
+                .is_none()
+                .then(|| {
+                    crate::rollback::capture::plan(m.version.as_str(), &p.statements, &before).capture_sql(&m.id())
+                })
+                .flatten()
         });
         let capture = capture_text.as_deref().map(|t| Prepared::from_text("capture.sql", t)).transpose()?;
         let mode = match p.tx_mode {
@@ -676,18 +743,35 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
             )?
             .get(0);
         rep.history_ids.push(id);
-        let skip: Vec<usize> = resumable.iter().find(|(v, _)| *v == m.version.to_string()).map(|(_, d)| d.clone()).unwrap_or_default();
-        let out = run::run_migration(&mut c, &p, capture.as_ref(), id, "applied", &skip, &opts.run, &opts.cancel);
-        let entry = Applied { version: m.version.to_string(), name: m.name.clone(), ms: out.ms, attempts: out.attempts, events: out.events.clone() };
+        let skip: Vec<usize> =
+            resumable.iter().find(|(v, _)| *v == m.version.to_string()).map(|(_, d)| d.clone()).unwrap_or_default();
+        let target = run::Target { history_id: id, done_status: "applied", skip: &skip };
+        let out = run::run_migration(&mut c, &p, capture.as_ref(), &target, &opts.run, &opts.cancel);
+        let entry = Applied {
+            version: m.version.to_string(),
+            name: m.name.clone(),
+            ms: out.ms,
+            attempts: out.attempts,
+            events: out.events.clone(),
+        };
         if !out.ok {
             let err = out.error.map(|e| e.to_string()).unwrap_or_default();
             c.execute("UPDATE migsafe.history SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1", &[&id, &err])?;
             rep.applied.push(entry);
             if opts.cancel.requested() {
                 let state = if mode == "wrapped" {
-                    format!("{} was rolled back with its transaction; {} migrations of this run are applied", m.id(), applied_here.len())
+                    format!(
+                        "{} was rolled back with its transaction; {} migrations of this run are applied",
+                        m.id(),
+                        applied_here.len()
+                    )
                 } else {
-                    format!("{} stopped after {} of {} statements: run `migsafe diagnose`", m.id(), out.done.len(), p.statements.len())
+                    format!(
+                        "{} stopped after {} of {} statements: run `migsafe diagnose`",
+                        m.id(),
+                        out.done.len(),
+                        p.statements.len()
+                    )
                 };
                 rep.outcome = Outcome::Interrupted { state };
                 return Ok(rep);
@@ -702,7 +786,8 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         applied_here.push(m);
         let problems = post_verify(&mut c, &p)?;
         if !problems.is_empty() {
-            failure = Some((Severity::P0, format!("{} applied but verification failed: {}", m.id(), problems.join("; "))));
+            failure =
+                Some((Severity::P0, format!("{} applied but verification failed: {}", m.id(), problems.join("; "))));
             break;
         }
     }
@@ -719,7 +804,11 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
     match failure {
         None => {
             rep.outcome = Outcome::Applied;
-            rep.decision = Some(if rep.observations.is_empty() { "no problems observed".into() } else { "P3 only: no rollback".into() });
+            rep.decision = Some(if rep.observations.is_empty() {
+                "no problems observed".into()
+            } else {
+                "P3 only: no rollback".into()
+            });
         }
         Some((sev, reason)) => {
             rep.decision = Some(format!("{sev:?}: {reason} → {}", sev.action()));
@@ -732,7 +821,13 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
 }
 
 /// The watch window: observe, classify, decide. Returns the failure to act on.
-fn watch(c: &mut Client, probes: &Probes, base: &probes::Baseline, opts: &ApplyOptions, rep: &mut ApplyReport) -> Option<(Severity, String)> {
+fn watch(
+    c: &mut Client,
+    probes: &Probes,
+    base: &probes::Baseline,
+    opts: &ApplyOptions,
+    rep: &mut ApplyReport,
+) -> Option<(Severity, String)> {
     let start = Instant::now();
     let mut first_bad: Option<(Instant, Severity, String)> = None;
     loop {
@@ -744,7 +839,12 @@ fn watch(c: &mut Client, probes: &Probes, base: &probes::Baseline, opts: &ApplyO
             }
         }
         match worst {
-            Some(Severity::P0) => return Some((Severity::P0, obs.iter().find(|o| o.severity == Severity::P0).map(|o| o.what.clone()).unwrap_or_default())),
+            Some(Severity::P0) => {
+                return Some((
+                    Severity::P0,
+                    obs.iter().find(|o| o.severity == Severity::P0).map(|o| o.what.clone()).unwrap_or_default(),
+                ))
+            }
             Some(s @ (Severity::P1 | Severity::P2)) => {
                 let what = obs.iter().find(|o| o.severity == s).map(|o| o.what.clone()).unwrap_or_default();
                 if opts.act_now {
@@ -771,7 +871,14 @@ fn watch(c: &mut Client, probes: &Probes, base: &probes::Baseline, opts: &ApplyO
 
 /// Roll back `done` (newest first) with the same safety; restore the backup when that fails
 /// and `--restore-on-failure` is set.
-fn rollback_these(c: &mut Client, spec: &ConnSpec, done: &[&Migration], opts: &ApplyOptions, rep: &mut ApplyReport, reason: &str) -> Result<(), EngineError> {
+fn rollback_these(
+    c: &mut Client,
+    spec: &ConnSpec,
+    done: &[&Migration],
+    opts: &ApplyOptions,
+    rep: &mut ApplyReport,
+    reason: &str,
+) -> Result<(), EngineError> {
     for m in done.iter().rev() {
         match rollback_one(c, m, opts) {
             Ok(a) => rep.rolled_back.push(a),
@@ -779,14 +886,24 @@ fn rollback_these(c: &mut Client, spec: &ConnSpec, done: &[&Migration], opts: &A
                 let state = format!(
                     "{} applied in this run; rolled back: {}; the rollback of {} failed: {e}",
                     done.iter().map(|m| m.id()).collect::<Vec<_>>().join(", "),
-                    if rep.rolled_back.is_empty() { "none".to_string() } else { rep.rolled_back.iter().map(|a| format!("{}_{}", a.version, a.name)).collect::<Vec<_>>().join(", ") },
+                    if rep.rolled_back.is_empty() {
+                        "none".to_string()
+                    } else {
+                        rep.rolled_back
+                            .iter()
+                            .map(|a| format!("{}_{}", a.version, a.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
                     m.id()
                 );
                 if opts.restore_on_failure {
                     if let Some(b) = &rep.backup {
                         match restore_backup(spec, b, &opts.tool_dirs) {
                             Ok(()) => {
-                                rep.outcome = Outcome::RolledBack { reason: format!("{reason}; the rollback failed, so the backup {b} was restored") };
+                                rep.outcome = Outcome::RolledBack {
+                                    reason: format!("{reason}; the rollback failed, so the backup {b} was restored"),
+                                };
                                 return Ok(());
                             }
                             Err(re) => {
@@ -843,21 +960,38 @@ pub fn rollback_one(c: &mut Client, m: &Migration, opts: &ApplyOptions) -> Resul
     };
     let p = Prepared::new(rb)?;
     let row: Option<i64> = c
-        .query_opt("SELECT id FROM migsafe.history WHERE version = $1 ORDER BY id DESC LIMIT 1", &[&m.version.to_string()])?
+        .query_opt(
+            "SELECT id FROM migsafe.history WHERE version = $1 ORDER BY id DESC LIMIT 1",
+            &[&m.version.to_string()],
+        )?
         .map(|r| r.get(0));
     let id = row.unwrap_or(0);
-    let out = run::run_migration(c, &p, None, id, "rolled_back", &[], &opts.run, &opts.cancel);
+    let target = run::Target { history_id: id, done_status: "rolled_back", skip: &[] };
+    let out = run::run_migration(c, &p, None, &target, &opts.run, &opts.cancel);
     if !out.ok {
         let err = out.error.map(|e| e.to_string()).unwrap_or_default();
-        let _ = c.execute("UPDATE migsafe.history SET error = $2 WHERE id = $1", &[&id, &format!("rollback failed: {err}")]);
+        let _ = c
+            .execute("UPDATE migsafe.history SET error = $2 WHERE id = $1", &[&id, &format!("rollback failed: {err}")]);
         return Err(EngineError::Input(err));
     }
     c.execute("UPDATE migsafe.history SET rolled_back_at = clock_timestamp() WHERE id = $1", &[&id])?;
-    Ok(Applied { version: m.version.to_string(), name: m.name.clone(), ms: out.ms, attempts: out.attempts, events: out.events })
+    Ok(Applied {
+        version: m.version.to_string(),
+        name: m.name.clone(),
+        ms: out.ms,
+        attempts: out.attempts,
+        events: out.events,
+    })
 }
 
 /// `migsafe rollback --steps N | --to V`: roll back applied migrations, newest first.
-pub fn rollback(set: &MigrationSet, spec: &ConnSpec, steps: Option<usize>, to: Option<&str>, opts: &ApplyOptions) -> Result<ApplyReport, EngineError> {
+pub fn rollback(
+    set: &MigrationSet,
+    spec: &ConnSpec,
+    steps: Option<usize>,
+    to: Option<&str>,
+    opts: &ApplyOptions,
+) -> Result<ApplyReport, EngineError> {
     let mut rep = ApplyReport::new(spec.redacted());
     let mut lock = spec.with_application_name("migsafe rollback (lock)").connect()?;
     if let Err(holder) = take_lock(&mut lock, opts.wait)? {
@@ -868,8 +1002,13 @@ pub fn rollback(set: &MigrationSet, spec: &ConnSpec, steps: Option<usize>, to: O
     history::ensure(&mut c)?;
     let rows = history::latest(&mut c)?;
     let states = history::status(set, &rows);
-    let applied: Vec<&Migration> =
-        set.migrations.iter().zip(&states).filter(|(_, s)| matches!(s.state, State::Applied | State::Drifted)).map(|(m, _)| m).collect();
+    let applied: Vec<&Migration> = set
+        .migrations
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| matches!(s.state, State::Applied | State::Drifted))
+        .map(|(m, _)| m)
+        .collect();
     let limit = to.and_then(Version::parse);
     let chosen: Vec<&Migration> = match (steps, &limit) {
         (_, Some(v)) => applied.iter().filter(|m| m.version > *v).copied().collect(),
@@ -891,7 +1030,14 @@ pub fn rollback(set: &MigrationSet, spec: &ConnSpec, steps: Option<usize>, to: O
             Err(e) => {
                 rep.outcome = Outcome::NeedsHuman {
                     reason: format!("rolling back {} failed: {e}", m.id()),
-                    state: format!("rolled back: {}", rep.rolled_back.iter().map(|a| format!("{}_{}", a.version, a.name)).collect::<Vec<_>>().join(", ")),
+                    state: format!(
+                        "rolled back: {}",
+                        rep.rolled_back
+                            .iter()
+                            .map(|a| format!("{}_{}", a.version, a.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     next: format!("migsafe diagnose --db '{}'", spec.redacted()),
                 };
                 return Ok(rep);
@@ -910,12 +1056,14 @@ fn checklist(c: &mut Client, rep: &ApplyReport) -> Result<Vec<ChecklistItem>, En
         status: if ok { "checked".into() } else { "failed".into() },
         detail,
     };
-    let human = |item: &str, detail: &str| ChecklistItem { item: item.into(), status: "human".into(), detail: detail.into() };
+    let human =
+        |item: &str, detail: &str| ChecklistItem { item: item.into(), status: "human".into(), detail: detail.into() };
     let health = rep.observations.iter().filter(|o| o.severity == Severity::P0).count();
     let snap = Snapshot::capture(c)?;
     let checks = integrity::run_all(c, &snap)?;
     let bad = checks.iter().filter(|r| !r.ok).count();
-    let deadlocks: i64 = c.query_one("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", &[])?.get(0);
+    let deadlocks: i64 =
+        c.query_one("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", &[])?.get(0);
     let lock_timeouts = rep.applied.iter().map(|a| a.attempts.saturating_sub(1)).sum::<u32>();
     let size: String = c.query_one("SELECT pg_size_pretty(pg_database_size(current_database()))", &[])?.get(0);
     Ok(vec![

@@ -83,13 +83,20 @@ fn number(text: &str) -> Option<f64> {
 /// `GET url` must answer 2xx (plain HTTP; use --health-cmd with curl for anything fancier).
 fn http_ok(url: &str) -> Result<(), String> {
     use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs (use --health-cmd 'curl -fsS …' for https)"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs (use --health-cmd 'curl -fsS …' for https)"))?;
     let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
-    let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr).map_err(|e| format!("{url}: {e}"))?.next().ok_or(format!("{url}: no address"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|e| format!("{url}: {e}"))?;
+    let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or(format!("{url}: no address"))?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|e| format!("{url}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: migsafe\r\n\r\n").map_err(|e| format!("{url}: {e}"))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: migsafe\r\n\r\n")
+        .map_err(|e| format!("{url}: {e}"))?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     let code: u16 = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -101,14 +108,13 @@ fn http_ok(url: &str) -> Result<(), String> {
 }
 
 fn statement_stats(c: &mut Client, tables: &[String]) -> HashMap<i64, (i64, f64)> {
-    let has: bool = c
-        .query_one("SELECT to_regclass('pg_stat_statements') IS NOT NULL", &[])
-        .map(|r| r.get(0))
-        .unwrap_or(false);
+    let has: bool =
+        c.query_one("SELECT to_regclass('pg_stat_statements') IS NOT NULL", &[]).map(|r| r.get(0)).unwrap_or(false);
     if !has || tables.is_empty() {
         return HashMap::new();
     }
-    let names: Vec<String> = tables.iter().map(|t| t.rsplit('.').next().unwrap_or(t).trim_matches('"').to_string()).collect();
+    let names: Vec<String> =
+        tables.iter().map(|t| t.rsplit('.').next().unwrap_or(t).trim_matches('"').to_string()).collect();
     c.query(
         "SELECT queryid, calls, total_exec_time FROM pg_stat_statements WHERE queryid IS NOT NULL \
          AND EXISTS (SELECT 1 FROM unnest($1::text[]) t WHERE query ILIKE '%' || t || '%') AND query NOT ILIKE '%migsafe%'",
@@ -121,7 +127,10 @@ fn statement_stats(c: &mut Client, tables: &[String]) -> HashMap<i64, (i64, f64)
 impl Probes {
     /// Anything to watch?
     pub fn any(&self) -> bool {
-        self.health_url.is_some() || self.health_cmd.is_some() || self.error_rate_cmd.is_some() || self.latency_cmd.is_some()
+        self.health_url.is_some()
+            || self.health_cmd.is_some()
+            || self.error_rate_cmd.is_some()
+            || self.latency_cmd.is_some()
     }
 
     /// Measure before the migration.
@@ -152,15 +161,22 @@ impl Probes {
                     severity: Severity::P1,
                 }),
                 Ok(Some(_)) => {}
-                Ok(None) => out.push(Observation { what: format!("`{cmd}` printed no number"), severity: Severity::P3 }),
-                Err(e) => out.push(Observation { what: format!("error-rate probe failed: {e}"), severity: Severity::P1 }),
+                Ok(None) => {
+                    out.push(Observation { what: format!("`{cmd}` printed no number"), severity: Severity::P3 })
+                }
+                Err(e) => {
+                    out.push(Observation { what: format!("error-rate probe failed: {e}"), severity: Severity::P1 })
+                }
             }
         }
         if let (Some(cmd), Some(before)) = (&self.latency_cmd, base.latency_cmd) {
             if let Some(now) = sh(cmd).ok().and_then(|t| number(&t)) {
                 if before > 0.0 && now > before * 1.5 {
                     out.push(Observation {
-                        what: format!("latency {now} is {:.0}% above the {before} measured before the migration", (now / before - 1.0) * 100.0),
+                        what: format!(
+                            "latency {now} is {:.0}% above the {before} measured before the migration",
+                            (now / before - 1.0) * 100.0
+                        ),
                         severity: Severity::P2,
                     });
                 }

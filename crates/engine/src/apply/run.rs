@@ -32,7 +32,12 @@ pub struct RunSettings {
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings { lock_timeout: Duration::from_secs(2), statement_timeout: None, lock_retries: 5, backoff: Duration::from_millis(250) }
+        RunSettings {
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: None,
+            lock_retries: 5,
+            backoff: Duration::from_millis(250),
+        }
     }
 }
 
@@ -114,19 +119,30 @@ fn log_entry(p: &Prepared, i: usize, ms: f64) -> String {
     serde_json::json!({"index": i, "tag": p.statements[i].tag, "line": line, "ms": ms}).to_string()
 }
 
-/// Run `p` on `c`, recording progress in history row `history_id` (finished rows are marked
-/// with `done_status` in the same transaction as the last statement when there is one).
-/// `skip` lists statements already done by an earlier, interrupted run.
+/// Where a run is recorded.
+pub struct Target<'a> {
+    /// The history row.
+    pub history_id: i64,
+    /// Status it gets when the run finishes (`applied`, `rolled_back`).
+    pub done_status: &'a str,
+    /// Statements an earlier, interrupted run already did.
+    pub skip: &'a [usize],
+}
+
+/// Marks the history row finished, inside the migration's transaction when it has one.
+type Finish<'a> = dyn Fn(&mut postgres::Transaction, f64, &[String]) -> Result<(), postgres::Error> + 'a;
+
+/// Run `p` on `c`, recording progress in the target history row (marked finished in the same
+/// transaction as the last statement when there is one).
 pub fn run_migration(
     c: &mut Client,
     p: &Prepared,
     capture: Option<&Prepared>,
-    history_id: i64,
-    done_status: &str,
-    skip: &[usize],
+    target: &Target,
     s: &RunSettings,
     cancel: &Cancel,
 ) -> RunOutcome {
+    let (history_id, done_status, skip) = (target.history_id, target.done_status, target.skip);
     cancel.watch(c);
     let t0 = Instant::now();
     let mut out = RunOutcome { ok: false, ms: 0.0, attempts: 0, error: None, done: skip.to_vec(), events: vec![] };
@@ -205,7 +221,12 @@ pub fn run_migration(
         match c.batch_execute(stmt.text(&p.source)) {
             Ok(()) => {
                 let ms = ts.elapsed().as_secs_f64() * 1000.0;
-                if matches!(stmt.kind, StmtKind::Transaction(migsafe_sql::model::TxControl::Commit | migsafe_sql::model::TxControl::Rollback)) {
+                if matches!(
+                    stmt.kind,
+                    StmtKind::Transaction(
+                        migsafe_sql::model::TxControl::Commit | migsafe_sql::model::TxControl::Rollback
+                    )
+                ) {
                     block_start = None;
                 }
                 if block_start.is_none() {
@@ -231,14 +252,19 @@ pub fn run_migration(
                         .unwrap_or(false);
                     if invalid {
                         let _ = c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q.sql()));
-                        out.events.push(format!("dropped the INVALID index {} left by the failed concurrent build", q.sql()));
+                        out.events
+                            .push(format!("dropped the INVALID index {} left by the failed concurrent build", q.sql()));
                     }
                 }
                 if retryable(&e) && retries < s.lock_retries && !cancel.requested() {
                     retries += 1;
                     out.attempts += 1;
                     let waited = sleep_backoff(s, retries);
-                    out.events.push(format!("statement {} hit the lock_timeout ({e}); retrying after {} ms", i + 1, waited.as_millis()));
+                    out.events.push(format!(
+                        "statement {} hit the lock_timeout ({e}); retrying after {} ms",
+                        i + 1,
+                        waited.as_millis()
+                    ));
                     if let Some(b) = block_start.take() {
                         // The whole explicit transaction block was rolled back: run it again.
                         i = b;
@@ -270,7 +296,7 @@ fn wrapped_attempt(
     capture: Option<&Prepared>,
     s: &RunSettings,
     cancel: &Cancel,
-    finish: &dyn Fn(&mut postgres::Transaction, f64, &[String]) -> Result<(), postgres::Error>,
+    finish: &Finish<'_>,
     t0: Instant,
 ) -> Result<(), ExecError> {
     let conn = |e: postgres::Error| ExecError::Connection(e.to_string());

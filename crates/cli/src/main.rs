@@ -88,6 +88,10 @@ enum Command {
     Plan(commands::apply::PlanArgs),
     /// Import the history of golang-migrate, dbmate, Flyway or sqlx, so nothing runs twice.
     Adopt(commands::apply::AdoptArgs),
+    /// Batched, resumable, throttled background data migration (UPDATE in key order).
+    Backfill(commands::ops::BackfillArgs),
+    /// Connections, long-running queries, who blocks whom, largest tables; --watch refreshes.
+    Monitor(commands::ops::MonitorArgs),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
     Diff(commands::schema::DiffArgs),
 }
@@ -105,6 +109,8 @@ fn main() -> ExitCode {
         Command::Diagnose(args) => commands::apply::diagnose(args),
         Command::Plan(args) => commands::apply::plan(args),
         Command::Adopt(args) => commands::apply::adopt(args),
+        Command::Backfill(args) => commands::ops::backfill(args),
+        Command::Monitor(args) => commands::ops::monitor(args),
         Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Backup(args) => commands::backup::run(args),

@@ -2,10 +2,12 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod backfill;
 pub mod backup;
 pub mod config;
 pub mod exec;
 pub mod lint;
+pub mod monitor;
 pub mod rehearse;
 pub mod report;
 pub mod rollback;

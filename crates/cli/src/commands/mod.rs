@@ -2,6 +2,7 @@ pub mod apply;
 pub mod backup;
 pub mod common;
 pub mod lint;
+pub mod ops;
 pub mod rehearse;
 pub mod rollback;
 pub mod schema;

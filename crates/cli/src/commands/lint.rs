@@ -60,6 +60,9 @@ pub struct LintArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Read table sizes (and the server version) from this database, so risk uses real sizes.
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 /// Run `migsafe lint`.
@@ -80,6 +83,23 @@ pub fn run(args: LintArgs) -> CmdResult {
             return Err(Failure::input(anyhow::anyhow!("unknown rule `{id}` (run `migsafe rules` for the list)")));
         }
         opts.disabled.insert(id.clone());
+    }
+    if let Some(url) = &args.db {
+        let spec = migsafe_pg::ConnSpec::parse(url).map_err(Failure::input)?;
+        let mut c = spec.connect().map_err(Failure::environment)?;
+        if args.pg_version.is_none() {
+            opts.pg_version = migsafe_pg::server_version_num(&mut c).map_err(Failure::environment)? / 10000;
+        }
+        let rows = c
+            .query(
+                "SELECT n.nspname::text, c.relname::text, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.reltuples >= 0",
+                &[],
+            )
+            .map_err(Failure::environment)?;
+        for r in rows {
+            opts.table_rows.insert(migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2));
+        }
     }
     let fail_on = match args.fail_on {
         Some(f) => f,

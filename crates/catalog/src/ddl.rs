@@ -22,7 +22,7 @@ impl Script {
     }
 }
 
-impl SchemaDiff {
+impl SchemaDiff<'_> {
     /// The DDL that turns the source schema into the target, as one script (`;`-terminated
     /// statements). Empty when the schemas are equal.
     pub fn to_sql(&self) -> String {
@@ -41,14 +41,14 @@ impl SchemaDiff {
     /// The same DDL as separate statements (no trailing `;`).
     pub fn statements(&self) -> Vec<String> {
         let mut s = Script::default();
-        match without_rebuilt_tables(&self.from, &self.to) {
+        match without_rebuilt_tables(self.from, self.to) {
             // Tables that change kind (regular ↔ partitioned) cannot be altered: drop them
             // (with what depends on them) first, then build the target from there.
             Some(mid) => {
-                render(&self.from, &mid, &mut s);
-                render(&mid, &self.to, &mut s);
+                render(self.from, &mid, &mut s);
+                render(&mid, self.to, &mut s);
             }
-            None => render(&self.from, &self.to, &mut s),
+            None => render(self.from, self.to, &mut s),
         }
         s.stmts
     }

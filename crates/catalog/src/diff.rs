@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::model::*;
+use crate::model::{
+    Collation, Column, Constraint, Extension, Function, Index, Policy, Schema, Sequence, Table, Trigger, TypeDef, View,
+};
 
 /// The kind of a schema object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -100,18 +103,18 @@ pub struct ColumnOrder {
 
 /// The differences between two snapshots, and both snapshots (for rendering DDL).
 #[derive(Debug, Clone, Serialize)]
-pub struct SchemaDiff {
+pub struct SchemaDiff<'a> {
     /// Objects that differ, sorted by kind and name.
     pub differences: Vec<Difference>,
     /// Tables whose shared columns are in another order (reported apart from the rest).
     pub column_order: Vec<ColumnOrder>,
     #[serde(skip)]
-    pub(crate) from: Snapshot,
+    pub(crate) from: &'a Snapshot,
     #[serde(skip)]
-    pub(crate) to: Snapshot,
+    pub(crate) to: &'a Snapshot,
 }
 
-impl SchemaDiff {
+impl SchemaDiff<'_> {
     /// True when nothing differs, column order included.
     pub fn is_empty(&self) -> bool {
         self.differences.is_empty() && self.column_order.is_empty()
@@ -124,12 +127,12 @@ impl SchemaDiff {
 
     /// The source snapshot.
     pub fn from(&self) -> &Snapshot {
-        &self.from
+        self.from
     }
 
     /// The target snapshot.
     pub fn to(&self) -> &Snapshot {
-        &self.to
+        self.to
     }
 
     /// A human summary, one line per difference: `+` added, `-` removed, `~` changed.
@@ -195,86 +198,227 @@ fn field_changes(before: &Value, after: &Value) -> Vec<FieldChange> {
     }
 }
 
-/// Every object of a snapshot, flattened to (kind, name) → JSON.
-fn flatten(s: &Snapshot) -> BTreeMap<(ObjectKind, String), Value> {
-    let mut m = BTreeMap::new();
-    for (n, x) in &s.extensions {
-        m.insert((ObjectKind::Extension, n.clone()), to_value(x));
-    }
-    for (n, x) in &s.schemas {
-        m.insert((ObjectKind::Schema, n.clone()), to_value(x));
-    }
-    for (n, x) in &s.collations {
-        m.insert((ObjectKind::Collation, n.to_string()), to_value(x));
-    }
-    for (n, x) in &s.types {
-        m.insert((ObjectKind::Type, n.to_string()), to_value(x));
-    }
-    for (n, x) in &s.sequences {
-        m.insert((ObjectKind::Sequence, n.to_string()), to_value(x));
-    }
-    for (n, x) in &s.functions {
-        m.insert((ObjectKind::Function, n.clone()), to_value(x));
-    }
-    for (n, v) in &s.views {
-        m.insert((ObjectKind::View, n.to_string()), to_value(v));
-    }
-    for (tn, t) in &s.tables {
-        let mut own = to_value(t);
-        if let Value::Object(o) = &mut own {
-            for sub in ["columns", "constraints", "indexes", "triggers", "policies"] {
-                o.remove(sub);
+/// A reference to one object of a snapshot; tables stand for their own properties only.
+#[derive(Clone, Copy)]
+enum Obj<'a> {
+    Extension(&'a Extension),
+    Schema(&'a Schema),
+    Collation(&'a Collation),
+    Type(&'a TypeDef),
+    Sequence(&'a Sequence),
+    Function(&'a Function),
+    View(&'a View),
+    Table(&'a Table),
+    Column(&'a Column),
+    Constraint(&'a Constraint),
+    Index(&'a Index),
+    Trigger(&'a Trigger),
+    Policy(&'a Policy),
+}
+
+fn table_props_eq(a: &Table, b: &Table) -> bool {
+    a.kind == b.kind
+        && a.persistence == b.persistence
+        && a.partition_key == b.partition_key
+        && a.partition_of == b.partition_of
+        && a.inherits == b.inherits
+        && a.rls == b.rls
+        && a.options == b.options
+        && a.replica_identity == b.replica_identity
+        && a.comment == b.comment
+        && a.grants == b.grants
+        && a.foreign == b.foreign
+}
+
+impl Obj<'_> {
+    /// JSON, only for objects that differ.
+    fn value(&self) -> Value {
+        match self {
+            Obj::Extension(x) => to_value(x),
+            Obj::Schema(x) => to_value(x),
+            Obj::Collation(x) => to_value(x),
+            Obj::Type(x) => to_value(x),
+            Obj::Sequence(x) => to_value(x),
+            Obj::Function(x) => to_value(x),
+            Obj::View(x) => to_value(x),
+            Obj::Table(t) => {
+                let mut own = to_value(t);
+                if let Value::Object(o) = &mut own {
+                    for sub in ["columns", "constraints", "indexes", "triggers", "policies"] {
+                        o.remove(sub);
+                    }
+                }
+                own
             }
-        }
-        m.insert((ObjectKind::Table, tn.to_string()), own);
-        for c in &t.columns {
-            m.insert((ObjectKind::Column, format!("{tn}.{}", migsafe_sql::quote_ident(&c.name))), to_value(c));
-        }
-        for (n, c) in &t.constraints {
-            m.insert((ObjectKind::Constraint, format!("{tn}.{}", migsafe_sql::quote_ident(n))), to_value(c));
-        }
-        for (n, i) in &t.indexes {
-            m.insert((ObjectKind::Index, QName::new(&tn.schema, n).to_string()), to_value(i));
-        }
-        for (n, x) in &t.triggers {
-            m.insert((ObjectKind::Trigger, format!("{tn}.{}", migsafe_sql::quote_ident(n))), to_value(x));
-        }
-        for (n, x) in &t.policies {
-            m.insert((ObjectKind::Policy, format!("{tn}.{}", migsafe_sql::quote_ident(n))), to_value(x));
+            Obj::Column(x) => to_value(x),
+            Obj::Constraint(x) => to_value(x),
+            Obj::Index(x) => to_value(x),
+            Obj::Trigger(x) => to_value(x),
+            Obj::Policy(x) => to_value(x),
         }
     }
-    m
+}
+
+/// Walk two maps of the same kind in key order, calling `f` for every key whose objects differ
+/// (or exist on one side only).
+fn merge<'a, K: Ord, V>(
+    a: &'a BTreeMap<K, V>,
+    b: &'a BTreeMap<K, V>,
+    mut f: impl FnMut(&'a K, Option<&'a V>, Option<&'a V>),
+    same: impl Fn(&V, &V) -> bool,
+) {
+    let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        match (x.peek(), y.peek()) {
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    f(ka, Some(va), None);
+                    x.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    f(kb, None, Some(vb));
+                    y.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !same(va, vb) {
+                        f(ka, Some(va), Some(vb));
+                    }
+                    x.next();
+                    y.next();
+                }
+            },
+            (Some((ka, va)), None) => {
+                f(ka, Some(va), None);
+                x.next();
+            }
+            (None, Some((kb, vb))) => {
+                f(kb, None, Some(vb));
+                y.next();
+            }
+            (None, None) => break,
+        }
+    }
 }
 
 impl Snapshot {
     /// What differs from `self` to `other`.
-    pub fn diff(&self, other: &Snapshot) -> SchemaDiff {
-        let a = flatten(self);
-        let b = flatten(other);
-        let keys: BTreeSet<&(ObjectKind, String)> = a.keys().chain(b.keys()).collect();
+    pub fn diff<'a>(&'a self, other: &'a Snapshot) -> SchemaDiff<'a> {
         let mut differences = Vec::new();
-        for k in keys {
-            let (x, y) = (a.get(k), b.get(k));
-            let change = match (x, y) {
-                (Some(x), Some(y)) if x == y => continue,
+        let mut push = |kind: ObjectKind, name: String, x: Option<Obj>, y: Option<Obj>| {
+            let change = match (&x, &y) {
                 (Some(_), Some(_)) => ChangeKind::Changed,
-                (None, Some(_)) => ChangeKind::Added,
-                (Some(_), None) => ChangeKind::Removed,
-                (None, None) => continue,
+                (None, _) => ChangeKind::Added,
+                (_, None) => ChangeKind::Removed,
             };
-            let fields = match (x, y) {
+            let (before, after) = (x.map(|o| o.value()), y.map(|o| o.value()));
+            let fields = match (&before, &after) {
                 (Some(x), Some(y)) => field_changes(x, y),
                 _ => vec![],
             };
-            differences.push(Difference {
-                kind: k.0,
-                name: k.1.clone(),
-                change,
-                fields,
-                before: x.cloned(),
-                after: y.cloned(),
-            });
-        }
+            differences.push(Difference { kind, name, change, fields, before, after });
+        };
+        merge(
+            &self.extensions,
+            &other.extensions,
+            |k, x, y| push(ObjectKind::Extension, k.clone(), x.map(Obj::Extension), y.map(Obj::Extension)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.schemas,
+            &other.schemas,
+            |k, x, y| push(ObjectKind::Schema, k.clone(), x.map(Obj::Schema), y.map(Obj::Schema)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.collations,
+            &other.collations,
+            |k, x, y| push(ObjectKind::Collation, k.to_string(), x.map(Obj::Collation), y.map(Obj::Collation)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.types,
+            &other.types,
+            |k, x, y| push(ObjectKind::Type, k.to_string(), x.map(Obj::Type), y.map(Obj::Type)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.sequences,
+            &other.sequences,
+            |k, x, y| push(ObjectKind::Sequence, k.to_string(), x.map(Obj::Sequence), y.map(Obj::Sequence)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.functions,
+            &other.functions,
+            |k, x, y| push(ObjectKind::Function, k.clone(), x.map(Obj::Function), y.map(Obj::Function)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.views,
+            &other.views,
+            |k, x, y| push(ObjectKind::View, k.to_string(), x.map(Obj::View), y.map(Obj::View)),
+            |a, b| a == b,
+        );
+        // Tables: their own properties, then each kind of sub-object by name. Equal tables
+        // (the common case) cost one comparison and no allocation.
+        merge(
+            &self.tables,
+            &other.tables,
+            |tn, x, y| {
+                let table = tn.to_string();
+                let (ta, tb) = (x, y);
+                if !ta.zip(tb).is_some_and(|(a, b)| table_props_eq(a, b)) {
+                    push(ObjectKind::Table, table.clone(), ta.map(Obj::Table), tb.map(Obj::Table));
+                }
+                let empty = Table::empty();
+                let (a, b) = (ta.unwrap_or(&empty), tb.unwrap_or(&empty));
+                let named = |n: &str| format!("{table}.{}", migsafe_sql::quote_ident(n));
+                for c in &a.columns {
+                    match b.column(&c.name) {
+                        Some(d) if d == c => {}
+                        d => push(ObjectKind::Column, named(&c.name), Some(Obj::Column(c)), d.map(Obj::Column)),
+                    }
+                }
+                for c in b.columns.iter().filter(|c| a.column(&c.name).is_none()) {
+                    push(ObjectKind::Column, named(&c.name), None, Some(Obj::Column(c)));
+                }
+                merge(
+                    &a.constraints,
+                    &b.constraints,
+                    |k, x, y| push(ObjectKind::Constraint, named(k), x.map(Obj::Constraint), y.map(Obj::Constraint)),
+                    |p, q| p == q,
+                );
+                merge(
+                    &a.triggers,
+                    &b.triggers,
+                    |k, x, y| push(ObjectKind::Trigger, named(k), x.map(Obj::Trigger), y.map(Obj::Trigger)),
+                    |p, q| p == q,
+                );
+                merge(
+                    &a.policies,
+                    &b.policies,
+                    |k, x, y| push(ObjectKind::Policy, named(k), x.map(Obj::Policy), y.map(Obj::Policy)),
+                    |p, q| p == q,
+                );
+            },
+            |a, b| a == b,
+        );
+        // Index names are unique per schema, not per table: compare them schema-wide, so an
+        // index that moves with its renamed table is one change, not a removal and an addition.
+        let indexes = |s: &'a Snapshot| -> BTreeMap<QName, &'a Index> {
+            s.tables
+                .iter()
+                .flat_map(|(tn, t)| t.indexes.iter().map(move |(n, i)| (QName::new(&tn.schema, n), i)))
+                .collect()
+        };
+        let (ia, ib) = (indexes(self), indexes(other));
+        merge(
+            &ia,
+            &ib,
+            |k, x, y| push(ObjectKind::Index, k.to_string(), x.map(|i| Obj::Index(i)), y.map(|i| Obj::Index(i))),
+            |p, q| p == q,
+        );
+        differences.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         let mut column_order = Vec::new();
         for (tn, t) in &self.tables {
             let Some(u) = other.tables.get(tn) else { continue };
@@ -288,6 +432,6 @@ impl Snapshot {
                 column_order.push(ColumnOrder { table: tn.to_string(), before, after });
             }
         }
-        SchemaDiff { differences, column_order, from: self.clone(), to: other.clone() }
+        SchemaDiff { differences, column_order, from: self, to: other }
     }
 }

@@ -241,6 +241,28 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table with nothing in it (the other side of an added or removed table).
+    pub fn empty() -> Table {
+        Table {
+            kind: TableKind::Regular,
+            persistence: "permanent".into(),
+            partition_key: None,
+            partition_of: None,
+            inherits: vec![],
+            rls: (false, false),
+            options: vec![],
+            replica_identity: "d".into(),
+            columns: vec![],
+            constraints: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            comment: None,
+            grants: vec![],
+            foreign: None,
+        }
+    }
+
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

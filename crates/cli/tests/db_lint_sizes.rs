@@ -13,9 +13,18 @@ fn lint_uses_real_table_sizes_from_the_database() {
     let f = d.path().join("002_idx.sql");
     std::fs::write(&f, "CREATE INDEX CONCURRENTLY messages_at ON messages (created_at);").unwrap();
     let risk = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_migsafe")).arg("lint").arg(&f).args(["--format", "json"]).args(extra).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_migsafe"))
+            .arg("lint")
+            .arg(&f)
+            .args(["--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (v["migrations"][0]["risk"]["level"].as_str().unwrap().to_string(), v["migrations"][0]["risk"]["reasons"][0].as_str().unwrap().to_string())
+        (
+            v["migrations"][0]["risk"]["level"].as_str().unwrap().to_string(),
+            v["migrations"][0]["risk"]["reasons"][0].as_str().unwrap().to_string(),
+        )
     };
     let (level, reason) = risk(&[]);
     assert_eq!(level, "medium");

@@ -282,7 +282,8 @@ fn restore_test(
         }
         s
     };
-    let d = strip(snap).diff(&strip(&restored));
+    let (source_schema, restored_schema) = (strip(snap), strip(&restored));
+    let d = source_schema.diff(&restored_schema);
     if !d.differences.is_empty() {
         diffs.push(format!("schema differs:\n{}", d.summary().trim_end()));
     }

@@ -140,6 +140,17 @@ impl LintInput {
 /// Lint inputs in order with one linter, so each set's migrations see the ones before.
 pub fn lint_inputs(inputs: &[LintInput], opts: &LintOptions) -> Result<LintReport, SourceError> {
     let mut migrations = Vec::new();
+    lint_each(inputs, opts, &mut |m| migrations.push(m))?;
+    Ok(LintReport { migrations })
+}
+
+/// Lint inputs in order, handing each migration's result to `each` as soon as it is ready
+/// (so large sets are rendered as they go, in constant memory).
+pub fn lint_each(
+    inputs: &[LintInput],
+    opts: &LintOptions,
+    each: &mut dyn FnMut(MigrationLint),
+) -> Result<(), SourceError> {
     for input in inputs {
         let mut linter = Linter::new(opts.clone());
         match input {
@@ -147,7 +158,7 @@ pub fn lint_inputs(inputs: &[LintInput], opts: &LintOptions) -> Result<LintRepor
                 for m in &set.migrations {
                     let path = m.forward.path.display().to_string();
                     let lint = linter.lint(SourceFile { path: &path, source: &m.forward.text });
-                    migrations.push(view(m.version.to_string(), m.name.clone(), lint));
+                    each(view(m.version.to_string(), m.name.clone(), lint));
                 }
             }
             LintInput::File(path) => {
@@ -161,11 +172,11 @@ pub fn lint_inputs(inputs: &[LintInput], opts: &LintOptions) -> Result<LintRepor
                     }
                     _ => (String::new(), stem),
                 };
-                migrations.push(view(version, name, lint));
+                each(view(version, name, lint));
             }
         }
     }
-    Ok(LintReport { migrations })
+    Ok(())
 }
 
 fn view(version: String, name: String, lint: FileLint) -> MigrationLint {

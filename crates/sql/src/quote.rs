@@ -1,6 +1,17 @@
 //! Quoting identifiers and literals exactly as PostgreSQL's `quote_ident` / `quote_literal` do.
 
-use pg_query::protobuf::KeywordKind;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+/// Keywords that are not "unreserved" in PostgreSQL 18 (`pg_get_keywords()` with catcode
+/// other than U): as identifiers they must be quoted. A test checks this list against the
+/// parser's own keyword table.
+static KEYWORDS: &str = include_str!("data/keywords.txt");
+
+fn keywords() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&str>> = OnceLock::new();
+    SET.get_or_init(|| KEYWORDS.lines().collect())
+}
 
 /// Quote `ident` when PostgreSQL needs it: anything but lower-case letters, digits and `_`
 /// (not starting with a digit), or any keyword that is not unreserved.
@@ -14,22 +25,10 @@ pub fn quote_ident(ident: &str) -> String {
 
 fn is_plain_identifier(ident: &str) -> bool {
     let mut chars = ident.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    if !(first.is_ascii_lowercase() || first == '_') {
-        return false;
-    }
-    if !ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return false;
-    }
-    // PostgreSQL's own keyword table, through its scanner.
-    match pg_query::scan(ident) {
-        Ok(scan) => scan.tokens.first().is_some_and(|t| {
-            t.keyword_kind == KeywordKind::NoKeyword as i32 || t.keyword_kind == KeywordKind::UnreservedKeyword as i32
-        }),
-        Err(_) => false,
-    }
+    let Some(first) = chars.next() else { return false };
+    (first.is_ascii_lowercase() || first == '_')
+        && ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !keywords().contains(ident)
 }
 
 /// Quote a string literal; uses the `E'…'` form when it contains backslashes, as
@@ -46,6 +45,7 @@ pub fn quote_literal(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pg_query::protobuf::KeywordKind;
 
     #[test]
     fn identifiers_quoted_like_postgres() {
@@ -59,6 +59,29 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident(""), "\"\"");
         assert_eq!(quote_ident("has space"), "\"has space\"");
+    }
+
+    #[test]
+    fn keyword_list_matches_the_parsers_own_table() {
+        let kw = keywords();
+        for word in kw.iter() {
+            let t = &pg_query::scan(word).unwrap().tokens[0];
+            assert!(
+                t.keyword_kind != KeywordKind::NoKeyword as i32
+                    && t.keyword_kind != KeywordKind::UnreservedKeyword as i32,
+                "{word} is listed but the parser does not reserve it"
+            );
+        }
+        // Every reserved-ish keyword the scanner knows among common words is in the list.
+        for word in [
+            "all", "and", "as", "between", "case", "check", "default", "from", "group", "order", "table", "user",
+            "where", "window", "overlaps", "json",
+        ] {
+            let t = &pg_query::scan(word).unwrap().tokens[0];
+            let reserved = t.keyword_kind != KeywordKind::NoKeyword as i32
+                && t.keyword_kind != KeywordKind::UnreservedKeyword as i32;
+            assert_eq!(reserved, kw.contains(word), "{word}");
+        }
     }
 
     #[test]

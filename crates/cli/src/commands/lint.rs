@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 
-use migsafe_engine::lint::{lint_inputs, LintInput};
+use migsafe_engine::lint::{lint_each, lint_inputs, LintInput};
 use migsafe_sql::lint::{LintOptions, Rule, Severity, DEFAULT_PG_VERSION};
 
 use crate::render;
@@ -98,7 +98,8 @@ pub fn run(args: LintArgs) -> CmdResult {
             )
             .map_err(Failure::environment)?;
         for r in rows {
-            opts.table_rows.insert(migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2));
+            opts.table_rows
+                .insert(migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2));
         }
     }
     let fail_on = match args.fail_on {
@@ -124,23 +125,55 @@ pub fn run(args: LintArgs) -> CmdResult {
         FailOn::Error => Some(Severity::Error),
         FailOn::None => None,
     };
-    let report = lint_inputs(&inputs, &opts).map_err(Failure::input)?;
-    let text = match args.format {
-        LintFormat::Human => render::lint_human(&report, threshold),
-        LintFormat::Json => render::json(&report),
-        LintFormat::Sarif => render::lint_sarif(&report),
-        LintFormat::Github => render::lint_github(&report),
-        LintFormat::Junit => render::lint_junit(&report, threshold),
-        LintFormat::Markdown => render::lint_markdown(&report),
+    let (has_errors, fails) = match args.format {
+        // These three stream: each migration is printed as soon as it is linted.
+        LintFormat::Human | LintFormat::Json | LintFormat::Github => {
+            let mut out = render::Sink::open(args.output.as_deref()).map_err(Failure::environment)?;
+            let mut totals = render::LintTotals::default();
+            if args.format == LintFormat::Json {
+                out.write("{\n  \"migrations\": [").map_err(Failure::environment)?;
+            }
+            let mut failed = None;
+            lint_each(&inputs, &opts, &mut |m| {
+                let text = match args.format {
+                    LintFormat::Human => render::lint_human_migration(&m, threshold),
+                    LintFormat::Json => render::lint_json_migration(&m, totals.migrations == 0),
+                    _ => render::lint_github_migration(&m),
+                };
+                totals.add(&m, threshold);
+                if let Err(e) = out.write(&text) {
+                    failed.get_or_insert(e);
+                }
+            })
+            .map_err(Failure::input)?;
+            if let Some(e) = failed {
+                return Err(Failure::environment(e));
+            }
+            match args.format {
+                LintFormat::Json => out.write("\n  ]\n}\n").map_err(Failure::environment)?,
+                LintFormat::Human => out.write(&render::lint_human_summary(&totals)).map_err(Failure::environment)?,
+                _ => {}
+            }
+            out.finish().map_err(Failure::environment)?;
+            (totals.syntax_errors > 0, totals.failing > 0)
+        }
+        _ => {
+            let report = lint_inputs(&inputs, &opts).map_err(Failure::input)?;
+            let text = match args.format {
+                LintFormat::Sarif => render::lint_sarif(&report),
+                LintFormat::Junit => render::lint_junit(&report, threshold),
+                _ => render::lint_markdown(&report),
+            };
+            render::emit(&text, args.output.as_deref()).map_err(Failure::environment)?;
+            let syntax = report.errors().next().is_some();
+            let fails = threshold.is_some_and(|t| report.fails(t));
+            (syntax, fails)
+        }
     };
-    render::emit(&text, args.output.as_deref()).map_err(Failure::environment)?;
-    if report.errors().next().is_some() {
+    if has_errors {
         return Ok(Exit::Input);
     }
-    Ok(match threshold {
-        Some(t) if report.fails(t) => Exit::Findings,
-        _ => Exit::Ok,
-    })
+    Ok(if fails { Exit::Findings } else { Exit::Ok })
 }
 
 /// Run `migsafe rules`.

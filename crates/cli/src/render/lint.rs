@@ -96,53 +96,97 @@ fn risk_human(m: &MigrationLint) -> String {
     s
 }
 
-/// The human report: each migration with its findings and risk, then a summary.
-pub fn lint_human(report: &LintReport, threshold: Option<Severity>) -> String {
-    let mut s = String::new();
-    for m in &report.migrations {
-        let clean = m.findings.is_empty() && m.errors.is_empty();
-        let mark = if !m.errors.is_empty() {
-            paint(style::ERROR, "✗")
-        } else if m.findings.iter().any(|f| threshold.is_some_and(|t| f.severity >= t)) {
-            paint(style::WARNING, "!")
-        } else {
-            paint(style::OK, "✓")
-        };
-        s.push_str(&format!("{mark} {}\n", paint(style::BOLD, &m.file)));
-        if clean && m.risk.level == RiskLevel::Low {
-            s.push_str(&format!("   risk: {} · {}\n\n", paint(style::OK, "LOW"), tx_text(&m.transaction)));
-            continue;
-        }
-        for e in &m.errors {
-            s.push_str(&format!("{} {}\n", paint(style::ERROR, "error[syntax]:"), e.message));
-            s.push_str(&snippet(&e.file, e.line, e.column, &e.source_line, false));
-            s.push('\n');
-        }
+/// Running totals of a streamed lint run.
+#[derive(Debug, Default)]
+pub struct LintTotals {
+    /// Migrations seen.
+    pub migrations: usize,
+    /// Findings by severity: info, warning, error.
+    pub by_severity: [usize; 3],
+    /// Syntax errors.
+    pub syntax_errors: usize,
+    /// Suppressed findings.
+    pub suppressed: usize,
+    /// Findings at or above the threshold.
+    pub failing: usize,
+    /// Highest risk.
+    pub max_risk: Option<RiskLevel>,
+}
+
+impl LintTotals {
+    /// Count one migration.
+    pub fn add(&mut self, m: &MigrationLint, threshold: Option<Severity>) {
+        self.migrations += 1;
         for f in &m.findings {
-            s.push_str(&finding_human(f));
+            self.by_severity[f.severity as usize] += 1;
+            if threshold.is_some_and(|t| f.severity >= t) {
+                self.failing += 1;
+            }
         }
-        s.push_str(&risk_human(m));
+        self.syntax_errors += m.errors.len();
+        self.suppressed += m.suppressed;
+        self.max_risk = self.max_risk.max(Some(m.risk.level));
+    }
+}
+
+/// The human report of one migration: its findings and risk.
+pub fn lint_human_migration(m: &MigrationLint, threshold: Option<Severity>) -> String {
+    let mut s = String::new();
+    let clean = m.findings.is_empty() && m.errors.is_empty();
+    let mark = if !m.errors.is_empty() {
+        paint(style::ERROR, "✗")
+    } else if m.findings.iter().any(|f| threshold.is_some_and(|t| f.severity >= t)) {
+        paint(style::WARNING, "!")
+    } else {
+        paint(style::OK, "✓")
+    };
+    s.push_str(&format!("{mark} {}\n", paint(style::BOLD, &m.file)));
+    if clean && m.risk.level == RiskLevel::Low {
+        s.push_str(&format!("   risk: {} · {}\n\n", paint(style::OK, "LOW"), tx_text(&m.transaction)));
+        return s;
+    }
+    for e in &m.errors {
+        s.push_str(&format!("{} {}\n", paint(style::ERROR, "error[syntax]:"), e.message));
+        s.push_str(&snippet(&e.file, e.line, e.column, &e.source_line, false));
         s.push('\n');
     }
-    let counts = report.counts();
-    let n = |sev| counts.get(&sev).copied().unwrap_or(0);
-    let errors = report.errors().count();
-    let suppressed: usize = report.migrations.iter().map(|m| m.suppressed).sum();
-    s.push_str(&format!(
+    for f in &m.findings {
+        s.push_str(&finding_human(f));
+    }
+    s.push_str(&risk_human(m));
+    s.push('\n');
+    s
+}
+
+/// The last line of the human report.
+pub fn lint_human_summary(t: &LintTotals) -> String {
+    let [info, warnings, errors] = t.by_severity;
+    let risk = t.max_risk.unwrap_or(RiskLevel::Low);
+    format!(
         "{} {} migration{} linted: {} error{}, {} warning{}, {} info{}{}; highest risk {}\n",
         paint(style::BOLD, "Summary:"),
-        report.migrations.len(),
-        plural(report.migrations.len()),
-        n(Severity::Error),
-        plural(n(Severity::Error)),
-        n(Severity::Warning),
-        plural(n(Severity::Warning)),
-        n(Severity::Info),
-        if errors > 0 { format!(", {errors} syntax error{}", plural(errors)) } else { String::new() },
-        if suppressed > 0 { format!(" ({suppressed} suppressed)") } else { String::new() },
-        paint(risk_style(report.max_risk()), report.max_risk().as_str().to_uppercase()),
-    ));
-    s
+        t.migrations,
+        plural(t.migrations),
+        errors,
+        plural(errors),
+        warnings,
+        plural(warnings),
+        info,
+        if t.syntax_errors > 0 {
+            format!(", {} syntax error{}", t.syntax_errors, plural(t.syntax_errors))
+        } else {
+            String::new()
+        },
+        if t.suppressed > 0 { format!(" ({} suppressed)", t.suppressed) } else { String::new() },
+        paint(risk_style(risk), risk.as_str().to_uppercase()),
+    )
+}
+
+/// One migration as an element of the streamed JSON array.
+pub fn lint_json_migration(m: &MigrationLint, first: bool) -> String {
+    let body = serde_json::to_string_pretty(m).unwrap_or_default();
+    let indented: String = body.lines().map(|l| format!("\n    {l}")).collect();
+    format!("{}{indented}", if first { "" } else { "," })
 }
 
 fn plural(n: usize) -> &'static str {
@@ -214,10 +258,10 @@ fn location(file: &str, line: usize, col: usize, end_line: usize, end_col: usize
     }})
 }
 
-/// GitHub Actions workflow commands: one annotation per finding.
-pub fn lint_github(report: &LintReport) -> String {
+/// The annotations of one migration.
+pub fn lint_github_migration(m: &MigrationLint) -> String {
     let mut s = String::new();
-    for f in report.findings() {
+    for f in &m.findings {
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -234,7 +278,7 @@ pub fn lint_github(report: &LintReport) -> String {
             gh_data(&format!("{}\n\nHow to fix: {}", f.message, f.help)),
         ));
     }
-    for e in report.errors() {
+    for e in &m.errors {
         s.push_str(&format!(
             "::error file={},line={},col={},title=syntax error::{}\n",
             gh_property(&e.file),

@@ -4,7 +4,10 @@
 mod lint;
 mod report;
 
-pub use lint::{lint_github, lint_human, lint_junit, lint_markdown, lint_sarif};
+pub use lint::{
+    lint_github_migration, lint_human_migration, lint_human_summary, lint_json_migration, lint_junit, lint_markdown,
+    lint_sarif, LintTotals,
+};
 pub use report::{report_html, report_human, report_junit, report_markdown};
 
 use anstyle::{AnsiColor, Style};
@@ -55,6 +58,47 @@ pub fn emit(text: &str, path: Option<&Path>) -> std::io::Result<()> {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => other,
             }
+        }
+    }
+}
+
+/// Where streamed output goes: a file (plain text) or standard output (colour when a terminal).
+pub enum Sink {
+    /// A file.
+    File(std::io::BufWriter<std::fs::File>),
+    /// Standard output.
+    Stdout(anstream::AutoStream<std::io::Stdout>),
+}
+
+impl Sink {
+    /// Open `path`, or standard output.
+    pub fn open(path: Option<&Path>) -> std::io::Result<Sink> {
+        Ok(match path {
+            Some(p) => Sink::File(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => Sink::Stdout(anstream::stdout()),
+        })
+    }
+
+    /// Write a piece (a closed pipe is not an error).
+    pub fn write(&mut self, text: &str) -> std::io::Result<()> {
+        let r = match self {
+            Sink::File(f) => f.write_all(anstream::adapter::strip_str(text).to_string().as_bytes()),
+            Sink::Stdout(o) => o.write_all(text.as_bytes()),
+        };
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Flush.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        match &mut self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(o) => match o.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            },
         }
     }
 }

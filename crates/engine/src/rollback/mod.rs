@@ -13,7 +13,6 @@ mod script;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use migsafe_catalog::diff::SchemaDiff;
 use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::LineIndex;
 
@@ -480,7 +479,7 @@ pub fn check(
                 )),
                 Some(rb) => {
                     rep.rollback = Some("hand-written".into());
-                    let (steps, _) = prove_rollback(&work, rb, &replay.s0)?;
+                    let steps = prove_rollback(&work, rb, &replay.s0)?;
                     for s in steps {
                         rep.push(s);
                     }
@@ -494,12 +493,12 @@ pub fn check(
 }
 
 /// Apply `rollback` to a copy of `work` and compare with `s0`: the `rollback` and `compare`
-/// steps, and the diff.
+/// steps.
 pub fn prove_rollback(
     work: &ScratchDb,
     rollback: &crate::source::SqlText,
     s0: &Snapshot,
-) -> Result<(Vec<StepReport>, Option<SchemaDiff>), EngineError> {
+) -> Result<Vec<StepReport>, EngineError> {
     let mut steps = Vec::new();
     let proof = work.clone_db("proof")?;
     let t0 = Instant::now();
@@ -507,13 +506,13 @@ pub fn prove_rollback(
         Ok(p) => p,
         Err(e) => {
             steps.push(StepReport::fail("rollback", 0.0, e.to_string()));
-            return Ok((steps, None));
+            return Ok(steps);
         }
     };
     let mut c = proof.connect()?;
     if let Err(e) = run_plain(&mut c, &prepared) {
         steps.push(StepReport::fail("rollback", t0.elapsed().as_secs_f64() * 1000.0, e.to_string()));
-        return Ok((steps, None));
+        return Ok(steps);
     }
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     steps.push(StepReport::pass("rollback", ms, format!("{} statements ran", prepared.statements.len())));
@@ -532,7 +531,7 @@ pub fn prove_rollback(
         step.warnings.push(format!("column order differs: {}", d.summary().trim_end()));
     }
     steps.push(step);
-    Ok((steps, Some(d)))
+    Ok(steps)
 }
 
 /// Risk view of a migration (for reports).

@@ -1,0 +1,545 @@
+//! migsafe's benchmark harness. Every figure in `bench/results.md` comes from one run of
+//! `make bench` (`cargo run --release -p migsafe-bench -- all`): lint throughput against
+//! squawk on the same files, throwaway-cluster start and clone, snapshot and diff of a
+//! 500-table schema, rollback generation and rehearsal of the crates.io history, verify on
+//! 10M rows, the longest write stall under pgbench during apply versus psql, and backfill
+//! throughput versus one plain UPDATE.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use migsafe_catalog::Snapshot;
+use migsafe_engine::apply::{self, ApplyOptions, BackupPolicy, RunSettings};
+use migsafe_engine::backfill::{backfill, BackfillOptions, BackfillProgress};
+use migsafe_engine::rehearse::{rehearse, Quiet, RehearseOptions};
+use migsafe_engine::rollback::{self, GenerateOptions};
+use migsafe_engine::scratch::ScratchServer;
+use migsafe_engine::MigrationSet;
+use migsafe_pg::{Cluster, PgBinaries};
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Run a command in a helper process and return (wall ms, peak RSS kB) of the command alone.
+fn measure(program: &Path, args: &[String]) -> R<(f64, i64)> {
+    let out = Command::new(std::env::current_exe()?).arg("__measure").arg(program).args(args).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let ms: f64 = it.next().ok_or("no timing")?.parse()?;
+    let rss: i64 = it.next().ok_or("no rss")?.parse()?;
+    Ok((ms, rss))
+}
+
+fn measure_helper(args: &[String]) -> R<()> {
+    let t = Instant::now();
+    let _ = Command::new(&args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
+    println!("{ms} {}", usage.max_rss());
+    Ok(())
+}
+
+fn sh(cmd: &str) -> R<String> {
+    let out = Command::new("sh").arg("-c").arg(cmd).output()?;
+    if !out.status.success() {
+        return Err(format!("`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn migsafe_bin() -> PathBuf {
+    root().join("target/release/migsafe")
+}
+
+// ---------- lint ----------
+
+const GENERATED: &[&str] = &[
+    "CREATE TABLE t{n} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now())",
+    "ALTER TABLE t{p} ADD COLUMN c{n} text",
+    "CREATE INDEX i{n} ON t{p} (name)",
+    "CREATE INDEX CONCURRENTLY j{n} ON t{p} (created_at)",
+    "ALTER TABLE t{p} ADD CONSTRAINT f{n} FOREIGN KEY (id) REFERENCES t{n} (id)",
+    "ALTER TABLE t{p} ALTER COLUMN name SET NOT NULL",
+    "UPDATE t{p} SET name = upper(name) WHERE id < {n}",
+    "ALTER TABLE t{p} ALTER COLUMN c{p} TYPE varchar(200)",
+    "COMMENT ON TABLE t{n} IS 'table {n}'",
+    "CREATE OR REPLACE VIEW v{n} AS SELECT id, name FROM t{n} WHERE id > {n}",
+];
+
+fn generate_lint_set(dir: &Path, files: usize, per_file: usize) -> R<usize> {
+    let mut n = 0;
+    for f in 0..files {
+        let mut text = String::new();
+        for i in 0..per_file {
+            let k = f * per_file + i;
+            let tpl = GENERATED[k % GENERATED.len()];
+            text.push_str(&tpl.replace("{n}", &k.to_string()).replace("{p}", &k.saturating_sub(1).to_string()));
+            text.push_str(";\n");
+            n += 1;
+        }
+        std::fs::write(dir.join(format!("{:05}_gen.sql", f + 1)), text)?;
+    }
+    Ok(n)
+}
+
+fn lint_section() -> R<String> {
+    let squawk = PathBuf::from(sh(&format!("{}/scripts/fetch-squawk.sh", root().display()))?);
+    let corpus = root().join("corpus/crates-io");
+    let mut files: Vec<String> = std::fs::read_dir(&corpus)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".up.sql"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let stmts: usize = files
+        .iter()
+        .map(|f| migsafe_engine::lint::statement_count(&std::fs::read_to_string(f).unwrap_or_default()))
+        .sum();
+    let gen = tempfile::tempdir()?;
+    let gen_stmts = generate_lint_set(gen.path(), 100, 1000)?;
+    let mut gen_files: Vec<String> =
+        std::fs::read_dir(gen.path())?.filter_map(|e| e.ok().map(|e| e.path().display().to_string())).collect();
+    gen_files.sort();
+    let gen_bytes: u64 = gen_files.iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
+    let mut rows = String::new();
+    for (label, set, n, b) in
+        [("crates.io (284 files)", &files, stmts, bytes), ("generated (100 files)", &gen_files, gen_stmts, gen_bytes)]
+    {
+        let mut ms_args: Vec<String> =
+            vec!["lint".into(), "--format".into(), "json".into(), "--fail-on".into(), "none".into()];
+        ms_args.extend(set.iter().cloned());
+        let mut m = vec![];
+        let mut mrss = 0;
+        let mut s = vec![];
+        let mut srss = 0;
+        for _ in 0..7 {
+            let (t, r) = measure(&migsafe_bin(), &ms_args)?;
+            m.push(t);
+            mrss = mrss.max(r);
+            let (t, r) = measure(&squawk, set)?;
+            s.push(t);
+            srss = srss.max(r);
+        }
+        let (m, s) = (median(m), median(s));
+        let mb = b as f64 / 1e6;
+        rows.push_str(&format!(
+            "| {label} | {n} statements, {mb:.2} MB | migsafe {m:.0} ms = {:.0} stmt/s, {:.1} MB/s, {:.1} MB RSS | squawk {s:.0} ms = {:.0} stmt/s, {:.1} MB/s, {:.1} MB RSS |\n",
+            n as f64 / (m / 1000.0),
+            mb / (m / 1000.0),
+            mrss as f64 / 1024.0,
+            n as f64 / (s / 1000.0),
+            mb / (s / 1000.0),
+            srss as f64 / 1024.0
+        ));
+    }
+    Ok(format!(
+        "## Lint throughput (issue 2)\n\nWall time of the whole process (median of 7), `migsafe lint --format json` against \
+         squawk {} on the same files, in the same run; peak RSS from getrusage.\n\n| set | size | migsafe | squawk |\n|---|---|---|---|\n{rows}\n",
+        sh(&format!("{} --version", squawk.display()))?.replace("squawk ", "")
+    ))
+}
+
+// ---------- cluster, snapshot, diff ----------
+
+fn five_hundred_tables(c: &mut postgres::Client) -> R<()> {
+    let mut sql = String::from("CREATE TABLE t0 (id bigint PRIMARY KEY);");
+    for i in 1..500 {
+        sql.push_str(&format!(
+            "CREATE TABLE t{i} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, parent_id bigint REFERENCES t{p} (id), \
+             name text NOT NULL, email varchar(200), score numeric(10,2) DEFAULT 0, flags int[], meta jsonb, \
+             created_at timestamptz NOT NULL DEFAULT now(), CONSTRAINT t{i}_score CHECK (score >= 0));
+             CREATE INDEX t{i}_parent ON t{i} (parent_id); CREATE INDEX t{i}_name ON t{i} (lower(name));
+             COMMENT ON TABLE t{i} IS 'table {i}';",
+            p = i - 1
+        ));
+        if i % 10 == 0 {
+            sql.push_str(&format!("CREATE VIEW v{i} AS SELECT id, name FROM t{i} WHERE score > 0;"));
+            sql.push_str(&format!(
+                "CREATE FUNCTION f{i}(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + {i}';"
+            ));
+        }
+    }
+    c.batch_execute(&sql)?;
+    Ok(())
+}
+
+fn cluster_section(bins: &PgBinaries) -> R<String> {
+    let cache = tempfile::tempdir()?;
+    std::env::set_var("MIGSAFE_CACHE", cache.path());
+    let t = Instant::now();
+    let cold = Cluster::start(bins)?;
+    let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(!cold.warm);
+    drop(cold);
+    let mut warm = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = Cluster::start(bins)?;
+        warm.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(c);
+    }
+    std::env::remove_var("MIGSAFE_CACHE");
+    let cluster = Cluster::start(bins)?;
+    cluster.create_database("tpl", None)?;
+    cluster.conn("tpl").connect()?.batch_execute("CREATE TABLE a (id int PRIMARY KEY, t text); CREATE TABLE b (id int REFERENCES a); INSERT INTO a SELECT g, 'x' FROM generate_series(1, 1000) g;")?;
+    let mut clone = vec![];
+    for i in 0..20 {
+        let t = Instant::now();
+        cluster.create_database(&format!("c{i}"), Some("tpl"))?;
+        clone.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    cluster.create_database("big", None)?;
+    let mut c = cluster.conn("big").connect()?;
+    five_hundred_tables(&mut c)?;
+    let mut snap = vec![];
+    let mut s = Snapshot::default();
+    for _ in 0..5 {
+        let t = Instant::now();
+        s = Snapshot::capture(&mut c)?;
+        snap.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut b = s.clone();
+    for (i, t) in b.tables.values_mut().enumerate() {
+        if i % 25 == 0 && t.columns.len() > 2 {
+            t.columns[2].type_name = "character varying(80)".into();
+            t.comment = Some("changed".into());
+        }
+    }
+    let mut diffs = vec![];
+    let mut ddl = vec![];
+    let mut sql_len = 0;
+    for _ in 0..50 {
+        let t = Instant::now();
+        let d = s.diff(&b);
+        diffs.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        sql_len = d.to_sql().len();
+        ddl.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let counts = s.counts();
+    Ok(format!(
+        "## Throwaway cluster, snapshot and diff (issue 3)\n\nPostgreSQL {} from `{}`; data folder on /dev/shm.\n\n\
+         | what | time | target |\n|---|---|---|\n\
+         | cluster start, cold (initdb into an empty cache) | {cold_ms:.0} ms | |\n\
+         | cluster start, warm (cached template copied; median of 5) | {:.0} ms | < 1 s |\n\
+         | database clone `CREATE DATABASE … TEMPLATE` (median of 20) | {:.1} ms | < 150 ms |\n\
+         | snapshot of {} tables, {} columns, {} indexes, {} constraints, {} views, {} functions (median of 5) | {:.0} ms | < 500 ms |\n\
+         | diff of two such snapshots (median of 50) | {:.1} ms | < 20 ms |\n\
+         | rendering that diff's DDL ({} bytes) (median of 50) | {:.1} ms | |\n\n",
+        bins.version,
+        bins.bin.display(),
+        median(warm),
+        median(clone),
+        counts["tables"],
+        counts["columns"],
+        counts["indexes"],
+        counts["constraints"],
+        counts["views"],
+        counts["functions"],
+        median(snap),
+        median(diffs),
+        sql_len,
+        median(ddl)
+    ))
+}
+
+// ---------- rollbacks and rehearsal of crates.io ----------
+
+fn rollback_section(bins: &PgBinaries) -> R<String> {
+    let tmp = tempfile::tempdir()?;
+    for e in std::fs::read_dir(root().join("corpus/crates-io"))? {
+        let p = e?.path();
+        if p.to_string_lossy().ends_with(".up.sql") {
+            std::fs::copy(&p, tmp.path().join(p.file_name().ok_or("name")?))?;
+        }
+    }
+    let set = MigrationSet::load(tmp.path())?;
+    let server = ScratchServer::throwaway(Some(&bins.bin))?;
+    let t = Instant::now();
+    let gen = rollback::generate(&set, &server, &GenerateOptions { write: true, ..Default::default() })?;
+    let total = t.elapsed().as_secs_f64();
+    let proven = gen.iter().filter(|g| g.ok()).count();
+    Ok(format!(
+        "## Rollback generation (issue 4)\n\nThe 284 crates.io migrations without their down files: generate every rollback and prove it \
+         (apply to a copy of the migrated schema, compare with the schema before).\n\n| migrations | proven | total | per migration | target |\n|---|---|---|---|---|\n\
+         | {} | {proven} | {total:.1} s | {:.0} ms | < 2 min |\n\n",
+        gen.len(),
+        total * 1000.0 / gen.len() as f64
+    ))
+}
+
+fn rehearse_section(bins: &PgBinaries) -> R<String> {
+    let set = MigrationSet::load(&root().join("corpus/crates-io"))?;
+    let server = ScratchServer::throwaway(Some(&bins.bin))?;
+    let t = Instant::now();
+    let r =
+        rehearse(&set, &server, &RehearseOptions { budget: Duration::from_secs(30), ..Default::default() }, &Quiet)?;
+    let total = t.elapsed().as_secs_f64() * 1000.0;
+    let user: f64 = r
+        .migrations
+        .iter()
+        .flat_map(|m| m.steps.iter())
+        .filter(|s| matches!(s.step.as_str(), "forward" | "rollback" | "reapply"))
+        .map(|s| s.ms)
+        .sum();
+    let failed = r.migrations.iter().filter(|m| !m.ok).count();
+    let n = r.migrations.len() as f64;
+    Ok(format!(
+        "## Rehearsal (issue 5)\n\nThe 284 crates.io migrations with their own down files: forward (lock-traced), verify, rollback, \
+         schema and data compare, re-apply, for each.\n\n| migrations | total | user SQL (forward + rollback + reapply) | overhead per migration | target |\n|---|---|---|---|---|\n\
+         | {} ({failed} down files found not to restore the schema) | {:.1} s | {:.1} s | {:.0} ms | < 3 min total, < 200 ms overhead |\n\n",
+        r.migrations.len(),
+        total / 1000.0,
+        user / 1000.0,
+        (total - user) / n
+    ))
+}
+
+// ---------- verify on 10M rows ----------
+
+fn verify_section(bins: &PgBinaries) -> R<String> {
+    let cluster = Cluster::start(bins)?;
+    cluster.create_database("v", None)?;
+    let spec = cluster.conn("v");
+    let mut c = spec.connect()?;
+    let t = Instant::now();
+    c.batch_execute(
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
+         INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 1000000) g;
+         CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint NOT NULL, total numeric);
+         INSERT INTO orders SELECT g, 1 + g % 1000000, g FROM generate_series(1, 4000000) g;
+         CREATE TABLE items (id bigint PRIMARY KEY, order_id bigint NOT NULL, sku text);
+         INSERT INTO items SELECT g, 1 + g % 4000000, 's' || g FROM generate_series(1, 5000000) g;
+         ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users (id);
+         ALTER TABLE items ADD CONSTRAINT items_order FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID;
+         CREATE INDEX ON orders (user_id); CREATE INDEX ON items (order_id); VACUUM ANALYZE;",
+    )?;
+    let load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r = migsafe_engine::verify::verify(&spec, &Default::default())?;
+    let verify_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.query_one("SELECT count(*) FROM items", &[])?;
+    let scan_items = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    c.query_one("SELECT count(*) FROM orders", &[])?;
+    let scan_orders = t.elapsed().as_secs_f64();
+    Ok(format!(
+        "## Verify on 10M rows (issue 6)\n\nusers 1M, orders 4M (validated FK), items 5M (NOT VALID FK); loaded in {load:.0} s.\n\n\
+         | checks | verify | one seq scan of items + orders (the FK children) | target |\n|---|---|---|---|\n\
+         | {} ({} failed) | {verify_s:.1} s | {:.1} s | < 30 s, at most one scan per FK |\n\n",
+        r.checks.len(),
+        r.checks.iter().filter(|c| !c.ok).count(),
+        scan_items + scan_orders
+    ))
+}
+
+// ---------- apply stall under pgbench ----------
+
+fn pgbench_stall(cluster: &Cluster, bins: &PgBinaries, db: &str, migrate: &dyn Fn() -> R<()>) -> R<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    nix::unistd::chown(dir.path(), None, None).ok();
+    let script = dir.path().join("w.sql");
+    std::fs::write(&script, "\\set id random(1, 10000)\nUPDATE hot SET v = v + 1 WHERE id = :id;\n")?;
+    let pgbench = bins.bin.join("pgbench");
+    let pgbench = if pgbench.exists() {
+        pgbench
+    } else {
+        PathBuf::from(format!("/usr/lib/postgresql/{}/bin/pgbench", bins.major))
+    };
+    let spec = cluster.conn(db);
+    let mut child = Command::new(pgbench)
+        .args(["-n", "-c", "4", "-j", "2", "-T", "8", "-l", "--log-prefix"])
+        .arg(dir.path().join("pgb"))
+        .arg("-f")
+        .arg(&script)
+        .args(["-h", &cluster.dir().display().to_string(), "-p", "5432", "-U", "postgres", db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    // A long transaction holds a lock the migration conflicts with for 3 s.
+    let blocker = std::thread::spawn({
+        let spec = spec.clone();
+        move || -> Result<(), String> {
+            let mut b = spec.connect().map_err(|e| e.to_string())?;
+            b.batch_execute("BEGIN; SELECT count(*) FROM hot;").map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(3));
+            b.batch_execute("COMMIT").map_err(|e| e.to_string())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    migrate()?;
+    let migration_s = t.elapsed().as_secs_f64();
+    blocker.join().map_err(|_| "blocker panicked")??;
+    child.wait()?;
+    let mut worst = 0f64;
+    for e in std::fs::read_dir(dir.path())? {
+        let p = e?.path();
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("pgb")) {
+            for line in std::fs::read_to_string(&p)?.lines() {
+                if let Some(us) = line.split_whitespace().nth(2).and_then(|x| x.parse::<f64>().ok()) {
+                    worst = worst.max(us / 1000.0);
+                }
+            }
+        }
+    }
+    Ok((worst, migration_s))
+}
+
+fn apply_section(bins: &PgBinaries) -> R<String> {
+    let cluster = Cluster::start(bins)?;
+    let psql = PathBuf::from(format!("/usr/lib/postgresql/{}/bin/psql", bins.major));
+    let mig = tempfile::tempdir()?;
+    std::fs::write(mig.path().join("001_note.sql"), "ALTER TABLE hot ADD COLUMN note text;\n")?;
+    std::fs::write(mig.path().join("001_note.rollback.sql"), "ALTER TABLE hot DROP COLUMN note;\n")?;
+    let set = MigrationSet::load(mig.path())?;
+    let mut rows = String::new();
+    for (label, db) in [("psql -f", "viapsql"), ("migsafe apply (lock_timeout 500 ms)", "viamigsafe")] {
+        cluster.create_database(db, None)?;
+        cluster.conn(db).connect()?.batch_execute("CREATE TABLE hot (id int PRIMARY KEY, v int); INSERT INTO hot SELECT g, 0 FROM generate_series(1, 10000) g;")?;
+        let spec = cluster.conn(db);
+        let migrate = || -> R<()> {
+            if db == "viapsql" {
+                let st = Command::new(&psql)
+                    .args(["-X", "-q", "-h", &cluster.dir().display().to_string(), "-U", "postgres", "-d", db, "-f"])
+                    .arg(mig.path().join("001_note.sql"))
+                    .status()?;
+                if !st.success() {
+                    return Err("psql failed".into());
+                }
+            } else {
+                let opts = ApplyOptions {
+                    backup: BackupPolicy::Skip,
+                    run: RunSettings {
+                        lock_timeout: Duration::from_millis(500),
+                        lock_retries: 30,
+                        backoff: Duration::from_millis(200),
+                        statement_timeout: None,
+                    },
+                    ..ApplyOptions::default()
+                };
+                let r = apply::apply(&set, &spec, &opts)?;
+                if r.outcome != apply::Outcome::Applied {
+                    return Err(format!("apply: {:?}", r.outcome).into());
+                }
+            }
+            Ok(())
+        };
+        let (worst, took) = pgbench_stall(&cluster, bins, db, &migrate)?;
+        rows.push_str(&format!("| {label} | {worst:.0} ms | {took:.1} s |\n"));
+    }
+    Ok(format!(
+        "## Write stall during apply (issue 7)\n\npgbench (4 clients) updates `hot` for 8 s; a transaction holds a lock on it for 3 s; \
+         meanwhile `ALTER TABLE hot ADD COLUMN` runs. Longest latency any pgbench transaction saw:\n\n| how | longest client stall | migration wall time |\n|---|---|---|\n{rows}\
+         \nTarget: migsafe stalls no client longer than lock_timeout + 200 ms (700 ms); psql stalls them for as long as the blocker runs.\n\n"
+    ))
+}
+
+// ---------- backfill ----------
+
+struct NoBar;
+impl BackfillProgress for NoBar {
+    fn update(&self, _: i64, _: i64, _: i64, _: i64) {}
+}
+
+fn backfill_section(bins: &PgBinaries) -> R<String> {
+    let cluster = Cluster::start(bins)?;
+    cluster.create_database("bf", None)?;
+    let spec = cluster.conn("bf");
+    let mut c = spec.connect()?;
+    let n = 10_000_000i64;
+    c.batch_execute(&format!(
+        "CREATE TABLE a (id bigint PRIMARY KEY, legacy int NOT NULL, new_field int); INSERT INTO a SELECT g, g % 1000 FROM generate_series(1, {n}) g;
+         CREATE TABLE b (id bigint PRIMARY KEY, legacy int NOT NULL, new_field int); INSERT INTO b SELECT g, g % 1000 FROM generate_series(1, {n}) g;
+         VACUUM ANALYZE;"
+    ))?;
+    let t = Instant::now();
+    c.execute("UPDATE b SET new_field = legacy * 2", &[])?;
+    let plain = t.elapsed().as_secs_f64();
+    let o = BackfillOptions {
+        table: "a".into(),
+        set: "new_field = legacy * 2".into(),
+        filter: Some("new_field IS NULL".into()),
+        batch: 20_000,
+        sleep: Duration::ZERO,
+        target_batch: Some(Duration::from_millis(200)),
+        max_lag: None,
+        max_lock_waits: None,
+        lock_timeout: Duration::from_secs(1),
+        dry_run: false,
+        name: None,
+    };
+    let r = backfill(&spec, &o, &NoBar, &Default::default())?;
+    Ok(format!(
+        "## Backfill (issue 8)\n\n{n} rows, `new_field = legacy * 2`.\n\n| how | rows/s | longest row-lock hold |\n|---|---|---|\n\
+         | one plain UPDATE | {:.0} | {:.1} s (the whole statement) |\n| migsafe backfill (target batch 200 ms, {} batches) | {:.0} ({:.0} % of plain) | {:.0} ms |\n\n\
+         Target: at least half the plain UPDATE's rows/s, no batch holding row locks over 500 ms.\n\n",
+        n as f64 / plain,
+        plain,
+        r.batches,
+        r.rows_per_sec,
+        r.rows_per_sec / (n as f64 / plain) * 100.0,
+        r.longest_batch_ms
+    ))
+}
+
+fn main() -> R<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__measure") {
+        return measure_helper(&args[1..]);
+    }
+    let which: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
+        vec!["lint", "cluster", "rollback", "rehearse", "verify", "apply", "backfill"]
+    } else {
+        args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect()
+    };
+    let bins = PgBinaries::find(None)?;
+    let mut out = format!(
+        "# migsafe benchmark results\n\nProduced by `{}` on {} ({} cores, {} GiB RAM), PostgreSQL {}; release build. \
+         Every figure below comes from that one run.\n\n",
+        std::iter::once("cargo run --release -p migsafe-bench --".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        sh("awk '/MemTotal/ {printf \"%.0f\", $2/1048576}' /proc/meminfo").unwrap_or_default(),
+        bins.version
+    );
+    for w in which {
+        eprintln!("bench: {w}…");
+        let section = match w {
+            "lint" => lint_section(),
+            "cluster" => cluster_section(&bins),
+            "rollback" => rollback_section(&bins),
+            "rehearse" => rehearse_section(&bins),
+            "verify" => verify_section(&bins),
+            "apply" => apply_section(&bins),
+            "backfill" => backfill_section(&bins),
+            other => Err(format!("unknown scenario {other}").into()),
+        };
+        match section {
+            Ok(s) => {
+                eprint!("{s}");
+                out.push_str(&s);
+            }
+            Err(e) => out.push_str(&format!("## {w}\n\nfailed: {e}\n\n")),
+        }
+    }
+    let path = root().join("bench/results.md");
+    std::fs::write(&path, out)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

@@ -31,4 +31,5 @@ test: setup-test
 	MIGSAFE_TEST_PG_BIN="$$(scripts/fetch-pg.sh 18)" $(CARGO) test --workspace --test 'db_*'
 
 bench: setup-test
-	$(CARGO) bench --workspace
+	$(CARGO) build --release -p migsafe -p migsafe-bench
+	./target/release/migsafe-bench all

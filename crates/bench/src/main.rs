@@ -322,26 +322,65 @@ fn verify_section(bins: &PgBinaries) -> R<String> {
          INSERT INTO items SELECT g, 1 + g % 4000000, 's' || g FROM generate_series(1, 5000000) g;
          ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users (id);
          ALTER TABLE items ADD CONSTRAINT items_order FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID;
-         CREATE INDEX ON orders (user_id); CREATE INDEX ON items (order_id); VACUUM ANALYZE;",
+         CREATE INDEX ON orders (user_id); CREATE INDEX ON items (order_id);",
     )?;
+    c.batch_execute("VACUUM ANALYZE")?; // alone: VACUUM cannot run in the implicit transaction of a batch
     let load = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let r = migsafe_engine::verify::verify(&spec, &Default::default())?;
     let verify_s = t.elapsed().as_secs_f64();
+    // The bound: one sequential scan of each foreign key's child and parent (an anti-join has to
+    // read both), measured with index scans off so the scans are real.
+    c.batch_execute("SET enable_indexscan = off; SET enable_indexonlyscan = off; SET enable_bitmapscan = off")?;
     let t = Instant::now();
-    c.query_one("SELECT count(*) FROM items", &[])?;
-    let scan_items = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    c.query_one("SELECT count(*) FROM orders", &[])?;
-    let scan_orders = t.elapsed().as_secs_f64();
+    for table in ["items", "orders", "orders", "users"] {
+        c.query_one(&format!("SELECT count(*) FROM {table}"), &[])?;
+    }
+    let scans = t.elapsed().as_secs_f64();
+    c.batch_execute("RESET ALL")?;
+    // How the orphan checks run: the plan of each.
+    let mut plans = Vec::new();
+    for (child, col, parent) in [("items", "order_id", "orders"), ("orders", "user_id", "users")] {
+        let sql = format!(
+            "EXPLAIN (FORMAT JSON) SELECT count(*) FROM {child} c WHERE (c.{col} IS NOT NULL) AND NOT EXISTS \
+             (SELECT 1 FROM {parent} p WHERE p.id = c.{col})"
+        );
+        let plan_text = c
+            .simple_query(&sql)?
+            .into_iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .ok_or("EXPLAIN returned nothing")?;
+        let plan: serde_json::Value = serde_json::from_str(&plan_text)?;
+        let mut nodes = Vec::new();
+        plan_nodes(&plan[0]["Plan"], &mut nodes);
+        plans.push(format!("{child} → {parent}: {}", nodes.join(", ")));
+    }
     Ok(format!(
         "## Verify on 10M rows (issue 6)\n\nusers 1M, orders 4M (validated FK), items 5M (NOT VALID FK); loaded in {load:.0} s.\n\n\
-         | checks | verify | one seq scan of items + orders (the FK children) | target |\n|---|---|---|---|\n\
-         | {} ({} failed) | {verify_s:.1} s | {:.1} s | < 30 s, at most one scan per FK |\n\n",
+         | checks | verify ({} jobs) | one sequential scan of each FK's child and parent | target |\n|---|---|---|---|\n\
+         | {} ({} failed) | {verify_s:.1} s | {scans:.1} s | < 30 s, no more than one scan per FK |\n\n\
+         Plans of the orphan checks (each table read once): {}.\n\n",
+        migsafe_engine::verify::VerifyOptions::default().jobs,
         r.checks.len(),
         r.checks.iter().filter(|c| !c.ok).count(),
-        scan_items + scan_orders
+        plans.join("; ")
     ))
+}
+
+/// Node types and relations of a JSON plan, depth first.
+fn plan_nodes(node: &serde_json::Value, out: &mut Vec<String>) {
+    let kind = node["Node Type"].as_str().unwrap_or("?");
+    match node["Relation Name"].as_str() {
+        Some(rel) => out.push(format!("{kind} on {rel}")),
+        None if kind.contains("Join") => out.push(kind.to_string()),
+        None => {}
+    }
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
 }
 
 // ---------- apply stall under pgbench ----------
@@ -462,9 +501,9 @@ fn backfill_section(bins: &PgBinaries) -> R<String> {
     let n = 10_000_000i64;
     c.batch_execute(&format!(
         "CREATE TABLE a (id bigint PRIMARY KEY, legacy int NOT NULL, new_field int); INSERT INTO a SELECT g, g % 1000 FROM generate_series(1, {n}) g;
-         CREATE TABLE b (id bigint PRIMARY KEY, legacy int NOT NULL, new_field int); INSERT INTO b SELECT g, g % 1000 FROM generate_series(1, {n}) g;
-         VACUUM ANALYZE;"
+         CREATE TABLE b (id bigint PRIMARY KEY, legacy int NOT NULL, new_field int); INSERT INTO b SELECT g, g % 1000 FROM generate_series(1, {n}) g;"
     ))?;
+    c.batch_execute("VACUUM ANALYZE")?;
     let t = Instant::now();
     c.execute("UPDATE b SET new_field = legacy * 2", &[])?;
     let plain = t.elapsed().as_secs_f64();
@@ -495,29 +534,37 @@ fn backfill_section(bins: &PgBinaries) -> R<String> {
     ))
 }
 
+const MARK: &str = "<!-- scenario: ";
+
+/// The sections of an earlier results file, by scenario.
+fn parse_sections(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for chunk in text.split(MARK).skip(1) {
+        if let Some((name, body)) = chunk.split_once(" -->\n") {
+            out.insert(name.trim().to_string(), body.to_string());
+        }
+    }
+    out
+}
+
 fn main() -> R<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("__measure") {
         return measure_helper(&args[1..]);
     }
+    const ALL: [&str; 7] = ["lint", "cluster", "rollback", "rehearse", "verify", "apply", "backfill"];
     let which: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
-        vec!["lint", "cluster", "rollback", "rehearse", "verify", "apply", "backfill"]
+        ALL.to_vec()
     } else {
         args.iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect()
     };
+    if let Some(bad) = which.iter().find(|w| !ALL.contains(w)) {
+        return Err(format!("unknown scenario {bad}; scenarios: {}", ALL.join(", ")).into());
+    }
     let bins = PgBinaries::find(None)?;
-    let mut out = format!(
-        "# migsafe benchmark results\n\nProduced by `{}` on {} ({} cores, {} GiB RAM), PostgreSQL {}; release build. \
-         Every figure below comes from that one run.\n\n",
-        std::iter::once("cargo run --release -p migsafe-bench --".to_string())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        sh("awk '/MemTotal/ {printf \"%.0f\", $2/1048576}' /proc/meminfo").unwrap_or_default(),
-        bins.version
-    );
+    let path = root().join("bench/results.md");
+    // Sections of scenarios not run this time are kept from the previous results.
+    let mut sections = parse_sections(&std::fs::read_to_string(&path).unwrap_or_default());
     for w in which {
         eprintln!("bench: {w}…");
         let section = match w {
@@ -528,17 +575,43 @@ fn main() -> R<()> {
             "verify" => verify_section(&bins),
             "apply" => apply_section(&bins),
             "backfill" => backfill_section(&bins),
-            other => Err(format!("unknown scenario {other}").into()),
+            _ => unreachable!("checked above"),
         };
-        match section {
+        let body = match section {
             Ok(s) => {
                 eprint!("{s}");
-                out.push_str(&s);
+                s
             }
-            Err(e) => out.push_str(&format!("## {w}\n\nfailed: {e}\n\n")),
+            Err(e) => {
+                let mut text = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                eprintln!("{w} failed: {text}");
+                format!("## {w}\n\nfailed: {text}\n\n")
+            }
+        };
+        let stamp = format!(
+            "_Measured {} with `migsafe-bench {w}` (release build), PostgreSQL {}, {} cores, {} GiB RAM._\n\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+            bins.version,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            sh("awk '/MemTotal/ {printf \"%.0f\", $2/1048576}' /proc/meminfo").unwrap_or_default(),
+        );
+        sections.insert(w.to_string(), format!("{body}{stamp}"));
+    }
+    let mut out = String::from(
+        "# migsafe benchmark results\n\nProduced by `make bench` (`migsafe-bench all`, release build). \
+         `migsafe-bench SCENARIO…` re-runs some scenarios and replaces only their sections; each section \
+         says when and where it was measured.\n\n",
+    );
+    for name in ALL {
+        if let Some(body) = sections.get(name) {
+            out.push_str(&format!("{MARK}{name} -->\n{body}"));
         }
     }
-    let path = root().join("bench/results.md");
     std::fs::write(&path, out)?;
     eprintln!("wrote {}", path.display());
     Ok(())

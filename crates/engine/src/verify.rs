@@ -192,7 +192,7 @@ fn run_parallel(
                     }
                 };
                 let setup = format!(
-                    "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = '5s'",
+                    "SET default_transaction_read_only = on; SET statement_timeout = {}; SET lock_timeout = '5s'; SET jit = off",
                     opts.statement_timeout.as_millis()
                 );
                 if let Err(e) = c.batch_execute(&setup) {

@@ -18,7 +18,7 @@ use postgres::Client;
 use rand::Rng;
 
 use crate::binaries::PgBinaries;
-use crate::conn::{ConnSpec, Env};
+use crate::conn::ConnSpec;
 use crate::quote_ident;
 use crate::PgError;
 
@@ -45,10 +45,22 @@ const SETTINGS: &[(&str, &str)] = &[
     ("logging_collector", "off"),
 ];
 
+/// Extra settings for a throwaway cluster (tests of TCP and TLS connections use them).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Server settings added after (and so overriding) the defaults, e.g. `listen_addresses`.
+    pub settings: Vec<(String, String)>,
+    /// Files written into the cluster folder before the server starts (name, contents, mode),
+    /// owned by the server's user: certificates, keys, an `hba_file`. Settings may refer to
+    /// them as `{dir}/name`: `{dir}` in a setting's value is replaced by the cluster folder.
+    pub files: Vec<(String, Vec<u8>, u32)>,
+}
+
 /// A running throwaway cluster.
 pub struct Cluster {
     bins: PgBinaries,
     dir: PathBuf,
+    port: u16,
     server: Option<Child>,
     guardian: Option<Child>,
     keep: bool,
@@ -219,6 +231,11 @@ fn template_data(bins: &PgBinaries, user: ServerUser) -> Result<(PathBuf, bool),
 impl Cluster {
     /// Start a throwaway cluster from `bins`.
     pub fn start(bins: &PgBinaries) -> Result<Cluster, PgError> {
+        Cluster::start_with(bins, &ClusterOptions::default())
+    }
+
+    /// Start a throwaway cluster with extra settings and files.
+    pub fn start_with(bins: &PgBinaries, options: &ClusterOptions) -> Result<Cluster, PgError> {
         let t0 = Instant::now();
         let user = server_user()?;
         let (template, warm) = template_data(bins, user)?;
@@ -226,7 +243,17 @@ impl Cluster {
         std::fs::create_dir(&dir).map_err(PgError::io(format!("creating {}", dir.display())))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(PgError::io("chmod"))?;
         let data = dir.join("data");
-        let prepared = copy_tree(&template, &data).and_then(|_| chown_tree(&dir, user));
+        let prepared = copy_tree(&template, &data)
+            .and_then(|_| {
+                for (name, contents, mode) in &options.files {
+                    let path = dir.join(name);
+                    std::fs::write(&path, contents).map_err(PgError::io(format!("writing {}", path.display())))?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                        .map_err(PgError::io("chmod"))?;
+                }
+                Ok(())
+            })
+            .and_then(|_| chown_tree(&dir, user));
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
@@ -238,6 +265,11 @@ impl Cluster {
         for (k, v) in SETTINGS {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
+        for (k, v) in &options.settings {
+            cmd.arg("-c").arg(format!("{k}={}", v.replace("{dir}", &dir.display().to_string())));
+        }
+        let port =
+            options.settings.iter().rev().find(|(k, _)| k == "port").and_then(|(_, v)| v.parse().ok()).unwrap_or(5432);
         let server = cmd
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -249,8 +281,16 @@ impl Cluster {
             .map_err(PgError::io("starting postgres"))?;
         let keep = std::env::var("MIGSAFE_KEEP_CLUSTER").is_ok_and(|v| v == "1");
         let guardian = if keep { None } else { Some(spawn_guardian(server.id(), &dir)?) };
-        let mut cluster =
-            Cluster { bins: bins.clone(), dir, server: Some(server), guardian, keep, start_time: Duration::ZERO, warm };
+        let mut cluster = Cluster {
+            bins: bins.clone(),
+            dir,
+            port,
+            server: Some(server),
+            guardian,
+            keep,
+            start_time: Duration::ZERO,
+            warm,
+        };
         cluster.wait_ready()?;
         cluster.start_time = t0.elapsed();
         if keep {
@@ -271,7 +311,7 @@ impl Cluster {
                     return Err(PgError::Start(format!("postgres exited with {status}: {}", self.log_tail())));
                 }
             }
-            if self.dir.join(".s.PGSQL.5432").exists() {
+            if self.dir.join(format!(".s.PGSQL.{}", self.port)).exists() {
                 if let Ok(mut c) = self.conn("postgres").connect() {
                     if c.simple_query("SELECT 1").is_ok() {
                         return Ok(());
@@ -297,8 +337,15 @@ impl Cluster {
 
     /// Connection settings for database `db` of this cluster (superuser `postgres`).
     pub fn conn(&self, db: &str) -> ConnSpec {
-        let s = format!("host={} port=5432 user=postgres dbname={} application_name=migsafe", self.dir.display(), db);
-        ConnSpec::parse_with(&s, &Env::default()).expect("a well-formed key=value string")
+        let mut config = postgres::Config::new();
+        config.host_path(&self.dir).port(self.port).user("postgres").dbname(db).application_name("migsafe");
+        config.connect_timeout(Duration::from_secs(10));
+        ConnSpec::local(config)
+    }
+
+    /// The port the server listens on (its Unix socket name, and TCP when enabled).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A superuser connection to the `postgres` database.

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::tls::{self, SslMode, TlsSettings};
 use crate::PgError;
 
 /// Where and how to connect, fully resolved.
 #[derive(Clone)]
 pub struct ConnSpec {
     config: Config,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for ConnSpec {
@@ -47,7 +49,8 @@ impl Env {
         Env { vars: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// A variable, when set and not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.vars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 }
@@ -77,11 +80,15 @@ impl ConnSpec {
     /// Parse with an explicit environment.
     pub fn parse_with(s: &str, env: &Env) -> Result<ConnSpec, PgError> {
         let s = s.trim();
-        let mut config = if s.is_empty() {
+        // The driver does not know verify-ca/verify-full or the certificate keys: take them out.
+        let (rest, ssl) = tls::extract(s, tls::KEYS)?;
+        let mut config = if rest.is_empty() {
             Config::new()
         } else {
-            Config::from_str(s).map_err(|e| PgError::BadConnString(redact_raw(s), e.to_string()))?
+            Config::from_str(&rest).map_err(|e| PgError::BadConnString(redact_raw(s), e.to_string()))?
         };
+        let home = env.get("HOME").map(PathBuf::from);
+        let tls = TlsSettings::resolve(&ssl, |k| env.get(k).map(str::to_string), home)?;
         if config.get_hosts().is_empty() {
             match env.get("PGHOST") {
                 Some(h) => {
@@ -131,26 +138,61 @@ impl ConnSpec {
                 config.password(p);
             }
         }
-        Ok(ConnSpec { config })
+        Ok(ConnSpec { config, tls })
     }
 
-    /// Connect.
+    /// A Unix-socket connection without TLS (throwaway clusters): no environment consulted.
+    pub fn local(config: Config) -> ConnSpec {
+        ConnSpec { config, tls: TlsSettings::disabled() }
+    }
+
+    /// Whether every host is a Unix socket (libpq ignores sslmode there: no TLS on sockets).
+    fn unix_only(&self) -> bool {
+        self.config.get_hosts().iter().all(|h| matches!(h, Host::Unix(_)))
+    }
+
+    /// The TLS settings in effect.
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
+    /// Connect, with TLS as `sslmode` asks.
     pub fn connect(&self) -> Result<Client, PgError> {
-        self.config.connect(NoTls).map_err(|e| PgError::Connect(self.redacted(), e))
+        let fail = |e| PgError::Connect(self.redacted(), e);
+        if self.tls.mode == SslMode::Disable || self.unix_only() {
+            let mut config = self.config.clone();
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            return config.connect(NoTls).map_err(fail);
+        }
+        let mut config = self.config.clone();
+        config.ssl_mode(if self.tls.mode.requires_tls() {
+            postgres::config::SslMode::Require
+        } else {
+            postgres::config::SslMode::Prefer
+        });
+        config.connect(self.tls.connector()?).map_err(fail)
+    }
+
+    /// Cancel the query running on a connection made from these settings.
+    pub fn cancel(&self, token: &postgres::CancelToken) -> Result<(), PgError> {
+        if self.tls.mode == SslMode::Disable || self.unix_only() {
+            return token.cancel_query(NoTls).map_err(PgError::Db);
+        }
+        token.cancel_query(self.tls.connector()?).map_err(PgError::Db)
     }
 
     /// The same server and credentials, another database.
     pub fn with_dbname(&self, db: &str) -> ConnSpec {
         let mut config = self.config.clone();
         config.dbname(db);
-        ConnSpec { config }
+        ConnSpec { config, tls: self.tls.clone() }
     }
 
     /// The same settings with another application_name (shown in pg_stat_activity).
     pub fn with_application_name(&self, name: &str) -> ConnSpec {
         let mut config = self.config.clone();
         config.application_name(name);
-        ConnSpec { config }
+        ConnSpec { config, tls: self.tls.clone() }
     }
 
     /// Database name.
@@ -187,6 +229,9 @@ impl ConnSpec {
         if let Some(p) = self.config.get_password() {
             env.push(("PGPASSWORD".into(), String::from_utf8_lossy(p).into_owned()));
         }
+        if !self.unix_only() {
+            env.extend(self.tls.tool_env());
+        }
         (args, env)
     }
 
@@ -198,10 +243,18 @@ impl ConnSpec {
         let port = ports.first().copied().unwrap_or(5432);
         let db = self.dbname();
         let pw = if self.config.get_password().is_some() { ":***" } else { "" };
+        let ssl = if self.tls.explicit && !self.unix_only() {
+            format!("sslmode={}", self.tls.mode.as_str())
+        } else {
+            String::new()
+        };
+        let join = |q: &str| if ssl.is_empty() { String::new() } else { format!("{q}{ssl}") };
         match hosts.first() {
-            Some(Host::Unix(p)) => format!("postgresql://{user}{pw}@/{db}?host={}&port={port}", p.display()),
-            Some(Host::Tcp(h)) => format!("postgresql://{user}{pw}@{h}:{port}/{db}"),
-            None => format!("postgresql://{user}{pw}@/{db}"),
+            Some(Host::Unix(p)) => {
+                format!("postgresql://{user}{pw}@/{db}?host={}&port={port}{}", p.display(), join("&"))
+            }
+            Some(Host::Tcp(h)) => format!("postgresql://{user}{pw}@{h}:{port}/{db}{}", join("?")),
+            None => format!("postgresql://{user}{pw}@/{db}{}", join("?")),
         }
     }
 }
@@ -230,19 +283,18 @@ pub fn redact_raw(s: &str) -> String {
         }
         return redact_password_params(s);
     }
-    // key=value form.
-    s.split_whitespace()
-        .map(
-            |kv| {
-                if kv.to_ascii_lowercase().starts_with("password=") {
-                    "password=***".to_string()
-                } else {
-                    kv.to_string()
-                }
-            },
-        )
-        .collect::<Vec<_>>()
-        .join(" ")
+    // key=value form: quoted values may hold spaces.
+    match tls::pairs(s) {
+        Ok(pairs) => pairs
+            .iter()
+            .map(|(k, _, raw)| if k == "password" { "password=***".to_string() } else { raw.to_string() })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) if s.contains("password") => {
+            "(a connection string that does not parse; not shown, it may hold a password)".into()
+        }
+        Err(_) => s.to_string(),
+    }
 }
 
 fn redact_password_params(s: &str) -> String {

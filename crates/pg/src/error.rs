@@ -9,6 +9,9 @@ pub enum PgError {
     /// The server could not be reached or refused us (target shown redacted).
     #[error("cannot connect to {0}")]
     Connect(String, #[source] postgres::Error),
+    /// TLS settings that cannot be used (missing or unreadable certificates).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No PostgreSQL server binaries on this machine.
     #[error("PostgreSQL server binaries not found: {0}")]
     NoBinaries(String),

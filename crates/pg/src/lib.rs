@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod conn;
 mod error;
 pub mod testing;
+pub mod tls;
 
 pub use binaries::PgBinaries;
 pub use cluster::Cluster;

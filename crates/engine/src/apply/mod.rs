@@ -660,6 +660,7 @@ fn post_verify(c: &mut Client, p: &Prepared) -> Result<Vec<String>, EngineError>
 /// Apply the pending migrations of `set` to `spec`.
 pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result<ApplyReport, EngineError> {
     let mut rep = ApplyReport::new(spec.redacted());
+    opts.cancel.connections_from(spec);
     let mut lock = spec.with_application_name("migsafe apply (lock)").connect()?;
     if let Err(holder) = take_lock(&mut lock, opts.wait)? {
         rep.outcome = Outcome::Locked { holder };
@@ -993,6 +994,7 @@ pub fn rollback(
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, EngineError> {
     let mut rep = ApplyReport::new(spec.redacted());
+    opts.cancel.connections_from(spec);
     let mut lock = spec.with_application_name("migsafe rollback (lock)").connect()?;
     if let Err(holder) = take_lock(&mut lock, opts.wait)? {
         rep.outcome = Outcome::Locked { holder };

@@ -16,6 +16,7 @@ use migsafe_sql::model::StmtKind;
 use migsafe_sql::{quote_literal, LineIndex};
 
 use crate::exec::{ExecError, Prepared};
+use migsafe_pg::ConnSpec;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ impl Default for RunSettings {
 pub struct Cancel {
     flag: Arc<AtomicBool>,
     token: Arc<Mutex<Option<CancelToken>>>,
+    /// The settings the watched connection was made with (TLS for the cancel request).
+    spec: Arc<Mutex<Option<ConnSpec>>>,
 }
 
 impl std::fmt::Debug for Cancel {
@@ -59,8 +62,21 @@ impl Cancel {
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
         if let Some(t) = self.token.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = t.cancel_query(NoTls);
+            match self.spec.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                Some(spec) => {
+                    let _ = spec.cancel(t);
+                }
+                None => {
+                    let _ = t.cancel_query(NoTls);
+                }
+            }
         }
+    }
+
+    /// The connection settings of the connections this will cancel (so the cancel request
+    /// uses the same TLS settings).
+    pub fn connections_from(&self, spec: &ConnSpec) {
+        *self.spec.lock().unwrap_or_else(|p| p.into_inner()) = Some(spec.clone());
     }
 
     /// Was it asked?

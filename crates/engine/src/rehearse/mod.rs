@@ -306,14 +306,15 @@ fn rehearse_one<'s>(
         }
     };
     if rolled_back {
+        let t = Instant::now();
         let sr = Snapshot::capture(&mut work.connect()?)?;
         let d = sr.diff(&s0);
         let mut step = if d.differences.is_empty() {
-            StepReport::pass("compare", 0.0, "schema after rollback equals the schema before the migration")
+            StepReport::pass("compare", ms(t), "schema after rollback equals the schema before the migration")
         } else {
             StepReport::fail(
                 "compare",
-                0.0,
+                ms(t),
                 format!("schema after rollback differs from before the migration:\n{}", d.summary().trim_end()),
             )
         };
@@ -321,10 +322,11 @@ fn rehearse_one<'s>(
             step.warnings.push(d.summary().trim_end().to_string());
         }
         rep.push(step);
+        let t = Instant::now();
         let fr = rollback::fingerprint_tables(&mut work.connect()?, f0.tables.keys())?;
         let data = f0.compare(&fr);
         rep.push(if data.is_empty() {
-            StepReport::pass("data", 0.0, format!("pre-existing rows of {} tables are identical", f0.tables.len()))
+            StepReport::pass("data", ms(t), format!("pre-existing rows of {} tables are identical", f0.tables.len()))
         } else {
             let lines: Vec<String> = data
                 .iter()
@@ -336,7 +338,7 @@ fn rehearse_one<'s>(
                 .collect();
             StepReport::fail(
                 "data",
-                0.0,
+                ms(t),
                 format!("pre-existing data differs after the rollback:\n{}", lines.join("\n")),
             )
         });

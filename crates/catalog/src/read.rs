@@ -67,7 +67,7 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
 
     // Schemas.
     let sql = format!(
-        "SELECT n.nspname::text, obj_description(n.oid, 'pg_namespace'), {} FROM pg_namespace n WHERE {} AND {}",
+        "SELECT n.nspname::text, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = n.oid AND dsc.classoid = 'pg_namespace'::regclass AND dsc.objsubid = 0), {} FROM pg_namespace n WHERE {} AND {}",
         grants("n.nspacl", "n.nspowner", 'n'),
         ns_filter("n.oid", opts),
         not_extension_member("n.oid", "pg_namespace")
@@ -133,7 +133,7 @@ fn read_collations(
 
 fn read_types(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
     let sql = format!(
-        "SELECT t.oid, n.nspname::text, t.typname::text, t.typtype::text, obj_description(t.oid, 'pg_type'), \
+        "SELECT t.oid, n.nspname::text, t.typname::text, t.typtype::text, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_type'::regclass AND dsc.objsubid = 0), \
            CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder) END, \
            CASE WHEN t.typtype = 'c' THEN ARRAY(SELECT a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
                 WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) END, \
@@ -209,7 +209,7 @@ fn read_relations(
                 WHERE i.inhrelid = c.oid) END, \
            ARRAY(SELECT pn.nspname::text || chr(31) || pc.relname::text FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent \
                 JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND NOT c.relispartition ORDER BY i.inhseqno), \
-           obj_description(c.oid, 'pg_class'), {}, \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = c.oid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0), {}, \
            CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END, c.relispopulated, \
            CASE WHEN c.relkind = 'f' THEN (SELECT s.srvname::text || coalesce(' ' || array_to_string(ft.ftoptions, ','), '') \
                 FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid) END, \
@@ -327,7 +327,7 @@ fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
-           col_description(a.attrelid, a.attnum), {}, a.attinhcount > 0 \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), {}, a.attinhcount > 0 \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -384,7 +384,7 @@ fn read_constraints(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snaps
            fn.nspname::text, fc.relname::text, \
            ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) \
                  JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
-           (co.conparentid <> 0 OR NOT co.conislocal), obj_description(co.oid, 'pg_constraint') \
+           (co.conparentid <> 0 OR NOT co.conislocal), (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = co.oid AND dsc.classoid = 'pg_constraint'::regclass AND dsc.objsubid = 0) \
          FROM pg_constraint co \
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
          WHERE co.conrelid = ANY($1) AND co.contype <> 'n'",
@@ -416,7 +416,7 @@ fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
     let rows = c.query(
         "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
-           ic.relispartition, obj_description(i.indexrelid, 'pg_class') \
+           ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0) \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY($1)",
         &[&oids(rels)],
     )?;
@@ -446,7 +446,7 @@ fn read_triggers(
 ) -> Result<(), CatalogError> {
     let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
     let sql = format!(
-        "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, obj_description(t.oid, 'pg_trigger') \
+        "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_trigger'::regclass AND dsc.objsubid = 0) \
          FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY($1)"
     );
     for r in c.query(&sql, &[&oids(rels)])? {
@@ -508,7 +508,7 @@ fn read_sequences(
              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjsubid > 0), \
            (SELECT a.attname::text FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjsubid > 0), \
-           obj_description(c.oid, 'pg_class'), {} \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = c.oid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0), {} \
          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {} AND {} \
            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i')",
@@ -557,7 +557,7 @@ fn read_functions(
                 || CASE WHEN a.agginitval IS NOT NULL THEN ', INITCOND = ' || quote_literal(a.agginitval) ELSE '' END \
                 || CASE WHEN a.aggsortop <> 0 THEN ', SORTOP = OPERATOR(' || a.aggsortop::regoperator::text || ')' ELSE '' END \
                 || ')' FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END, \
-           obj_description(p.oid, 'pg_proc'), {} \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = p.oid AND dsc.classoid = 'pg_proc'::regclass AND dsc.objsubid = 0), {} \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {} AND {}",
         grants("p.proacl", "p.proowner", 'f'),
         ns_filter("n.oid", opts),

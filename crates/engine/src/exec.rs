@@ -194,3 +194,15 @@ pub fn run(client: &mut Client, p: &Prepared, observer: &mut Observer<'_>) -> Re
 pub fn run_plain(client: &mut Client, p: &Prepared) -> Result<Vec<StatementRun>, ExecError> {
     run(client, p, &mut |_, _, _| {})
 }
+
+/// Undo whatever session state migration SQL left on a connection we go on using, as if it
+/// were a new one: a transaction it left open is rolled back (as closing the connection
+/// would), and settings, role, temporary tables, cursors, advisory locks and listeners are
+/// reset. (Not `DISCARD ALL`: it would also drop the client's own prepared statements.)
+pub fn reset_session(c: &mut Client) -> Result<(), postgres::Error> {
+    c.batch_execute(
+        "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+         SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES",
+    )?;
+    Ok(())
+}

@@ -9,8 +9,15 @@ use std::sync::Mutex;
 use migsafe_pg::cluster::{create_database, drop_database};
 use migsafe_pg::{Cluster, ConnSpec, PgBinaries, PgError};
 
-/// A server that hands out scratch databases.
-pub enum ScratchServer {
+/// A server that hands out scratch databases. One administrative connection is kept open
+/// and reused for every `CREATE`/`DROP DATABASE` (a new one is made if it breaks).
+pub struct ScratchServer {
+    // Declared first so it is closed before a throwaway cluster stops.
+    admin_conn: Mutex<Option<postgres::Client>>,
+    kind: Kind,
+}
+
+enum Kind {
     /// A private throwaway cluster.
     Throwaway(Box<Cluster>),
     /// A real server; only `migsafe_scratch_*` databases are created and dropped.
@@ -29,9 +36,9 @@ pub struct Remote {
 
 impl std::fmt::Debug for ScratchServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScratchServer::Throwaway(c) => write!(f, "{c:?}"),
-            ScratchServer::Remote(r) => write!(f, "Remote({})", r.admin),
+        match &self.kind {
+            Kind::Throwaway(c) => write!(f, "{c:?}"),
+            Kind::Remote(r) => write!(f, "Remote({})", r.admin),
         }
     }
 }
@@ -42,7 +49,7 @@ impl ScratchServer {
     /// Start a throwaway cluster from `pg_bin` (or the binaries found on the machine).
     pub fn throwaway(pg_bin: Option<&Path>) -> Result<ScratchServer, PgError> {
         let bins = PgBinaries::find(pg_bin)?;
-        Ok(ScratchServer::Throwaway(Box::new(Cluster::start(&bins)?)))
+        Ok(ScratchServer::new(Kind::Throwaway(Box::new(Cluster::start(&bins)?))))
     }
 
     /// Use a real server for scratch databases.
@@ -57,38 +64,65 @@ impl ScratchServer {
                 spec.user()
             )));
         }
-        Ok(ScratchServer::Remote(Box::new(Remote { admin: spec.clone(), major, created: Mutex::new(vec![]) })))
+        Ok(ScratchServer::new(Kind::Remote(Box::new(Remote {
+            admin: spec.clone(),
+            major,
+            created: Mutex::new(vec![]),
+        }))))
+    }
+
+    fn new(kind: Kind) -> ScratchServer {
+        ScratchServer { kind, admin_conn: Mutex::new(None) }
     }
 
     /// The server's PostgreSQL major version.
     pub fn major(&self) -> u32 {
-        match self {
-            ScratchServer::Throwaway(c) => c.binaries().major,
-            ScratchServer::Remote(r) => r.major,
+        match &self.kind {
+            Kind::Throwaway(c) => c.binaries().major,
+            Kind::Remote(r) => r.major,
         }
     }
 
     /// Connection settings for database `db` on this server.
     pub fn conn(&self, db: &str) -> ConnSpec {
-        match self {
-            ScratchServer::Throwaway(c) => c.conn(db),
-            ScratchServer::Remote(r) => r.admin.with_dbname(db),
+        match &self.kind {
+            Kind::Throwaway(c) => c.conn(db),
+            Kind::Remote(r) => r.admin.with_dbname(db),
         }
     }
 
     /// The throwaway cluster, when this is one.
     pub fn cluster(&self) -> Option<&Cluster> {
-        match self {
-            ScratchServer::Throwaway(c) => Some(c),
-            ScratchServer::Remote(_) => None,
+        match &self.kind {
+            Kind::Throwaway(c) => Some(c),
+            Kind::Remote(_) => None,
         }
     }
 
-    fn admin(&self) -> Result<postgres::Client, PgError> {
-        match self {
-            ScratchServer::Throwaway(c) => c.admin(),
-            ScratchServer::Remote(r) => r.admin.connect(),
+    fn connect_admin(&self) -> Result<postgres::Client, PgError> {
+        match &self.kind {
+            Kind::Throwaway(c) => c.admin(),
+            Kind::Remote(r) => r.admin.connect(),
         }
+    }
+
+    /// Run `f` on the kept administrative connection; on a connection failure, once more on
+    /// a new one.
+    fn with_admin(&self, f: impl Fn(&mut postgres::Client) -> Result<(), PgError>) -> Result<(), PgError> {
+        let mut slot = self.admin_conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_mut() {
+            if !c.is_closed() {
+                match f(c) {
+                    Err(PgError::Db(e)) if e.is_closed() || e.as_db_error().is_none() => {}
+                    other => return other,
+                }
+            }
+        }
+        *slot = None;
+        let mut c = self.connect_admin()?;
+        let r = f(&mut c);
+        *slot = Some(c);
+        r
     }
 
     /// A new database, empty or cloned from `template` (another scratch database).
@@ -96,9 +130,8 @@ impl ScratchServer {
         let clean: String = purpose.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
         let name =
             format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
-        let mut admin = self.admin()?;
-        create_database(&mut admin, &name, template, self.major())?;
-        if let ScratchServer::Remote(r) = self {
+        self.with_admin(|admin| create_database(admin, &name, template, self.major()))?;
+        if let Kind::Remote(r) = &self.kind {
             r.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
         }
         Ok(ScratchDb { spec: self.conn(&name), name, server: self })
@@ -106,9 +139,8 @@ impl ScratchServer {
 
     fn drop_db(&self, name: &str) -> Result<(), PgError> {
         debug_assert!(name.starts_with("migsafe_scratch_"));
-        let mut admin = self.admin()?;
-        drop_database(&mut admin, name, self.major())?;
-        if let ScratchServer::Remote(r) = self {
+        self.with_admin(|admin| drop_database(admin, name, self.major()))?;
+        if let Kind::Remote(r) = &self.kind {
             r.created.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != name);
         }
         Ok(())
@@ -117,7 +149,7 @@ impl ScratchServer {
 
 impl Drop for ScratchServer {
     fn drop(&mut self) {
-        if let ScratchServer::Remote(r) = self {
+        if let Kind::Remote(r) = &self.kind {
             let names: Vec<String> = r.created.lock().map(|v| v.clone()).unwrap_or_default();
             for n in names {
                 let _ = self.drop_db(&n);

@@ -196,3 +196,25 @@ fn a_failing_forward_stops_the_later_migrations() {
     assert!(!f.ok && f.detail.contains("002_bad.sql:1:1") && f.detail.contains("does not exist"), "{}", f.detail);
     assert!(mig(&r, "003").steps[0].detail.contains("not run"));
 }
+
+#[test]
+fn session_state_left_by_a_script_does_not_leak_into_the_next_step() {
+    // The rollback, the comparison and the re-apply share one connection: a rollback that
+    // ends in a read-only session with a temporary table shadowing `users` must not make the
+    // re-apply fail or alter the wrong table.
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_bio.sql", "ALTER TABLE users ADD COLUMN bio text;\nSET search_path = nowhere;"),
+            (
+                "002_bio.rollback.sql",
+                "ALTER TABLE users DROP COLUMN bio;\nCREATE TEMP TABLE users (id int);\nSET default_transaction_read_only = on;",
+            ),
+            ("003_index.sql", "CREATE INDEX users_name ON public.users (name);"),
+        ],
+        RehearseOptions::default(),
+    );
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(mig(&r, "002").steps.iter().filter(|s| s.step == "reapply" && s.ok).count(), 1);
+    assert_eq!(mig(&r, "003").steps.iter().filter(|s| s.step == "compare" && s.ok).count(), 1);
+}

@@ -14,7 +14,7 @@ use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::lint::{LintOptions, Linter, SourceFile};
 use migsafe_sql::LineIndex;
 
-use crate::exec::{run, run_plain, ExecError, Prepared};
+use crate::exec::{reset_session, run, run_plain, Prepared};
 use crate::lint::RiskView;
 use crate::report::{MigrationReport, Report, StepReport};
 use crate::rollback::{self, capture, Replay, Step};
@@ -98,10 +98,10 @@ pub fn rehearse(
         }
         if !after_from {
             // Only replayed.
-            let work = replay.work("replay")?;
-            run_plain(&mut work.connect()?, &Prepared::new(&m.forward)?)?;
-            let s1 = Snapshot::capture(&mut work.connect()?)?;
-            replay.advance(work, s1);
+            let mut c = replay.connect()?;
+            run_plain(&mut c, &Prepared::new(&m.forward)?)?;
+            reset_session(&mut c)?;
+            replay.s0 = Snapshot::capture(&mut c)?;
             continue;
         }
         index += 1;
@@ -114,8 +114,8 @@ pub fn rehearse(
             let _ = rep;
         }
         let (report, next) = rehearse_one(set, m, &replay, opts, &id, index, total, progress)?;
-        if let Some((db, s1)) = next {
-            replay.advance(db, s1);
+        if let Some(s1) = next {
+            replay.s0 = s1;
         } else {
             broken = Some(format!("{id} failed to apply, so later migrations cannot run"));
         }
@@ -230,7 +230,7 @@ fn rehearse_one<'s>(
     index: usize,
     total: usize,
     progress: &dyn Progress,
-) -> Result<(MigrationReport, Option<(ScratchDb<'s>, Snapshot)>), EngineError> {
+) -> Result<(MigrationReport, Option<Snapshot>), EngineError> {
     let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
     let prepared = match Prepared::new(&m.forward) {
         Ok(p) => p,
@@ -240,10 +240,13 @@ fn rehearse_one<'s>(
         }
     };
     let s0 = replay.s0.clone();
-    let (f0, table_rows) = {
-        let mut c = replay.connect()?;
-        (Fingerprint::capture(&mut c, &s0)?, table_rows(&mut c)?)
-    };
+    // The migration runs forward on the base itself, which so becomes the next migration's
+    // starting point; the rollback is tried on a copy of it. One connection per database:
+    // fresh backends start with cold catalog caches.
+    let base = replay.base();
+    let mut c = base.connect()?;
+    let f0 = Fingerprint::capture(&mut c, &s0)?;
+    let table_rows = table_rows(&mut c)?;
     rep.risk = Some(risk(m, opts, table_rows));
     // The rollback to use decides the capture step: the set's own, or the generated one.
     let plan = capture::plan(m.version.as_str(), &prepared.statements, &s0);
@@ -252,21 +255,22 @@ fn rehearse_one<'s>(
         (Some(_), None) => None,
         (None, _) => plan.capture_sql(&m.id()),
     };
-    let work = replay.work("rehearse")?;
     progress.step(id, index, total, "forward");
-    let forward = forward_traced(&work, &prepared, capture_sql.as_deref(), &mut rep)?;
+    let forward = forward_traced(base, &mut c, &prepared, capture_sql.as_deref(), &mut rep)?;
     let Some(forward_ms) = forward else {
         return Ok((rep, None));
     };
-    let s1 = Snapshot::capture(&mut work.connect()?)?;
+    reset_session(&mut c)?;
+    let s1 = Snapshot::capture(&mut c)?;
 
     progress.step(id, index, total, "verify");
-    rep.push(verify_step(&work, &s1)?);
-    if let Some(s) = user_checks(&work, opts, "checks")? {
+    rep.push(verify_step(&mut c, &s1)?);
+    drop(c);
+    if let Some(s) = user_checks(base, opts, "checks")? {
         rep.push(s);
     }
-    // Keep a copy at S1 for the next migration, whatever the rollback does to `work`.
-    let next = work.clone_db("next")?;
+    // The base stays at S1 for the next migration, whatever the rollback does to `work`.
+    let work = replay.work("rehearse")?;
 
     progress.step(id, index, total, "rollback");
     let (rollback_sql, source) = match &m.rollback {
@@ -292,10 +296,8 @@ fn rehearse_one<'s>(
     };
     rep.rollback = Some(source.to_string());
     let t = Instant::now();
-    let rolled_back = match Prepared::new(&rollback_sql).and_then(|p| {
-        let mut c = work.connect().map_err(|e| ExecError::Connection(e.to_string()))?;
-        run_plain(&mut c, &p)
-    }) {
+    let mut c = work.connect()?;
+    let rolled_back = match Prepared::new(&rollback_sql).and_then(|p| run_plain(&mut c, &p)) {
         Ok(_) => {
             rep.push(StepReport::pass("rollback", ms(t), format!("{source} rollback ran")));
             true
@@ -307,7 +309,8 @@ fn rehearse_one<'s>(
     };
     if rolled_back {
         let t = Instant::now();
-        let sr = Snapshot::capture(&mut work.connect()?)?;
+        reset_session(&mut c)?;
+        let sr = Snapshot::capture(&mut c)?;
         let d = sr.diff(&s0);
         let mut step = if d.differences.is_empty() {
             StepReport::pass("compare", ms(t), "schema after rollback equals the schema before the migration")
@@ -323,7 +326,7 @@ fn rehearse_one<'s>(
         }
         rep.push(step);
         let t = Instant::now();
-        let fr = rollback::fingerprint_tables(&mut work.connect()?, f0.tables.keys())?;
+        let fr = rollback::fingerprint_tables(&mut c, f0.tables.keys())?;
         let data = f0.compare(&fr);
         rep.push(if data.is_empty() {
             StepReport::pass("data", ms(t), format!("pre-existing rows of {} tables are identical", f0.tables.len()))
@@ -346,13 +349,16 @@ fn rehearse_one<'s>(
             rep.push(s);
         }
         progress.step(id, index, total, "reapply");
+        // The step's time is the migration's own (capture and forward SQL), not the snapshot.
+        let mut sql_ms = 0.0;
         let t = Instant::now();
         let again = (|| -> Result<Snapshot, EngineError> {
-            let mut c = work.connect()?;
             if let Some(cap) = &capture_sql {
                 run_plain(&mut c, &Prepared::from_text("capture.sql", cap)?)?;
             }
             run_plain(&mut c, &prepared)?;
+            sql_ms = ms(t);
+            reset_session(&mut c)?;
             Ok(Snapshot::capture(&mut c)?)
         })();
         rep.push(match again {
@@ -361,13 +367,13 @@ fn rehearse_one<'s>(
                 if d.differences.is_empty() {
                     StepReport::pass(
                         "reapply",
-                        ms(t),
+                        sql_ms,
                         "applied again after the rollback: same schema as the first time",
                     )
                 } else {
                     StepReport::fail(
                         "reapply",
-                        ms(t),
+                        sql_ms,
                         format!(
                             "applied again, but the schema differs from the first time:\n{}",
                             d.summary().trim_end()
@@ -400,28 +406,29 @@ fn rehearse_one<'s>(
             ),
         )
     });
+    drop(c);
     drop(work);
-    Ok((rep, Some((next, s1))))
+    Ok((rep, Some(s1)))
 }
 
 /// Forward run with lock trace and rewrite detection. Returns its duration, or None when it
 /// failed (the failure is recorded in the report).
 fn forward_traced(
-    work: &ScratchDb,
+    db: &ScratchDb,
+    c: &mut postgres::Client,
     prepared: &Prepared,
     capture_sql: Option<&str>,
     rep: &mut MigrationReport,
 ) -> Result<Option<f64>, EngineError> {
-    let mut c = work.connect()?;
     if let Some(cap) = capture_sql {
-        if let Err(e) = Prepared::from_text("capture.sql", cap).and_then(|p| run_plain(&mut c, &p)) {
+        if let Err(e) = Prepared::from_text("capture.sql", cap).and_then(|p| run_plain(c, &p)) {
             rep.push(StepReport::fail("forward", 0.0, format!("the data capture step failed: {e}")));
             return Ok(None);
         }
     }
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let mut nodes = trace::relfilenodes(&mut c);
-    let tracer = Tracer::start(&work.spec, pid)?;
+    let mut nodes = trace::relfilenodes(c);
+    let tracer = Tracer::start(&db.spec, pid)?;
     std::thread::sleep(trace::POLL * 2);
     let labels = label(prepared);
     let existing: std::collections::HashSet<String> = nodes.values().map(|(n, _)| n.clone()).collect();
@@ -429,7 +436,7 @@ fn forward_traced(
     let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
     let current = tracer.current.clone();
     let t = Instant::now();
-    let result = run(&mut c, prepared, &mut |client, i, took| {
+    let result = run(c, prepared, &mut |client, i, took| {
         let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
         for key in trace::own_locks(client) {
             held.entry(key).or_insert((started, i));
@@ -458,9 +465,9 @@ fn forward_traced(
     }
 }
 
-fn verify_step(work: &ScratchDb, s1: &Snapshot) -> Result<StepReport, EngineError> {
+fn verify_step(c: &mut postgres::Client, s1: &Snapshot) -> Result<StepReport, EngineError> {
     let t = Instant::now();
-    let results = integrity::run_all(&mut work.connect()?, s1)?;
+    let results = integrity::run_all(c, s1)?;
     let failed: Vec<String> = results
         .iter()
         .filter(|r| !r.ok)

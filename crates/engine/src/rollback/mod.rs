@@ -16,7 +16,7 @@ use std::time::Instant;
 use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::LineIndex;
 
-use crate::exec::{run_plain, Prepared};
+use crate::exec::{reset_session, run_plain, Prepared};
 use crate::lint::RiskView;
 use crate::report::{MigrationReport, StepReport};
 use crate::scratch::{ScratchDb, ScratchServer};
@@ -45,15 +45,14 @@ impl<'s> Replay<'s> {
         Ok(self.base.clone_db(purpose)?)
     }
 
+    /// The base database itself.
+    pub fn base(&self) -> &ScratchDb<'s> {
+        &self.base
+    }
+
     /// A connection to the base (close it before the next `work`).
     pub fn connect(&self) -> Result<postgres::Client, EngineError> {
         Ok(self.base.connect()?)
-    }
-
-    /// The migration ran on `work`, whose schema is `s1`: it becomes the base.
-    pub fn advance(&mut self, work: ScratchDb<'s>, s1: Snapshot) {
-        self.base = work;
-        self.s0 = s1;
     }
 }
 
@@ -385,23 +384,24 @@ pub fn generate(
         let want = selected(m, &opts.versions) && (m.rollback.is_none() || opts.force);
         let prepared = Prepared::new(&m.forward)?;
         let plan = capture::plan(m.version.as_str(), &prepared.statements, &replay.s0);
+        // The migration runs on the base itself (one connection); the rollback is composed
+        // and proven on copies of it.
+        let mut c = replay.connect()?;
         let f0 = if want {
             let tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
-            fingerprint_tables(&mut replay.connect()?, tables.iter())?
+            fingerprint_tables(&mut c, tables.iter())?
         } else {
             Fingerprint::default()
         };
-        let work = replay.work("work")?;
-        {
-            let mut c = work.connect()?;
-            if want {
-                if let Some(cap) = plan.capture_sql(&file_name(&m.forward.path)) {
-                    run_plain(&mut c, &Prepared::from_text("capture.sql", &cap)?)?;
-                }
+        if want {
+            if let Some(cap) = plan.capture_sql(&file_name(&m.forward.path)) {
+                run_plain(&mut c, &Prepared::from_text("capture.sql", &cap)?)?;
             }
-            run_plain(&mut c, &prepared)?;
         }
-        let s1 = Snapshot::capture(&mut work.connect()?)?;
+        run_plain(&mut c, &prepared)?;
+        reset_session(&mut c)?;
+        let s1 = Snapshot::capture(&mut c)?;
+        drop(c);
         if want {
             let step = Step {
                 m,
@@ -411,13 +411,13 @@ pub fn generate(
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
             };
-            let mut g = build(&step, &work, &f0)?;
+            let mut g = build(&step, replay.base(), &f0)?;
             if opts.write {
                 g.written = Some(write(set, m, &g)?);
             }
             out.push(g);
         }
-        replay.advance(work, s1);
+        replay.s0 = s1;
     }
     Ok(out)
 }
@@ -457,17 +457,17 @@ pub fn check(
     let mut out = Vec::new();
     for m in &set.migrations {
         let prepared = Prepared::new(&m.forward)?;
-        let work = replay.work("work")?;
         let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
         let t0 = Instant::now();
-        {
-            let mut c = work.connect()?;
+        let s1 = {
+            let mut c = replay.connect()?;
             if let Some(cap) = &m.capture {
                 run_plain(&mut c, &Prepared::new(cap)?)?;
             }
             run_plain(&mut c, &prepared)?;
-        }
-        let s1 = Snapshot::capture(&mut work.connect()?)?;
+            reset_session(&mut c)?;
+            Snapshot::capture(&mut c)?
+        };
         let want = selected(m, versions);
         if want {
             rep.push(StepReport::pass("forward", t0.elapsed().as_secs_f64() * 1000.0, "applied"));
@@ -479,7 +479,7 @@ pub fn check(
                 )),
                 Some(rb) => {
                     rep.rollback = Some("hand-written".into());
-                    let steps = prove_rollback(&work, rb, &replay.s0)?;
+                    let steps = prove_rollback(replay.base(), rb, &replay.s0)?;
                     for s in steps {
                         rep.push(s);
                     }
@@ -487,7 +487,7 @@ pub fn check(
             }
             out.push(rep);
         }
-        replay.advance(work, s1);
+        replay.s0 = s1;
     }
     Ok(out)
 }

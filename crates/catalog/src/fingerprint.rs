@@ -42,14 +42,9 @@ impl Fingerprint {
     /// Fingerprint the tables of `snapshot` (partitioned parents are skipped: their rows are
     /// in the partitions).
     pub fn capture(client: &mut Client, snapshot: &Snapshot) -> Result<Fingerprint, CatalogError> {
-        let mut tables = BTreeMap::new();
-        for (name, t) in &snapshot.tables {
-            if t.kind != TableKind::Regular {
-                continue;
-            }
-            tables.insert(name.clone(), fingerprint_table(client, name)?);
-        }
-        Ok(Fingerprint { tables })
+        let names: Vec<&QName> =
+            snapshot.tables.iter().filter(|(_, t)| t.kind == TableKind::Regular).map(|(n, _)| n).collect();
+        Ok(Fingerprint { tables: fingerprint_tables(client, &names)? })
     }
 
     /// Tables of `self` whose data is not the same in `after` (tables only in `after` are
@@ -77,12 +72,50 @@ impl Fingerprint {
     }
 }
 
-/// Count and hash one table.
-pub fn fingerprint_table(client: &mut Client, table: &QName) -> Result<TableFingerprint, CatalogError> {
-    let sql = format!(
+fn fingerprint_sql(table: &QName) -> String {
+    format!(
         "SELECT count(*), coalesce(sum(hashtextextended(to_jsonb(t)::text, 0)::numeric), 0)::text FROM {} t",
         table.sql()
-    );
-    let row = client.query_one(&sql, &[])?;
+    )
+}
+
+/// Count and hash many tables, many per round trip (one simple-protocol batch of statements
+/// per 100 tables, all in one implicit transaction).
+pub fn fingerprint_tables(
+    client: &mut Client,
+    tables: &[&QName],
+) -> Result<BTreeMap<QName, TableFingerprint>, CatalogError> {
+    let mut out = BTreeMap::new();
+    for chunk in tables.chunks(100) {
+        let batch: String = chunk.iter().map(|t| fingerprint_sql(t) + ";\n").collect();
+        let rows: Vec<postgres::SimpleQueryRow> = client
+            .simple_query(&batch)?
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if rows.len() != chunk.len() {
+            return Err(CatalogError::Unexpected(format!(
+                "{} fingerprint rows for {} tables",
+                rows.len(),
+                chunk.len()
+            )));
+        }
+        for (t, r) in chunk.iter().zip(rows) {
+            let count = r.get(0).and_then(|v| v.parse::<i64>().ok());
+            let (Some(rows), Some(hash)) = (count, r.get(1)) else {
+                return Err(CatalogError::Unexpected(format!("unreadable fingerprint of {t}")));
+            };
+            out.insert((*t).clone(), TableFingerprint { rows, hash: hash.to_string() });
+        }
+    }
+    Ok(out)
+}
+
+/// Count and hash one table.
+pub fn fingerprint_table(client: &mut Client, table: &QName) -> Result<TableFingerprint, CatalogError> {
+    let row = client.query_one(&fingerprint_sql(table), &[])?;
     Ok(TableFingerprint { rows: row.get(0), hash: row.get(1) })
 }

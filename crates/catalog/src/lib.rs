@@ -26,6 +26,9 @@ pub enum CatalogError {
     /// Connecting failed.
     #[error(transparent)]
     Pg(#[from] migsafe_pg::PgError),
+    /// The server answered something we cannot read.
+    #[error("reading the catalog: {0}")]
+    Unexpected(String),
 }
 
 impl Snapshot {

@@ -218,3 +218,28 @@ fn session_state_left_by_a_script_does_not_leak_into_the_next_step() {
     assert_eq!(mig(&r, "002").steps.iter().filter(|s| s.step == "reapply" && s.ok).count(), 1);
     assert_eq!(mig(&r, "003").steps.iter().filter(|s| s.step == "compare" && s.ok).count(), 1);
 }
+
+#[test]
+fn a_rollback_that_leaves_junk_does_not_spoil_the_later_migrations() {
+    // The rehearsal goes on from the migrated database. 002's rollback leaves a table behind:
+    // 002 fails, and 003 (which creates that very table) must still be rehearsed from the
+    // exact result of 001 and 002, restored from a checkpoint.
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_bio.sql", "ALTER TABLE users ADD COLUMN bio text;"),
+            ("002_bio.rollback.sql", "ALTER TABLE users DROP COLUMN bio;\nCREATE TABLE junk (id int);"),
+            ("003_junk.sql", "CREATE TABLE junk (id int, note text);\nALTER TABLE users ADD COLUMN nick text;"),
+            ("004_index.sql", "CREATE INDEX users_nick ON users (nick);"),
+        ],
+        RehearseOptions { rows: Some(50), ..Default::default() },
+    );
+    let two = mig(&r, "002");
+    assert_eq!(failed_steps(two), vec!["compare", "reapply"], "{two:#?}");
+    for v in ["003", "004"] {
+        let m = mig(&r, v);
+        assert!(m.ok, "{m:#?}");
+    }
+    let data = mig(&r, "004").steps.iter().find(|s| s.step == "data").unwrap();
+    assert!(data.detail.contains("2 tables"), "{}", data.detail);
+}

@@ -1,8 +1,15 @@
-//! The guide's migration testing framework, on scratch databases: for each migration, on a
-//! copy of the database holding every earlier one, run it forward (timed, lock-traced,
-//! rewrites detected), verify integrity and the team's checks, roll it back (hand-written or
+//! The guide's migration testing framework, on scratch databases: for each migration, on the
+//! database holding every earlier one, run it forward (timed, lock-traced, rewrites
+//! detected), verify integrity and the team's checks, roll it back (hand-written or
 //! generated) and require the schema and the pre-existing data to be exactly as before, then
 //! apply it again and require the same schema as the first time.
+//!
+//! All of it runs on one base database through one kept session (new backends start with
+//! cold catalog caches, and copying a database costs more than most migrations). When a
+//! migration's rollback or re-apply does not give back exactly what it should, the base is
+//! restored from the last checkpoint (a copy taken every few migrations) and the migrations
+//! since are applied again forward only, so a sloppy rollback never spoils the rehearsal of
+//! the migrations after it.
 
 pub mod trace;
 
@@ -85,7 +92,11 @@ pub fn rehearse(
     let mut reports = Vec::new();
     let mut index = 0;
     let mut broken: Option<String> = None;
-    for m in &set.migrations {
+    // One session on the base for the whole rehearsal (closed only when the base is copied):
+    // new backends start with cold catalog caches.
+    let mut conn: Option<postgres::Client> = None;
+    let mut checkpoint: Option<Checkpoint> = None;
+    for (pos, m) in set.migrations.iter().enumerate() {
         let (after_from, before_to) = in_range(m, opts);
         if !before_to {
             break;
@@ -98,29 +109,54 @@ pub fn rehearse(
         }
         if !after_from {
             // Only replayed.
-            let mut c = replay.connect()?;
-            run_plain(&mut c, &Prepared::new(&m.forward)?)?;
-            reset_session(&mut c)?;
-            replay.s0 = Snapshot::capture(&mut c)?;
+            let c = session(&mut conn, &replay)?;
+            run_plain(c, &Prepared::new(&m.forward)?)?;
+            reset_session(c)?;
+            replay.s0 = Snapshot::capture(c)?;
             continue;
         }
         index += 1;
         let id = m.id();
-        progress.step(&id, index, total, "data");
-        if let Some(rows) = opts.rows {
-            let mut c = replay.connect()?;
-            let s = replay.s0.clone();
-            let rep = synth::fill(&mut c, &s, rows)?;
-            let _ = rep;
+        if checkpoint.as_ref().is_none_or(|k| pos - k.next >= CHECKPOINT_EVERY) {
+            conn = None;
+            checkpoint = Some(Checkpoint { db: replay.work("checkpoint")?, s0: replay.s0.clone(), next: pos });
         }
-        let (report, next) = rehearse_one(set, m, &replay, opts, &id, index, total, progress)?;
-        if let Some(s1) = next {
-            replay.s0 = s1;
-        } else {
-            broken = Some(format!("{id} failed to apply, so later migrations cannot run"));
+        progress.step(&id, index, total, "data");
+        fill(&mut conn, &replay, opts)?;
+        let (report, outcome) = rehearse_one(set, m, &mut replay, &mut conn, opts, &id, index, total, progress)?;
+        match outcome {
+            Outcome::Clean(s1) => replay.s0 = s1,
+            Outcome::Broken => broken = Some(format!("{id} failed to apply, so later migrations cannot run")),
+            Outcome::Dirty => {
+                // The rollback left the base in a state nobody vouches for: start again from
+                // the checkpoint and apply the migrations since, forward only.
+                conn = None;
+                let k = checkpoint.as_ref().expect("a checkpoint precedes every rehearsed migration");
+                replay.set_base(k.db.clone_db("base")?, k.s0.clone());
+                for m2 in &set.migrations[k.next..=pos] {
+                    fill(&mut conn, &replay, opts)?;
+                    let c = session(&mut conn, &replay)?;
+                    let again = Prepared::new(&m2.forward).map_err(EngineError::from).and_then(|p| {
+                        run_plain(c, &p)?;
+                        reset_session(c)?;
+                        Ok(Snapshot::capture(c)?)
+                    });
+                    match again {
+                        Ok(s) => replay.s0 = s,
+                        Err(e) => {
+                            broken = Some(format!(
+                                "{} did not apply again while restoring the database after {id}'s rollback: {e}",
+                                m2.id()
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
         }
         reports.push(report);
     }
+    drop(conn);
     Ok(Report::new("rehearse", format!("PostgreSQL {}", server.major()), reports, ms(t0)))
 }
 
@@ -221,32 +257,73 @@ fn label(p: &Prepared) -> impl Fn(usize) -> String + '_ {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Rehearsed migrations between two checkpoints.
+const CHECKPOINT_EVERY: usize = 8;
+
+/// A copy of the base taken before migration `next` (an index into the set), to recover
+/// from when a rollback leaves the base in a state that is not exactly the migrated one.
+struct Checkpoint<'s> {
+    db: ScratchDb<'s>,
+    s0: Snapshot,
+    next: usize,
+}
+
+/// What one rehearsal left in the base.
+enum Outcome {
+    /// The migrated schema (rolled back and applied again, every step passed).
+    Clean(Snapshot),
+    /// Something else: the rollback or the re-apply failed or did not give back the same.
+    Dirty,
+    /// The migration itself failed: later ones cannot run.
+    Broken,
+}
+
+/// The kept session on the base, opened when there is none.
+fn session<'c>(
+    conn: &'c mut Option<postgres::Client>,
+    replay: &Replay,
+) -> Result<&'c mut postgres::Client, EngineError> {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        *conn = Some(replay.connect()?);
+    }
+    Ok(conn.as_mut().expect("just opened"))
+}
+
+/// `--rows`: fill every table of the base before a migration.
+fn fill(conn: &mut Option<postgres::Client>, replay: &Replay, opts: &RehearseOptions) -> Result<(), EngineError> {
+    if let Some(rows) = opts.rows {
+        let s = replay.s0.clone();
+        synth::fill(session(conn, replay)?, &s, rows)?;
+    }
+    Ok(())
+}
+
 fn rehearse_one<'s>(
     set: &MigrationSet,
     m: &Migration,
-    replay: &Replay<'s>,
+    replay: &mut Replay<'s>,
+    conn: &mut Option<postgres::Client>,
     opts: &RehearseOptions,
     id: &str,
     index: usize,
     total: usize,
     progress: &dyn Progress,
-) -> Result<(MigrationReport, Option<Snapshot>), EngineError> {
+) -> Result<(MigrationReport, Outcome), EngineError> {
     let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
     let prepared = match Prepared::new(&m.forward) {
         Ok(p) => p,
         Err(e) => {
             rep.push(StepReport::fail("forward", 0.0, e.to_string()));
-            return Ok((rep, None));
+            return Ok((rep, Outcome::Broken));
         }
     };
     let s0 = replay.s0.clone();
-    // The migration runs forward on the base itself, which so becomes the next migration's
-    // starting point; the rollback is tried on a copy of it. One connection per database:
-    // fresh backends start with cold catalog caches.
-    let base = replay.base();
-    let mut c = base.connect()?;
-    let f0 = Fingerprint::capture(&mut c, &s0)?;
-    let table_rows = table_rows(&mut c)?;
+    // Everything runs on the base through the kept session: forward, rollback, forward
+    // again. When all of it passes the base is at the migrated schema for the next migration;
+    // when not, the caller restores it from a checkpoint.
+    let c = session(conn, replay)?;
+    let f0 = Fingerprint::capture(c, &s0)?;
+    let table_rows = table_rows(c)?;
     rep.risk = Some(risk(m, opts, table_rows));
     // The rollback to use decides the capture step: the set's own, or the generated one.
     let plan = capture::plan(m.version.as_str(), &prepared.statements, &s0);
@@ -256,21 +333,19 @@ fn rehearse_one<'s>(
         (None, _) => plan.capture_sql(&m.id()),
     };
     progress.step(id, index, total, "forward");
-    let forward = forward_traced(base, &mut c, &prepared, capture_sql.as_deref(), &mut rep)?;
+    let forward = forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), &mut rep)?;
     let Some(forward_ms) = forward else {
-        return Ok((rep, None));
+        *conn = None;
+        return Ok((rep, Outcome::Broken));
     };
-    reset_session(&mut c)?;
-    let s1 = Snapshot::capture(&mut c)?;
+    reset_session(c)?;
+    let s1 = Snapshot::capture(c)?;
 
     progress.step(id, index, total, "verify");
-    rep.push(verify_step(&mut c, &s1)?);
-    drop(c);
-    if let Some(s) = user_checks(base, opts, "checks")? {
+    rep.push(verify_step(c, &s1)?);
+    if let Some(s) = user_checks(replay.base(), opts, "checks")? {
         rep.push(s);
     }
-    // The base stays at S1 for the next migration, whatever the rollback does to `work`.
-    let work = replay.work("rehearse")?;
 
     progress.step(id, index, total, "rollback");
     let (rollback_sql, source) = match &m.rollback {
@@ -284,7 +359,10 @@ fn rehearse_one<'s>(
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
             };
-            let composed = rollback::compose(&step, &work)?;
+            // Composing tries the inversion on a copy of the base, which needs it without
+            // sessions.
+            *conn = None;
+            let composed = rollback::compose(&step, replay.base())?;
             (
                 SqlText {
                     path: PathBuf::from(format!("{} (generated rollback)", m.id())),
@@ -296,8 +374,9 @@ fn rehearse_one<'s>(
     };
     rep.rollback = Some(source.to_string());
     let t = Instant::now();
-    let mut c = work.connect()?;
-    let rolled_back = match Prepared::new(&rollback_sql).and_then(|p| run_plain(&mut c, &p)) {
+    let c = session(conn, replay)?;
+    let mut clean = false;
+    let rolled_back = match Prepared::new(&rollback_sql).and_then(|p| run_plain(c, &p)) {
         Ok(_) => {
             rep.push(StepReport::pass("rollback", ms(t), format!("{source} rollback ran")));
             true
@@ -309,8 +388,8 @@ fn rehearse_one<'s>(
     };
     if rolled_back {
         let t = Instant::now();
-        reset_session(&mut c)?;
-        let sr = Snapshot::capture(&mut c)?;
+        reset_session(c)?;
+        let sr = Snapshot::capture(c)?;
         let d = sr.diff(&s0);
         let mut step = if d.differences.is_empty() {
             StepReport::pass("compare", ms(t), "schema after rollback equals the schema before the migration")
@@ -324,11 +403,13 @@ fn rehearse_one<'s>(
         if !d.column_order.is_empty() && d.differences.is_empty() {
             step.warnings.push(d.summary().trim_end().to_string());
         }
+        let compared = step.ok;
         rep.push(step);
         let t = Instant::now();
-        let fr = rollback::fingerprint_tables(&mut c, f0.tables.keys())?;
+        let fr = rollback::fingerprint_tables(c, f0.tables.keys())?;
         let data = f0.compare(&fr);
-        rep.push(if data.is_empty() {
+        let data_ok = data.is_empty();
+        rep.push(if data_ok {
             StepReport::pass("data", ms(t), format!("pre-existing rows of {} tables are identical", f0.tables.len()))
         } else {
             let lines: Vec<String> = data
@@ -345,25 +426,27 @@ fn rehearse_one<'s>(
                 format!("pre-existing data differs after the rollback:\n{}", lines.join("\n")),
             )
         });
-        if let Some(s) = user_checks(&work, opts, "checks_after_rollback")? {
+        if let Some(s) = user_checks(replay.base(), opts, "checks_after_rollback")? {
             rep.push(s);
         }
         progress.step(id, index, total, "reapply");
         // The step's time is the migration's own (capture and forward SQL), not the snapshot.
         let mut sql_ms = 0.0;
         let t = Instant::now();
+        let c = session(conn, replay)?;
         let again = (|| -> Result<Snapshot, EngineError> {
             if let Some(cap) = &capture_sql {
-                run_plain(&mut c, &Prepared::from_text("capture.sql", cap)?)?;
+                run_plain(c, &Prepared::from_text("capture.sql", cap)?)?;
             }
-            run_plain(&mut c, &prepared)?;
+            run_plain(c, &prepared)?;
             sql_ms = ms(t);
-            reset_session(&mut c)?;
-            Ok(Snapshot::capture(&mut c)?)
+            reset_session(c)?;
+            Ok(Snapshot::capture(c)?)
         })();
         rep.push(match again {
             Ok(s) => {
                 let d = s.diff(&s1);
+                clean = compared && data_ok && d.differences.is_empty();
                 if d.differences.is_empty() {
                     StepReport::pass(
                         "reapply",
@@ -406,9 +489,7 @@ fn rehearse_one<'s>(
             ),
         )
     });
-    drop(c);
-    drop(work);
-    Ok((rep, Some(s1)))
+    Ok((rep, if clean { Outcome::Clean(s1) } else { Outcome::Dirty }))
 }
 
 /// Forward run with lock trace and rewrite detection. Returns its duration, or None when it

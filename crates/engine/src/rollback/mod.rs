@@ -45,6 +45,12 @@ impl<'s> Replay<'s> {
         Ok(self.base.clone_db(purpose)?)
     }
 
+    /// Replace the base (the old one is dropped).
+    pub fn set_base(&mut self, base: ScratchDb<'s>, s0: Snapshot) {
+        self.base = base;
+        self.s0 = s0;
+    }
+
     /// The base database itself.
     pub fn base(&self) -> &ScratchDb<'s> {
         &self.base
@@ -357,14 +363,16 @@ pub fn fingerprint_tables<'a>(
     c: &mut postgres::Client,
     tables: impl Iterator<Item = &'a migsafe_catalog::QName>,
 ) -> Result<Fingerprint, EngineError> {
-    let mut f = Fingerprint::default();
-    for t in tables {
-        let exists: bool = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.to_string()])?.get(0);
-        if exists {
-            f.tables.insert(t.clone(), migsafe_catalog::fingerprint::fingerprint_table(c, t)?);
-        }
-    }
-    Ok(f)
+    let tables: Vec<&migsafe_catalog::QName> = tables.collect();
+    let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+    let existing: std::collections::HashSet<String> = c
+        .query("SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL", &[&names])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let present: Vec<&migsafe_catalog::QName> =
+        tables.into_iter().filter(|t| existing.contains(&t.to_string())).collect();
+    Ok(Fingerprint { tables: migsafe_catalog::fingerprint::fingerprint_tables(c, &present)? })
 }
 
 fn line_of(p: &Prepared, i: usize) -> usize {

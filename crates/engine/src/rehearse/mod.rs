@@ -123,7 +123,8 @@ pub fn rehearse(
         }
         progress.step(&id, index, total, "data");
         fill(&mut conn, &replay, opts)?;
-        let (report, outcome) = rehearse_one(set, m, &mut replay, &mut conn, opts, &id, index, total, progress)?;
+        let (report, outcome) =
+            rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress })?;
         match outcome {
             Outcome::Clean(s1) => replay.s0 = s1,
             Outcome::Broken => broken = Some(format!("{id} failed to apply, so later migrations cannot run")),
@@ -298,16 +299,27 @@ fn fill(conn: &mut Option<postgres::Client>, replay: &Replay, opts: &RehearseOpt
     Ok(())
 }
 
+/// Where the rehearsal is, for the progress display.
+struct At<'a> {
+    id: &'a str,
+    index: usize,
+    total: usize,
+    progress: &'a dyn Progress,
+}
+
+impl At<'_> {
+    fn step(&self, step: &str) {
+        self.progress.step(self.id, self.index, self.total, step);
+    }
+}
+
 fn rehearse_one<'s>(
     set: &MigrationSet,
     m: &Migration,
     replay: &mut Replay<'s>,
     conn: &mut Option<postgres::Client>,
     opts: &RehearseOptions,
-    id: &str,
-    index: usize,
-    total: usize,
-    progress: &dyn Progress,
+    at: &At,
 ) -> Result<(MigrationReport, Outcome), EngineError> {
     let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
     let prepared = match Prepared::new(&m.forward) {
@@ -332,7 +344,7 @@ fn rehearse_one<'s>(
         (Some(_), None) => None,
         (None, _) => plan.capture_sql(&m.id()),
     };
-    progress.step(id, index, total, "forward");
+    at.step("forward");
     let forward = forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), &mut rep)?;
     let Some(forward_ms) = forward else {
         *conn = None;
@@ -341,13 +353,13 @@ fn rehearse_one<'s>(
     reset_session(c)?;
     let s1 = Snapshot::capture(c)?;
 
-    progress.step(id, index, total, "verify");
+    at.step("verify");
     rep.push(verify_step(c, &s1)?);
     if let Some(s) = user_checks(replay.base(), opts, "checks")? {
         rep.push(s);
     }
 
-    progress.step(id, index, total, "rollback");
+    at.step("rollback");
     let (rollback_sql, source) = match &m.rollback {
         Some(r) => (r.clone(), "hand-written"),
         None => {
@@ -429,7 +441,7 @@ fn rehearse_one<'s>(
         if let Some(s) = user_checks(replay.base(), opts, "checks_after_rollback")? {
             rep.push(s);
         }
-        progress.step(id, index, total, "reapply");
+        at.step("reapply");
         // The step's time is the migration's own (capture and forward SQL), not the snapshot.
         let mut sql_ms = 0.0;
         let t = Instant::now();

@@ -922,6 +922,81 @@ fn table_depth(snap: &Snapshot, n: &QName) -> usize {
     d
 }
 
+/// `SET UNLOGGED` / `SET LOGGED` in an order PostgreSQL accepts: a table becomes logged only
+/// after every table it references, and unlogged only after every table referencing it.
+/// Foreign keys that tie the changing tables in a cycle are dropped for the change and added
+/// back after it. (Runs between the constraint drops and adds, so the foreign keys present
+/// are those both snapshots have.)
+fn render_persistence(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    for to_logged in [false, true] {
+        let target = if to_logged { "permanent" } else { "unlogged" };
+        let changing: BTreeSet<&QName> = b
+            .tables
+            .iter()
+            .filter(|(n, u)| {
+                u.persistence == target && a.tables.get(*n).is_some_and(|t| t.persistence != u.persistence)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        if changing.is_empty() {
+            continue;
+        }
+        // Foreign keys among the changing tables that exist at this point of the script:
+        // (referencing table, constraint name, referenced table).
+        let mut fks: Vec<(&QName, &String, &QName)> = Vec::new();
+        for tn in &changing {
+            let (t, u) = (&a.tables[*tn], &b.tables[*tn]);
+            for (cn, c) in &t.constraints {
+                let Some(r) = c.references.as_ref() else { continue };
+                if c.kind == "f"
+                    && r != *tn
+                    && changing.contains(r)
+                    && u.constraints.get(cn).is_some_and(|o| constraint_same(c, o))
+                {
+                    fks.push((tn, cn, r));
+                }
+            }
+        }
+        // (first, then): `first` must change before `then`.
+        let edges: Vec<(&QName, &QName)> =
+            fks.iter().map(|fk| if to_logged { (fk.2, fk.0) } else { (fk.0, fk.2) }).collect();
+        let mut order: Vec<&QName> = Vec::new();
+        let mut left: BTreeSet<&QName> = changing.clone();
+        loop {
+            let ready: Vec<&QName> = left
+                .iter()
+                .copied()
+                .filter(|n| !edges.iter().any(|(first, then)| then == n && left.contains(first)))
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for n in ready {
+                left.remove(n);
+                order.push(n);
+            }
+        }
+        // What is left is tied in cycles: drop their foreign keys around the change.
+        let cut: Vec<&(&QName, &String, &QName)> =
+            fks.iter().filter(|fk| left.contains(fk.0) && left.contains(fk.2)).collect();
+        for fk in &cut {
+            s.push(format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.0, qi(fk.1)));
+        }
+        let kw = if to_logged { "LOGGED" } else { "UNLOGGED" };
+        for n in order.into_iter().chain(left.iter().copied()) {
+            s.push(format!("ALTER TABLE {n} SET {kw}"));
+        }
+        for fk in &cut {
+            s.push(format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                fk.0,
+                qi(fk.1),
+                b.tables[fk.0].constraints[fk.1].definition
+            ));
+        }
+    }
+}
+
 fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
@@ -929,12 +1004,10 @@ fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     for tn in &new_tables {
         s.push(table_ddl(tn, &b.tables[*tn]));
     }
+    render_persistence(a, b, s);
     // Existing tables: table properties and columns.
     for (tn, u) in &b.tables {
         let Some(t) = a.tables.get(tn) else { continue };
-        if t.persistence != u.persistence {
-            s.push(format!("ALTER TABLE {tn} SET {}", if u.persistence == "unlogged" { "UNLOGGED" } else { "LOGGED" }));
-        }
         if t.options != u.options {
             let gone: Vec<String> = t
                 .options

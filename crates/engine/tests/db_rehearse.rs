@@ -243,3 +243,34 @@ fn a_rollback_that_leaves_junk_does_not_spoil_the_later_migrations() {
     let data = mig(&r, "004").steps.iter().find(|s| s.step == "data").unwrap();
     assert!(data.detail.contains("2 tables"), "{}", data.detail);
 }
+
+#[test]
+fn seeded_rows_are_deleted_by_the_generated_rollback_by_their_key() {
+    // The common "register a background job / feature flag / lookup value" migration: rows
+    // inserted into a table that already existed. The generated rollback deletes exactly
+    // those rows (by key), so the data matches and the migration applies again.
+    let r = run(
+        &[
+            (
+                "001_base.sql",
+                "CREATE TABLE background_updates (update_name text NOT NULL, ordering int NOT NULL, progress_json jsonb,
+                   CONSTRAINT background_updates_uniqueness UNIQUE (update_name));
+                 INSERT INTO background_updates VALUES ('older_job', 1, '{}');
+                 CREATE TABLE flags (id bigint PRIMARY KEY, region text, name text NOT NULL);",
+            ),
+            (
+                "002_jobs.sql",
+                "CREATE INDEX bu_ordering ON background_updates (ordering);
+                 INSERT INTO background_updates (ordering, update_name, progress_json) VALUES
+                   (7306, 'thread_id_null', '{}'::jsonb), (7307, 'it''s quoted', NULL);",
+            ),
+            ("003_flags.sql", "INSERT INTO flags VALUES (1, 'eu', 'dark_mode'), (-2, NULL, 'beta');"),
+        ],
+        RehearseOptions::default(),
+    );
+    for v in ["002", "003"] {
+        let m = mig(&r, v);
+        assert!(m.ok, "{m:#?}");
+        assert_eq!(m.rollback.as_deref(), Some("generated"));
+    }
+}

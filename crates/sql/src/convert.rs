@@ -92,6 +92,7 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 Some(NodeEnum::SelectStmt(sel)) => sel.values_lists.is_empty(),
                 _ => true,
             }),
+            values: insert_values(s),
         },
         NodeEnum::CopyStmt(s) => StmtKind::Copy { table: s.relation.as_ref().map(range_var), from: s.is_from },
         NodeEnum::SelectStmt(s) => StmtKind::Select { calls: calls_in(n), has_into: s.into_clause.is_some() },
@@ -778,6 +779,60 @@ fn range_var(r: &protobuf::RangeVar) -> QualName {
 fn node_range_var(n: &Node) -> Option<QualName> {
     match n.node.as_ref()? {
         NodeEnum::RangeVar(r) => Some(range_var(r)),
+        _ => None,
+    }
+}
+
+/// The literal rows of a plain `INSERT … VALUES`.
+fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
+    if s.with_clause.is_some() || s.on_conflict_clause.is_some() {
+        return None;
+    }
+    let Some(NodeEnum::SelectStmt(sel)) = s.select_stmt.as_deref().and_then(|q| q.node.as_ref()) else {
+        return None;
+    };
+    if sel.values_lists.is_empty() || sel.with_clause.is_some() {
+        return None;
+    }
+    let columns = (!s.cols.is_empty()).then(|| {
+        s.cols
+            .iter()
+            .filter_map(|c| match c.node.as_ref() {
+                Some(NodeEnum::ResTarget(r)) if r.indirection.is_empty() => Some(r.name.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    });
+    if columns.as_ref().is_some_and(|c| c.len() != s.cols.len()) {
+        return None; // `col[1]` or `col.field` targets
+    }
+    let rows = sel
+        .values_lists
+        .iter()
+        .map(|l| match l.node.as_ref() {
+            Some(NodeEnum::List(l)) => l.items.iter().map(constant_sql).collect(),
+            _ => vec![],
+        })
+        .collect();
+    Some(InsertValues { columns, rows })
+}
+
+/// SQL text of a constant: a literal, or a string literal with a cast (the cast dropped, so
+/// that compared with a column the literal takes the column's type).
+fn constant_sql(n: &Node) -> Option<String> {
+    match n.node.as_ref()? {
+        NodeEnum::AConst(c) if c.isnull => Some("NULL".into()),
+        NodeEnum::AConst(c) => match c.val.as_ref()? {
+            a_const::Val::Ival(i) => Some(i.ival.to_string()),
+            a_const::Val::Fval(f) => Some(f.fval.clone()),
+            a_const::Val::Sval(s) => Some(crate::quote_literal(&s.sval)),
+            a_const::Val::Boolval(b) => Some(if b.boolval { "true" } else { "false" }.into()),
+            a_const::Val::Bsval(_) => None,
+        },
+        NodeEnum::TypeCast(t) => match t.arg.as_deref()?.node.as_ref()? {
+            NodeEnum::AConst(c) if matches!(c.val, Some(a_const::Val::Sval(_))) => constant_sql(t.arg.as_deref()?),
+            _ => None,
+        },
         _ => None,
     }
 }

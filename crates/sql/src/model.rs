@@ -351,6 +351,16 @@ pub enum TxControl {
     Prepared,
 }
 
+/// The rows of an `INSERT … VALUES`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InsertValues {
+    /// Target columns as written (None: every column, in table order).
+    pub columns: Option<Vec<String>>,
+    /// Per row, per column: SQL text of a constant (`'abc'`, `42`, `true`, `NULL`), or None
+    /// for any other expression.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
 /// What a statement is, summarised for the rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[allow(missing_docs)]
@@ -425,6 +435,8 @@ pub enum StmtKind {
     Insert {
         table: QualName,
         from_select: bool,
+        /// The literal rows of a plain `INSERT … VALUES` (no `WITH`, no `ON CONFLICT`).
+        values: Option<InsertValues>,
     },
     Copy {
         table: Option<QualName>,

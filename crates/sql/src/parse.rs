@@ -251,6 +251,29 @@ mod tests {
     }
 
     #[test]
+    fn insert_values_keep_their_constants() {
+        let values = |src: &str| match &parse_sql(src).statements[0].kind {
+            crate::StmtKind::Insert { values, .. } => values.clone(),
+            k => panic!("{k:?}"),
+        };
+        let v = values("INSERT INTO t (a, b, c, d) VALUES (1, 'it''s', '{}'::jsonb, now()), (-2.5, NULL, true, 'x')")
+            .expect("plain VALUES");
+        assert_eq!(v.columns.as_deref(), Some(&["a".to_string(), "b".into(), "c".into(), "d".into()][..]));
+        assert_eq!(
+            v.rows,
+            vec![
+                vec![Some("1".into()), Some("'it''s'".into()), Some("'{}'".into()), None],
+                vec![Some("-2.5".into()), Some("NULL".into()), Some("true".into()), Some("'x'".into())],
+            ]
+        );
+        assert_eq!(values("INSERT INTO t VALUES (1)").unwrap().columns, None);
+        // Rows that may not have been inserted, or not from constants: no literal rows.
+        assert!(values("INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING").is_none());
+        assert!(values("WITH x AS (SELECT 1) INSERT INTO t (a) VALUES (1)").is_none());
+        assert!(values("INSERT INTO t (a) SELECT 1").is_none());
+    }
+
+    #[test]
     fn unterminated_string_is_an_error_not_a_panic() {
         let p = parse_sql("SELECT 'abc");
         assert_eq!(p.errors.len(), 1);

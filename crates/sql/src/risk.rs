@@ -277,7 +277,7 @@ pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
                 push(RiskLevel::Medium, format!("batch data update: {verb} rows of {t}"), destroys, Some(table));
             }
         }
-        StmtKind::Insert { table, from_select: true } if cx.existing(table) => push(
+        StmtKind::Insert { table, from_select: true, .. } if cx.existing(table) => push(
             RiskLevel::Medium,
             format!("batch data update: inserts rows into {table} from a query"),
             false,

@@ -259,6 +259,21 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
     for st in &prepared.statements {
+        if let migsafe_sql::StmtKind::Insert { table, .. } = &st.kind {
+            let q = migsafe_catalog::QName::new(
+                table.schema.clone().unwrap_or_else(|| "public".into()),
+                table.name.clone(),
+            );
+            let inverted = inverses.iter().any(|i| i.statement == st.index);
+            if s0.tables.contains_key(&q) && !inverted {
+                notes.push(format!(
+                    "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
+                     from other rows (it needs the table's key as constants in VALUES), so they stay",
+                    st.index + 1,
+                    line_of(prepared, st.index)
+                ));
+            }
+        }
         if matches!(st.kind, migsafe_sql::StmtKind::Do) {
             notes.push(format!(
                 "statement {} (line {}) is a DO block: migsafe cannot see inside it, so data it changes is not reverted here \

@@ -36,7 +36,9 @@ fn each_fault_is_found() {
     c.batch_execute(
         "CREATE TABLE orders (id int PRIMARY KEY, kid_id int);
          INSERT INTO orders SELECT g, g + 1000 FROM generate_series(1, 7) g;
-         ALTER TABLE orders ADD CONSTRAINT orders_kid FOREIGN KEY (kid_id) REFERENCES kids (id) NOT VALID;",
+         ALTER TABLE orders ADD CONSTRAINT orders_kid FOREIGN KEY (kid_id) REFERENCES kids (id) NOT VALID;
+         -- Indexed children take the index-walking anti-join; kids.parent_id stays unindexed.
+         CREATE INDEX orders_kid_id ON orders (kid_id); CREATE INDEX kids_b_a ON kids (b, a); ANALYZE;",
     )
     .unwrap();
     // MATCH FULL: half-NULL keys are violations.

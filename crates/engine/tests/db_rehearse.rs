@@ -265,10 +265,16 @@ fn seeded_rows_are_deleted_by_the_generated_rollback_by_their_key() {
                    (7306, 'thread_id_null', '{}'::jsonb), (7307, 'it''s quoted', NULL);",
             ),
             ("003_flags.sql", "INSERT INTO flags VALUES (1, 'eu', 'dark_mode'), (-2, NULL, 'beta');"),
+            // Idempotent seeding: 'older_job' was there before and must survive the rollback.
+            (
+                "004_idempotent.sql",
+                "INSERT INTO background_updates (ordering, update_name, progress_json)
+                   VALUES (1, 'older_job', '{}'), (9, 'new_job', '{}') ON CONFLICT (update_name) DO NOTHING;",
+            ),
         ],
         RehearseOptions::default(),
     );
-    for v in ["002", "003"] {
+    for v in ["002", "003", "004"] {
         let m = mig(&r, v);
         assert!(m.ok, "{m:#?}");
         assert_eq!(m.rollback.as_deref(), Some("generated"));

@@ -785,9 +785,16 @@ fn node_range_var(n: &Node) -> Option<QualName> {
 
 /// The literal rows of a plain `INSERT … VALUES`.
 fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
-    if s.with_clause.is_some() || s.on_conflict_clause.is_some() {
+    if s.with_clause.is_some() {
         return None;
     }
+    let on_conflict = s.on_conflict_clause.as_ref().map(|c| {
+        if c.action() == protobuf::OnConflictAction::OnconflictNothing {
+            OnConflict::Nothing
+        } else {
+            OnConflict::Update
+        }
+    });
     let Some(NodeEnum::SelectStmt(sel)) = s.select_stmt.as_deref().and_then(|q| q.node.as_ref()) else {
         return None;
     };
@@ -814,7 +821,7 @@ fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
             _ => vec![],
         })
         .collect();
-    Some(InsertValues { columns, rows })
+    Some(InsertValues { columns, rows, on_conflict })
 }
 
 /// SQL text of a constant: a literal, or a string literal with a cast (the cast dropped, so

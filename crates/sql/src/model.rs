@@ -359,6 +359,17 @@ pub struct InsertValues {
     /// Per row, per column: SQL text of a constant (`'abc'`, `42`, `true`, `NULL`), or None
     /// for any other expression.
     pub rows: Vec<Vec<Option<String>>>,
+    /// `ON CONFLICT … DO NOTHING` / `DO UPDATE`: rows may have existed (or been changed).
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// The action of an `ON CONFLICT` clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OnConflict {
+    /// `DO NOTHING`.
+    Nothing,
+    /// `DO UPDATE`.
+    Update,
 }
 
 /// What a statement is, summarised for the rules.
@@ -435,7 +446,7 @@ pub enum StmtKind {
     Insert {
         table: QualName,
         from_select: bool,
-        /// The literal rows of a plain `INSERT … VALUES` (no `WITH`, no `ON CONFLICT`).
+        /// The literal rows of an `INSERT … VALUES` (no `WITH`).
         values: Option<InsertValues>,
     },
     Copy {

@@ -268,7 +268,13 @@ mod tests {
         );
         assert_eq!(values("INSERT INTO t VALUES (1)").unwrap().columns, None);
         // Rows that may not have been inserted, or not from constants: no literal rows.
-        assert!(values("INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING").is_none());
+        let on = |src: &str| values(src).unwrap().on_conflict;
+        assert_eq!(on("INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING"), Some(crate::model::OnConflict::Nothing));
+        assert_eq!(
+            on("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = 2"),
+            Some(crate::model::OnConflict::Update)
+        );
+        assert_eq!(on("INSERT INTO t (a) VALUES (1)"), None);
         assert!(values("WITH x AS (SELECT 1) INSERT INTO t (a) VALUES (1)").is_none());
         assert!(values("INSERT INTO t (a) SELECT 1").is_none());
     }

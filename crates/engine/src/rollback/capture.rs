@@ -37,13 +37,29 @@ pub enum CaptureItem {
         /// Primary (or unique not-null) key.
         key: Vec<String>,
     },
+    /// Rows an `INSERT … VALUES … ON CONFLICT DO NOTHING` may add to an existing table: the
+    /// keys among them that already existed are recorded; the rollback deletes the others.
+    Seeded {
+        /// Table.
+        table: QName,
+        /// Backup table name in `migsafe_backup`.
+        backup: String,
+        /// Primary (or unique not-null) key.
+        key: Vec<String>,
+        /// Per inserted row, the key values as SQL constants.
+        rows: Vec<Vec<String>>,
+        /// Index of the INSERT statement.
+        statement: usize,
+    },
 }
 
 impl CaptureItem {
     /// The table whose data is captured.
     pub fn table(&self) -> &QName {
         match self {
-            CaptureItem::Rows { table, .. } | CaptureItem::Values { table, .. } => table,
+            CaptureItem::Rows { table, .. } | CaptureItem::Values { table, .. } | CaptureItem::Seeded { table, .. } => {
+                table
+            }
         }
     }
 
@@ -51,12 +67,15 @@ impl CaptureItem {
     pub fn restored_columns(&self) -> &[String] {
         match self {
             CaptureItem::Rows { columns, .. } | CaptureItem::Values { columns, .. } => columns,
+            CaptureItem::Seeded { .. } => &[],
         }
     }
 
     fn backup(&self) -> QName {
         match self {
-            CaptureItem::Rows { backup, .. } | CaptureItem::Values { backup, .. } => QName::new(BACKUP_SCHEMA, backup),
+            CaptureItem::Rows { backup, .. }
+            | CaptureItem::Values { backup, .. }
+            | CaptureItem::Seeded { backup, .. } => QName::new(BACKUP_SCHEMA, backup),
         }
     }
 }
@@ -93,6 +112,34 @@ fn backup_name(version: &str, index: usize, table: &QName) -> String {
 
 fn stored_columns(t: &Table) -> Vec<String> {
     t.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect()
+}
+
+/// The key of `t` and, per row of an `INSERT … VALUES`, the key's values as constants; None
+/// when the table has no key or a row does not give all of it as constants.
+pub fn seeded_keys(t: &Table, v: &migsafe_sql::model::InsertValues) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let key = row_key(t)?;
+    let columns: Vec<String> = match &v.columns {
+        Some(c) => c.clone(),
+        None => t.columns.iter().map(|c| c.name.clone()).collect(),
+    };
+    let positions: Vec<usize> = key.iter().map(|k| columns.iter().position(|c| c == k)).collect::<Option<_>>()?;
+    let rows: Vec<Vec<String>> = v
+        .rows
+        .iter()
+        .map(|row| positions.iter().map(|&i| row.get(i).cloned().flatten().filter(|x| x != "NULL")).collect())
+        .collect::<Option<_>>()?;
+    (!rows.is_empty()).then_some((key, rows))
+}
+
+/// `(k1 = v AND k2 = v) OR …` for the rows' keys, columns prefixed with `alias.`.
+pub fn key_match(key: &[String], rows: &[Vec<String>], alias: &str) -> String {
+    rows.iter()
+        .map(|r| {
+            let parts: Vec<String> = key.iter().zip(r).map(|(k, v)| format!("{alias}{} = {v}", qi(k))).collect();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n   OR ")
 }
 
 /// Decide what to capture for a migration whose statements run against `s0`.
@@ -140,6 +187,20 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 }
             }
             StmtKind::Delete { table, .. } => rows(resolve(table, &search), &mut plan, &mut seen),
+            StmtKind::Insert { table, values: Some(v), .. }
+                if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
+            {
+                let q = resolve(table, &search);
+                if let Some((key, keys)) = s0.tables.get(&q).and_then(|t| seeded_keys(t, v)) {
+                    plan.items.push(CaptureItem::Seeded {
+                        backup: backup_name(version, stmt.index, &q),
+                        table: q,
+                        key,
+                        rows: keys,
+                        statement: stmt.index,
+                    });
+                }
+            }
             StmtKind::Update { table, assignments, .. } => {
                 let cols: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
                 values(version, stmt.index, resolve(table, &search), cols, s0, &mut plan, &mut seen, "UPDATE");
@@ -230,6 +291,13 @@ impl CapturePlan {
                     all.extend(columns.iter().filter(|c| !key.contains(c)).cloned());
                     s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(&all)));
                 }
+                CaptureItem::Seeded { table, key, rows, .. } => {
+                    s.push_str(&format!(
+                        "CREATE TABLE {b} AS SELECT {} FROM {table} WHERE {};\n",
+                        col_list(key),
+                        key_match(key, rows, "")
+                    ));
+                }
             }
             // When it was taken, for `migsafe backup prune-captures`.
             s.push_str(&format!(
@@ -262,6 +330,11 @@ impl CapturePlan {
                 CaptureItem::Values { table, columns, key, .. } => format!(
                     "UPDATE {table} t SET {} FROM {b} b WHERE {};",
                     columns.iter().map(|c| format!("{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(", "),
+                    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                ),
+                CaptureItem::Seeded { table, key, rows, .. } => format!(
+                    "DELETE FROM {table} t WHERE ({}) AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",
+                    key_match(key, rows, "t."),
                     key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
                 ),
             };

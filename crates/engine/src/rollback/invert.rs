@@ -107,7 +107,7 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
 fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
-        StmtKind::Insert { table, values: Some(v), .. } => {
+        StmtKind::Insert { table, values: Some(v), .. } if v.on_conflict.is_none() => {
             if let Some(sql) = delete_inserted(&cx.q(table), v, cx) {
                 inv.sql.push(sql);
             }
@@ -451,24 +451,10 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
 
 /// The inverse of `INSERT INTO t … VALUES` into a table that existed before the migration:
 /// delete exactly those rows, by the table's key, when every row gives its key as constants.
-/// (Otherwise the rows stay; `rollback_notes` says so.)
+/// (Otherwise the rows stay, and the rollback's notes say so.)
 fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Cx) -> Option<String> {
     let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
     let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
-    let key = super::capture::row_key(t)?;
-    let columns: Vec<String> = match &v.columns {
-        Some(c) => c.clone(),
-        None => t.columns.iter().map(|c| c.name.clone()).collect(),
-    };
-    let positions: Vec<usize> = key.iter().map(|k| columns.iter().position(|c| c == k)).collect::<Option<_>>()?;
-    let mut rows = Vec::with_capacity(v.rows.len());
-    for row in &v.rows {
-        let parts: Vec<String> = key
-            .iter()
-            .zip(&positions)
-            .map(|(k, &i)| row.get(i).cloned().flatten().filter(|x| x != "NULL").map(|x| format!("{} = {x}", qi(k))))
-            .collect::<Option<_>>()?;
-        rows.push(format!("({})", parts.join(" AND ")));
-    }
-    (!rows.is_empty()).then(|| format!("DELETE FROM {q} WHERE {}", rows.join("\n   OR ")))
+    let (key, rows) = super::capture::seeded_keys(t, v)?;
+    Some(format!("DELETE FROM {q} WHERE {}", super::capture::key_match(&key, &rows, "")))
 }

@@ -264,11 +264,16 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
                 table.schema.clone().unwrap_or_else(|| "public".into()),
                 table.name.clone(),
             );
-            let inverted = inverses.iter().any(|i| i.statement == st.index);
+            let inverted = inverses.iter().any(|i| i.statement == st.index)
+                || step
+                    .plan
+                    .items
+                    .iter()
+                    .any(|i| matches!(i, capture::CaptureItem::Seeded { statement, .. } if *statement == st.index));
             if s0.tables.contains_key(&q) && !inverted {
                 notes.push(format!(
                     "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
-                     from other rows (it needs the table's key as constants in VALUES), so they stay",
+                     from other rows (it needs the table's key as constants in VALUES, and no ON CONFLICT … DO UPDATE), so they stay",
                     st.index + 1,
                     line_of(prepared, st.index)
                 ));

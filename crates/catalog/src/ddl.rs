@@ -997,6 +997,18 @@ fn render_persistence(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
 }
 
+/// The `USING` expression that converts column `col` (SQL text) from type `from` to `to`;
+/// `via` is `::text` (or `::text[]`) when one side is a user type with no direct cast. bytea
+/// casts to nothing: values moved into it are text encoded as UTF-8 bytes (`convert_to`), and
+/// go back the same way (`convert_from`).
+pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
+    match (from == "bytea", to == "bytea") {
+        (true, false) => format!("convert_from({col}, 'UTF8')::{to}"),
+        (false, true) => format!("convert_to({col}::text, 'UTF8')"),
+        _ => format!("{col}{via}::{to}"),
+    }
+}
+
 fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
@@ -1174,7 +1186,11 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
         } else {
             ""
         };
-        s.push(format!("{at} TYPE {}{collate} USING {col}{via}::{}", c.type_name, c.type_name));
+        s.push(format!(
+            "{at} TYPE {}{collate} USING {}",
+            c.type_name,
+            retype_using(&col, &old.type_name, &c.type_name, via)
+        ));
     }
     if (old.default != c.default || (retyped && old.default.is_some())) && c.default.is_some() {
         if let Some(d) = &c.default {

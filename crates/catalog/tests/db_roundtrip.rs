@@ -250,3 +250,13 @@ fn persistence_changes_follow_foreign_keys_even_in_cycles() {
         round_trip(&format!("{label}_to_logged"), &unlogged, &logged).unwrap();
     }
 }
+
+#[test]
+fn columns_move_into_and_out_of_bytea() {
+    let json = "CREATE TABLE jobs (id int PRIMARY KEY, job jsonb, note text);
+                INSERT INTO jobs VALUES (1, '{\"a\": 1}', 'x');";
+    let bytes = "CREATE TABLE jobs (id int PRIMARY KEY, job bytea, note bytea);
+                 INSERT INTO jobs VALUES (1, convert_to('{\"a\": 1}', 'UTF8'), 'x'::bytea);";
+    round_trip("to_bytea", json, bytes).unwrap();
+    round_trip("from_bytea", bytes, json).unwrap();
+}

@@ -280,3 +280,25 @@ fn seeded_rows_are_deleted_by_the_generated_rollback_by_their_key() {
         assert_eq!(m.rollback.as_deref(), Some("generated"));
     }
 }
+
+#[test]
+fn a_column_moved_to_bytea_and_back_keeps_its_values() {
+    // bytea casts to nothing: the generated rollback decodes the UTF-8 bytes back.
+    let r = run(
+        &[
+            (
+                "001_jobs.sql",
+                "CREATE TABLE jobs (id bigint PRIMARY KEY, job jsonb NOT NULL, note text);
+                 INSERT INTO jobs SELECT g, jsonb_build_object('n', g, 'é', 'ü'), 'n' || g FROM generate_series(1, 50) g;",
+            ),
+            ("002_bytes.sql", "ALTER TABLE jobs ALTER COLUMN job TYPE bytea USING convert_to(job::text, 'UTF8');"),
+            ("003_text.sql", "ALTER TABLE jobs ALTER COLUMN note TYPE bytea USING convert_to(note, 'UTF8');"),
+            ("004_back.sql", "ALTER TABLE jobs ALTER COLUMN note TYPE text USING convert_from(note, 'UTF8');"),
+        ],
+        RehearseOptions::default(),
+    );
+    for v in ["002", "003", "004"] {
+        let m = mig(&r, v);
+        assert!(m.ok, "{m:#?}");
+    }
+}

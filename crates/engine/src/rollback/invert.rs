@@ -361,13 +361,13 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                         ""
                     };
                     let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
-                    inv.sql.push(format!(
-                        "{} TYPE {}{collate} USING {}{via}::{}",
-                        at(column),
-                        c.type_name,
-                        qi(column),
-                        c.type_name
-                    ));
+                    let using = migsafe_catalog::retype_using(
+                        &qi(column),
+                        cur.map_or("", |x| x.type_name.as_str()),
+                        &c.type_name,
+                        via,
+                    );
+                    inv.sql.push(format!("{} TYPE {}{collate} USING {using}", at(column), c.type_name));
                     if let Some(d) = &c.default {
                         inv.sql.push(format!("{} SET DEFAULT {d}", at(column)));
                     }

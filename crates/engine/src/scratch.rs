@@ -108,7 +108,7 @@ impl ScratchServer {
 
     /// Run `f` on the kept administrative connection; on a connection failure, once more on
     /// a new one.
-    fn with_admin(&self, f: impl Fn(&mut postgres::Client) -> Result<(), PgError>) -> Result<(), PgError> {
+    fn with_admin(&self, mut f: impl FnMut(&mut postgres::Client) -> Result<(), PgError>) -> Result<(), PgError> {
         let mut slot = self.admin_conn.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = slot.as_mut() {
             if !c.is_closed() {
@@ -123,6 +123,46 @@ impl ScratchServer {
         let r = f(&mut c);
         *slot = Some(c);
         r
+    }
+
+    /// Roles the migrations of `set` name but do not create (`GRANT … TO readonly`, `OWNER TO
+    /// app`, policies `TO authenticated`…) exist on the real server, not in a throwaway
+    /// cluster: create the missing ones there (NOLOGIN, no privileges) so the migrations run as
+    /// they would in production. On a server given with `--db` nothing is created. Returns the
+    /// roles created.
+    pub fn provide_roles(&self, set: &crate::source::MigrationSet) -> Result<Vec<String>, PgError> {
+        if !matches!(self.kind, Kind::Throwaway(_)) {
+            return Ok(vec![]);
+        }
+        let (mut named, mut created) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        for m in &set.migrations {
+            for text in [Some(&m.forward), m.rollback.as_ref(), m.capture.as_ref()].into_iter().flatten() {
+                for st in migsafe_sql::parse_sql(&text.text).statements {
+                    let (n, c) = st.roles();
+                    named.extend(n);
+                    created.extend(c);
+                }
+            }
+        }
+        let wanted: Vec<String> = named.difference(&created).cloned().collect();
+        if wanted.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut made = Vec::new();
+        self.with_admin(|c| {
+            let existing: Vec<String> =
+                c.query("SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)", &[&wanted])?.iter().map(|r| r.get(0)).collect();
+            for r in wanted.iter().filter(|r| !existing.contains(r)) {
+                // Another process may create the same role meanwhile (a shared cluster).
+                c.batch_execute(&format!(
+                    "DO $migsafe$ BEGIN CREATE ROLE {} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $migsafe$",
+                    migsafe_sql::quote_ident(r)
+                ))?;
+                made.push(r.clone());
+            }
+            Ok(())
+        })?;
+        Ok(made)
     }
 
     /// A new database, empty or cloned from `template` (another scratch database).

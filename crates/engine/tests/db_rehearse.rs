@@ -302,3 +302,27 @@ fn a_column_moved_to_bytea_and_back_keeps_its_values() {
         assert!(m.ok, "{m:#?}");
     }
 }
+
+#[test]
+fn roles_the_migrations_name_are_provided_in_the_throwaway_cluster() {
+    // Roles live on the production server, not in the migrations; without them a GRANT
+    // fails on the throwaway cluster. A role a migration creates itself is left to it.
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            (
+                "002_access.sql",
+                "GRANT SELECT ON users TO readonly_reporting;
+                 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+                 CREATE POLICY own ON users TO \"App User\" USING (true);
+                 ALTER TABLE users OWNER TO app_owner;",
+            ),
+            ("003_role.sql", "CREATE ROLE migration_made NOLOGIN;\nGRANT SELECT ON users TO migration_made;"),
+        ],
+        RehearseOptions::default(),
+    );
+    let two = mig(&r, "002");
+    assert!(two.ok, "{two:#?}");
+    let three = mig(&r, "003");
+    assert!(three.steps.iter().any(|s| s.step == "forward" && s.ok), "{three:#?}");
+}

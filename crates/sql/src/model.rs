@@ -574,6 +574,75 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// Roles the statement names (`GRANT … TO r`, `OWNER TO r`, `CREATE POLICY … TO r`,
+    /// `SET ROLE r`, …), and roles it creates. `PUBLIC`, `CURRENT_USER` and the like are not
+    /// names.
+    pub fn roles(&self) -> (Vec<String>, Vec<String>) {
+        use pg_query::protobuf::{a_const, RoleSpecType};
+        use pg_query::NodeEnum as N;
+        let (mut named, mut created) = (Vec::new(), Vec::new());
+        fn spec(n: Option<&pg_query::protobuf::RoleSpec>, out: &mut Vec<String>) {
+            if let Some(r) = n.filter(|r| r.roletype() == RoleSpecType::RolespecCstring) {
+                out.push(r.rolename.clone());
+            }
+        }
+        fn specs(list: &[pg_query::protobuf::Node], out: &mut Vec<String>) {
+            for n in list {
+                if let Some(N::RoleSpec(r)) = n.node.as_ref() {
+                    spec(Some(r), out);
+                }
+            }
+        }
+        match self.raw.node.as_ref() {
+            Some(N::GrantStmt(g)) => specs(&g.grantees, &mut named),
+            Some(N::GrantRoleStmt(g)) => {
+                specs(&g.grantee_roles, &mut named);
+                for n in &g.granted_roles {
+                    if let Some(N::AccessPriv(p)) = n.node.as_ref() {
+                        named.push(p.priv_name.clone());
+                    }
+                }
+            }
+            Some(N::AlterOwnerStmt(a)) => spec(a.newowner.as_ref(), &mut named),
+            Some(N::AlterTableStmt(a)) => {
+                for c in &a.cmds {
+                    if let Some(N::AlterTableCmd(c)) = c.node.as_ref() {
+                        spec(c.newowner.as_ref(), &mut named);
+                    }
+                }
+            }
+            Some(N::CreatePolicyStmt(p)) => specs(&p.roles, &mut named),
+            Some(N::AlterPolicyStmt(p)) => specs(&p.roles, &mut named),
+            Some(N::CreateSchemaStmt(c)) => spec(c.authrole.as_ref(), &mut named),
+            Some(N::AlterDefaultPrivilegesStmt(a)) => {
+                for o in &a.options {
+                    if let Some(N::DefElem(d)) = o.node.as_ref() {
+                        if let Some(N::List(l)) = d.arg.as_deref().and_then(|x| x.node.as_ref()) {
+                            specs(&l.items, &mut named);
+                        }
+                    }
+                }
+                if let Some(g) = &a.action {
+                    specs(&g.grantees, &mut named);
+                }
+            }
+            Some(N::CreateRoleStmt(c)) => created.push(c.role.clone()),
+            Some(N::VariableSetStmt(v)) if v.name == "role" => {
+                for a in &v.args {
+                    if let Some(N::AConst(c)) = a.node.as_ref() {
+                        if let Some(a_const::Val::Sval(s)) = &c.val {
+                            if s.sval != "none" {
+                                named.push(s.sval.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        (named, created)
+    }
+
     /// The statement's text in `source`.
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
         self.span.slice(source)

@@ -251,6 +251,21 @@ mod tests {
     }
 
     #[test]
+    fn roles_named_and_created_are_found() {
+        let roles = |src: &str| parse_sql(src).statements[0].roles();
+        assert_eq!(roles("GRANT SELECT ON t TO readonly, PUBLIC, CURRENT_USER").0, vec!["readonly"]);
+        assert_eq!(roles("ALTER TABLE t OWNER TO \"App Owner\"").0, vec!["App Owner"]);
+        assert_eq!(roles("CREATE POLICY p ON t TO authenticated USING (true)").0, vec!["authenticated"]);
+        assert_eq!(roles("SET ROLE admin").0, vec!["admin"]);
+        assert_eq!(
+            roles("ALTER DEFAULT PRIVILEGES FOR ROLE owner IN SCHEMA s GRANT SELECT ON TABLES TO reader").0,
+            vec!["owner", "reader"]
+        );
+        assert_eq!(roles("CREATE ROLE app NOLOGIN").1, vec!["app"]);
+        assert_eq!(roles("REVOKE ALL ON t FROM anon").0, vec!["anon"]);
+    }
+
+    #[test]
     fn insert_values_keep_their_constants() {
         let values = |src: &str| match &parse_sql(src).statements[0].kind {
             crate::StmtKind::Insert { values, .. } => values.clone(),

@@ -70,6 +70,7 @@ pub fn diagnose(
                 }
             }
             if let Ok(server) = ScratchServer::throwaway(pg_bin) {
+                server.provide_roles(set)?;
                 let db = server.create_db("expected", None)?;
                 let mut e = db.connect()?;
                 let empty = Snapshot::capture(&mut e)?;

@@ -83,7 +83,7 @@ pub fn rehearse(
     progress: &dyn Progress,
 ) -> Result<Report, EngineError> {
     let t0 = Instant::now();
-    let mut replay = Replay::new(server)?;
+    let mut replay = Replay::new(server, set)?;
     if let Some(dump) = &opts.data {
         restore_dump(server, &replay, dump)?;
         replay.s0 = Snapshot::capture(&mut replay.connect()?)?;

@@ -33,8 +33,10 @@ pub struct Replay<'s> {
 }
 
 impl<'s> Replay<'s> {
-    /// An empty base database on `server`.
-    pub fn new(server: &'s ScratchServer) -> Result<Replay<'s>, EngineError> {
+    /// An empty base database on `server`, for the migrations of `set` (the roles they name
+    /// are provided first).
+    pub fn new(server: &'s ScratchServer, set: &MigrationSet) -> Result<Replay<'s>, EngineError> {
+        server.provide_roles(set)?;
         let base = server.create_db("base", None)?;
         let s0 = Snapshot::capture(&mut base.connect()?)?;
         Ok(Replay { base, s0 })
@@ -406,7 +408,7 @@ pub fn generate(
     server: &ScratchServer,
     opts: &GenerateOptions,
 ) -> Result<Vec<GeneratedRollback>, EngineError> {
-    let mut replay = Replay::new(server)?;
+    let mut replay = Replay::new(server, set)?;
     let mut out = Vec::new();
     for m in &set.migrations {
         let want = selected(m, &opts.versions) && (m.rollback.is_none() || opts.force);
@@ -481,7 +483,7 @@ pub fn check(
     server: &ScratchServer,
     versions: &[String],
 ) -> Result<Vec<MigrationReport>, EngineError> {
-    let mut replay = Replay::new(server)?;
+    let mut replay = Replay::new(server, set)?;
     let mut out = Vec::new();
     for m in &set.migrations {
         let prepared = Prepared::new(&m.forward)?;

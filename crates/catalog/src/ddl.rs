@@ -264,7 +264,8 @@ fn rebuilt_types(a: &Snapshot, b: &Snapshot) -> Vec<QName> {
         .collect()
 }
 
-fn uses_rebuilt_type(f: &Function, rebuilt: &[QName]) -> bool {
+/// The function's arguments or result name one of `types` (a table's name is its row type).
+fn uses_type(f: &Function, rebuilt: &[QName]) -> bool {
     let text = format!("{} {}", f.identity_args, f.result.as_deref().unwrap_or(""));
     rebuilt.iter().any(|n| {
         text.contains(&n.to_string()) || text.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == n.name)
@@ -431,6 +432,13 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             }
         }
     }
+    // Functions that go and take or return the row type of a table that goes: before it.
+    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
+    for (sig, f) in &a.functions {
+        if !b.functions.contains_key(sig) && uses_type(f, &gone_rows) {
+            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
     // Tables that go: children before parents; a partition goes with its parent.
     let mut gone: Vec<&QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).collect();
     gone.sort_by_key(|n| (std::cmp::Reverse(table_depth(a, n)), (*n).clone()));
@@ -489,7 +497,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let rebuilt = rebuilt_types(a, b);
     for (sig, f) in &a.functions {
         let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
-        if changed || uses_rebuilt_type(f, &rebuilt) {
+        if changed || uses_type(f, &rebuilt) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
     }
@@ -584,17 +592,24 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             }
         }
     }
+    // Functions taking or returning the row type of a new table come after the tables.
+    let new_rows: Vec<QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).cloned().collect();
+    let mut after_tables = Vec::new();
     for (sig, f) in &b.functions {
         match a.functions.get(sig) {
             Some(g)
                 if g.definition == f.definition
                     && g.result == f.result
                     && g.kind == f.kind
-                    && !uses_rebuilt_type(g, &rebuilt) => {}
+                    && !uses_type(g, &rebuilt) => {}
+            _ if uses_type(f, &new_rows) => after_tables.push(trim_semicolon(&f.definition).to_string()),
             _ => s.push(trim_semicolon(&f.definition).to_string()),
         }
     }
     render_tables(a, b, s);
+    for f in after_tables {
+        s.push(f);
+    }
     // Sequences owned by columns, once the columns exist.
     for (n, q) in &b.sequences {
         let before = a.sequences.get(n).and_then(|p| p.owned_by.clone());
@@ -698,8 +713,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     // ---------- Phase 3: what nothing uses any more ----------
+    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
     for (sig, f) in &a.functions {
-        if !b.functions.contains_key(sig) {
+        if !b.functions.contains_key(sig) && !uses_type(f, &gone_rows) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
     }

@@ -260,3 +260,12 @@ fn columns_move_into_and_out_of_bytea() {
     round_trip("to_bytea", json, bytes).unwrap();
     round_trip("from_bytea", bytes, json).unwrap();
 }
+
+#[test]
+fn functions_on_a_table_row_type_go_before_the_table() {
+    let with = "CREATE TABLE jobs (id bigserial PRIMARY KEY, queue text);
+                CREATE FUNCTION next_job(q text) RETURNS jobs LANGUAGE sql AS 'SELECT * FROM jobs WHERE queue = q LIMIT 1';
+                CREATE FUNCTION touch(j jobs) RETURNS bigint LANGUAGE sql AS 'SELECT j.id';";
+    round_trip("rowtype_fn_gone", with, "").unwrap();
+    round_trip("rowtype_fn_new", "", with).unwrap();
+}

@@ -225,3 +225,30 @@ fn rollback_check_reports_the_exact_difference() {
     assert!(!compare.ok);
     assert!(compare.detail.contains("column public.t.a"), "{}", compare.detail);
 }
+
+#[test]
+fn unnamed_indexes_are_inverted_by_the_name_postgres_chose() {
+    // graphile-worker's first migration: a table with a primary key, an unnamed index, and
+    // functions returning the table's row type. The inversion must drop the unnamed index by
+    // the name PostgreSQL gave it (not the primary key's), and the functions before the table.
+    let (_d, s) = set(&[
+        ("001_schema.sql", "CREATE SCHEMA gw;"),
+        (
+            "002_jobs.sql",
+            "CREATE TABLE gw.jobs (id bigserial PRIMARY KEY, queue text NOT NULL, run_at timestamptz NOT NULL DEFAULT now());
+             CREATE INDEX ON gw.jobs (queue, run_at, id);
+             CREATE INDEX ON gw.jobs (run_at);
+             CREATE FUNCTION gw.get_job(q text) RETURNS gw.jobs LANGUAGE sql AS 'SELECT * FROM gw.jobs WHERE queue = q LIMIT 1';",
+        ),
+        ("003_more.sql", "CREATE TABLE gw.tasks (id int PRIMARY KEY);\nCREATE INDEX ON gw.jobs (queue);"),
+    ]);
+    let results =
+        rollback::generate(&s, &server(), &GenerateOptions { versions: vec![], write: false, force: false }).unwrap();
+    for g in &results {
+        assert!(g.ok(), "{g:#?}");
+        assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    }
+    let three = results.iter().find(|g| g.version == "003").unwrap();
+    assert!(three.script.contains("DROP INDEX IF EXISTS gw.jobs_queue_idx"), "{}", three.script);
+    assert!(!three.script.contains("jobs_pkey"), "{}", three.script);
+}

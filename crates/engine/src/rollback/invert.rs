@@ -129,17 +129,27 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateIndex { name, table, concurrently, .. } => {
             let t = cx.q(table);
+            let unnamed = name.is_none();
             let names: Vec<String> = match name {
                 Some(n) => vec![n.clone()],
                 None => {
+                    // The name PostgreSQL chose: a plain (not constraint-backing) index new on
+                    // the table (IF EXISTS below, as several unnamed ones may be new).
                     let before =
                         s0.tables.get(&t).map(|x| x.indexes.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
                     s1.tables
                         .get(&t)
-                        .map(|x| x.indexes.keys().filter(|k| !before.contains(k)).cloned().collect())
+                        .map(|x| {
+                            x.indexes
+                                .iter()
+                                .filter(|(k, i)| !before.contains(k) && !i.constraint)
+                                .map(|(k, _)| k.clone())
+                                .collect()
+                        })
                         .unwrap_or_default()
                 }
             };
+            let if_exists = if unnamed { "IF EXISTS " } else { "" };
             for n in names {
                 let qn = QName::new(&t.schema, &n);
                 let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Index && *x == qn.to_string());
@@ -152,7 +162,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
                 if *concurrently {
                     inv.concurrent.push(format!("DROP INDEX CONCURRENTLY IF EXISTS {qn}"));
                 } else {
-                    inv.sql.push(format!("DROP INDEX {qn}"));
+                    inv.sql.push(format!("DROP INDEX {if_exists}{qn}"));
                 }
             }
         }

@@ -359,14 +359,59 @@ fn columns_of_type<'a>(b: &'a Snapshot, n: &QName) -> Vec<(&'a QName, &'a Column
     out
 }
 
+/// Every type built anew, enums losing values included (see `needs_type_rebuild`).
+fn renewed_types(a: &Snapshot, b: &Snapshot) -> Vec<QName> {
+    a.types
+        .iter()
+        .filter(|(n, t)| b.types.get(*n).is_some_and(|u| needs_type_rebuild(t, u)))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Tables with a column whose type changes in place (`ALTER COLUMN … TYPE`, also when its
+/// enum is rebuilt). PostgreSQL refuses that while a trigger (`WHEN`, `UPDATE OF`) or a
+/// policy uses the column, so on these tables such triggers and the policies are dropped
+/// first and created again after.
+fn retyped_tables(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
+    let mut out = BTreeSet::new();
+    for n in renewed_types(a, b) {
+        for (tn, _) in columns_of_type(a, &n) {
+            out.insert(tn.clone());
+        }
+    }
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        if t.columns
+            .iter()
+            .any(|c| u.column(&c.name).is_some_and(|d| d.type_name != c.type_name || d.collation != c.collation))
+        {
+            out.insert(tn.clone());
+        }
+    }
+    out
+}
+
+/// An index with a predicate or typed constants is rebuilt by `ALTER COLUMN … TYPE` from its
+/// stored form, whose constants keep the old type: it goes first and is built again after.
+fn has_typed_expressions(i: &Index) -> bool {
+    i.definition.contains(" WHERE ") || i.definition.contains("::")
+}
+
+/// A trigger that names columns (`WHEN (…)`, `UPDATE OF col`) blocks changing their type.
+fn names_columns(t: &Trigger) -> bool {
+    t.definition.contains(" WHEN (") || t.definition.contains(" UPDATE OF ")
+}
+
 fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let rebuild_views = views_to_rebuild(a, b);
+    let retyped = retyped_tables(a, b);
 
     // ---------- Phase 1: drops, dependents first ----------
     for (tn, t) in &a.tables {
         let u = b.tables.get(tn);
+        let retyped = retyped.contains(tn);
         for (pn, p) in &t.policies {
-            if u.and_then(|u| u.policies.get(pn)) != Some(p) {
+            if u.and_then(|u| u.policies.get(pn)) != Some(p) || (retyped && u.is_some()) {
                 s.push(format!("DROP POLICY {} ON {tn}", qi(pn)));
             }
         }
@@ -374,7 +419,8 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             if g.inherited {
                 continue;
             }
-            let keep = u.and_then(|u| u.triggers.get(gn)).is_some_and(|h| h.definition == g.definition);
+            let keep = u.and_then(|u| u.triggers.get(gn)).is_some_and(|h| h.definition == g.definition)
+                && !(retyped && names_columns(g));
             if !keep && u.is_some() {
                 s.push(format!("DROP TRIGGER {} ON {tn}", qi(gn)));
             }
@@ -411,11 +457,13 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
     for (tn, t) in &a.tables {
         let Some(u) = b.tables.get(tn) else { continue };
+        let retyped = retyped.contains(tn);
         for (iname, i) in &t.indexes {
             if i.constraint || i.inherited {
                 continue;
             }
-            let keep = u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint);
+            let keep = u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint)
+                && !(retyped && has_typed_expressions(i));
             if !keep {
                 s.push(format!("DROP INDEX {}", QName::new(&tn.schema, iname)));
             }
@@ -495,9 +543,14 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Functions whose result or kind changes cannot be replaced in place; nor can those that
     // use a type that is rebuilt.
     let rebuilt = rebuilt_types(a, b);
+    // Every type built anew (enums losing values included): functions taking or returning it
+    // would keep the old one.
+    let renewed = renewed_types(a, b);
+    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
     for (sig, f) in &a.functions {
         let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
-        if changed || uses_type(f, &rebuilt) {
+        let dropped_already = !b.functions.contains_key(sig) && uses_type(f, &gone_rows);
+        if (changed || uses_type(f, &renewed)) && !dropped_already {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
     }
@@ -601,7 +654,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 if g.definition == f.definition
                     && g.result == f.result
                     && g.kind == f.kind
-                    && !uses_type(g, &rebuilt) => {}
+                    && !uses_type(g, &renewed) => {}
             _ if uses_type(f, &new_rows) => after_tables.push(trim_semicolon(&f.definition).to_string()),
             _ => s.push(trim_semicolon(&f.definition).to_string()),
         }
@@ -665,12 +718,13 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Triggers and policies last: they need functions and tables.
     for (tn, t) in &b.tables {
         let u = a.tables.get(tn);
+        let retyped = retyped.contains(tn);
         for (gn, g) in &t.triggers {
             if g.inherited {
                 continue;
             }
             let old = u.and_then(|u| u.triggers.get(gn));
-            let same_def = old.is_some_and(|h| h.definition == g.definition);
+            let same_def = old.is_some_and(|h| h.definition == g.definition) && !(retyped && names_columns(g));
             if !same_def {
                 s.push(g.definition.clone());
             }
@@ -689,7 +743,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             }
         }
         for (pn, p) in &t.policies {
-            if u.and_then(|u| u.policies.get(pn)) == Some(p) {
+            if u.and_then(|u| u.policies.get(pn)) == Some(p) && !retyped {
                 continue;
             }
             let mut d = format!(
@@ -714,8 +768,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
     // ---------- Phase 3: what nothing uses any more ----------
     let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
+    let renewed = renewed_types(a, b);
     for (sig, f) in &a.functions {
-        if !b.functions.contains_key(sig) && !uses_type(f, &gone_rows) {
+        if !b.functions.contains_key(sig) && !uses_type(f, &gone_rows) && !uses_type(f, &renewed) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
     }
@@ -1026,6 +1081,7 @@ pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
 }
 
 fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let retyped = retyped_tables(a, b);
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
     new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
@@ -1102,12 +1158,14 @@ fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
         for (tn, u) in &b.tables {
             let t = a.tables.get(tn);
+            let retyped = retyped.contains(tn);
             for (iname, i) in &u.indexes {
                 if i.constraint || i.inherited {
                     continue;
                 }
-                let old =
-                    t.and_then(|t| t.indexes.get(iname)).filter(|j| j.definition == i.definition && !j.constraint);
+                let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
+                    j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j))
+                });
                 let qn = QName::new(&tn.schema, iname);
                 if old.is_none() {
                     s.push(i.definition.clone());

@@ -269,3 +269,30 @@ fn functions_on_a_table_row_type_go_before_the_table() {
     round_trip("rowtype_fn_gone", with, "").unwrap();
     round_trip("rowtype_fn_new", "", with).unwrap();
 }
+
+#[test]
+fn retyped_columns_used_by_trigger_conditions_and_policies() {
+    // Removing an enum value rebuilds the type and converts its columns; PostgreSQL refuses
+    // that while a trigger's WHEN clause or a policy uses the column.
+    let schema = |values: &str, note_type: &str| {
+        format!(
+            "CREATE TYPE job_status AS ENUM ({values});
+             CREATE TABLE jobs (id int PRIMARY KEY, status job_status NOT NULL DEFAULT 'todo', note {note_type});
+             CREATE FUNCTION notify_job() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+             CREATE FUNCTION finish_job(id int, s job_status) RETURNS job_status LANGUAGE sql AS 'SELECT s';
+             CREATE TRIGGER jobs_notify AFTER INSERT ON jobs FOR EACH ROW WHEN (NEW.status = 'todo' AND NEW.note IS NOT NULL) EXECUTE FUNCTION notify_job();
+             ALTER TABLE jobs DISABLE TRIGGER jobs_notify;
+             CREATE TRIGGER jobs_status_update AFTER UPDATE OF status ON jobs FOR EACH ROW EXECUTE FUNCTION notify_job();
+             CREATE UNIQUE INDEX jobs_one_doing ON jobs (note) WHERE status = 'doing';
+             CREATE INDEX jobs_todo ON jobs ((status = 'todo'));
+             COMMENT ON INDEX jobs_todo IS 'todo first';
+             ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY open_jobs ON jobs USING (status <> 'done' AND note <> '');
+             INSERT INTO jobs VALUES (1, 'todo', 'a');"
+        )
+    };
+    let before = schema("'todo', 'doing', 'done'", "varchar(20)");
+    let after = schema("'todo', 'doing', 'done', 'cancelled'", "text");
+    round_trip("retyped_back", &after, &before).unwrap();
+    round_trip("retyped_fwd", &before, &after).unwrap();
+}

@@ -98,7 +98,7 @@ fn generate(a: GenerateArgs) -> CmdResult {
             if g.proven { "proven: the schema after it equals the schema before the migration" } else { "NOT proven" };
         out.push_str(&format!("{mark} {id}{place}\n   {verdict} ({:.0} ms)\n", g.proof_ms));
         if g.capture.is_some() {
-            out.push_str("   destroys data: a capture step copies it first, and the rollback restores it\n");
+            out.push_str("   changes data: a capture step records it first (run it before the migration), and the rollback undoes the change from it\n");
         }
         for o in &g.column_order {
             out.push_str(&format!("   note: column order after rollback: {o}\n"));

@@ -102,7 +102,7 @@ pub fn render(p: &ScriptParts) -> String {
         }
     }
     if !p.restore.is_empty() {
-        s.push_str("\n-- Put back the data the migration destroyed (copied into migsafe_backup by the capture step, when it ran)\n");
+        s.push_str("\n-- Undo the migration's data changes from what the capture step recorded in migsafe_backup (each block is skipped when it did not run): destroyed rows and values are put back, rows it added are removed\n");
         for stmt in &p.restore {
             s.push_str(&format!("{stmt};\n"));
         }

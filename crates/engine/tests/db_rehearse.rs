@@ -71,7 +71,8 @@ fn a_rollback_that_leaves_a_column_fails_compare() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).contains(&"compare"), "{m:#?}");
     let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
-    assert!(compare.detail.contains("column public.users.email"), "{}", compare.detail);
+    assert!(compare.detail.contains("- column public.users.email"), "{}", compare.detail);
+    assert!(compare.detail.contains("- left behind by the rollback"), "{}", compare.detail);
     assert!(!r.ok);
 }
 
@@ -236,6 +237,8 @@ fn a_rollback_that_leaves_junk_does_not_spoil_the_later_migrations() {
     );
     let two = mig(&r, "002");
     assert_eq!(failed_steps(two), vec!["compare", "reapply"], "{two:#?}");
+    let reapply = two.steps.iter().find(|s| s.step == "reapply").unwrap();
+    assert!(reapply.warnings.iter().any(|w| w.contains("rebuilt from its checkpoint before 001")), "{reapply:#?}");
     for v in ["003", "004"] {
         let m = mig(&r, v);
         assert!(m.ok, "{m:#?}");

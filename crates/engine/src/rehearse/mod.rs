@@ -123,7 +123,7 @@ pub fn rehearse(
         }
         progress.step(&id, index, total, "data");
         fill(&mut conn, &replay, opts)?;
-        let (report, outcome) =
+        let (mut report, outcome) =
             rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress })?;
         match outcome {
             Outcome::Clean(s1) => replay.s0 = s1,
@@ -151,6 +151,16 @@ pub fn rehearse(
                             ));
                             break;
                         }
+                    }
+                }
+                if broken.is_none() {
+                    let first = set.migrations[k.next].id();
+                    let note = format!(
+                        "the rehearsal database was rebuilt from its checkpoint before {first} and the migrations since \
+                         applied again (forward only), so the migrations after {id} start from exactly its migrated schema"
+                    );
+                    if let Some(step) = report.steps.iter_mut().rev().find(|s| !s.ok) {
+                        step.warnings.push(note);
                     }
                 }
             }
@@ -409,7 +419,7 @@ fn rehearse_one<'s>(
             StepReport::fail(
                 "compare",
                 ms(t),
-                format!("schema after rollback differs from before the migration:\n{}", d.summary().trim_end()),
+                format!("schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed):\n{}", d.summary().trim_end()),
             )
         };
         if !d.column_order.is_empty() && d.differences.is_empty() {
@@ -470,7 +480,7 @@ fn rehearse_one<'s>(
                         "reapply",
                         sql_ms,
                         format!(
-                            "applied again, but the schema differs from the first time:\n{}",
+                            "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed):\n{}",
                             d.summary().trim_end()
                         ),
                     )

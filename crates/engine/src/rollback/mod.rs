@@ -554,7 +554,7 @@ pub fn prove_rollback(
         StepReport::fail(
             "compare",
             0.0,
-            format!("schema after rollback differs from before the migration:\n{}", d.summary().trim_end()),
+            format!("schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed):\n{}", d.summary().trim_end()),
         )
     };
     if d.differences.is_empty() && !d.column_order.is_empty() {

@@ -251,16 +251,12 @@ fn views_to_rebuild(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
 
 /// Types (not enums) that change shape and no column uses: dropped and created again.
 fn rebuilt_types(a: &Snapshot, b: &Snapshot) -> Vec<QName> {
-    a.types
-        .iter()
-        .filter(|(n, t)| {
-            b.types.get(*n).is_some_and(|u| {
-                needs_type_rebuild(t, u)
-                    && !matches!((t, u), (TypeDef::Enum { .. }, TypeDef::Enum { .. }))
-                    && columns_of_type(b, n).is_empty()
-            })
+    renewed_types(a, b)
+        .into_iter()
+        .filter(|n| {
+            !matches!((&a.types[n], &b.types[n]), (TypeDef::Enum { .. }, TypeDef::Enum { .. }))
+                && columns_of_type(b, n).is_empty()
         })
-        .map(|(n, _)| n.clone())
         .collect()
 }
 
@@ -405,6 +401,11 @@ fn names_columns(t: &Trigger) -> bool {
 fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let rebuild_views = views_to_rebuild(a, b);
     let retyped = retyped_tables(a, b);
+    // Every type built anew (enums losing values included): functions taking or returning it
+    // would keep the old one.
+    let renewed = renewed_types(a, b);
+    // Tables that go: their row types go with them.
+    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
 
     // ---------- Phase 1: drops, dependents first ----------
     for (tn, t) in &a.tables {
@@ -481,7 +482,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     // Functions that go and take or return the row type of a table that goes: before it.
-    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
     for (sig, f) in &a.functions {
         if !b.functions.contains_key(sig) && uses_type(f, &gone_rows) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
@@ -543,10 +543,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Functions whose result or kind changes cannot be replaced in place; nor can those that
     // use a type that is rebuilt.
     let rebuilt = rebuilt_types(a, b);
-    // Every type built anew (enums losing values included): functions taking or returning it
-    // would keep the old one.
-    let renewed = renewed_types(a, b);
-    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
     for (sig, f) in &a.functions {
         let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
         let dropped_already = !b.functions.contains_key(sig) && uses_type(f, &gone_rows);
@@ -659,7 +655,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             _ => s.push(trim_semicolon(&f.definition).to_string()),
         }
     }
-    render_tables(a, b, s);
+    render_tables(a, b, &retyped, s);
     for f in after_tables {
         s.push(f);
     }
@@ -767,8 +763,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     // ---------- Phase 3: what nothing uses any more ----------
-    let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
-    let renewed = renewed_types(a, b);
     for (sig, f) in &a.functions {
         if !b.functions.contains_key(sig) && !uses_type(f, &gone_rows) && !uses_type(f, &renewed) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
@@ -1080,8 +1074,7 @@ pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
     }
 }
 
-fn render_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
-    let retyped = retyped_tables(a, b);
+fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Script) {
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
     new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));

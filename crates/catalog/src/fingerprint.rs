@@ -113,9 +113,3 @@ pub fn fingerprint_tables(
     }
     Ok(out)
 }
-
-/// Count and hash one table.
-pub fn fingerprint_table(client: &mut Client, table: &QName) -> Result<TableFingerprint, CatalogError> {
-    let row = client.query_one(&fingerprint_sql(table), &[])?;
-    Ok(TableFingerprint { rows: row.get(0), hash: row.get(1) })
-}

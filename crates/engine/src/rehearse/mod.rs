@@ -109,10 +109,7 @@ pub fn rehearse(
         }
         if !after_from {
             // Only replayed.
-            let c = session(&mut conn, &replay)?;
-            run_plain(c, &Prepared::new(&m.forward)?)?;
-            reset_session(c)?;
-            replay.s0 = Snapshot::capture(c)?;
+            replay.s0 = apply_forward(session(&mut conn, &replay)?, m)?;
             continue;
         }
         index += 1;
@@ -136,13 +133,7 @@ pub fn rehearse(
                 replay.set_base(k.db.clone_db("base")?, k.s0.clone());
                 for m2 in &set.migrations[k.next..=pos] {
                     fill(&mut conn, &replay, opts)?;
-                    let c = session(&mut conn, &replay)?;
-                    let again = Prepared::new(&m2.forward).map_err(EngineError::from).and_then(|p| {
-                        run_plain(c, &p)?;
-                        reset_session(c)?;
-                        Ok(Snapshot::capture(c)?)
-                    });
-                    match again {
+                    match apply_forward(session(&mut conn, &replay)?, m2) {
                         Ok(s) => replay.s0 = s,
                         Err(e) => {
                             broken = Some(format!(
@@ -298,6 +289,13 @@ fn session<'c>(
         *conn = Some(replay.connect()?);
     }
     Ok(conn.as_mut().expect("just opened"))
+}
+
+/// Apply a migration forward only (replaying it) and return the schema after it.
+fn apply_forward(c: &mut postgres::Client, m: &Migration) -> Result<Snapshot, EngineError> {
+    run_plain(c, &Prepared::new(&m.forward)?)?;
+    reset_session(c)?;
+    Ok(Snapshot::capture(c)?)
 }
 
 /// `--rows`: fill every table of the base before a migration.

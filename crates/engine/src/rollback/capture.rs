@@ -264,6 +264,11 @@ fn values(
     }
 }
 
+/// `t.k1 = b.k1 AND …`: a row of the table (`t`) and its copy in the capture (`b`).
+fn same_key(key: &[String]) -> String {
+    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+}
+
 fn col_list(cols: &[String]) -> String {
     cols.iter().map(|c| qi(c)).collect::<Vec<_>>().join(", ")
 }
@@ -321,7 +326,7 @@ impl CapturePlan {
                         Some(k) => format!(
                             "SELECT {} FROM {b} b WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {})",
                             columns.iter().map(|c| format!("b.{}", qi(c))).collect::<Vec<_>>().join(", "),
-                            k.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                            same_key(k)
                         ),
                         None => format!("SELECT {cols} FROM {b} EXCEPT ALL SELECT {cols} FROM {table}"),
                     };
@@ -330,12 +335,12 @@ impl CapturePlan {
                 CaptureItem::Values { table, columns, key, .. } => format!(
                     "UPDATE {table} t SET {} FROM {b} b WHERE {};",
                     columns.iter().map(|c| format!("{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(", "),
-                    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                    same_key(key)
                 ),
                 CaptureItem::Seeded { table, key, rows, .. } => format!(
                     "DELETE FROM {table} t WHERE ({}) AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",
                     key_match(key, rows, "t."),
-                    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+                    same_key(key)
                 ),
             };
             out.push(format!(

@@ -42,7 +42,7 @@ impl<'s> Replay<'s> {
         Ok(Replay { base, s0 })
     }
 
-    /// A copy of the base to run the next migration on.
+    /// A copy of the base (it must have no open sessions).
     pub fn work(&self, purpose: &str) -> Result<ScratchDb<'s>, EngineError> {
         Ok(self.base.clone_db(purpose)?)
     }

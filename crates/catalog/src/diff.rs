@@ -135,6 +135,21 @@ impl SchemaDiff<'_> {
         self.to
     }
 
+    /// Takes out the differences that are only the clock: definitions or defaults that froze
+    /// the time they were created (`'now'::timestamp` in a view becomes a literal), so two runs
+    /// of the same migration differ only in timestamp literals a day apart or less. Returned
+    /// apart so callers can warn about them instead of failing; the rest stay in `differences`.
+    pub fn split_clock(&mut self) -> Vec<Difference> {
+        let (clock, rest): (Vec<Difference>, Vec<Difference>) =
+            std::mem::take(&mut self.differences).into_iter().partition(|d| {
+                d.change == ChangeKind::Changed
+                    && !d.fields.is_empty()
+                    && d.fields.iter().all(|f| clock_only(&f.before, &f.after))
+            });
+        self.differences = rest;
+        clock
+    }
+
     /// A human summary, one line per difference: `+` added, `-` removed, `~` changed.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -149,7 +164,10 @@ impl SchemaDiff<'_> {
                 let fields: Vec<String> = d
                     .fields
                     .iter()
-                    .map(|f| format!("{}: {} → {}", f.field, short(&f.before), short(&f.after)))
+                    .map(|f| {
+                        let (before, after) = short_pair(&f.before, &f.after);
+                        format!("{}: {before} → {after}", f.field)
+                    })
                     .collect();
                 s.push_str(&format!(" ({})", fields.join("; ")));
             }
@@ -167,13 +185,103 @@ impl SchemaDiff<'_> {
     }
 }
 
-fn short(s: &str) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 120 {
-        format!("{}…", one_line.chars().take(117).collect::<String>())
-    } else {
-        one_line
+/// Describes what froze the time, for a warning about a difference [`SchemaDiff::split_clock`]
+/// set apart.
+pub fn clock_warning(d: &Difference) -> String {
+    let shown: Vec<String> = d
+        .fields
+        .iter()
+        .map(|f| {
+            let (before, after) = short_pair(&f.before, &f.after);
+            format!("{}: {before} → {after}", f.field)
+        })
+        .collect();
+    format!(
+        "{} {} holds the time it was created, so every run creates it differently ({}): a 'now', \
+         'today', 'tomorrow' or 'yesterday' literal is turned into a fixed time when the statement \
+         runs, not when the object is used; write now(), CURRENT_TIMESTAMP or CURRENT_DATE instead",
+        d.kind,
+        d.name,
+        shown.join("; ")
+    )
+}
+
+/// Day number of a `YYYY-MM-DD` date (days since 1970-01-01, proleptic Gregorian).
+fn day_number(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The text with every quoted date or timestamp literal (`'2026-11-24 22:42:48.12'`) replaced
+/// by a marker, and the day number of each.
+fn mask_times(s: &str) -> (String, Vec<i64>) {
+    let b = s.as_bytes();
+    let (mut out, mut days, mut i, mut copied) = (String::new(), Vec::new(), 0, 0);
+    while i < b.len() {
+        if b[i] == b'\'' && i + 11 < b.len() {
+            let d = &b[i + 1..i + 11];
+            let digits = |r: std::ops::Range<usize>| r.clone().all(|k| d[k].is_ascii_digit());
+            if digits(0..4) && d[4] == b'-' && digits(5..7) && d[7] == b'-' && digits(8..10) {
+                let mut j = i + 11;
+                while j < b.len() && (b[j].is_ascii_digit() || b" :.+-T".contains(&b[j])) {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'\'' {
+                    let num = |r: std::ops::Range<usize>| s[i + 1 + r.start..i + 1 + r.end].parse::<i64>().unwrap_or(0);
+                    days.push(day_number(num(0..4), num(5..7), num(8..10)));
+                    out.push_str(&s[copied..i]);
+                    out.push_str("'\u{0}'");
+                    i = j + 1;
+                    copied = i;
+                    continue;
+                }
+            }
+        }
+        i += 1;
     }
+    out.push_str(&s[copied..]);
+    (out, days)
+}
+
+/// True when two values differ only in date/timestamp literals at most a day apart.
+fn clock_only(before: &str, after: &str) -> bool {
+    let ((a, da), (b, db)) = (mask_times(before), mask_times(after));
+    before != after && a == b && !da.is_empty() && da.iter().zip(&db).all(|(x, y)| (x - y).abs() <= 1)
+}
+
+/// Longest shown value; longer ones are cut around the first difference.
+const SHORT: usize = 120;
+/// Unchanged text kept before the first difference.
+const LEAD: usize = 40;
+
+/// Both values on one line each, cut to [`SHORT`] characters around where they first differ, so
+/// two long definitions that share a prefix still show what changed.
+fn short_pair(before: &str, after: &str) -> (String, String) {
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect::<Vec<char>>();
+    let (a, b) = (one_line(before), one_line(after));
+    if a.len() <= SHORT && b.len() <= SHORT {
+        return (a.into_iter().collect(), b.into_iter().collect());
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let start = prefix.saturating_sub(LEAD);
+    let cut = |v: &[char]| {
+        let end = (start + SHORT).min(v.len());
+        let mut out = String::new();
+        if start > 0 {
+            out.push('…');
+        }
+        out.extend(&v[start.min(end)..end]);
+        if end < v.len() {
+            out.push('…');
+        }
+        out
+    };
+    (cut(&a), cut(&b))
 }
 
 fn to_value<T: Serialize>(t: &T) -> Value {
@@ -433,5 +541,46 @@ impl Snapshot {
             }
         }
         SchemaDiff { differences, column_order, from: self, to: other }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clock_only, day_number, short_pair};
+
+    #[test]
+    fn frozen_times_a_day_apart_are_clock_only() {
+        let v = |t: &str| {
+            format!(
+                "SELECT p.id FROM post p WHERE p.published < ('{t}'::timestamp without time zone - '1 mon'::interval)"
+            )
+        };
+        assert!(clock_only(&v("2026-11-24 22:42:48.120037"), &v("2026-11-24 22:42:47.909")));
+        assert!(clock_only(&v("2026-11-30 23:59:59"), &v("2026-12-01 00:00:01")));
+        assert!(clock_only("('2026-12-31'::date + 1)", "('2027-01-01'::date + 1)"));
+        // A different constant, a different skeleton, or no literal at all is a real change.
+        assert!(!clock_only(&v("2020-01-01 00:00:00"), &v("2021-01-01 00:00:00")));
+        assert!(!clock_only(&v("2026-11-24 22:42:48"), &format!("{} AND true", v("2026-11-24 22:42:47"))));
+        assert!(!clock_only("SELECT 1", "SELECT 2"));
+        assert!(!clock_only(&v("2026-11-24 22:42:48"), &v("2026-11-24 22:42:48")));
+        assert_eq!(day_number(1970, 1, 1), 0);
+        assert_eq!(day_number(2000, 3, 1) - day_number(2000, 2, 28), 2);
+    }
+
+    #[test]
+    fn long_values_are_cut_around_the_first_difference() {
+        let shared = "SELECT p.id, p.name, p.url, p.body, p.creator_id, p.community_id, p.removed, p.locked, p.published, p.updated, p.deleted";
+        let before = format!("{shared}, p.nsfw, p.embed_title FROM post p");
+        let after = format!("{shared}, p.embed_title, p.nsfw FROM post p");
+        let (b, a) = short_pair(&before, &after);
+        assert!(b.starts_with('…') && a.starts_with('…'), "{b} / {a}");
+        assert!(b.contains("p.nsfw, p.embed_title"), "{b}");
+        assert!(a.contains("p.embed_title, p.nsfw"), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn short_values_are_shown_whole_on_one_line() {
+        assert_eq!(short_pair("integer\n  NOT NULL", "bigint"), ("integer NOT NULL".into(), "bigint".into()));
     }
 }

@@ -32,6 +32,29 @@ impl StepReport {
     pub fn fail(step: &str, ms: f64, detail: impl Into<String>) -> StepReport {
         StepReport { step: step.into(), ok: false, ms, detail: detail.into(), warnings: vec![] }
     }
+
+    /// A step that requires two schemas to be equal: passes with `same` when they are, fails
+    /// with `differs` and the differences otherwise. Objects that differ only in the time they
+    /// froze when created (a view on `'now'::timestamp`) and column order are warnings.
+    pub fn schema_compare(
+        step: &str,
+        ms: f64,
+        mut d: migsafe_catalog::SchemaDiff<'_>,
+        same: &str,
+        differs: &str,
+    ) -> StepReport {
+        let clock = d.split_clock();
+        let mut report = if d.differences.is_empty() {
+            StepReport::pass(step, ms, same)
+        } else {
+            StepReport::fail(step, ms, format!("{differs}:\n{}", d.summary().trim_end()))
+        };
+        report.warnings.extend(clock.iter().map(migsafe_catalog::diff::clock_warning));
+        if d.differences.is_empty() && !d.column_order.is_empty() {
+            report.warnings.push(d.summary().trim_end().to_string());
+        }
+        report
+    }
 }
 
 /// A table lock the migration held: on which relation, in which mode, for how long.

@@ -329,3 +329,39 @@ fn roles_the_migrations_name_are_provided_in_the_throwaway_cluster() {
     let three = mig(&r, "003");
     assert!(three.steps.iter().any(|s| s.step == "forward" && s.ok), "{three:#?}");
 }
+
+#[test]
+fn a_view_that_freezes_now_warns_instead_of_failing_and_real_differences_still_fail() {
+    let old_view = "CREATE VIEW recent AS SELECT id FROM users WHERE 'now'::timestamp > '2000-01-01';";
+    let new_view =
+        "DROP VIEW recent; CREATE VIEW recent AS SELECT id, name FROM users WHERE 'now'::timestamp > '2000-01-01';";
+    let r = run(
+        &[
+            ("001_base.sql", BASE),
+            ("002_view.sql", old_view),
+            ("003_widen.sql", new_view),
+            ("003_widen.rollback.sql", &format!("DROP VIEW recent; {old_view}")),
+            ("004_keep.sql", "ALTER TABLE users ADD COLUMN bio text;"),
+            (
+                "004_keep.rollback.sql",
+                &format!("ALTER TABLE users DROP COLUMN bio; {new_view} COMMENT ON VIEW recent IS 'x';"),
+            ),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "003");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+    for step in ["compare", "reapply"] {
+        let s = m.steps.iter().find(|s| s.step == step).unwrap();
+        assert!(
+            s.warnings.iter().any(|w| w.contains("view public.recent holds the time it was created")),
+            "{step}: {s:#?}"
+        );
+    }
+    // The rollback recreates the view (frozen time: a warning) but also adds a comment: a failure,
+    // and the comment is still there when the migration is applied again.
+    let m = mig(&r, "004");
+    assert_eq!(failed_steps(m), vec!["compare", "reapply"], "{m:#?}");
+    let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
+    assert!(compare.detail.contains("view public.recent (comment"), "{}", compare.detail);
+}

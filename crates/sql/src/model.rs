@@ -568,7 +568,7 @@ pub struct Statement {
     pub kind: StmtKind,
     /// PostgreSQL's command tag, e.g. `ALTER TABLE`.
     pub tag: String,
-    /// The raw parse tree, for deparsing; rules never read it.
+    /// The raw parse tree, for deparsing; rules read it only through `Statement`'s methods.
     #[serde(skip)]
     pub raw: pg_query::protobuf::Node,
 }
@@ -641,6 +641,116 @@ impl Statement {
             _ => {}
         }
         (named, created)
+    }
+
+    /// Date/time special values that this statement stores frozen: `'now'::timestamp`,
+    /// `date 'today'`, or `DEFAULT 'now'` on a date/time column, inside what PostgreSQL keeps
+    /// and evaluates later (a view, a materialized view, a default, a check, an index, a policy,
+    /// a trigger's WHEN). Such a literal becomes the time the statement ran, for good. Returns
+    /// the literals as written with their type, e.g. `'now'::timestamp`.
+    pub fn frozen_times(&self) -> Vec<String> {
+        use pg_query::protobuf::{a_const, node::Node as N, ConstrType, Node, ObjectType, TypeName};
+        use pg_query::NodeRef as R;
+        const SPECIAL: [&str; 4] = ["now", "today", "tomorrow", "yesterday"];
+        const TIME_TYPES: [&str; 5] = ["timestamp", "timestamptz", "date", "time", "timetz"];
+        let special = |n: Option<&Node>| match n.and_then(|n| n.node.as_ref()) {
+            Some(N::AConst(c)) => match &c.val {
+                Some(a_const::Val::Sval(s)) => {
+                    let v = s.sval.trim().to_ascii_lowercase();
+                    SPECIAL.contains(&v.as_str()).then_some(v)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let time_type = |t: Option<&TypeName>| {
+            t.and_then(|t| t.names.last()).and_then(|n| match n.node.as_ref() {
+                Some(N::String(s)) if TIME_TYPES.contains(&s.sval.as_str()) => Some(s.sval.clone()),
+                _ => None,
+            })
+        };
+        // The expressions PostgreSQL stores: pg_query's walker only follows queries and
+        // expressions, so the roots inside DDL are found here.
+        let mut roots: Vec<&Node> = Vec::new();
+        let mut columns: Vec<&pg_query::protobuf::ColumnDef> = Vec::new();
+        fn element<'a>(n: &'a Node, roots: &mut Vec<&'a Node>, columns: &mut Vec<&'a pg_query::protobuf::ColumnDef>) {
+            match n.node.as_ref() {
+                Some(N::ColumnDef(c)) => {
+                    columns.push(c);
+                    roots.extend(c.raw_default.as_deref());
+                    for k in &c.constraints {
+                        element(k, roots, columns);
+                    }
+                }
+                Some(N::Constraint(k)) => roots.extend(k.raw_expr.as_deref()),
+                Some(_) => roots.push(n),
+                None => {}
+            }
+        }
+        match self.raw.node.as_ref() {
+            Some(N::ViewStmt(_) | N::RuleStmt(_)) => roots.push(&self.raw),
+            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => roots.push(&self.raw),
+            Some(N::CreateStmt(c)) => c.table_elts.iter().for_each(|e| element(e, &mut roots, &mut columns)),
+            Some(N::AlterTableStmt(a)) => {
+                for cmd in &a.cmds {
+                    if let Some(N::AlterTableCmd(cmd)) = cmd.node.as_ref() {
+                        if let Some(d) = cmd.def.as_deref() {
+                            element(d, &mut roots, &mut columns);
+                        }
+                    }
+                }
+            }
+            Some(N::IndexStmt(i)) => {
+                roots.extend(i.where_clause.as_deref());
+                for p in &i.index_params {
+                    if let Some(N::IndexElem(e)) = p.node.as_ref() {
+                        roots.extend(e.expr.as_deref());
+                    }
+                }
+            }
+            Some(N::CreatePolicyStmt(p)) => roots.extend(p.qual.as_deref().into_iter().chain(p.with_check.as_deref())),
+            Some(N::AlterPolicyStmt(p)) => roots.extend(p.qual.as_deref().into_iter().chain(p.with_check.as_deref())),
+            Some(N::CreateTrigStmt(t)) => roots.extend(t.when_clause.as_deref()),
+            Some(N::CreateDomainStmt(d)) => d.constraints.iter().for_each(|e| element(e, &mut roots, &mut columns)),
+            Some(N::AlterDomainStmt(d)) => {
+                if let Some(e) = d.def.as_deref() {
+                    element(e, &mut roots, &mut columns);
+                }
+            }
+            _ => {}
+        }
+        let mut out = Vec::new();
+        for root in roots {
+            let Some(n) = root.node.as_ref() else { continue };
+            let mut nodes = vec![n.to_ref()];
+            nodes.extend(n.nodes().into_iter().skip(1).map(|(r, ..)| r));
+            for node in nodes {
+                if let R::TypeCast(c) = node {
+                    if let (Some(v), Some(t)) = (special(c.arg.as_deref()), time_type(c.type_name.as_ref())) {
+                        out.push(format!("'{v}'::{t}"));
+                    }
+                }
+            }
+        }
+        for col in columns {
+            let Some(t) = time_type(col.type_name.as_ref()) else { continue };
+            let defaults =
+                col.raw_default.as_deref().into_iter().chain(col.constraints.iter().filter_map(
+                    |k| match k.node.as_ref() {
+                        Some(N::Constraint(k)) if k.contype == ConstrType::ConstrDefault as i32 => {
+                            k.raw_expr.as_deref()
+                        }
+                        _ => None,
+                    },
+                ));
+            for d in defaults {
+                if let Some(v) = special(Some(d)) {
+                    out.push(format!("DEFAULT '{v}' on a {t} column"));
+                }
+            }
+        }
+        out.dedup();
+        out
     }
 
     /// The statement's text in `source`.

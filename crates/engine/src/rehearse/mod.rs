@@ -410,19 +410,13 @@ fn rehearse_one<'s>(
         let t = Instant::now();
         reset_session(c)?;
         let sr = Snapshot::capture(c)?;
-        let d = sr.diff(&s0);
-        let mut step = if d.differences.is_empty() {
-            StepReport::pass("compare", ms(t), "schema after rollback equals the schema before the migration")
-        } else {
-            StepReport::fail(
-                "compare",
-                ms(t),
-                format!("schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed):\n{}", d.summary().trim_end()),
-            )
-        };
-        if !d.column_order.is_empty() && d.differences.is_empty() {
-            step.warnings.push(d.summary().trim_end().to_string());
-        }
+        let step = StepReport::schema_compare(
+            "compare",
+            ms(t),
+            sr.diff(&s0),
+            "schema after rollback equals the schema before the migration",
+            "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
+        );
         let compared = step.ok;
         rep.push(step);
         let t = Instant::now();
@@ -465,24 +459,15 @@ fn rehearse_one<'s>(
         })();
         rep.push(match again {
             Ok(s) => {
-                let d = s.diff(&s1);
-                clean = compared && data_ok && d.differences.is_empty();
-                if d.differences.is_empty() {
-                    StepReport::pass(
-                        "reapply",
-                        sql_ms,
-                        "applied again after the rollback: same schema as the first time",
-                    )
-                } else {
-                    StepReport::fail(
-                        "reapply",
-                        sql_ms,
-                        format!(
-                            "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed):\n{}",
-                            d.summary().trim_end()
-                        ),
-                    )
-                }
+                let step = StepReport::schema_compare(
+                    "reapply",
+                    sql_ms,
+                    s.diff(&s1),
+                    "applied again after the rollback: same schema as the first time",
+                    "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed)",
+                );
+                clean = compared && data_ok && step.ok;
+                step
             }
             Err(e) => StepReport::fail("reapply", ms(t), format!("does not apply again after the rollback: {e}")),
         });

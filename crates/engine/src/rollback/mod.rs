@@ -547,19 +547,13 @@ pub fn prove_rollback(
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     steps.push(StepReport::pass("rollback", ms, format!("{} statements ran", prepared.statements.len())));
     let sr = Snapshot::capture(&mut c)?;
-    let d = sr.diff(s0);
-    let mut step = if d.differences.is_empty() {
-        StepReport::pass("compare", 0.0, "schema after rollback equals the schema before the migration")
-    } else {
-        StepReport::fail(
-            "compare",
-            0.0,
-            format!("schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed):\n{}", d.summary().trim_end()),
-        )
-    };
-    if d.differences.is_empty() && !d.column_order.is_empty() {
-        step.warnings.push(format!("column order differs: {}", d.summary().trim_end()));
-    }
+    let step = StepReport::schema_compare(
+        "compare",
+        0.0,
+        sr.diff(s0),
+        "schema after rollback equals the schema before the migration",
+        "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
+    );
     steps.push(step);
     Ok(steps)
 }

@@ -15,6 +15,7 @@ mod disable_trigger;
 mod domain_check;
 mod enum_value;
 mod exclude_constraint;
+mod frozen_time;
 mod index_concurrently;
 mod lock_table;
 mod locks_after_access_exclusive;
@@ -143,6 +144,8 @@ registry! {
         "a statement takes more locks while ACCESS EXCLUSIVE on another table is held";
     NonTransactionalMigration = "non-transactional-migration", Warning, non_transactional::check,
         "a migration run statement by statement can be left half-applied";
+    FrozenTime = "frozen-time", Warning, frozen_time::check,
+        "'now', 'today'… in a view, default, check or index is frozen to the time the migration ran";
     PreferText = "prefer-text", Info, style::prefer_text,
         "varchar(n) has no advantage over text; changing n later can rewrite";
     PreferBigint = "prefer-bigint", Info, style::prefer_bigint,

@@ -393,6 +393,13 @@ fn has_typed_expressions(i: &Index) -> bool {
     i.definition.contains(" WHERE ") || i.definition.contains("::")
 }
 
+/// A CHECK or EXCLUDE constraint with typed constants (`kind = 'a'::kind`) is checked again by
+/// `ALTER COLUMN … TYPE` with its constants still of the old type (no operator between an
+/// enum and its rebuilt twin): on a retyped table it goes first and is added again after.
+fn has_typed_constants(c: &Constraint) -> bool {
+    matches!(c.kind.as_str(), "c" | "x") && c.definition.contains("::")
+}
+
 /// A trigger that names columns (`WHEN (…)`, `UPDATE OF col`) blocks changing their type.
 fn names_columns(t: &Trigger) -> bool {
     t.definition.contains(" WHEN (") || t.definition.contains(" UPDATE OF ")
@@ -441,12 +448,13 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         for (tn, t) in &a.tables {
             let u = b.tables.get(tn);
             let table_dropped = u.is_none();
+            let retyped = retyped.contains(tn);
             for (cn, c) in &t.constraints {
                 if c.inherited || (c.kind == "f") != pass {
                     continue;
                 }
                 let other = u.and_then(|u| u.constraints.get(cn));
-                let keep = other.is_some_and(|o| constraint_same(c, o));
+                let keep = other.is_some_and(|o| constraint_same(c, o)) && !(retyped && has_typed_constants(c));
                 if table_dropped && !pass {
                     continue; // dropped with the table
                 }
@@ -485,6 +493,15 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     for (sig, f) in &a.functions {
         if !b.functions.contains_key(sig) && uses_type(f, &gone_rows) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
+    // Dropping a table or column drops the sequences it owns: detach those that stay (a
+    // renamed table's sequence keeps its name) so they survive; ownership is set again below.
+    for (n, q) in &a.sequences {
+        let Some((t, c)) = &q.owned_by else { continue };
+        let column_goes = b.tables.get(t).is_none_or(|bt| bt.column(c).is_none());
+        if column_goes && b.sequences.contains_key(n) {
+            s.push(format!("ALTER SEQUENCE {n} OWNED BY NONE"));
         }
     }
     // Tables that go: children before parents; a partition goes with its parent.
@@ -862,7 +879,7 @@ fn render_types(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                             Some(next) => format!(" BEFORE {}", ql(next)),
                             None => String::new(),
                         };
-                        s.push(format!("ALTER TYPE {n} ADD VALUE {}{pos}", ql(l)));
+                        s.push(format!("ALTER TYPE {n} ADD VALUE IF NOT EXISTS {}{pos}", ql(l)));
                     }
                 } else {
                     // Labels removed or reordered: build a new type and convert columns to it.
@@ -1124,12 +1141,13 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut 
     for fk_pass in [false, true] {
         for (tn, u) in &b.tables {
             let t = a.tables.get(tn);
+            let retyped = retyped.contains(tn);
             for (cn, c) in &u.constraints {
                 if c.inherited || (c.kind == "f") != fk_pass {
                     continue;
                 }
                 match t.and_then(|t| t.constraints.get(cn)) {
-                    Some(old) if constraint_same(old, c) => {
+                    Some(old) if constraint_same(old, c) && !(retyped && has_typed_constants(old)) => {
                         if !old.validated && c.validated {
                             s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
                         }

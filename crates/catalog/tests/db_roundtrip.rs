@@ -277,7 +277,8 @@ fn retyped_columns_used_by_trigger_conditions_and_policies() {
     let schema = |values: &str, note_type: &str| {
         format!(
             "CREATE TYPE job_status AS ENUM ({values});
-             CREATE TABLE jobs (id int PRIMARY KEY, status job_status NOT NULL DEFAULT 'todo', note {note_type});
+             CREATE TABLE jobs (id int PRIMARY KEY, status job_status NOT NULL DEFAULT 'todo', note {note_type},
+                                CONSTRAINT done_has_note CHECK (status <> 'done' OR note IS NOT NULL));
              CREATE FUNCTION notify_job() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
              CREATE FUNCTION finish_job(id int, s job_status) RETURNS job_status LANGUAGE sql AS 'SELECT s';
              CREATE TRIGGER jobs_notify AFTER INSERT ON jobs FOR EACH ROW WHEN (NEW.status = 'todo' AND NEW.note IS NOT NULL) EXECUTE FUNCTION notify_job();
@@ -295,4 +296,20 @@ fn retyped_columns_used_by_trigger_conditions_and_policies() {
     let after = schema("'todo', 'doing', 'done', 'cancelled'", "text");
     round_trip("retyped_back", &after, &before).unwrap();
     round_trip("retyped_fwd", &before, &after).unwrap();
+}
+
+#[test]
+fn sequences_survive_when_the_table_or_column_owning_them_goes() {
+    // Renaming a table keeps its serial's sequence name; dropping the renamed table would drop
+    // the sequence the recreated one needs.
+    let original = "CREATE TABLE person_mention (id serial PRIMARY KEY, note text);
+                    CREATE TABLE tag (id int PRIMARY KEY, n serial);";
+    let renamed = "CREATE SEQUENCE person_mention_id_seq AS integer;
+                   CREATE TABLE person_comment_mention (id int NOT NULL DEFAULT nextval('person_mention_id_seq') PRIMARY KEY, note text);
+                   ALTER SEQUENCE person_mention_id_seq OWNED BY person_comment_mention.id;
+                   CREATE SEQUENCE tag_n_seq AS integer;
+                   CREATE TABLE tag (id int PRIMARY KEY, m int DEFAULT nextval('tag_n_seq'));
+                   ALTER SEQUENCE tag_n_seq OWNED BY tag.m;";
+    round_trip("owned_seq_back", renamed, original).unwrap();
+    round_trip("owned_seq_fwd", original, renamed).unwrap();
 }

@@ -177,6 +177,19 @@ impl ScratchServer {
         Ok(ScratchDb { spec: self.conn(&name), name, server: self })
     }
 
+    /// A new empty database for the migrations of `set`, holding what they expect to find
+    /// before the first one runs: the roles they name (see [`Self::provide_roles`]) and the
+    /// tables their framework creates (Diesel's `__diesel_schema_migrations`, which migrations
+    /// sometimes reference).
+    pub fn create_set_db(&self, purpose: &str, set: &crate::source::MigrationSet) -> Result<ScratchDb<'_>, PgError> {
+        self.provide_roles(set)?;
+        let db = self.create_db(purpose, None)?;
+        if let Some(sql) = set.layout.framework_sql() {
+            db.connect()?.batch_execute(sql)?;
+        }
+        Ok(db)
+    }
+
     fn drop_db(&self, name: &str) -> Result<(), PgError> {
         debug_assert!(name.starts_with("migsafe_scratch_"));
         self.with_admin(|admin| drop_database(admin, name, self.major()))?;

@@ -52,8 +52,7 @@ impl SchemaSource {
             SchemaSource::Migrations(dir) => {
                 let set = MigrationSet::load(dir)?;
                 let server = ScratchServer::throwaway(pg_bin)?;
-                server.provide_roles(&set)?;
-                let db = server.create_db("snapshot", None)?;
+                let db = server.create_set_db("snapshot", &set)?;
                 let mut c = db.connect()?;
                 for m in &set.migrations {
                     run_plain(&mut c, &Prepared::new(&m.forward)?)?;

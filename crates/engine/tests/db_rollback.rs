@@ -252,3 +252,48 @@ fn unnamed_indexes_are_inverted_by_the_name_postgres_chose() {
     assert!(three.script.contains("DROP INDEX IF EXISTS gw.jobs_queue_idx"), "{}", three.script);
     assert!(!three.script.contains("jobs_pkey"), "{}", three.script);
 }
+
+#[test]
+fn captured_values_do_not_pin_a_type_the_migration_replaces() {
+    // Lemmy's pattern: rename the enum away, create the new one, move the column, drop the old.
+    let server = server();
+    let feelings = "CREATE TABLE app.feelings (id int PRIMARY KEY, m app.mood NOT NULL, ms app.mood[]);\n\
+                    INSERT INTO app.feelings SELECT g, (ARRAY['sad','ok','happy']::app.mood[])[1 + g % 3], \
+                    ARRAY['ok','happy']::app.mood[] FROM generate_series(1, 30) g;";
+    let fwd = "UPDATE app.users SET mood = 'happy' WHERE mood = 'ok';\n\
+               DROP TABLE app.feelings;\n\
+               ALTER TYPE app.mood RENAME TO mood__;\n\
+               CREATE TYPE app.mood AS ENUM ('sad', 'happy');\n\
+               ALTER TABLE app.users ALTER COLUMN mood DROP DEFAULT;\n\
+               ALTER TABLE app.users ALTER COLUMN mood TYPE app.mood USING mood::text::app.mood;\n\
+               ALTER TABLE app.users ALTER COLUMN mood SET DEFAULT 'happy';\n\
+               DROP TYPE app.mood__;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_feelings.sql", feelings), ("003_mood.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    let capture = g.capture.as_ref().expect("a capture step");
+    assert!(capture.contains("\"m\"::text AS \"m\"") || capture.contains("m::text AS m"), "{capture}");
+    assert!(g.script.contains("::app.mood"), "{}", g.script);
+}
+
+#[test]
+fn alterations_of_a_table_the_migration_created_are_undone_by_dropping_it() {
+    // Lemmy's inbox_combined: CREATE TABLE AS, then one ALTER adding a key, unnamed UNIQUE
+    // constraints and a named CHECK; plus a rename whose serial sequence keeps its old name.
+    let server = server();
+    let fwd = "ALTER TABLE app.notes RENAME TO memo;\n\
+               CREATE TABLE app.combined AS SELECT id AS user_id, NULL::bigint AS post_id FROM app.users \
+               UNION ALL SELECT NULL, id FROM app.posts;\n\
+               ALTER TABLE app.combined\n\
+                   ADD COLUMN id int PRIMARY KEY GENERATED ALWAYS AS IDENTITY,\n\
+                   ADD CONSTRAINT combined_user_fkey FOREIGN KEY (user_id) REFERENCES app.users ON DELETE CASCADE,\n\
+                   ADD UNIQUE (user_id),\n\
+                   ADD UNIQUE (post_id),\n\
+                   ADD CONSTRAINT combined_check CHECK (num_nonnulls (user_id, post_id) = 1);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_combined.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    assert!(g.script.contains("ALTER TABLE app.memo RENAME TO notes"), "{}", g.script);
+    assert!(!g.script.contains("DROP CONSTRAINT"), "dropping the table is enough:\n{}", g.script);
+}

@@ -70,8 +70,7 @@ pub fn diagnose(
                 }
             }
             if let Ok(server) = ScratchServer::throwaway(pg_bin) {
-                server.provide_roles(set)?;
-                let db = server.create_db("expected", None)?;
+                let db = server.create_set_db("expected", set)?;
                 let mut e = db.connect()?;
                 let empty = Snapshot::capture(&mut e)?;
                 let built = e

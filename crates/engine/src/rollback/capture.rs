@@ -2,7 +2,7 @@
 //! destroy into `migsafe_backup` (tables named after the migration version), so the rollback
 //! can put it back. Decided from the forward statements and the schema before them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use migsafe_catalog::model::{Snapshot, Table};
 use migsafe_catalog::QName;
@@ -25,6 +25,8 @@ pub enum CaptureItem {
         columns: Vec<String>,
         /// Key to tell which rows are missing; without one, a multiset difference is used.
         key: Option<Vec<String>>,
+        /// Columns copied as text, with the type to cast them back to (see [`as_text`]).
+        casts: BTreeMap<String, String>,
     },
     /// Column values (DROP COLUMN, ALTER TYPE, UPDATE): copied with the row key, written back.
     Values {
@@ -36,6 +38,8 @@ pub enum CaptureItem {
         columns: Vec<String>,
         /// Primary (or unique not-null) key.
         key: Vec<String>,
+        /// Columns copied as text, with the type to cast them back to (see [`as_text`]).
+        casts: BTreeMap<String, String>,
     },
     /// Rows an `INSERT … VALUES … ON CONFLICT DO NOTHING` may add to an existing table: the
     /// keys among them that already existed are recorded; the rollback deletes the others.
@@ -110,6 +114,21 @@ fn backup_name(version: &str, index: usize, table: &QName) -> String {
     n
 }
 
+/// Columns of types that are not built in (enums, domains, composites, extension types) are
+/// copied as text: the migration may drop or replace the type (Lemmy renames an enum, moves
+/// the column to a new one and drops the old), which it could not do while a capture table
+/// depended on it. Text round-trips every type exactly; the restore casts back to the type the
+/// column had, which the rollback has recreated by then. `format_type` qualifies exactly the
+/// types outside `pg_catalog`, so a dot in the name tells them apart.
+fn as_text(t: &Table, columns: &[String]) -> BTreeMap<String, String> {
+    columns
+        .iter()
+        .filter_map(|c| t.column(c))
+        .filter(|c| c.type_name.contains('.'))
+        .map(|c| (c.name.clone(), c.type_name.clone()))
+        .collect()
+}
+
 fn stored_columns(t: &Table) -> Vec<String> {
     t.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect()
 }
@@ -156,9 +175,11 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             if !seen.insert((table.to_string(), "*".into())) {
                 return;
             }
+            let columns = stored_columns(t);
             plan.items.push(CaptureItem::Rows {
                 backup: backup_name(version, stmt.index, &table),
-                columns: stored_columns(t),
+                casts: as_text(t, &columns),
+                columns,
                 key: row_key(t),
                 table,
             });
@@ -247,12 +268,16 @@ fn values(
         return;
     }
     match row_key(t) {
-        Some(key) => plan.items.push(CaptureItem::Values {
-            backup: backup_name(version, index, &table),
-            table,
-            columns: cols,
-            key,
-        }),
+        Some(key) => {
+            let casts = as_text(t, &key.iter().chain(&cols).cloned().collect::<Vec<_>>());
+            plan.items.push(CaptureItem::Values {
+                backup: backup_name(version, index, &table),
+                table,
+                columns: cols,
+                key,
+                casts,
+            })
+        }
         None => plan.manual.push((
             index,
             format!(
@@ -265,12 +290,29 @@ fn values(
 }
 
 /// `t.k1 = b.k1 AND …`: a row of the table (`t`) and its copy in the capture (`b`).
-fn same_key(key: &[String]) -> String {
-    key.iter().map(|c| format!("t.{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(" AND ")
+fn same_key(key: &[String], casts: &BTreeMap<String, String>) -> String {
+    key.iter().map(|c| format!("t.{} = {}", qi(c), copied(c, "b.", casts))).collect::<Vec<_>>().join(" AND ")
 }
 
 fn col_list(cols: &[String]) -> String {
     cols.iter().map(|c| qi(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// What the capture selects: the columns, those in `casts` as text.
+fn captured_list(cols: &[String], casts: &BTreeMap<String, String>) -> String {
+    cols.iter()
+        .map(|c| if casts.contains_key(c) { format!("{c}::text AS {c}", c = qi(c)) } else { qi(c) })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A captured column read back (`prefix` is the copy's alias), cast to its type when it was
+/// copied as text.
+fn copied(c: &str, prefix: &str, casts: &BTreeMap<String, String>) -> String {
+    match casts.get(c) {
+        Some(ty) => format!("{prefix}{}::{ty}", qi(c)),
+        None => format!("{prefix}{}", qi(c)),
+    }
 }
 
 impl CapturePlan {
@@ -288,13 +330,16 @@ impl CapturePlan {
             let b = item.backup();
             s.push_str(&format!("DROP TABLE IF EXISTS {b};\n"));
             match item {
-                CaptureItem::Rows { table, columns, .. } => {
-                    s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(columns)));
+                CaptureItem::Rows { table, columns, casts, .. } => {
+                    s.push_str(&format!(
+                        "CREATE TABLE {b} AS SELECT {} FROM {table};\n",
+                        captured_list(columns, casts)
+                    ));
                 }
-                CaptureItem::Values { table, columns, key, .. } => {
+                CaptureItem::Values { table, columns, key, casts, .. } => {
                     let mut all = key.clone();
                     all.extend(columns.iter().filter(|c| !key.contains(c)).cloned());
-                    s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", col_list(&all)));
+                    s.push_str(&format!("CREATE TABLE {b} AS SELECT {} FROM {table};\n", captured_list(&all, casts)));
                 }
                 CaptureItem::Seeded { table, key, rows, .. } => {
                     s.push_str(&format!(
@@ -320,27 +365,31 @@ impl CapturePlan {
         for item in self.items.iter().rev() {
             let b = item.backup();
             let body = match item {
-                CaptureItem::Rows { table, columns, key, .. } => {
+                CaptureItem::Rows { table, columns, key, casts, .. } => {
                     let cols = col_list(columns);
+                    let back = columns.iter().map(|c| copied(c, "b.", casts)).collect::<Vec<_>>().join(", ");
                     let missing = match key {
                         Some(k) => format!(
-                            "SELECT {} FROM {b} b WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {})",
-                            columns.iter().map(|c| format!("b.{}", qi(c))).collect::<Vec<_>>().join(", "),
-                            same_key(k)
+                            "SELECT {back} FROM {b} b WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {})",
+                            same_key(k, casts)
                         ),
-                        None => format!("SELECT {cols} FROM {b} EXCEPT ALL SELECT {cols} FROM {table}"),
+                        None => format!("SELECT {back} FROM {b} b EXCEPT ALL SELECT {cols} FROM {table}"),
                     };
                     format!("INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE {missing};")
                 }
-                CaptureItem::Values { table, columns, key, .. } => format!(
+                CaptureItem::Values { table, columns, key, casts, .. } => format!(
                     "UPDATE {table} t SET {} FROM {b} b WHERE {};",
-                    columns.iter().map(|c| format!("{c} = b.{c}", c = qi(c))).collect::<Vec<_>>().join(", "),
-                    same_key(key)
+                    columns
+                        .iter()
+                        .map(|c| format!("{} = {}", qi(c), copied(c, "b.", casts)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    same_key(key, casts)
                 ),
                 CaptureItem::Seeded { table, key, rows, .. } => format!(
                     "DELETE FROM {table} t WHERE ({}) AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",
                     key_match(key, rows, "t."),
-                    same_key(key)
+                    same_key(key, &BTreeMap::new())
                 ),
             };
             out.push(format!(

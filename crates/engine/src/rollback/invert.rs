@@ -28,6 +28,13 @@ struct Cx<'a> {
     /// Objects (kind, schema-qualified name) dropped by an earlier statement of the same
     /// migration: a later CREATE of the same name is undone by dropping it, whatever S0 had.
     dropped_before: Vec<(ObjectKind, String)>,
+    /// Columns (`table.column`) whose default an earlier statement of the same migration set,
+    /// dropped or changed the type of: that statement's inverse restores the default S0 had, so
+    /// later ones leave it alone (S0's default may not even fit the type at their point).
+    defaults_before: Vec<String>,
+    /// Tables created by an earlier statement of the same migration: dropping them undoes
+    /// every later ALTER of them too.
+    created_before: Vec<String>,
 }
 
 impl Cx<'_> {
@@ -62,10 +69,15 @@ fn user_type(s: &Snapshot, type_name: &str) -> bool {
 
 /// Invert every statement of a forward migration, last first.
 pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec<Inverse> {
-    let mut cx = Cx { s0, s1, search: "public".into(), dropped_before: vec![] };
+    let mut cx =
+        Cx { s0, s1, search: "public".into(), dropped_before: vec![], defaults_before: vec![], created_before: vec![] };
     let mut searches = Vec::with_capacity(statements.len());
     let mut dropped: Vec<Vec<(ObjectKind, String)>> = Vec::with_capacity(statements.len());
     let mut so_far: Vec<(ObjectKind, String)> = Vec::new();
+    let mut defaults: Vec<Vec<String>> = Vec::with_capacity(statements.len());
+    let mut defaults_so_far: Vec<String> = Vec::new();
+    let mut created: Vec<Vec<String>> = Vec::with_capacity(statements.len());
+    let mut created_so_far: Vec<String> = Vec::new();
     for st in statements {
         if let StmtKind::Set { name, value: Some(v), .. } = &st.kind {
             if name == "search_path" {
@@ -75,7 +87,12 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
         }
         searches.push(cx.search.clone());
         dropped.push(so_far.clone());
+        defaults.push(defaults_so_far.clone());
+        created.push(created_so_far.clone());
         match &st.kind {
+            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, materialized: false, .. } => {
+                created_so_far.push(cx.q(table).to_string());
+            }
             StmtKind::Drop { kind, names, .. } => {
                 for n in names {
                     so_far.push((*kind, cx.q(n).to_string()));
@@ -83,8 +100,16 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 for a in actions {
-                    if let AlterAction::DropConstraint { name, .. } = a {
-                        so_far.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
+                    match a {
+                        AlterAction::DropConstraint { name, .. } => {
+                            so_far.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
+                        }
+                        AlterAction::SetDefault { column, .. }
+                        | AlterAction::DropDefault { column }
+                        | AlterAction::AlterType { column, .. } => {
+                            defaults_so_far.push(format!("{}.{}", cx.q(table), qi(column)));
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -92,9 +117,12 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
         }
     }
     let mut out = Vec::new();
-    for ((st, search), dropped) in statements.iter().zip(searches).zip(dropped).rev() {
+    let before = searches.into_iter().zip(dropped).zip(defaults).zip(created);
+    for (st, (((search, dropped), defaults), created)) in statements.iter().zip(before).rev() {
         cx.search = search;
         cx.dropped_before = dropped;
+        cx.defaults_before = defaults;
+        cx.created_before = created;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
         invert(st, &cx, &mut inv);
         if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
@@ -291,6 +319,9 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::AlterTable { table, actions, .. } => {
             let t = cx.q(table);
+            if cx.created_before.contains(&t.to_string()) {
+                return;
+            }
             for a in actions.iter().rev() {
                 alter_action(cx, &t, a, inv);
             }
@@ -384,7 +415,9 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 }
             }
         }
-        AlterAction::SetDefault { column, .. } | AlterAction::DropDefault { column } => {
+        AlterAction::SetDefault { column, .. } | AlterAction::DropDefault { column }
+            if !cx.defaults_before.contains(&format!("{t}.{}", qi(column))) =>
+        {
             if let Some(c) = col0(column) {
                 match &c.default {
                     Some(d) => inv.sql.push(format!("{} SET DEFAULT {d}", at(column))),
@@ -402,9 +435,31 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
             let names: Vec<String> = match &c.name {
                 Some(n) => vec![n.clone()],
                 None => {
+                    // The constraint PostgreSQL named: new since S0, of the same kind, on the
+                    // same columns when the statement lists them.
+                    let kind = match &c.kind {
+                        ConstraintKind::PrimaryKey => "p",
+                        ConstraintKind::Unique => "u",
+                        ConstraintKind::ForeignKey { .. } => "f",
+                        ConstraintKind::Check(_) => "c",
+                        ConstraintKind::Exclude => "x",
+                        ConstraintKind::NotNull => "n",
+                    };
+                    let columns: &[String] = match &c.kind {
+                        ConstraintKind::ForeignKey { columns, .. } => columns,
+                        _ => &c.columns,
+                    };
                     let old: Vec<&String> = before.map(|x| x.constraints.keys().collect()).unwrap_or_default();
                     after
-                        .map(|x| x.constraints.keys().filter(|k| !old.contains(k)).cloned().collect())
+                        .map(|x| {
+                            x.constraints
+                                .iter()
+                                .filter(|(k, d)| {
+                                    !old.contains(k) && d.kind == kind && (columns.is_empty() || d.columns == columns)
+                                })
+                                .map(|(k, _)| k.clone())
+                                .collect()
+                        })
                         .unwrap_or_default()
                 }
             };
@@ -415,7 +470,11 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 if matches!(c.kind, ConstraintKind::NotNull) {
                     continue;
                 }
-                inv.sql.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", qi(&n)));
+                // Two unnamed constraints of a kind in one statement both match each.
+                let drop = format!("ALTER TABLE {t} DROP CONSTRAINT {}", qi(&n));
+                if !inv.sql.contains(&drop) {
+                    inv.sql.push(drop);
+                }
             }
         }
         AlterAction::ValidateConstraint { name } => {

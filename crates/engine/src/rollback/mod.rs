@@ -33,11 +33,10 @@ pub struct Replay<'s> {
 }
 
 impl<'s> Replay<'s> {
-    /// An empty base database on `server`, for the migrations of `set` (the roles they name
-    /// are provided first).
+    /// An empty base database on `server`, for the migrations of `set` (with the roles and
+    /// framework tables they expect, see [`ScratchServer::create_set_db`]).
     pub fn new(server: &'s ScratchServer, set: &MigrationSet) -> Result<Replay<'s>, EngineError> {
-        server.provide_roles(set)?;
-        let base = server.create_db("base", None)?;
+        let base = server.create_set_db("base", set)?;
         let s0 = Snapshot::capture(&mut base.connect()?)?;
         Ok(Replay { base, s0 })
     }
@@ -197,6 +196,9 @@ pub struct Step<'a> {
 /// A rollback composed but not yet proven.
 pub struct Composed {
     inverses: Vec<Inverse>,
+    /// Enum values to add before the transaction (a value added inside one cannot be used
+    /// until it commits, and the rollback uses them: defaults, restored data).
+    enum_values: Vec<String>,
     lines: Vec<usize>,
     residual: Vec<String>,
     restore: Vec<String>,
@@ -218,6 +220,7 @@ impl Composed {
             complexity: &self.complexity,
             duration: duration.to_string(),
             inverses: &self.inverses,
+            enum_values: &self.enum_values,
             lines: &self.lines,
             residual: self.residual.clone(),
             restore: self.restore.clone(),
@@ -254,6 +257,10 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     };
     drop(trial);
     let finalize = target.diff(s0).statements();
+    let adds_enum_value = |x: &String| x.starts_with("ALTER TYPE ") && x.contains(" ADD VALUE ");
+    let (enum_values, residual): (Vec<String>, Vec<String>) = residual.into_iter().partition(adds_enum_value);
+    let (more_values, finalize): (Vec<String>, Vec<String>) = finalize.into_iter().partition(adds_enum_value);
+    let enum_values: Vec<String> = enum_values.into_iter().chain(more_values).collect();
     let manual: Vec<String> = step
         .plan
         .manual
@@ -300,6 +307,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         step.m.directives.complexity.clone().unwrap_or_else(|| risk_of(step.m).level.as_str().to_uppercase());
     Ok(Composed {
         inverses,
+        enum_values,
         lines,
         residual,
         restore: step.plan.restore_sql(),

@@ -18,6 +18,8 @@ pub struct ScriptParts<'a> {
     pub duration: String,
     /// Per-statement inverses, already in reverse order.
     pub inverses: &'a [Inverse],
+    /// `ALTER TYPE … ADD VALUE IF NOT EXISTS`, run before the transaction.
+    pub enum_values: &'a [String],
     /// Line of each forward statement, by index.
     pub lines: &'a [usize],
     /// What the snapshot diff adds.
@@ -58,7 +60,8 @@ pub fn render(p: &ScriptParts) -> String {
     s.push_str(&format!("-- Estimated Duration: {}\n", p.duration));
     s.push_str("-- WARNING: Test this rollback script thoroughly before use! (`migsafe rollback check` and `migsafe rehearse` re-prove it)\n");
     let concurrent: Vec<&String> = p.inverses.iter().flat_map(|i| i.concurrent.iter()).collect();
-    if !concurrent.is_empty() {
+    let outside = !concurrent.is_empty() || !p.enum_values.is_empty();
+    if outside {
         s.push_str("-- migsafe:no-transaction\n");
     }
     for n in &p.notes {
@@ -70,6 +73,15 @@ pub fn render(p: &ScriptParts) -> String {
     if !concurrent.is_empty() {
         s.push_str("\n-- Outside the transaction (CONCURRENTLY cannot run inside one):\n");
         for c in concurrent {
+            s.push_str(&format!("{c};\n"));
+        }
+    }
+    if !p.enum_values.is_empty() {
+        s.push_str(
+            "\n-- Outside the transaction: enum values the rollback uses must be committed before they can be \
+             used (IF NOT EXISTS: safe to run again)\n",
+        );
+        for c in p.enum_values {
             s.push_str(&format!("{c};\n"));
         }
     }

@@ -31,6 +31,23 @@ pub enum Layout {
     Diesel,
 }
 
+impl Layout {
+    /// What the layout's migration framework creates in the database before running the first
+    /// migration, when migrations of that layout may refer to it. Diesel's table is the one
+    /// known to be referenced (Lemmy puts a trigger on it); the others' tables are not created,
+    /// as their names (`schema_migrations`) could clash with an application's own tables.
+    pub fn framework_sql(self) -> Option<&'static str> {
+        match self {
+            Layout::Diesel => Some(
+                "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\n    \
+                 version VARCHAR(50) PRIMARY KEY NOT NULL,\n    \
+                 run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n)",
+            ),
+            Layout::Native | Layout::GolangMigrate | Layout::Dbmate | Layout::Flyway => None,
+        }
+    }
+}
+
 impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -353,7 +353,7 @@ fn rehearse_one<'s>(
         (None, _) => plan.capture_sql(&m.id()),
     };
     at.step("forward");
-    let forward = forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), &mut rep)?;
+    let forward = forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), opts.rows.is_some(), &mut rep)?;
     let Some(forward_ms) = forward else {
         *conn = None;
         return Ok((rep, Outcome::Broken));
@@ -504,6 +504,7 @@ fn forward_traced(
     c: &mut postgres::Client,
     prepared: &Prepared,
     capture_sql: Option<&str>,
+    synthetic: bool,
     rep: &mut MigrationReport,
 ) -> Result<Option<f64>, EngineError> {
     if let Some(cap) = capture_sql {
@@ -545,7 +546,15 @@ fn forward_traced(
             Ok(Some(took))
         }
         Err(e) => {
-            rep.push(StepReport::fail("forward", took, e.to_string()));
+            let mut detail = e.to_string();
+            // RAISE, or a constraint the data breaks: with made-up rows that may be the rows.
+            if synthetic && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("23")) {
+                detail.push_str(
+                    " (the rows were made up by --rows: a migration that checks or relies on what real data looks \
+                     like may reject them; rehearse on a copy of real data with --data DUMP)",
+                );
+            }
+            rep.push(StepReport::fail("forward", took, detail));
             Ok(None)
         }
     }

@@ -365,3 +365,21 @@ fn a_view_that_freezes_now_warns_instead_of_failing_and_real_differences_still_f
     let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
     assert!(compare.detail.contains("view public.recent (comment"), "{}", compare.detail);
 }
+
+#[test]
+fn a_migration_rejecting_synthetic_rows_points_to_real_data() {
+    let r = run(
+        &[
+            ("001_base.sql", "CREATE TABLE users (id bigint PRIMARY KEY, url text NOT NULL);"),
+            (
+                "002_check.sql",
+                "DO $$ BEGIN IF EXISTS (SELECT FROM users WHERE url NOT LIKE 'http%') THEN RAISE 'upgrade first'; END IF; END $$;",
+            ),
+        ],
+        RehearseOptions { rows: Some(20), ..Default::default() },
+    );
+    let m = mig(&r, "002");
+    let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+    assert!(!forward.ok);
+    assert!(forward.detail.contains("upgrade first") && forward.detail.contains("--data DUMP"), "{}", forward.detail);
+}

@@ -179,13 +179,14 @@ impl ScratchServer {
 
     /// A new empty database for the migrations of `set`, holding what they expect to find
     /// before the first one runs: the roles they name (see [`Self::provide_roles`]) and the
-    /// tables their framework creates (Diesel's `__diesel_schema_migrations`, which migrations
-    /// sometimes reference).
+    /// migration-framework tables they refer to (Diesel's `__diesel_schema_migrations`, sqlx's
+    /// `_sqlx_migrations`; see [`crate::source::MigrationSet::framework_sql`]).
     pub fn create_set_db(&self, purpose: &str, set: &crate::source::MigrationSet) -> Result<ScratchDb<'_>, PgError> {
         self.provide_roles(set)?;
         let db = self.create_db(purpose, None)?;
-        if let Some(sql) = set.layout.framework_sql() {
-            db.connect()?.batch_execute(sql)?;
+        let framework = set.framework_sql();
+        if !framework.is_empty() {
+            db.connect()?.batch_execute(&framework.join(";\n"))?;
         }
         Ok(db)
     }

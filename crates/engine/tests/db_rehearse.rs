@@ -383,3 +383,28 @@ fn a_migration_rejecting_synthetic_rows_points_to_real_data() {
     assert!(!forward.ok);
     assert!(forward.detail.contains("upgrade first") && forward.detail.contains("--data DUMP"), "{}", forward.detail);
 }
+
+#[test]
+fn column_order_changed_by_a_rollback_is_not_carried_into_later_migrations() {
+    let r = run(
+        &[
+            ("001_base.sql", "CREATE TABLE t (id int PRIMARY KEY, a text, b text);"),
+            ("002_add.sql", "ALTER TABLE t ADD COLUMN x text;"),
+            // Leaves the table's columns in another order: (id, b, a).
+            ("002_add.rollback.sql", "ALTER TABLE t DROP COLUMN x, DROP COLUMN a; ALTER TABLE t ADD COLUMN a text;"),
+            ("003_more.sql", "ALTER TABLE t ADD COLUMN c text;"),
+            ("004_insert.sql", "INSERT INTO t VALUES (1, 'a', 'b', 'x', 'c');"),
+        ],
+        RehearseOptions::default(),
+    );
+    assert!(r.ok, "{r:#?}");
+    let m = mig(&r, "002");
+    let reapply = m.steps.iter().find(|s| s.step == "reapply").unwrap();
+    assert!(reapply.warnings.iter().any(|w| w.contains("column order of public.t differs")), "{reapply:#?}");
+    assert!(reapply.warnings.iter().any(|w| w.contains("rebuilt from its checkpoint")), "{reapply:#?}");
+    // 003 and 004 run on the table as the migrations built it, not as the rollback left it.
+    for v in ["003", "004"] {
+        let m = mig(&r, v);
+        assert!(m.steps.iter().all(|s| s.warnings.is_empty()), "{m:#?}");
+    }
+}

@@ -150,8 +150,12 @@ pub fn rehearse(
                         "the rehearsal database was rebuilt from its checkpoint before {first} and the migrations since \
                          applied again (forward only), so the migrations after {id} start from exactly its migrated schema"
                     );
-                    if let Some(step) = report.steps.iter_mut().rev().find(|s| !s.ok) {
-                        step.warnings.push(note);
+                    // On the failed step; when none failed (columns came back in another
+                    // order), on the reapply step that saw it.
+                    let failed = report.steps.iter().rposition(|s| !s.ok);
+                    let at = failed.or_else(|| report.steps.iter().position(|s| s.step == "reapply"));
+                    if let Some(i) = at {
+                        report.steps[i].warnings.push(note);
                     }
                 }
             }
@@ -395,7 +399,8 @@ fn rehearse_one<'s>(
     rep.rollback = Some(source.to_string());
     let t = Instant::now();
     let c = session(conn, replay)?;
-    let mut clean = false;
+    // The schema the base holds when everything passed: the one after applying it again.
+    let mut clean: Option<Snapshot> = None;
     let rolled_back = match Prepared::new(&rollback_sql).and_then(|p| run_plain(c, &p)) {
         Ok(_) => {
             rep.push(StepReport::pass("rollback", ms(t), format!("{source} rollback ran")));
@@ -459,14 +464,20 @@ fn rehearse_one<'s>(
         })();
         rep.push(match again {
             Ok(s) => {
+                let d = s.diff(&s1);
+                // Columns in another order change what later migrations see (INSERT without a
+                // column list, SELECT *): the base is rebuilt rather than carried on.
+                let same_order = d.column_order.is_empty();
                 let step = StepReport::schema_compare(
                     "reapply",
                     sql_ms,
-                    s.diff(&s1),
+                    d,
                     "applied again after the rollback: same schema as the first time",
                     "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed)",
                 );
-                clean = compared && data_ok && step.ok;
+                if compared && data_ok && step.ok && same_order {
+                    clean = Some(s);
+                }
                 step
             }
             Err(e) => StepReport::fail("reapply", ms(t), format!("does not apply again after the rollback: {e}")),
@@ -494,7 +505,7 @@ fn rehearse_one<'s>(
             ),
         )
     });
-    Ok((rep, if clean { Outcome::Clean(s1) } else { Outcome::Dirty }))
+    Ok((rep, clean.map_or(Outcome::Dirty, Outcome::Clean)))
 }
 
 /// Forward run with lock trace and rewrite detection. Returns its duration, or None when it

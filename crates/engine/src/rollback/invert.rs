@@ -322,7 +322,32 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
             if cx.created_before.contains(&t.to_string()) {
                 return;
             }
-            for a in actions.iter().rev() {
+            // Dropped columns come back first, in the order the table had them (undoing the
+            // actions last-first would add them reversed), unless the statement adds a column
+            // of the same name again.
+            let added: Vec<&str> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    AlterAction::AddColumn { column, .. } => Some(column.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let hoisted = |a: &AlterAction| matches!(a, AlterAction::DropColumn { column, .. } if !added.contains(&column.as_str()));
+            let position = |a: &&AlterAction| match a {
+                AlterAction::DropColumn { column, .. } => cx
+                    .s0
+                    .tables
+                    .get(&t)
+                    .and_then(|x| x.columns.iter().position(|c| c.name == *column))
+                    .unwrap_or(usize::MAX),
+                _ => usize::MAX,
+            };
+            let mut drops: Vec<&AlterAction> = actions.iter().filter(|a| hoisted(a)).collect();
+            drops.sort_by_key(position);
+            for a in drops {
+                alter_action(cx, &t, a, inv);
+            }
+            for a in actions.iter().rev().filter(|a| !hoisted(a)) {
                 alter_action(cx, &t, a, inv);
             }
         }

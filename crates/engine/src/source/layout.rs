@@ -389,6 +389,29 @@ mod tests {
     }
 
     #[test]
+    fn framework_tables_are_provided_when_referenced_and_not_created() {
+        let d = folder(&[
+            ("2020-01-01-000000_init/up.sql", "CREATE TABLE t (id int);"),
+            ("2020-01-01-000000_init/down.sql", "DROP TABLE t;"),
+            (
+                "2020-02-01-000000_guard/up.sql",
+                "CREATE TRIGGER g BEFORE INSERT ON __diesel_schema_migrations EXECUTE FUNCTION f();",
+            ),
+            ("2020-02-01-000000_guard/down.sql", "DROP TRIGGER g ON __diesel_schema_migrations;"),
+        ]);
+        let set = MigrationSet::load(d.path()).unwrap();
+        let sql = set.framework_sql();
+        assert_eq!(sql.len(), 1, "{sql:?}");
+        assert!(sql[0].contains("__diesel_schema_migrations"));
+        let d = folder(&[
+            ("1_init.up.sql", "CREATE TABLE _sqlx_migrations (version bigint);"),
+            ("1_init.down.sql", "DROP TABLE _sqlx_migrations;"),
+            ("2_t.up.sql", "CREATE TABLE t (id int);"),
+        ]);
+        assert!(MigrationSet::load(d.path()).unwrap().framework_sql().is_empty());
+    }
+
+    #[test]
     fn native_layout_numeric_order() {
         let d = folder(&[
             ("10_ten.sql", "SELECT 10;"),

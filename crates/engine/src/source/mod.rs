@@ -31,23 +31,6 @@ pub enum Layout {
     Diesel,
 }
 
-impl Layout {
-    /// What the layout's migration framework creates in the database before running the first
-    /// migration, when migrations of that layout may refer to it. Diesel's table is the one
-    /// known to be referenced (Lemmy puts a trigger on it); the others' tables are not created,
-    /// as their names (`schema_migrations`) could clash with an application's own tables.
-    pub fn framework_sql(self) -> Option<&'static str> {
-        match self {
-            Layout::Diesel => Some(
-                "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\n    \
-                 version VARCHAR(50) PRIMARY KEY NOT NULL,\n    \
-                 run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n)",
-            ),
-            Layout::Native | Layout::GolangMigrate | Layout::Dbmate | Layout::Flyway => None,
-        }
-    }
-}
-
 impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -218,7 +201,56 @@ pub enum SourceError {
     NotADirectory { path: PathBuf },
 }
 
+/// Tables migration frameworks create before running the first migration, which migrations
+/// sometimes refer to (Lemmy puts a trigger on Diesel's; Underway reads sqlx's), as each
+/// framework creates them. `schema_migrations` (golang-migrate, dbmate) is left out: an
+/// application may have its own table of that name.
+const FRAMEWORK_TABLES: &[(&str, &str)] = &[
+    (
+        "__diesel_schema_migrations",
+        "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\n    version VARCHAR(50) PRIMARY KEY NOT NULL,\n    \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n)",
+    ),
+    (
+        "_sqlx_migrations",
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\n    version BIGINT PRIMARY KEY,\n    description TEXT NOT NULL,\n    \
+         installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),\n    success BOOLEAN NOT NULL,\n    checksum BYTEA NOT NULL,\n    \
+         execution_time BIGINT NOT NULL\n)",
+    ),
+    (
+        "flyway_schema_history",
+        "CREATE TABLE IF NOT EXISTS flyway_schema_history (\n    installed_rank INT PRIMARY KEY,\n    version VARCHAR(50),\n    \
+         description VARCHAR(200) NOT NULL,\n    type VARCHAR(20) NOT NULL,\n    script VARCHAR(1000) NOT NULL,\n    \
+         checksum INT,\n    installed_by VARCHAR(100) NOT NULL,\n    installed_on TIMESTAMP NOT NULL DEFAULT now(),\n    \
+         execution_time INT NOT NULL,\n    success BOOLEAN NOT NULL\n)",
+    ),
+];
+
 impl MigrationSet {
+    /// SQL creating the migration-framework tables the set's migrations refer to (see
+    /// [`FRAMEWORK_TABLES`]): a scratch database gets them before the first migration, as the
+    /// real database has them.
+    pub fn framework_sql(&self) -> Vec<&'static str> {
+        FRAMEWORK_TABLES
+            .iter()
+            .filter(|(name, _)| {
+                let texts = || self.migrations.iter().flat_map(|m| [Some(&m.forward), m.rollback.as_ref()]).flatten();
+                let referenced = texts().any(|t| t.text.to_ascii_lowercase().contains(name));
+                // A set that creates the table itself gets none from here.
+                let created = || {
+                    self.migrations.iter().any(|m| {
+                        migsafe_sql::parse_sql(&m.forward.text).statements.iter().any(|st| {
+                            matches!(&st.kind, migsafe_sql::StmtKind::CreateTable { table, .. }
+                                if table.name == *name && table.schema.as_deref().is_none_or(|s| s == "public"))
+                        })
+                    })
+                };
+                referenced && !created()
+            })
+            .map(|(_, sql)| *sql)
+            .collect()
+    }
+
     /// Load the migration folder at `path` (or the folder `migsafe.toml` there points at).
     pub fn load(path: &Path) -> Result<MigrationSet, SourceError> {
         if !path.is_dir() {

@@ -297,3 +297,39 @@ fn alterations_of_a_table_the_migration_created_are_undone_by_dropping_it() {
     assert!(g.script.contains("ALTER TABLE app.memo RENAME TO notes"), "{}", g.script);
     assert!(!g.script.contains("DROP CONSTRAINT"), "dropping the table is enough:\n{}", g.script);
 }
+
+#[test]
+fn a_table_dropped_and_built_again_gets_its_old_rows_back() {
+    // Lemmy's *_aggregates_fast tables: dropped and rebuilt from a view under the same name.
+    let server = server();
+    let base = "CREATE TABLE app.fast AS SELECT id, name, score FROM app.users;\n\
+                ALTER TABLE app.fast ADD PRIMARY KEY (id);\n\
+                UPDATE app.fast SET score = -score WHERE id % 3 = 0;";
+    let fwd = "DROP TABLE app.fast;\n\
+               CREATE TABLE app.fast AS SELECT id, name, score, now() AS published FROM app.users;\n\
+               ALTER TABLE app.fast ADD PRIMARY KEY (id);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_fast.sql", base), ("003_rebuild.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.script.contains("UPDATE app.fast t SET"), "{}", g.script);
+}
+
+#[test]
+fn rows_deleted_through_on_delete_cascade_are_captured_and_restored() {
+    let server = server();
+    let extra = "CREATE TABLE app.likes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 post_id bigint REFERENCES app.posts ON DELETE CASCADE, \
+                 by_user bigint REFERENCES app.users ON DELETE SET NULL, n int);\n\
+                 INSERT INTO app.likes (post_id, by_user, n) SELECT id, 1 + (id * 7) % 50, id FROM app.posts;";
+    let fwd = "DELETE FROM app.users WHERE id > 40;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_likes.sql", extra), ("003_purge.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    let capture = g.capture.as_ref().expect("a capture step");
+    // users, the posts cascading from them, and the likes cascading from posts; likes of
+    // kept posts by deleted users have their by_user cleared, and get it back.
+    for t in ["app.users", "app.posts", "app.likes"] {
+        assert!(capture.contains(&format!("FROM {t};")), "{t} not captured:\n{capture}");
+    }
+    assert!(g.script.contains("UPDATE app.likes t SET by_user = b.by_user"), "{}", g.script);
+}

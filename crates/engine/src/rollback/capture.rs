@@ -27,6 +27,11 @@ pub enum CaptureItem {
         key: Option<Vec<String>>,
         /// Columns copied as text, with the type to cast them back to (see [`as_text`]).
         casts: BTreeMap<String, String>,
+        /// When the whole table went (DROP TABLE / DROP SCHEMA), the columns set back to their
+        /// captured values in rows whose key was captured (all but the key and identity columns
+        /// generated always): a table the migration built again under the same name holds the
+        /// migration's rows, not the old ones. Empty otherwise.
+        reset: Vec<String>,
     },
     /// Column values (DROP COLUMN, ALTER TYPE, UPDATE): copied with the row key, written back.
     Values {
@@ -72,6 +77,14 @@ impl CaptureItem {
         match self {
             CaptureItem::Rows { columns, .. } | CaptureItem::Values { columns, .. } => columns,
             CaptureItem::Seeded { .. } => &[],
+        }
+    }
+
+    fn backup_name_mut(&mut self) -> &mut String {
+        match self {
+            CaptureItem::Rows { backup, .. }
+            | CaptureItem::Values { backup, .. }
+            | CaptureItem::Seeded { backup, .. } => backup,
         }
     }
 
@@ -170,18 +183,29 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
         QName::new(q.schema.clone().unwrap_or_else(|| search.to_string()), q.name.clone())
     };
     for stmt in statements {
-        let rows = |table: QName, plan: &mut CapturePlan, seen: &mut BTreeSet<(String, String)>| {
+        let rows = |table: QName, dropped: bool, plan: &mut CapturePlan, seen: &mut BTreeSet<(String, String)>| {
             let Some(t) = s0.tables.get(&table) else { return };
             if !seen.insert((table.to_string(), "*".into())) {
                 return;
             }
             let columns = stored_columns(t);
+            let key = row_key(t);
+            let reset = match &key {
+                Some(k) if dropped => columns
+                    .iter()
+                    .filter(|c| !k.contains(c))
+                    .filter(|c| t.column(c).is_some_and(|col| col.identity.as_deref() != Some("always")))
+                    .cloned()
+                    .collect(),
+                _ => vec![],
+            };
             plan.items.push(CaptureItem::Rows {
                 backup: backup_name(version, stmt.index, &table),
                 casts: as_text(t, &columns),
                 columns,
-                key: row_key(t),
+                key,
                 table,
+                reset,
             });
         };
         match &stmt.kind {
@@ -191,23 +215,38 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             }
             StmtKind::Drop { kind: ObjectKind::Table, names, .. } => {
                 for n in names {
-                    rows(resolve(n, &search), &mut plan, &mut seen);
+                    rows(resolve(n, &search), true, &mut plan, &mut seen);
                 }
             }
             StmtKind::Drop { kind: ObjectKind::Schema, names, .. } => {
                 for n in names {
                     let tables: Vec<QName> = s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
                     for t in tables {
-                        rows(t, &mut plan, &mut seen);
+                        rows(t, true, &mut plan, &mut seen);
                     }
                 }
             }
-            StmtKind::Truncate { tables, .. } => {
+            StmtKind::Truncate { tables, cascade } => {
                 for n in tables {
-                    rows(resolve(n, &search), &mut plan, &mut seen);
+                    let q = resolve(n, &search);
+                    // TRUNCATE … CASCADE empties every table referencing it, whatever the action.
+                    let reached = if *cascade { cascade_closure(s0, &q, true) } else { (vec![q], vec![]) };
+                    for t in reached.0 {
+                        rows(t, false, &mut plan, &mut seen);
+                    }
                 }
             }
-            StmtKind::Delete { table, .. } => rows(resolve(table, &search), &mut plan, &mut seen),
+            StmtKind::Delete { table, .. } => {
+                // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
+                // NULL / SET DEFAULT columns lose their values.
+                let (gone, cleared) = cascade_closure(s0, &resolve(table, &search), false);
+                for t in gone {
+                    rows(t, false, &mut plan, &mut seen);
+                }
+                for (t, cols) in cleared {
+                    values(version, stmt.index, t, cols, s0, &mut plan, &mut seen, "DELETE (ON DELETE SET NULL)");
+                }
+            }
             StmtKind::Insert { table, values: Some(v), .. }
                 if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
             {
@@ -244,7 +283,54 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             _ => {}
         }
     }
+    // One statement can capture a table twice (its rows through a cascade, and values it
+    // clears): each copy gets its own name.
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for item in &mut plan.items {
+        let name = item.backup_name_mut();
+        let mut n = 2;
+        let base = name.clone();
+        while !names.insert(name.clone()) {
+            let suffix = format!("_{n}");
+            let mut b = base.clone();
+            while b.len() + suffix.len() > 63 {
+                b.pop();
+            }
+            *name = format!("{b}{suffix}");
+            n += 1;
+        }
+    }
     plan
+}
+
+/// What deleting rows of `table` reaches through foreign keys: the tables whose rows go with
+/// them (`table` first, then those referencing it ON DELETE CASCADE, transitively; with `all`,
+/// every referencing table, as TRUNCATE … CASCADE does), and the referencing columns ON DELETE
+/// SET NULL / SET DEFAULT clears.
+fn cascade_closure(s0: &Snapshot, table: &QName, all: bool) -> (Vec<QName>, Vec<(QName, Vec<String>)>) {
+    let mut gone = vec![table.clone()];
+    let mut cleared = Vec::new();
+    let mut i = 0;
+    while i < gone.len() {
+        let parent = gone[i].clone();
+        i += 1;
+        for (tn, t) in &s0.tables {
+            for c in t.constraints.values() {
+                if c.kind != "f" || c.references.as_ref() != Some(&parent) || c.inherited {
+                    continue;
+                }
+                let action = c.definition.split(" ON DELETE ").nth(1).unwrap_or("");
+                if all || action.starts_with("CASCADE") {
+                    if !gone.contains(tn) {
+                        gone.push(tn.clone());
+                    }
+                } else if action.starts_with("SET NULL") || action.starts_with("SET DEFAULT") {
+                    cleared.push((tn.clone(), c.columns.clone()));
+                }
+            }
+        }
+    }
+    (gone, cleared)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -365,7 +451,7 @@ impl CapturePlan {
         for item in self.items.iter().rev() {
             let b = item.backup();
             let body = match item {
-                CaptureItem::Rows { table, columns, key, casts, .. } => {
+                CaptureItem::Rows { table, columns, key, casts, reset, .. } => {
                     let cols = col_list(columns);
                     let back = columns.iter().map(|c| copied(c, "b.", casts)).collect::<Vec<_>>().join(", ");
                     let missing = match key {
@@ -375,7 +461,19 @@ impl CapturePlan {
                         ),
                         None => format!("SELECT {back} FROM {b} b EXCEPT ALL SELECT {cols} FROM {table}"),
                     };
-                    format!("INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE {missing};")
+                    let insert = format!("INSERT INTO {table} ({cols}) OVERRIDING SYSTEM VALUE {missing};");
+                    match key {
+                        Some(k) if !reset.is_empty() => format!(
+                            "UPDATE {table} t SET {} FROM {b} b WHERE {};\n    {insert}",
+                            reset
+                                .iter()
+                                .map(|c| format!("{} = {}", qi(c), copied(c, "b.", casts)))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            same_key(k, casts)
+                        ),
+                        _ => insert,
+                    }
                 }
                 CaptureItem::Values { table, columns, key, casts, .. } => format!(
                     "UPDATE {table} t SET {} FROM {b} b WHERE {};",

@@ -408,3 +408,32 @@ fn column_order_changed_by_a_rollback_is_not_carried_into_later_migrations() {
         assert!(m.steps.iter().all(|s| s.warnings.is_empty()), "{m:#?}");
     }
 }
+
+#[test]
+fn restored_rows_fire_triggers_exactly_when_their_removal_did() {
+    // A counter kept by triggers: DELETE fired them (the restore must fire them again), DROP
+    // TABLE and DROP COLUMN did not (the restore must not).
+    let base = "CREATE TABLE counts (name text PRIMARY KEY, n bigint NOT NULL);\n\
+                INSERT INTO counts VALUES ('items', 0), ('updates', 0);\n\
+                CREATE TABLE items (id bigint PRIMARY KEY, label text, note text);\n\
+                CREATE FUNCTION count_items() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN\n\
+                  IF TG_OP = 'INSERT' THEN UPDATE counts SET n = n + 1 WHERE name = 'items';\n\
+                  ELSIF TG_OP = 'DELETE' THEN UPDATE counts SET n = n - 1 WHERE name = 'items';\n\
+                  ELSE UPDATE counts SET n = n + 1 WHERE name = 'updates'; END IF;\n\
+                  RETURN NULL; END $$;\n\
+                CREATE TRIGGER items_count AFTER INSERT OR UPDATE OR DELETE ON items FOR EACH ROW EXECUTE FUNCTION count_items();\n\
+                INSERT INTO items SELECT g, 'l' || g, 'n' || g FROM generate_series(1, 30) g;";
+    let r = run(
+        &[
+            ("001_base.sql", base),
+            ("002_purge.sql", "DELETE FROM items WHERE id > 20;"),
+            ("003_drop_note.sql", "ALTER TABLE items DROP COLUMN note;"),
+            ("004_drop.sql", "DROP TABLE items;"),
+        ],
+        RehearseOptions::default(),
+    );
+    for v in ["002", "003", "004"] {
+        let m = mig(&r, v);
+        assert!(failed_steps(m).is_empty(), "{v}: {m:#?}");
+    }
+}

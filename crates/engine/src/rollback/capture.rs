@@ -32,6 +32,8 @@ pub enum CaptureItem {
         /// generated always): a table the migration built again under the same name holds the
         /// migration's rows, not the old ones. Empty otherwise.
         reset: Vec<String>,
+        /// Put back with the table's triggers off (see [`CaptureItem::quiet`]).
+        quiet: bool,
     },
     /// Column values (DROP COLUMN, ALTER TYPE, UPDATE): copied with the row key, written back.
     Values {
@@ -45,6 +47,8 @@ pub enum CaptureItem {
         key: Vec<String>,
         /// Columns copied as text, with the type to cast them back to (see [`as_text`]).
         casts: BTreeMap<String, String>,
+        /// Put back with the table's triggers off (see [`CaptureItem::quiet`]).
+        quiet: bool,
     },
     /// Rows an `INSERT … VALUES … ON CONFLICT DO NOTHING` may add to an existing table: the
     /// keys among them that already existed are recorded; the rollback deletes the others.
@@ -77,6 +81,17 @@ impl CaptureItem {
         match self {
             CaptureItem::Rows { columns, .. } | CaptureItem::Values { columns, .. } => columns,
             CaptureItem::Seeded { .. } => &[],
+        }
+    }
+
+    /// Whether the data goes back with the table's triggers off: when the statement that
+    /// destroyed it fired no row triggers (DROP, TRUNCATE, DROP COLUMN, ALTER TYPE), putting it
+    /// back must not fire them either (a counter kept by a trigger never lost those rows);
+    /// after a DELETE or UPDATE, which fired them, the triggers run again to undo their effects.
+    pub fn quiet(&self) -> bool {
+        match self {
+            CaptureItem::Rows { quiet, .. } | CaptureItem::Values { quiet, .. } => *quiet,
+            CaptureItem::Seeded { .. } => false,
         }
     }
 
@@ -183,7 +198,11 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
         QName::new(q.schema.clone().unwrap_or_else(|| search.to_string()), q.name.clone())
     };
     for stmt in statements {
-        let rows = |table: QName, dropped: bool, plan: &mut CapturePlan, seen: &mut BTreeSet<(String, String)>| {
+        let rows = |table: QName,
+                    dropped: bool,
+                    quiet: bool,
+                    plan: &mut CapturePlan,
+                    seen: &mut BTreeSet<(String, String)>| {
             let Some(t) = s0.tables.get(&table) else { return };
             if !seen.insert((table.to_string(), "*".into())) {
                 return;
@@ -206,6 +225,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 key,
                 table,
                 reset,
+                quiet,
             });
         };
         match &stmt.kind {
@@ -215,14 +235,14 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             }
             StmtKind::Drop { kind: ObjectKind::Table, names, .. } => {
                 for n in names {
-                    rows(resolve(n, &search), true, &mut plan, &mut seen);
+                    rows(resolve(n, &search), true, true, &mut plan, &mut seen);
                 }
             }
             StmtKind::Drop { kind: ObjectKind::Schema, names, .. } => {
                 for n in names {
                     let tables: Vec<QName> = s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
                     for t in tables {
-                        rows(t, true, &mut plan, &mut seen);
+                        rows(t, true, true, &mut plan, &mut seen);
                     }
                 }
             }
@@ -232,7 +252,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                     // TRUNCATE … CASCADE empties every table referencing it, whatever the action.
                     let reached = if *cascade { cascade_closure(s0, &q, true) } else { (vec![q], vec![]) };
                     for t in reached.0 {
-                        rows(t, false, &mut plan, &mut seen);
+                        rows(t, false, true, &mut plan, &mut seen);
                     }
                 }
             }
@@ -241,10 +261,20 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 // NULL / SET DEFAULT columns lose their values.
                 let (gone, cleared) = cascade_closure(s0, &resolve(table, &search), false);
                 for t in gone {
-                    rows(t, false, &mut plan, &mut seen);
+                    rows(t, false, false, &mut plan, &mut seen);
                 }
                 for (t, cols) in cleared {
-                    values(version, stmt.index, t, cols, s0, &mut plan, &mut seen, "DELETE (ON DELETE SET NULL)");
+                    values(
+                        version,
+                        stmt.index,
+                        t,
+                        cols,
+                        s0,
+                        &mut plan,
+                        &mut seen,
+                        "DELETE (ON DELETE SET NULL)",
+                        false,
+                    );
                 }
             }
             StmtKind::Insert { table, values: Some(v), .. }
@@ -263,7 +293,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             }
             StmtKind::Update { table, assignments, .. } => {
                 let cols: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
-                values(version, stmt.index, resolve(table, &search), cols, s0, &mut plan, &mut seen, "UPDATE");
+                values(version, stmt.index, resolve(table, &search), cols, s0, &mut plan, &mut seen, "UPDATE", false);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 let q = resolve(table, &search);
@@ -277,7 +307,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                     })
                     .collect();
                 if !cols.is_empty() {
-                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag);
+                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag, true);
                 }
             }
             _ => {}
@@ -343,6 +373,7 @@ fn values(
     plan: &mut CapturePlan,
     seen: &mut BTreeSet<(String, String)>,
     what: &str,
+    quiet: bool,
 ) {
     let Some(t) = s0.tables.get(&table) else { return };
     let cols: Vec<String> = cols
@@ -362,6 +393,7 @@ fn values(
                 columns: cols,
                 key,
                 casts,
+                quiet,
             })
         }
         None => plan.manual.push((
@@ -445,8 +477,9 @@ impl CapturePlan {
         Some(s)
     }
 
-    /// Statements that put captured data back (each a no-op when its copy is absent).
-    pub fn restore_sql(&self) -> Vec<String> {
+    /// Statements that put captured data back (each a no-op when its copy is absent), with the
+    /// table's triggers (as S0 had them) off around items that are [`CaptureItem::quiet`].
+    pub fn restore_sql(&self, s0: &Snapshot) -> Vec<String> {
         let mut out = Vec::new();
         for item in self.items.iter().rev() {
             let b = item.backup();
@@ -490,10 +523,31 @@ impl CapturePlan {
                     same_key(key, &BTreeMap::new())
                 ),
             };
+            let table = item.table();
+            let triggers: Vec<(&String, &String)> = match s0.tables.get(table) {
+                Some(t) if item.quiet() => t
+                    .triggers
+                    .iter()
+                    .filter(|(_, g)| !g.inherited && g.enabled != "D")
+                    .map(|(n, g)| (n, &g.enabled))
+                    .collect(),
+                _ => vec![],
+            };
+            for (name, _) in &triggers {
+                out.push(format!("ALTER TABLE {table} DISABLE TRIGGER {}", qi(name)));
+            }
             out.push(format!(
                 "DO $migsafe$ BEGIN\n  IF to_regclass({}) IS NOT NULL THEN\n    {body}\n  END IF;\nEND $migsafe$",
                 ql(&b.to_string())
             ));
+            for (name, enabled) in triggers {
+                let how = match enabled.as_str() {
+                    "A" => "ENABLE ALWAYS",
+                    "R" => "ENABLE REPLICA",
+                    _ => "ENABLE",
+                };
+                out.push(format!("ALTER TABLE {table} {how} TRIGGER {}", qi(name)));
+            }
         }
         out
     }

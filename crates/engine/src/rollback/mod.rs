@@ -310,7 +310,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         enum_values,
         lines,
         residual,
-        restore: step.plan.restore_sql(),
+        restore: step.plan.restore_sql(s0),
         finalize,
         manual,
         notes,

@@ -333,3 +333,24 @@ fn rows_deleted_through_on_delete_cascade_are_captured_and_restored() {
     }
     assert!(g.script.contains("UPDATE app.likes t SET by_user = b.by_user"), "{}", g.script);
 }
+
+#[test]
+fn data_destroyed_under_a_new_name_is_captured_under_the_old_one() {
+    // Lemmy's split_user_table: rename the table, copy some columns out, drop them.
+    let server = server();
+    let fwd = "ALTER TABLE app.users RENAME TO people;\n\
+               ALTER TABLE app.people RENAME COLUMN legacy TO old_notes;\n\
+               CREATE TABLE app.local_user (person_id bigint PRIMARY KEY REFERENCES app.people, old_notes text);\n\
+               INSERT INTO app.local_user SELECT id, old_notes FROM app.people;\n\
+               ALTER TABLE app.people DROP COLUMN old_notes, DROP COLUMN score;\n\
+               UPDATE app.people SET name = upper(name);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_split.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    let capture = g.capture.as_ref().expect("a capture step");
+    assert!(capture.contains("SELECT id, legacy, score FROM app.users"), "{capture}");
+    assert!(capture.contains("SELECT id, name FROM app.users"), "{capture}");
+    // Undone statement by statement: the table is renamed back, never dropped.
+    assert!(g.script.contains("ALTER TABLE app.people RENAME TO users"), "{}", g.script);
+    assert!(!g.script.contains("DROP TABLE app.people"), "{}", g.script);
+}

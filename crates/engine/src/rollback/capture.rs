@@ -194,10 +194,29 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
     let mut plan = CapturePlan::default();
     let mut search = "public".to_string();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let resolve = |q: &migsafe_sql::QualName, search: &str| {
+    // Names as the migration uses them, mapped to the tables and columns of S0: a table
+    // renamed (or moved) by an earlier statement is captured under its S0 name, which is what
+    // it has when the capture runs and again once the rollback renamed it back. A table the
+    // migration created under a name is not the S0 table of that name.
+    let mut renamed: BTreeMap<QName, QName> = BTreeMap::new();
+    let mut shadowed: BTreeSet<QName> = BTreeSet::new();
+    let mut columns_renamed: BTreeMap<(QName, String), String> = BTreeMap::new();
+    let named = |q: &migsafe_sql::QualName, search: &str| {
         QName::new(q.schema.clone().unwrap_or_else(|| search.to_string()), q.name.clone())
     };
     for stmt in statements {
+        let resolve = |q: &migsafe_sql::QualName, search: &str| {
+            let current = named(q, search);
+            match renamed.get(&current) {
+                Some(original) => original.clone(),
+                // Not an S0 table: its name will not be found in S0.
+                None if shadowed.contains(&current) => QName::new("", format!("{current} (new)")),
+                None => current,
+            }
+        };
+        let column = |table: &QName, c: &String| {
+            columns_renamed.get(&(table.clone(), c.clone())).cloned().unwrap_or_else(|| c.clone())
+        };
         let rows = |table: QName,
                     dropped: bool,
                     quiet: bool,
@@ -292,16 +311,17 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 }
             }
             StmtKind::Update { table, assignments, .. } => {
-                let cols: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
-                values(version, stmt.index, resolve(table, &search), cols, s0, &mut plan, &mut seen, "UPDATE", false);
+                let q = resolve(table, &search);
+                let cols: Vec<String> = assignments.iter().map(|(c, _)| column(&q, c)).collect();
+                values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 let q = resolve(table, &search);
                 let cols: Vec<String> = actions
                     .iter()
                     .filter_map(|a| match a {
-                        AlterAction::DropColumn { column, .. } | AlterAction::AlterType { column, .. } => {
-                            Some(column.clone())
+                        AlterAction::DropColumn { column: c, .. } | AlterAction::AlterType { column: c, .. } => {
+                            Some(column(&q, c))
                         }
                         _ => None,
                     })
@@ -309,6 +329,30 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 if !cols.is_empty() {
                     values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag, true);
                 }
+            }
+            _ => {}
+        }
+        // What the statement renames, moves or creates, for the statements after it.
+        match &stmt.kind {
+            StmtKind::Rename { kind: ObjectKind::Column, object, column: Some(old), new_name } => {
+                let t = resolve(object, &search);
+                let original = columns_renamed.remove(&(t.clone(), old.clone())).unwrap_or_else(|| old.clone());
+                columns_renamed.insert((t, new_name.clone()), original);
+            }
+            StmtKind::Rename { kind: ObjectKind::Table, object, column: None, new_name } => {
+                let current = named(object, &search);
+                let original = renamed.remove(&current).unwrap_or_else(|| current.clone());
+                renamed.insert(QName::new(&current.schema, new_name), original);
+            }
+            StmtKind::AlterSchema { kind: ObjectKind::Table, object, new_schema } => {
+                let current = named(object, &search);
+                let original = renamed.remove(&current).unwrap_or_else(|| current.clone());
+                renamed.insert(QName::new(new_schema, &current.name), original);
+            }
+            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, materialized: false, .. } => {
+                let current = named(table, &search);
+                renamed.remove(&current);
+                shadowed.insert(current);
             }
             _ => {}
         }

@@ -3,6 +3,8 @@
 //! for names the statement left to PostgreSQL. What has no exact inverse here is left to the
 //! snapshot diff that follows.
 
+use std::collections::BTreeMap;
+
 use migsafe_catalog::model::{Column, Snapshot};
 use migsafe_catalog::QName;
 use migsafe_sql::model::{AlterAction, ConstraintKind, ObjectKind, StmtKind, TriggerTarget};
@@ -35,11 +37,36 @@ struct Cx<'a> {
     /// Tables created by an earlier statement of the same migration: dropping them undoes
     /// every later ALTER of them too.
     created_before: Vec<String>,
+    /// Tables renamed or moved by an earlier statement: current name → name in S0.
+    renamed_before: BTreeMap<QName, QName>,
+    /// Columns renamed by an earlier statement: (S0 table, current name) → name in S0.
+    columns_before: BTreeMap<(QName, String), String>,
+}
+
+/// What the earlier statements of the migration did, as seen by one statement.
+#[derive(Clone, Default)]
+struct Earlier {
+    search: String,
+    dropped: Vec<(ObjectKind, String)>,
+    defaults: Vec<String>,
+    created: Vec<String>,
+    renamed: BTreeMap<QName, QName>,
+    columns: BTreeMap<(QName, String), String>,
 }
 
 impl Cx<'_> {
     fn q(&self, n: &migsafe_sql::QualName) -> QName {
         QName::new(n.schema.clone().unwrap_or_else(|| self.search.clone()), n.name.clone())
+    }
+
+    /// The S0 name of a table the statement names (renamed by an earlier statement or not).
+    fn original(&self, t: &QName) -> QName {
+        self.renamed_before.get(t).cloned().unwrap_or_else(|| t.clone())
+    }
+
+    /// The S0 name of a column of `t` (its current name) as the statement names it.
+    fn original_column(&self, t: &QName, c: &str) -> String {
+        self.columns_before.get(&(self.original(t), c.to_string())).cloned().unwrap_or_else(|| c.to_string())
     }
 }
 
@@ -69,45 +96,63 @@ fn user_type(s: &Snapshot, type_name: &str) -> bool {
 
 /// Invert every statement of a forward migration, last first.
 pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec<Inverse> {
-    let mut cx =
-        Cx { s0, s1, search: "public".into(), dropped_before: vec![], defaults_before: vec![], created_before: vec![] };
-    let mut searches = Vec::with_capacity(statements.len());
-    let mut dropped: Vec<Vec<(ObjectKind, String)>> = Vec::with_capacity(statements.len());
-    let mut so_far: Vec<(ObjectKind, String)> = Vec::new();
-    let mut defaults: Vec<Vec<String>> = Vec::with_capacity(statements.len());
-    let mut defaults_so_far: Vec<String> = Vec::new();
-    let mut created: Vec<Vec<String>> = Vec::with_capacity(statements.len());
-    let mut created_so_far: Vec<String> = Vec::new();
+    let mut cx = Cx {
+        s0,
+        s1,
+        search: "public".into(),
+        dropped_before: vec![],
+        defaults_before: vec![],
+        created_before: vec![],
+        renamed_before: BTreeMap::new(),
+        columns_before: BTreeMap::new(),
+    };
+    let mut now = Earlier { search: "public".into(), ..Default::default() };
+    let mut earlier: Vec<Earlier> = Vec::with_capacity(statements.len());
     for st in statements {
         if let StmtKind::Set { name, value: Some(v), .. } = &st.kind {
             if name == "search_path" {
-                cx.search =
+                now.search =
                     v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"').to_string();
             }
         }
-        searches.push(cx.search.clone());
-        dropped.push(so_far.clone());
-        defaults.push(defaults_so_far.clone());
-        created.push(created_so_far.clone());
+        earlier.push(now.clone());
+        cx.search = now.search.clone();
         match &st.kind {
             StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, materialized: false, .. } => {
-                created_so_far.push(cx.q(table).to_string());
+                now.created.push(cx.q(table).to_string());
+                now.renamed.remove(&cx.q(table));
             }
             StmtKind::Drop { kind, names, .. } => {
                 for n in names {
-                    so_far.push((*kind, cx.q(n).to_string()));
+                    now.dropped.push((*kind, cx.q(n).to_string()));
                 }
+            }
+            StmtKind::Rename { kind: ObjectKind::Table, object, column: None, new_name } => {
+                let current = cx.q(object);
+                let original = now.renamed.remove(&current).unwrap_or_else(|| current.clone());
+                now.renamed.insert(QName::new(&current.schema, new_name), original);
+            }
+            StmtKind::AlterSchema { kind: ObjectKind::Table, object, new_schema } => {
+                let current = cx.q(object);
+                let original = now.renamed.remove(&current).unwrap_or_else(|| current.clone());
+                now.renamed.insert(QName::new(new_schema, &current.name), original);
+            }
+            StmtKind::Rename { kind: ObjectKind::Column, object, column: Some(old), new_name } => {
+                let current = cx.q(object);
+                let table = now.renamed.get(&current).cloned().unwrap_or(current);
+                let original = now.columns.remove(&(table.clone(), old.clone())).unwrap_or_else(|| old.clone());
+                now.columns.insert((table, new_name.clone()), original);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 for a in actions {
                     match a {
                         AlterAction::DropConstraint { name, .. } => {
-                            so_far.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
+                            now.dropped.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
                         }
                         AlterAction::SetDefault { column, .. }
                         | AlterAction::DropDefault { column }
                         | AlterAction::AlterType { column, .. } => {
-                            defaults_so_far.push(format!("{}.{}", cx.q(table), qi(column)));
+                            now.defaults.push(format!("{}.{}", cx.q(table), qi(column)));
                         }
                         _ => {}
                     }
@@ -117,12 +162,13 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
         }
     }
     let mut out = Vec::new();
-    let before = searches.into_iter().zip(dropped).zip(defaults).zip(created);
-    for (st, (((search, dropped), defaults), created)) in statements.iter().zip(before).rev() {
-        cx.search = search;
-        cx.dropped_before = dropped;
-        cx.defaults_before = defaults;
-        cx.created_before = created;
+    for (st, e) in statements.iter().zip(earlier).rev() {
+        cx.search = e.search;
+        cx.dropped_before = e.dropped;
+        cx.defaults_before = e.defaults;
+        cx.created_before = e.created;
+        cx.renamed_before = e.renamed;
+        cx.columns_before = e.columns;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
         invert(st, &cx, &mut inv);
         if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
@@ -399,9 +445,10 @@ fn rename(
 
 fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
-    let before = s0.tables.get(t);
+    // The table and its columns as S0 had them, under the names they had there.
+    let before = s0.tables.get(&cx.original(t));
     let after = s1.tables.get(t);
-    let col0 = |c: &str| before.and_then(|x| x.column(c));
+    let col0 = |c: &str| before.and_then(|x| x.column(&cx.original_column(t, c)));
     let at = |c: &str| format!("ALTER TABLE {t} ALTER COLUMN {}", qi(c));
     match a {
         AlterAction::AddColumn { column, .. }
@@ -411,7 +458,9 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
         }
         AlterAction::DropColumn { column, .. } => {
             if let Some(c) = col0(column) {
-                inv.sql.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def_nullable(c)));
+                // Under the name it had when dropped; an earlier rename's inverse renames it back.
+                let c = Column { name: column.clone(), ..c.clone() };
+                inv.sql.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def_nullable(&c)));
             }
         }
         AlterAction::AlterType { column, .. } => {

@@ -354,3 +354,16 @@ fn data_destroyed_under_a_new_name_is_captured_under_the_old_one() {
     assert!(g.script.contains("ALTER TABLE app.people RENAME TO users"), "{}", g.script);
     assert!(!g.script.contains("DROP TABLE app.people"), "{}", g.script);
 }
+
+#[test]
+fn a_column_renamed_away_and_its_name_reused_is_undone_in_place() {
+    // Lemmy's add_site_short_description: description → sidebar, then a new description.
+    let server = server();
+    let fwd = "ALTER TABLE app.users RENAME COLUMN legacy TO sidebar;\n\
+               ALTER TABLE app.users ADD COLUMN legacy varchar(150);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_reuse.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    assert!(g.script.contains("RENAME COLUMN sidebar TO legacy"), "{}", g.script);
+}

@@ -64,9 +64,15 @@ impl Cx<'_> {
         self.renamed_before.get(t).cloned().unwrap_or_else(|| t.clone())
     }
 
-    /// The S0 name of a column of `t` (its current name) as the statement names it.
-    fn original_column(&self, t: &QName, c: &str) -> String {
-        self.columns_before.get(&(self.original(t), c.to_string())).cloned().unwrap_or_else(|| c.to_string())
+    /// The S0 name of the column of `t` the statement calls `c`; None when no S0 column goes
+    /// by that name any more (an earlier statement renamed it away, so `c` is a new column).
+    fn original_column(&self, t: &QName, c: &str) -> Option<String> {
+        let table = self.original(t);
+        if let Some(original) = self.columns_before.get(&(table.clone(), c.to_string())) {
+            return Some(original.clone());
+        }
+        let renamed_away = self.columns_before.iter().any(|((tn, now), was)| *tn == table && was == c && now != c);
+        (!renamed_away).then(|| c.to_string())
     }
 }
 
@@ -448,7 +454,7 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
     // The table and its columns as S0 had them, under the names they had there.
     let before = s0.tables.get(&cx.original(t));
     let after = s1.tables.get(t);
-    let col0 = |c: &str| before.and_then(|x| x.column(&cx.original_column(t, c)));
+    let col0 = |c: &str| before.and_then(|x| cx.original_column(t, c).and_then(|n| x.column(&n)));
     let at = |c: &str| format!("ALTER TABLE {t} ALTER COLUMN {}", qi(c));
     match a {
         AlterAction::AddColumn { column, .. }

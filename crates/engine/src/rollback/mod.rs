@@ -135,12 +135,13 @@ fn relaxed(s0: &Snapshot, s1: &Snapshot, plan: &CapturePlan) -> Snapshot {
         .filter(|i| matches!(i, capture::CaptureItem::Values { .. }))
         .flat_map(|i| i.restored_columns().iter().map(move |c| (i.table().clone(), c.clone())))
         .collect();
-    // Columns the migration dropped come back empty: NOT NULL waits for their values.
+    // Columns the migration dropped come back empty: NOT NULL waits for their values. (A table
+    // gone from S1 under its S0 name was dropped or renamed: its columns count as dropped.)
     for item in &plan.items {
         let after = s1.tables.get(item.table());
         if let Some(t) = r.tables.get_mut(item.table()) {
             for c in t.columns.iter_mut().filter(|c| item.restored_columns().contains(&c.name)) {
-                if after.is_some_and(|a| a.column(&c.name).is_none()) {
+                if after.is_none_or(|a| a.column(&c.name).is_none()) {
                     c.not_null = false;
                 }
             }

@@ -614,6 +614,10 @@ fn main() -> R<()> {
             out.push_str(&format!("{MARK}{name} -->\n{body}"));
         }
     }
+    // Sections measured by hand (real-world histories that cannot be committed) are kept.
+    for (name, body) in sections.iter().filter(|(n, _)| !ALL.contains(&n.as_str())) {
+        out.push_str(&format!("{MARK}{name} -->\n{body}"));
+    }
     std::fs::write(&path, out)?;
     eprintln!("wrote {}", path.display());
     Ok(())

@@ -437,3 +437,18 @@ fn restored_rows_fire_triggers_exactly_when_their_removal_did() {
         assert!(failed_steps(m).is_empty(), "{v}: {m:#?}");
     }
 }
+
+#[test]
+fn an_update_through_a_before_trigger_is_undone_with_what_the_trigger_changed() {
+    // crates.io's versions: a BEFORE UPDATE trigger stamps updated_at on every changed row.
+    let base = "CREATE TABLE items (id bigint PRIMARY KEY, label text, updated_at timestamptz NOT NULL DEFAULT '2020-01-01');\n\
+                CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at = clock_timestamp(); RETURN NEW; END $$;\n\
+                CREATE TRIGGER items_stamp BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION stamp();\n\
+                INSERT INTO items (id, label) SELECT g, 'l' || g FROM generate_series(1, 30) g;";
+    let r = run(
+        &[("001_base.sql", base), ("002_upper.sql", "UPDATE items SET label = upper(label) WHERE id > 10;")],
+        RehearseOptions::default(),
+    );
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

@@ -558,8 +558,16 @@ fn forward_traced(
         }
         Err(e) => {
             let mut detail = e.to_string();
-            // RAISE, or a constraint the data breaks: with made-up rows that may be the rows.
-            if synthetic && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("23")) {
+            // RAISE, a value a function or cast rejects, or a constraint the data breaks: with
+            // made-up rows that may be the rows.
+            // Not for NOT NULL on ALTER TABLE (adding a NOT NULL column without a default, SET
+            // NOT NULL over NULLs): that fails on any rows, made up or not.
+            let any_rows = matches!(&e, crate::exec::ExecError::Statement { sqlstate, tag, .. }
+                if sqlstate == "23502" && tag == "ALTER TABLE");
+            if synthetic
+                && !any_rows
+                && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("22") || s.starts_with("23"))
+            {
                 detail.push_str(
                     " (the rows were made up by --rows: a migration that checks or relies on what real data looks \
                      like may reject them; rehearse on a copy of real data with --data DUMP)",

@@ -312,7 +312,18 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             }
             StmtKind::Update { table, assignments, .. } => {
                 let q = resolve(table, &search);
-                let cols: Vec<String> = assignments.iter().map(|(c, _)| column(&q, c)).collect();
+                // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
+                // stamp): then every column is captured, not only those assigned.
+                let reshaped = s0.tables.get(&q).is_some_and(|t| {
+                    t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
+                });
+                let cols: Vec<String> = match s0.tables.get(&q) {
+                    Some(t) if reshaped => {
+                        let key = row_key(t).unwrap_or_default();
+                        stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
+                    }
+                    _ => assignments.iter().map(|(c, _)| column(&q, c)).collect(),
+                };
                 values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false);
             }
             StmtKind::AlterTable { table, actions, .. } => {
@@ -375,6 +386,15 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
         }
     }
     plan
+}
+
+/// Whether a trigger (`pg_get_triggerdef`) fires `when` (BEFORE, AFTER) for each row on an
+/// event list containing `event` (any event when empty).
+fn row_trigger(definition: &str, when: &str, event: &str) -> bool {
+    let d = definition.to_ascii_uppercase();
+    let Some(rest) = d.split_once(&format!(" {when} ")).map(|(_, r)| r) else { return false };
+    let events = rest.split(" ON ").next().unwrap_or("");
+    d.contains("FOR EACH ROW") && (event.is_empty() || events.split(" OR ").any(|e| e.trim().starts_with(event)))
 }
 
 /// What deleting rows of `table` reaches through foreign keys: the tables whose rows go with
@@ -568,14 +588,18 @@ impl CapturePlan {
                 ),
             };
             let table = item.table();
+            // BEFORE row triggers shape the row written, and the restore writes rows exactly as
+            // captured: they are always off. The others carry the change to other tables: off
+            // when the destroying statement did not fire them (see `quiet`).
             let triggers: Vec<(&String, &String)> = match s0.tables.get(table) {
-                Some(t) if item.quiet() => t
+                Some(t) => t
                     .triggers
                     .iter()
                     .filter(|(_, g)| !g.inherited && g.enabled != "D")
+                    .filter(|(_, g)| item.quiet() || row_trigger(&g.definition, "BEFORE", ""))
                     .map(|(n, g)| (n, &g.enabled))
                     .collect(),
-                _ => vec![],
+                None => vec![],
             };
             for (name, _) in &triggers {
                 out.push(format!("ALTER TABLE {table} DISABLE TRIGGER {}", qi(name)));

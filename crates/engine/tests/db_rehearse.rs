@@ -452,3 +452,18 @@ fn an_update_through_a_before_trigger_is_undone_with_what_the_trigger_changed() 
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn set_not_null_over_rows_never_backfilled_says_to_backfill() {
+    let r = run(
+        &[
+            ("001_base.sql", "CREATE TABLE t (id bigint PRIMARY KEY);"),
+            ("002_add.sql", "ALTER TABLE t ADD COLUMN expires_at timestamptz;"),
+            ("003_not_null.sql", "ALTER TABLE t ALTER COLUMN expires_at SET NOT NULL;"),
+        ],
+        RehearseOptions { rows: Some(10), ..Default::default() },
+    );
+    let forward = mig(&r, "003").steps.iter().find(|s| s.step == "forward").unwrap().clone();
+    assert!(!forward.ok);
+    assert!(forward.detail.contains("backfill") && !forward.detail.contains("made up"), "{}", forward.detail);
+}

@@ -564,6 +564,13 @@ fn forward_traced(
             // NOT NULL over NULLs): that fails on any rows, made up or not.
             let any_rows = matches!(&e, crate::exec::ExecError::Statement { sqlstate, tag, .. }
                 if sqlstate == "23502" && tag == "ALTER TABLE");
+            if any_rows && detail.contains("contains null values") {
+                detail.push_str(
+                    " (rows already in the table hold NULL there: a new NOT NULL column needs a DEFAULT; an existing \
+                     column needs a backfill first, e.g. `migsafe backfill --set \"col = …\" --where \"col IS NULL\"`, \
+                     then CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL)",
+                );
+            }
             if synthetic
                 && !any_rows
                 && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("22") || s.starts_with("23"))

@@ -21,6 +21,9 @@ pub struct Inverse {
     pub sql: Vec<String>,
     /// Statements that must run outside a transaction (CONCURRENTLY).
     pub concurrent: Vec<String>,
+    /// When it only adds back dropped columns: the table, and the first column's position in
+    /// S0 (consecutive such inverses on one table are put in S0's column order).
+    readds: Option<(QName, usize)>,
 }
 
 struct Cx<'a> {
@@ -180,6 +183,21 @@ pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec
         if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
             out.push(inv);
         }
+    }
+    // Columns dropped by consecutive statements come back in the order the table had them
+    // (last-first would add them reversed); nothing between them depends on their order.
+    let mut i = 0;
+    while i < out.len() {
+        let Some((table, _)) = out[i].readds.clone() else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < out.len() && out[j].readds.as_ref().is_some_and(|(t, _)| *t == table) {
+            j += 1;
+        }
+        out[i..j].sort_by_key(|inv| inv.readds.as_ref().map_or(usize::MAX, |(_, p)| *p));
+        i = j;
     }
     out
 }
@@ -396,6 +414,9 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
             };
             let mut drops: Vec<&AlterAction> = actions.iter().filter(|a| hoisted(a)).collect();
             drops.sort_by_key(position);
+            if drops.len() == actions.len() {
+                inv.readds = drops.first().map(|a| (cx.original(&t), position(a)));
+            }
             for a in drops {
                 alter_action(cx, &t, a, inv);
             }

@@ -369,3 +369,15 @@ fn a_column_renamed_away_and_its_name_reused_is_undone_in_place() {
     assert!(!g.script.contains("inversion failed"), "{}", g.script);
     assert!(g.script.contains("RENAME COLUMN sidebar TO legacy"), "{}", g.script);
 }
+
+#[test]
+fn renamed_enum_values_are_renamed_back() {
+    // Lemmy's registration_mode_enum: 'require_application' → 'RequireApplication', with rows.
+    let server = server();
+    let fwd = "ALTER TYPE app.mood RENAME VALUE 'ok' TO 'Fine';\nALTER TYPE app.mood RENAME VALUE 'sad' TO 'Sad';\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_rename.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.script.contains("ALTER TYPE app.mood RENAME VALUE 'Fine' TO 'ok'"), "{}", g.script);
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+}

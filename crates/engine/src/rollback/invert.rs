@@ -370,6 +370,14 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
                 inv.sql.push(format!("DROP POLICY {} ON {t}", qi(name)));
             }
         }
+        StmtKind::AlterEnum { name, rename_value: Some((old, new)), .. } => {
+            inv.sql.push(format!(
+                "ALTER TYPE {} RENAME VALUE {} TO {}",
+                cx.q(name),
+                migsafe_sql::quote_literal(new),
+                migsafe_sql::quote_literal(old)
+            ));
+        }
         StmtKind::Rename { kind, object, column, new_name } => {
             rename(cx, *kind, object, column.as_deref(), new_name, inv)
         }

@@ -467,3 +467,17 @@ fn set_not_null_over_rows_never_backfilled_says_to_backfill() {
     assert!(!forward.ok);
     assert!(forward.detail.contains("backfill") && !forward.detail.contains("made up"), "{}", forward.detail);
 }
+
+#[test]
+fn a_dropped_key_column_gets_its_values_back_through_the_other_key() {
+    // Lemmy's change_primary_keys: drop the serial id, promote the unique pair to primary key.
+    let base = "CREATE TABLE likes (id serial PRIMARY KEY, person_id int NOT NULL, post_id int NOT NULL, score int, \
+                UNIQUE (person_id, post_id));\n\
+                INSERT INTO likes (person_id, post_id, score) SELECT g % 7, g, g FROM generate_series(1, 40) g;\n\
+                DELETE FROM likes WHERE id % 5 = 0;";
+    let fwd = "ALTER TABLE likes DROP COLUMN id, ADD PRIMARY KEY (person_id, post_id), \
+               DROP CONSTRAINT likes_person_id_post_id_key;";
+    let r = run(&[("001_base.sql", base), ("002_pk.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

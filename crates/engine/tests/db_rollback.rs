@@ -381,3 +381,29 @@ fn renamed_enum_values_are_renamed_back() {
     assert!(g.script.contains("ALTER TYPE app.mood RENAME VALUE 'Fine' TO 'ok'"), "{}", g.script);
     assert!(!g.script.contains("inversion failed"), "{}", g.script);
 }
+
+#[test]
+fn a_restored_serial_column_leaves_its_sequence_past_the_restored_values() {
+    let server = server();
+    let base = "CREATE TABLE app.likes (id serial PRIMARY KEY, person_id int NOT NULL, post_id int NOT NULL, \
+                UNIQUE (person_id, post_id));\n\
+                INSERT INTO app.likes (person_id, post_id) SELECT g % 7, g FROM generate_series(1, 40) g;\n\
+                DELETE FROM app.likes WHERE id % 5 = 0;";
+    let fwd = "ALTER TABLE app.likes DROP COLUMN id, ADD PRIMARY KEY (person_id, post_id), \
+               DROP CONSTRAINT likes_person_id_post_id_key;\nDROP TABLE app.notes;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_likes.sql", base), ("003_pk.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    // As apply would: capture, forward, rollback; then a new row must get a fresh id.
+    let db = server.create_db("serial", None).unwrap();
+    let mut c = db.connect().unwrap();
+    for m in &s.migrations[..2] {
+        run_plain(&mut c, &Prepared::new(&m.forward).unwrap()).unwrap();
+    }
+    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap()).unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[2].forward).unwrap()).unwrap();
+    run_plain(&mut c, &Prepared::new(&SqlText { path: "rb.sql".into(), text: g.script.clone() }).unwrap()).unwrap();
+    c.batch_execute("INSERT INTO app.likes (person_id, post_id) VALUES (100, 100)").expect("a fresh id, no collision");
+    let max: i32 = c.query_one("SELECT max(id) FROM app.likes WHERE person_id < 100", &[]).unwrap().get(0);
+    assert_eq!(max, 39);
+}

@@ -123,13 +123,21 @@ pub struct CapturePlan {
 
 /// The row key of a table: its primary key, else a unique constraint on NOT NULL columns.
 pub fn row_key(t: &Table) -> Option<Vec<String>> {
+    row_key_without(t, &[])
+}
+
+/// [`row_key`], skipping keys that use any of `avoid` (columns the migration drops or changes:
+/// a key among them cannot find the rows again once the rollback re-created them).
+pub fn row_key_without(t: &Table, avoid: &[String]) -> Option<Vec<String>> {
     let not_null = |c: &String| t.column(c).is_some_and(|col| col.not_null);
     let mut cands: Vec<(&String, &migsafe_catalog::model::Constraint)> =
         t.constraints.iter().filter(|(_, c)| c.kind == "p" || c.kind == "u").collect();
     cands.sort_by_key(|(n, c)| (c.kind != "p", (*n).clone()));
     cands
         .into_iter()
-        .find(|(_, c)| !c.columns.is_empty() && c.columns.iter().all(not_null))
+        .find(|(_, c)| {
+            !c.columns.is_empty() && c.columns.iter().all(not_null) && !c.columns.iter().any(|x| avoid.contains(x))
+        })
         .map(|(_, c)| c.columns.clone())
 }
 
@@ -287,12 +295,13 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         version,
                         stmt.index,
                         t,
-                        cols,
+                        cols.clone(),
                         s0,
                         &mut plan,
                         &mut seen,
                         "DELETE (ON DELETE SET NULL)",
                         false,
+                        &cols,
                     );
                 }
             }
@@ -324,7 +333,9 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                     }
                     _ => assignments.iter().map(|(c, _)| column(&q, c)).collect(),
                 };
-                values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false);
+                // Rows whose key the UPDATE changes are not found by it again.
+                let assigned: Vec<String> = assignments.iter().map(|(c, _)| column(&q, c)).collect();
+                values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false, &assigned);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 let q = resolve(table, &search);
@@ -337,8 +348,17 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         _ => None,
                     })
                     .collect();
+                // A key among the dropped columns comes back with new values; one whose type
+                // changes comes back with its own values (cast back), so it still finds the rows.
+                let dropped: Vec<String> = actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        AlterAction::DropColumn { column: c, .. } => Some(column(&q, c)),
+                        _ => None,
+                    })
+                    .collect();
                 if !cols.is_empty() {
-                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag, true);
+                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag, true, &dropped);
                 }
             }
             _ => {}
@@ -438,6 +458,7 @@ fn values(
     seen: &mut BTreeSet<(String, String)>,
     what: &str,
     quiet: bool,
+    avoid: &[String],
 ) {
     let Some(t) = s0.tables.get(&table) else { return };
     let cols: Vec<String> = cols
@@ -448,7 +469,7 @@ fn values(
     if cols.is_empty() {
         return;
     }
-    match row_key(t) {
+    match row_key_without(t, avoid) {
         Some(key) => {
             let casts = as_text(t, &key.iter().chain(&cols).cloned().collect::<Vec<_>>());
             plan.items.push(CaptureItem::Values {
@@ -616,6 +637,31 @@ impl CapturePlan {
                 };
                 out.push(format!("ALTER TABLE {table} {how} TRIGGER {}", qi(name)));
             }
+        }
+        // A serial or identity column whose values came back: its sequence must not hand out
+        // numbers the restored rows already use (re-adding the column consumed fewer).
+        let mut sequenced: Vec<(QName, String)> = Vec::new();
+        for item in &self.items {
+            let Some(t) = s0.tables.get(item.table()) else { continue };
+            for c in item.restored_columns() {
+                let Some(col) = t.column(c) else { continue };
+                let serial =
+                    col.identity.is_some() || col.default.as_deref().is_some_and(|d| d.starts_with("nextval("));
+                let entry = (item.table().clone(), c.clone());
+                if serial && !sequenced.contains(&entry) {
+                    sequenced.push(entry);
+                }
+            }
+        }
+        for (table, c) in sequenced {
+            out.push(format!(
+                "DO $migsafe$ DECLARE s text := pg_get_serial_sequence({t}, {c}); m bigint; BEGIN\n  \
+                 IF s IS NOT NULL THEN\n    EXECUTE format('SELECT max(%I) FROM %s', {c}, {t}) INTO m;\n    \
+                 IF m > coalesce(pg_sequence_last_value(s::regclass), 0) THEN PERFORM setval(s, m); END IF;\n  \
+                 END IF;\nEND $migsafe$",
+                t = ql(&table.to_string()),
+                c = ql(&c),
+            ));
         }
         out
     }

@@ -481,3 +481,19 @@ fn a_dropped_key_column_gets_its_values_back_through_the_other_key() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn a_type_change_that_does_not_cast_back_is_undone_from_the_captured_values() {
+    // Lemmy's sort types: smallint codes mapped to an enum with a CASE; the enum labels do not
+    // cast back to the codes, the captured values do.
+    let base = "CREATE TABLE prefs (id bigint PRIMARY KEY, sort smallint NOT NULL DEFAULT 0);\n\
+                INSERT INTO prefs SELECT g, g % 3 FROM generate_series(1, 30) g;";
+    let fwd = "CREATE TYPE sort_type AS ENUM ('Active', 'Hot', 'New');\n\
+               ALTER TABLE prefs ALTER COLUMN sort DROP DEFAULT;\n\
+               ALTER TABLE prefs ALTER COLUMN sort TYPE sort_type USING \
+               CASE sort WHEN 0 THEN 'Active' WHEN 1 THEN 'Hot' ELSE 'New' END::sort_type;\n\
+               ALTER TABLE prefs ALTER COLUMN sort SET DEFAULT 'Active';";
+    let r = run(&[("001_base.sql", base), ("002_enum.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

@@ -519,6 +519,20 @@ fn copied(c: &str, prefix: &str, casts: &BTreeMap<String, String>) -> String {
 }
 
 impl CapturePlan {
+    /// Columns whose values the capture step records (type changes, dropped columns,
+    /// updates), by (table, column) as S0 names them, with the copy that holds them.
+    pub fn captured_columns(&self) -> BTreeMap<(QName, String), QName> {
+        let mut out = BTreeMap::new();
+        for item in &self.items {
+            if let CaptureItem::Values { table, columns, .. } = item {
+                for c in columns {
+                    out.insert((table.clone(), c.clone()), item.backup());
+                }
+            }
+        }
+        out
+    }
+
     /// The capture SQL (run before the forward migration, in its transaction), or None.
     pub fn capture_sql(&self, migration_file: &str) -> Option<String> {
         if self.items.is_empty() {

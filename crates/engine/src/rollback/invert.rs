@@ -44,6 +44,8 @@ struct Cx<'a> {
     renamed_before: BTreeMap<QName, QName>,
     /// Columns renamed by an earlier statement: (S0 table, current name) → name in S0.
     columns_before: BTreeMap<(QName, String), String>,
+    /// Columns whose values the capture step records, by S0 names, with their copy.
+    captured: &'a BTreeMap<(QName, String), QName>,
 }
 
 /// What the earlier statements of the migration did, as seen by one statement.
@@ -104,8 +106,14 @@ fn user_type(s: &Snapshot, type_name: &str) -> bool {
 }
 
 /// Invert every statement of a forward migration, last first.
-pub fn invert_all(statements: &[Statement], s0: &Snapshot, s1: &Snapshot) -> Vec<Inverse> {
+pub fn invert_all(
+    statements: &[Statement],
+    s0: &Snapshot,
+    s1: &Snapshot,
+    captured: &BTreeMap<(QName, String), QName>,
+) -> Vec<Inverse> {
     let mut cx = Cx {
+        captured,
         s0,
         s1,
         search: "public".into(),
@@ -517,7 +525,24 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                         &c.type_name,
                         via,
                     );
-                    inv.sql.push(format!("{} TYPE {}{collate} USING {using}", at(column), c.type_name));
+                    let retype = format!("{} TYPE {}{collate} USING {using}", at(column), c.type_name);
+                    let copy = cx.original_column(t, column).and_then(|oc| cx.captured.get(&(cx.original(t), oc)));
+                    match copy {
+                        // Values the forward conversion mapped (a CASE, a lossy cast) may not
+                        // convert back; the capture step recorded them and the restore below
+                        // puts them back, so they may go through NULL (NOT NULL comes back
+                        // after the data).
+                        Some(copy) => inv.sql.push(format!(
+                            "DO $migsafe$ BEGIN\n  {retype};\nEXCEPTION WHEN others THEN\n  \
+                             IF to_regclass({}) IS NULL THEN RAISE; END IF;\n  \
+                             {} DROP NOT NULL;\n  {} TYPE {}{collate} USING NULL;\nEND $migsafe$",
+                            migsafe_sql::quote_literal(&copy.to_string()),
+                            at(column),
+                            at(column),
+                            c.type_name
+                        )),
+                        None => inv.sql.push(retype),
+                    }
                     if let Some(d) = &c.default {
                         inv.sql.push(format!("{} SET DEFAULT {d}", at(column)));
                     }

@@ -135,13 +135,16 @@ fn relaxed(s0: &Snapshot, s1: &Snapshot, plan: &CapturePlan) -> Snapshot {
         .filter(|i| matches!(i, capture::CaptureItem::Values { .. }))
         .flat_map(|i| i.restored_columns().iter().map(move |c| (i.table().clone(), c.clone())))
         .collect();
-    // Columns the migration dropped come back empty: NOT NULL waits for their values. (A table
+    // Columns the migration dropped or retyped come back empty: NOT NULL waits for their values. (A table
     // gone from S1 under its S0 name was dropped or renamed: its columns count as dropped.)
     for item in &plan.items {
         let after = s1.tables.get(item.table());
         if let Some(t) = r.tables.get_mut(item.table()) {
             for c in t.columns.iter_mut().filter(|c| item.restored_columns().contains(&c.name)) {
-                if after.is_none_or(|a| a.column(&c.name).is_none()) {
+                // Also a column whose type changed: its values may come back through NULL.
+                let retyped =
+                    |a: &migsafe_catalog::model::Table| a.column(&c.name).is_none_or(|x| x.type_name != c.type_name);
+                if after.is_none_or(retyped) {
                     c.not_null = false;
                 }
             }
@@ -241,7 +244,7 @@ impl Composed {
 /// connections): inversion, tried on a copy, completed with the diff back to S0.
 pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
-    let inverses = invert::invert_all(&prepared.statements, s0, s1);
+    let inverses = invert::invert_all(&prepared.statements, s0, s1, &step.plan.captured_columns());
     let candidate: Vec<String> = inverses.iter().flat_map(|i| i.sql.iter().cloned()).collect();
     let concurrent: Vec<String> = inverses.iter().flat_map(|i| i.concurrent.iter().cloned()).collect();
     let target = relaxed(s0, s1, step.plan);

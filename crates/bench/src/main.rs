@@ -468,6 +468,7 @@ fn apply_section(bins: &PgBinaries) -> R<String> {
                         lock_retries: 30,
                         backoff: Duration::from_millis(200),
                         statement_timeout: None,
+                        session: Default::default(),
                     },
                     ..ApplyOptions::default()
                 };

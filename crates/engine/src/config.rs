@@ -26,6 +26,34 @@ pub struct Config {
     /// `[rehearse]`.
     #[serde(default)]
     pub rehearse: RehearseConfig,
+    /// `[session]`.
+    #[serde(default)]
+    pub session: SessionConfig,
+}
+
+/// `[session]`: what the migrations expect their session to hold, as the project's own runner
+/// sets it (Lemmy's sets `lemmy.protocol_and_hostname`, which its migrations read with
+/// `current_setting`). Every session migsafe runs migrations in gets them: `apply` and
+/// `rollback` with `SET`, scratch databases (rehearse, rollback generate) with `ALTER DATABASE
+/// … SET`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Parameter name → value, e.g. `"lemmy.protocol_and_hostname" = "https://example.com"`.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+impl SessionConfig {
+    /// `SET [LOCAL] name = 'value'` for each setting, `;`-separated (empty when none).
+    pub fn set_sql(&self, local: bool) -> String {
+        let scope = if local { "LOCAL " } else { "" };
+        self.settings
+            .iter()
+            .map(|(k, v)| format!("SET {scope}{k} = {}", migsafe_sql::quote_literal(v)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// `[lint]` settings.
@@ -125,6 +153,19 @@ impl Config {
         };
         let config: Config =
             toml::from_str(&text).map_err(|e| SourceError::BadConfig { path: path.clone(), message: e.to_string() })?;
+        // Names go into SQL as they are: only parameter-name characters, a dot for custom ones.
+        for name in config.session.settings.keys() {
+            let ok = name.split('.').all(|part| {
+                part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if !ok {
+                return Err(SourceError::BadConfig {
+                    path: path.clone(),
+                    message: format!("[session] settings: {name:?} is not a parameter name (letters, digits, _ and .)"),
+                });
+            }
+        }
         Ok(Some((config, path)))
     }
 }
@@ -132,6 +173,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_settings_become_set_statements_and_names_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("migsafe.toml"), "[session]\nsettings = { \"app.url\" = \"it's\" }\n").unwrap();
+        let (c, _) = Config::load(d.path()).unwrap().unwrap();
+        assert_eq!(c.session.set_sql(false), "SET app.url = 'it''s'");
+        assert_eq!(c.session.set_sql(true), "SET LOCAL app.url = 'it''s'");
+        std::fs::write(d.path().join("migsafe.toml"), "[session]\nsettings = { \"x; DROP TABLE t\" = \"1\" }\n")
+            .unwrap();
+        let e = Config::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("not a parameter name"), "{e}");
+    }
 
     #[test]
     fn durations() {

@@ -15,6 +15,8 @@ pub struct ScratchServer {
     // Declared first so it is closed before a throwaway cluster stops.
     admin_conn: Mutex<Option<postgres::Client>>,
     kind: Kind,
+    /// `[session]` settings of the migration set, given to every database created from now on.
+    session: Mutex<crate::config::SessionConfig>,
 }
 
 enum Kind {
@@ -72,7 +74,7 @@ impl ScratchServer {
     }
 
     fn new(kind: Kind) -> ScratchServer {
-        ScratchServer { kind, admin_conn: Mutex::new(None) }
+        ScratchServer { kind, admin_conn: Mutex::new(None), session: Mutex::new(Default::default()) }
     }
 
     /// The server's PostgreSQL major version.
@@ -171,6 +173,19 @@ impl ScratchServer {
         let name =
             format!("migsafe_scratch_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), clean);
         self.with_admin(|admin| create_database(admin, &name, template, self.major()))?;
+        // Database settings are not copied with a template: set them on every copy.
+        let settings = self.session.lock().unwrap_or_else(|e| e.into_inner()).settings.clone();
+        for (k, v) in settings {
+            self.with_admin(|admin| {
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} SET {k} = {}",
+                        migsafe_sql::quote_ident(&name),
+                        migsafe_sql::quote_literal(&v)
+                    ))
+                    .map_err(PgError::Db)
+            })?;
+        }
         if let Kind::Remote(r) = &self.kind {
             r.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
         }
@@ -183,6 +198,7 @@ impl ScratchServer {
     /// `_sqlx_migrations`; see [`crate::source::MigrationSet::framework_sql`]).
     pub fn create_set_db(&self, purpose: &str, set: &crate::source::MigrationSet) -> Result<ScratchDb<'_>, PgError> {
         self.provide_roles(set)?;
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = set.config.session.clone();
         let db = self.create_db(purpose, None)?;
         let framework = set.framework_sql();
         if !framework.is_empty() {

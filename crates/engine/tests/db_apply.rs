@@ -31,6 +31,7 @@ fn opts() -> ApplyOptions {
             lock_retries: 8,
             backoff: Duration::from_millis(100),
             statement_timeout: None,
+            session: Default::default(),
         },
         allow_lint_errors: true,
         ..ApplyOptions::default()

@@ -497,3 +497,25 @@ fn a_type_change_that_does_not_cast_back_is_undone_from_the_captured_values() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn session_settings_from_migsafe_toml_reach_the_migrations() {
+    // Lemmy's runner sets lemmy.protocol_and_hostname; its migrations read it.
+    let fwd = "UPDATE users SET name = current_setting('app.base_url') || '/u/' || id;";
+    let toml = "[session]\nsettings = { \"app.base_url\" = \"https://example.org\" }\n";
+    let r = run(&[("migsafe.toml", toml), ("001_base.sql", BASE), ("002_urls.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}
+
+#[test]
+fn a_check_the_migration_widened_comes_back_after_the_old_values() {
+    let base = "CREATE TABLE log (id bigint PRIMARY KEY, kind text NOT NULL, CONSTRAINT log_check CHECK (kind IN ('a', 'b')));\n\
+                INSERT INTO log SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 20) g;";
+    let fwd = "ALTER TABLE log DROP CONSTRAINT log_check;\n\
+               UPDATE log SET kind = 'c' WHERE id > 10;\n\
+               ALTER TABLE log ADD CONSTRAINT log_check CHECK (kind IN ('a', 'b', 'c'));";
+    let r = run(&[("001_base.sql", base), ("002_widen.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

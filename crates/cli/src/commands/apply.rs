@@ -139,6 +139,7 @@ fn run_settings(a: &SafetyArgs, set: &MigrationSet) -> Result<RunSettings, Failu
             .or(cfg.statement_timeout.as_deref())
             .map(|s| dur("--statement-timeout", s))
             .transpose()?,
+        session: set.config.session.clone(),
         ..RunSettings::default()
     })
 }

@@ -29,6 +29,8 @@ pub struct RunSettings {
     pub lock_retries: u32,
     /// First backoff; doubles each retry, with up to 50 % jitter.
     pub backoff: Duration,
+    /// `[session]` settings of `migsafe.toml`, set in the migration's session.
+    pub session: crate::config::SessionConfig,
 }
 
 impl Default for RunSettings {
@@ -38,6 +40,7 @@ impl Default for RunSettings {
             statement_timeout: None,
             lock_retries: 5,
             backoff: Duration::from_millis(250),
+            session: Default::default(),
         }
     }
 }
@@ -125,6 +128,11 @@ fn settings_sql(s: &RunSettings, local: bool) -> String {
     match s.statement_timeout {
         Some(t) => sql.push_str(&format!("; SET {scope}statement_timeout = {}", t.as_millis())),
         None => sql.push_str(&format!("; SET {scope}statement_timeout = 0")),
+    }
+    let session = s.session.set_sql(local);
+    if !session.is_empty() {
+        sql.push_str("; ");
+        sql.push_str(&session);
     }
     sql
 }

@@ -157,8 +157,9 @@ fn relaxed(s0: &Snapshot, s1: &Snapshot, plan: &CapturePlan) -> Snapshot {
             let fk_touching = c.kind == "f"
                 && (restored || on_restored_column || c.references.as_ref().is_some_and(|x| tables.contains(x)));
             // A key on restored values would see the values the re-added column got (new
-            // sequence numbers) collide with those being put back: it waits for the data too.
-            let key_on_restored = matches!(c.kind.as_str(), "p" | "u" | "x") && on_restored_column;
+            // sequence numbers) collide with those being put back, and a CHECK would judge the
+            // values the migration wrote: they wait for the data too.
+            let key_on_restored = matches!(c.kind.as_str(), "p" | "u" | "x" | "c") && on_restored_column;
             !fk_touching && !key_on_restored
         });
     }

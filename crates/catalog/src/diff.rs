@@ -161,15 +161,7 @@ impl SchemaDiff<'_> {
             };
             s.push_str(&format!("{sign} {} {}", d.kind, d.name));
             if d.change == ChangeKind::Changed {
-                let fields: Vec<String> = d
-                    .fields
-                    .iter()
-                    .map(|f| {
-                        let (before, after) = short_pair(&f.before, &f.after);
-                        format!("{}: {before} → {after}", f.field)
-                    })
-                    .collect();
-                s.push_str(&format!(" ({})", fields.join("; ")));
+                s.push_str(&format!(" ({})", changed_fields(d)));
             }
             s.push('\n');
         }
@@ -188,22 +180,26 @@ impl SchemaDiff<'_> {
 /// Describes what froze the time, for a warning about a difference [`SchemaDiff::split_clock`]
 /// set apart.
 pub fn clock_warning(d: &Difference) -> String {
-    let shown: Vec<String> = d
-        .fields
-        .iter()
-        .map(|f| {
-            let (before, after) = short_pair(&f.before, &f.after);
-            format!("{}: {before} → {after}", f.field)
-        })
-        .collect();
     format!(
         "{} {} holds the time it was created, so every run creates it differently ({}): a 'now', \
          'today', 'tomorrow' or 'yesterday' literal is turned into a fixed time when the statement \
          runs, not when the object is used; write now(), CURRENT_TIMESTAMP or CURRENT_DATE instead",
         d.kind,
         d.name,
-        shown.join("; ")
+        changed_fields(d)
     )
+}
+
+/// `field: before → after; …`, each value cut around where the two differ.
+fn changed_fields(d: &Difference) -> String {
+    d.fields
+        .iter()
+        .map(|f| {
+            let (before, after) = short_pair(&f.before, &f.after);
+            format!("{}: {before} → {after}", f.field)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Day number of a `YYYY-MM-DD` date (days since 1970-01-01, proleptic Gregorian).

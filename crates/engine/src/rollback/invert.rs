@@ -30,20 +30,8 @@ struct Cx<'a> {
     s0: &'a Snapshot,
     s1: &'a Snapshot,
     search: String,
-    /// Objects (kind, schema-qualified name) dropped by an earlier statement of the same
-    /// migration: a later CREATE of the same name is undone by dropping it, whatever S0 had.
-    dropped_before: Vec<(ObjectKind, String)>,
-    /// Columns (`table.column`) whose default an earlier statement of the same migration set,
-    /// dropped or changed the type of: that statement's inverse restores the default S0 had, so
-    /// later ones leave it alone (S0's default may not even fit the type at their point).
-    defaults_before: Vec<String>,
-    /// Tables created by an earlier statement of the same migration: dropping them undoes
-    /// every later ALTER of them too.
-    created_before: Vec<String>,
-    /// Tables renamed or moved by an earlier statement: current name → name in S0.
-    renamed_before: BTreeMap<QName, QName>,
-    /// Columns renamed by an earlier statement: (S0 table, current name) → name in S0.
-    columns_before: BTreeMap<(QName, String), String>,
+    /// What the statements before the one being inverted did.
+    before: Earlier,
     /// Columns whose values the capture step records, by S0 names, with their copy.
     captured: &'a BTreeMap<(QName, String), QName>,
 }
@@ -52,10 +40,18 @@ struct Cx<'a> {
 #[derive(Clone, Default)]
 struct Earlier {
     search: String,
+    /// Objects (kind, schema-qualified name) dropped: a later CREATE of the same name is
+    /// undone by dropping it, whatever S0 had.
     dropped: Vec<(ObjectKind, String)>,
+    /// Columns (`table.column`) whose default was set, dropped or retyped: that statement's
+    /// inverse restores the default S0 had, so later ones leave it alone (S0's default may not
+    /// even fit the type at their point).
     defaults: Vec<String>,
+    /// Tables created: dropping them undoes every later ALTER of them too.
     created: Vec<String>,
+    /// Tables renamed or moved: current name → name in S0.
     renamed: BTreeMap<QName, QName>,
+    /// Columns renamed: (S0 table, current name) → name in S0.
     columns: BTreeMap<(QName, String), String>,
 }
 
@@ -66,17 +62,17 @@ impl Cx<'_> {
 
     /// The S0 name of a table the statement names (renamed by an earlier statement or not).
     fn original(&self, t: &QName) -> QName {
-        self.renamed_before.get(t).cloned().unwrap_or_else(|| t.clone())
+        self.before.renamed.get(t).cloned().unwrap_or_else(|| t.clone())
     }
 
     /// The S0 name of the column of `t` the statement calls `c`; None when no S0 column goes
     /// by that name any more (an earlier statement renamed it away, so `c` is a new column).
     fn original_column(&self, t: &QName, c: &str) -> Option<String> {
         let table = self.original(t);
-        if let Some(original) = self.columns_before.get(&(table.clone(), c.to_string())) {
+        if let Some(original) = self.before.columns.get(&(table.clone(), c.to_string())) {
             return Some(original.clone());
         }
-        let renamed_away = self.columns_before.iter().any(|((tn, now), was)| *tn == table && was == c && now != c);
+        let renamed_away = self.before.columns.iter().any(|((tn, now), was)| *tn == table && was == c && now != c);
         (!renamed_away).then(|| c.to_string())
     }
 }
@@ -112,17 +108,7 @@ pub fn invert_all(
     s1: &Snapshot,
     captured: &BTreeMap<(QName, String), QName>,
 ) -> Vec<Inverse> {
-    let mut cx = Cx {
-        captured,
-        s0,
-        s1,
-        search: "public".into(),
-        dropped_before: vec![],
-        defaults_before: vec![],
-        created_before: vec![],
-        renamed_before: BTreeMap::new(),
-        columns_before: BTreeMap::new(),
-    };
+    let mut cx = Cx { captured, s0, s1, search: "public".into(), before: Earlier::default() };
     let mut now = Earlier { search: "public".into(), ..Default::default() };
     let mut earlier: Vec<Earlier> = Vec::with_capacity(statements.len());
     for st in statements {
@@ -180,12 +166,8 @@ pub fn invert_all(
     }
     let mut out = Vec::new();
     for (st, e) in statements.iter().zip(earlier).rev() {
-        cx.search = e.search;
-        cx.dropped_before = e.dropped;
-        cx.defaults_before = e.defaults;
-        cx.created_before = e.created;
-        cx.renamed_before = e.renamed;
-        cx.columns_before = e.columns;
+        cx.search = e.search.clone();
+        cx.before = e;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
         invert(st, &cx, &mut inv);
         if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
@@ -220,7 +202,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateTable { table, .. } => {
             let q = cx.q(table);
-            let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
+            let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
             if (recreated || !s0.tables.contains_key(&q)) && s1.tables.contains_key(&q) {
                 inv.sql.push(format!("DROP TABLE {q}"));
             }
@@ -258,7 +240,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
             let if_exists = if unnamed { "IF EXISTS " } else { "" };
             for n in names {
                 let qn = QName::new(&t.schema, &n);
-                let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Index && *x == qn.to_string());
+                let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Index && *x == qn.to_string());
                 let existed = !recreated
                     && (s0.tables.get(&t).is_some_and(|x| x.indexes.contains_key(&n))
                         || s0.views.get(&t).is_some_and(|x| x.indexes.contains_key(&n)));
@@ -297,7 +279,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateView { view, .. } => {
             let q = cx.q(view);
-            let recreated = cx.dropped_before.iter().any(|(k, x)| matches!(k, ObjectKind::View) && *x == q.to_string());
+            let recreated = cx.before.dropped.iter().any(|(k, x)| matches!(k, ObjectKind::View) && *x == q.to_string());
             let before = if recreated { None } else { s0.views.get(&q) };
             match (before, s1.views.get(&q)) {
                 (None, Some(_)) => inv.sql.push(format!("DROP VIEW {q}")),
@@ -320,7 +302,8 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
                     continue;
                 }
                 let recreated = cx
-                    .dropped_before
+                    .before
+                    .dropped
                     .iter()
                     .any(|(k, x)| matches!(k, ObjectKind::Function | ObjectKind::Procedure) && *x == q.to_string());
                 match if recreated { None } else { s0.functions.get(sig) } {
@@ -334,7 +317,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateTrigger { name, table, .. } => {
             let t = cx.q(table);
-            let recreated = cx.dropped_before.iter().any(|(k, n)| *k == ObjectKind::Trigger && n.ends_with(&qi(name)));
+            let recreated = cx.before.dropped.iter().any(|(k, n)| *k == ObjectKind::Trigger && n.ends_with(&qi(name)));
             let before = if recreated { None } else { s0.tables.get(&t).and_then(|x| x.triggers.get(name)) };
             let after = s1.tables.get(&t).and_then(|x| x.triggers.get(name));
             match (before, after) {
@@ -358,7 +341,8 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         StmtKind::CreateType { name, .. } | StmtKind::CreateDomain { name } => {
             let q = cx.q(name);
             let recreated = cx
-                .dropped_before
+                .before
+                .dropped
                 .iter()
                 .any(|(k, x)| matches!(k, ObjectKind::Type | ObjectKind::Domain) && *x == q.to_string());
             let before = if recreated { None } else { s0.types.get(&q) };
@@ -405,7 +389,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::AlterTable { table, actions, .. } => {
             let t = cx.q(table);
-            if cx.created_before.contains(&t.to_string()) {
+            if cx.before.created.contains(&t.to_string()) {
                 return;
             }
             // Dropped columns come back first, in the order the table had them (undoing the
@@ -550,7 +534,7 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
             }
         }
         AlterAction::SetDefault { column, .. } | AlterAction::DropDefault { column }
-            if !cx.defaults_before.contains(&format!("{t}.{}", qi(column))) =>
+            if !cx.before.defaults.contains(&format!("{t}.{}", qi(column))) =>
         {
             if let Some(c) = col0(column) {
                 match &c.default {
@@ -656,7 +640,7 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
 /// delete exactly those rows, by the table's key, when every row gives its key as constants.
 /// (Otherwise the rows stay, and the rollback's notes say so.)
 fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Cx) -> Option<String> {
-    let recreated = cx.dropped_before.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
+    let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
     let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
     let (key, rows) = super::capture::seeded_keys(t, v)?;
     Some(format!("DELETE FROM {q} WHERE {}", super::capture::key_match(&key, &rows, "")))

@@ -9,6 +9,8 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{AlterAction, ObjectKind, StmtKind};
 use migsafe_sql::{quote_ident as qi, quote_literal as ql, Statement};
 
+use super::names::Names;
+
 /// The schema capture tables live in.
 pub const BACKUP_SCHEMA: &str = "migsafe_backup";
 
@@ -200,31 +202,15 @@ pub fn key_match(key: &[String], rows: &[Vec<String>], alias: &str) -> String {
 /// Decide what to capture for a migration whose statements run against `s0`.
 pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePlan {
     let mut plan = CapturePlan::default();
-    let mut search = "public".to_string();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    // Names as the migration uses them, mapped to the tables and columns of S0: a table
-    // renamed (or moved) by an earlier statement is captured under its S0 name, which is what
-    // it has when the capture runs and again once the rollback renamed it back. A table the
-    // migration created under a name is not the S0 table of that name.
-    let mut renamed: BTreeMap<QName, QName> = BTreeMap::new();
-    let mut shadowed: BTreeSet<QName> = BTreeSet::new();
-    let mut columns_renamed: BTreeMap<(QName, String), String> = BTreeMap::new();
-    let named = |q: &migsafe_sql::QualName, search: &str| {
-        QName::new(q.schema.clone().unwrap_or_else(|| search.to_string()), q.name.clone())
-    };
+    // Names as the migration uses them, traced to S0: a table renamed (or moved) by an earlier
+    // statement is captured under its S0 name, which is what it has when the capture runs and
+    // again once the rollback renamed it back; a table the migration created has no S0 data.
+    let mut after = Names::default();
     for stmt in statements {
-        let resolve = |q: &migsafe_sql::QualName, search: &str| {
-            let current = named(q, search);
-            match renamed.get(&current) {
-                Some(original) => original.clone(),
-                // Not an S0 table: its name will not be found in S0.
-                None if shadowed.contains(&current) => QName::new("", format!("{current} (new)")),
-                None => current,
-            }
-        };
-        let column = |table: &QName, c: &String| {
-            columns_renamed.get(&(table.clone(), c.clone())).cloned().unwrap_or_else(|| c.clone())
-        };
+        // The statement's names as the statements before it left them.
+        let names = after.clone();
+        after.observe(&stmt.kind);
         let rows = |table: QName,
                     dropped: bool,
                     quiet: bool,
@@ -256,17 +242,13 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             });
         };
         match &stmt.kind {
-            StmtKind::Set { name, value: Some(v), .. } if name == "search_path" => {
-                search =
-                    v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"').to_string();
-            }
-            StmtKind::Drop { kind: ObjectKind::Table, names, .. } => {
-                for n in names {
-                    rows(resolve(n, &search), true, true, &mut plan, &mut seen);
+            StmtKind::Drop { kind: ObjectKind::Table, names: dropped, .. } => {
+                for q in dropped.iter().filter_map(|n| names.s0_table(n)) {
+                    rows(q, true, true, &mut plan, &mut seen);
                 }
             }
-            StmtKind::Drop { kind: ObjectKind::Schema, names, .. } => {
-                for n in names {
+            StmtKind::Drop { kind: ObjectKind::Schema, names: dropped, .. } => {
+                for n in dropped {
                     let tables: Vec<QName> = s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
                     for t in tables {
                         rows(t, true, true, &mut plan, &mut seen);
@@ -274,8 +256,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 }
             }
             StmtKind::Truncate { tables, cascade } => {
-                for n in tables {
-                    let q = resolve(n, &search);
+                for q in tables.iter().filter_map(|n| names.s0_table(n)) {
                     // TRUNCATE … CASCADE empties every table referencing it, whatever the action.
                     let reached = if *cascade { cascade_closure(s0, &q, true) } else { (vec![q], vec![]) };
                     for t in reached.0 {
@@ -284,9 +265,10 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 }
             }
             StmtKind::Delete { table, .. } => {
+                let Some(q) = names.s0_table(table) else { continue };
                 // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
                 // NULL / SET DEFAULT columns lose their values.
-                let (gone, cleared) = cascade_closure(s0, &resolve(table, &search), false);
+                let (gone, cleared) = cascade_closure(s0, &q, false);
                 for t in gone {
                     rows(t, false, false, &mut plan, &mut seen);
                 }
@@ -308,7 +290,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             StmtKind::Insert { table, values: Some(v), .. }
                 if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
             {
-                let q = resolve(table, &search);
+                let Some(q) = names.s0_table(table) else { continue };
                 if let Some((key, keys)) = s0.tables.get(&q).and_then(|t| seeded_keys(t, v)) {
                     plan.items.push(CaptureItem::Seeded {
                         backup: backup_name(version, stmt.index, &q),
@@ -320,7 +302,9 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 }
             }
             StmtKind::Update { table, assignments, .. } => {
-                let q = resolve(table, &search);
+                let Some(q) = names.s0_table(table) else { continue };
+                // Columns as S0 names them (a column renamed away is not there: it is new).
+                let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
                 // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
                 // stamp): then every column is captured, not only those assigned.
                 let reshaped = s0.tables.get(&q).is_some_and(|t| {
@@ -331,19 +315,18 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         let key = row_key(t).unwrap_or_default();
                         stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
                     }
-                    _ => assignments.iter().map(|(c, _)| column(&q, c)).collect(),
+                    _ => assigned.clone(),
                 };
                 // Rows whose key the UPDATE changes are not found by it again.
-                let assigned: Vec<String> = assignments.iter().map(|(c, _)| column(&q, c)).collect();
                 values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false, &assigned);
             }
             StmtKind::AlterTable { table, actions, .. } => {
-                let q = resolve(table, &search);
+                let Some(q) = names.s0_table(table) else { continue };
                 let cols: Vec<String> = actions
                     .iter()
                     .filter_map(|a| match a {
                         AlterAction::DropColumn { column: c, .. } | AlterAction::AlterType { column: c, .. } => {
-                            Some(column(&q, c))
+                            names.s0_column(table, c)
                         }
                         _ => None,
                     })
@@ -353,7 +336,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 let dropped: Vec<String> = actions
                     .iter()
                     .filter_map(|a| match a {
-                        AlterAction::DropColumn { column: c, .. } => Some(column(&q, c)),
+                        AlterAction::DropColumn { column: c, .. } => names.s0_column(table, c),
                         _ => None,
                     })
                     .collect();
@@ -363,39 +346,15 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             }
             _ => {}
         }
-        // What the statement renames, moves or creates, for the statements after it.
-        match &stmt.kind {
-            StmtKind::Rename { kind: ObjectKind::Column, object, column: Some(old), new_name } => {
-                let t = resolve(object, &search);
-                let original = columns_renamed.remove(&(t.clone(), old.clone())).unwrap_or_else(|| old.clone());
-                columns_renamed.insert((t, new_name.clone()), original);
-            }
-            StmtKind::Rename { kind: ObjectKind::Table, object, column: None, new_name } => {
-                let current = named(object, &search);
-                let original = renamed.remove(&current).unwrap_or_else(|| current.clone());
-                renamed.insert(QName::new(&current.schema, new_name), original);
-            }
-            StmtKind::AlterSchema { kind: ObjectKind::Table, object, new_schema } => {
-                let current = named(object, &search);
-                let original = renamed.remove(&current).unwrap_or_else(|| current.clone());
-                renamed.insert(QName::new(new_schema, &current.name), original);
-            }
-            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, materialized: false, .. } => {
-                let current = named(table, &search);
-                renamed.remove(&current);
-                shadowed.insert(current);
-            }
-            _ => {}
-        }
     }
     // One statement can capture a table twice (its rows through a cascade, and values it
     // clears): each copy gets its own name.
-    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
     for item in &mut plan.items {
         let name = item.backup_name_mut();
         let mut n = 2;
         let base = name.clone();
-        while !names.insert(name.clone()) {
+        while !taken.insert(name.clone()) {
             let suffix = format!("_{n}");
             let mut b = base.clone();
             while b.len() + suffix.len() > 63 {

@@ -10,6 +10,8 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{AlterAction, ConstraintKind, ObjectKind, StmtKind, TriggerTarget};
 use migsafe_sql::{quote_ident as qi, Statement};
 
+use super::names::Names;
+
 /// The inverse of one forward statement.
 #[derive(Debug, Clone, Default)]
 pub struct Inverse {
@@ -29,7 +31,6 @@ pub struct Inverse {
 struct Cx<'a> {
     s0: &'a Snapshot,
     s1: &'a Snapshot,
-    search: String,
     /// What the statements before the one being inverted did.
     before: Earlier,
     /// Columns whose values the capture step records, by S0 names, with their copy.
@@ -39,7 +40,8 @@ struct Cx<'a> {
 /// What the earlier statements of the migration did, as seen by one statement.
 #[derive(Clone, Default)]
 struct Earlier {
-    search: String,
+    /// Tables and columns renamed, moved or created, and `search_path`.
+    names: Names,
     /// Objects (kind, schema-qualified name) dropped: a later CREATE of the same name is
     /// undone by dropping it, whatever S0 had.
     dropped: Vec<(ObjectKind, String)>,
@@ -47,33 +49,21 @@ struct Earlier {
     /// inverse restores the default S0 had, so later ones leave it alone (S0's default may not
     /// even fit the type at their point).
     defaults: Vec<String>,
-    /// Tables created: dropping them undoes every later ALTER of them too.
-    created: Vec<String>,
-    /// Tables renamed or moved: current name → name in S0.
-    renamed: BTreeMap<QName, QName>,
-    /// Columns renamed: (S0 table, current name) → name in S0.
-    columns: BTreeMap<(QName, String), String>,
 }
 
 impl Cx<'_> {
     fn q(&self, n: &migsafe_sql::QualName) -> QName {
-        QName::new(n.schema.clone().unwrap_or_else(|| self.search.clone()), n.name.clone())
+        self.before.names.named(n)
     }
 
     /// The S0 name of a table the statement names (renamed by an earlier statement or not).
     fn original(&self, t: &QName) -> QName {
-        self.before.renamed.get(t).cloned().unwrap_or_else(|| t.clone())
+        self.before.names.original(t)
     }
 
-    /// The S0 name of the column of `t` the statement calls `c`; None when no S0 column goes
-    /// by that name any more (an earlier statement renamed it away, so `c` is a new column).
+    /// The S0 name of the column of `t` the statement calls `c` (see [`Names::original_column`]).
     fn original_column(&self, t: &QName, c: &str) -> Option<String> {
-        let table = self.original(t);
-        if let Some(original) = self.before.columns.get(&(table.clone(), c.to_string())) {
-            return Some(original.clone());
-        }
-        let renamed_away = self.before.columns.iter().any(|((tn, now), was)| *tn == table && was == c && now != c);
-        (!renamed_away).then(|| c.to_string())
+        self.before.names.original_column(t, c)
     }
 }
 
@@ -108,54 +98,27 @@ pub fn invert_all(
     s1: &Snapshot,
     captured: &BTreeMap<(QName, String), QName>,
 ) -> Vec<Inverse> {
-    let mut cx = Cx { captured, s0, s1, search: "public".into(), before: Earlier::default() };
-    let mut now = Earlier { search: "public".into(), ..Default::default() };
+    let mut now = Earlier::default();
     let mut earlier: Vec<Earlier> = Vec::with_capacity(statements.len());
     for st in statements {
-        if let StmtKind::Set { name, value: Some(v), .. } = &st.kind {
-            if name == "search_path" {
-                now.search =
-                    v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"').to_string();
-            }
-        }
         earlier.push(now.clone());
-        cx.search = now.search.clone();
+        let q = |n: &migsafe_sql::QualName| now.names.named(n);
         match &st.kind {
-            StmtKind::CreateTable { table, .. } | StmtKind::CreateTableAs { table, materialized: false, .. } => {
-                now.created.push(cx.q(table).to_string());
-                now.renamed.remove(&cx.q(table));
-            }
             StmtKind::Drop { kind, names, .. } => {
-                for n in names {
-                    now.dropped.push((*kind, cx.q(n).to_string()));
-                }
-            }
-            StmtKind::Rename { kind: ObjectKind::Table, object, column: None, new_name } => {
-                let current = cx.q(object);
-                let original = now.renamed.remove(&current).unwrap_or_else(|| current.clone());
-                now.renamed.insert(QName::new(&current.schema, new_name), original);
-            }
-            StmtKind::AlterSchema { kind: ObjectKind::Table, object, new_schema } => {
-                let current = cx.q(object);
-                let original = now.renamed.remove(&current).unwrap_or_else(|| current.clone());
-                now.renamed.insert(QName::new(new_schema, &current.name), original);
-            }
-            StmtKind::Rename { kind: ObjectKind::Column, object, column: Some(old), new_name } => {
-                let current = cx.q(object);
-                let table = now.renamed.get(&current).cloned().unwrap_or(current);
-                let original = now.columns.remove(&(table.clone(), old.clone())).unwrap_or_else(|| old.clone());
-                now.columns.insert((table, new_name.clone()), original);
+                let gone: Vec<_> = names.iter().map(|n| (*kind, q(n).to_string())).collect();
+                now.dropped.extend(gone);
             }
             StmtKind::AlterTable { table, actions, .. } => {
+                let t = q(table);
                 for a in actions {
                     match a {
                         AlterAction::DropConstraint { name, .. } => {
-                            now.dropped.push((ObjectKind::Constraint, format!("{}.{}", cx.q(table), qi(name))));
+                            now.dropped.push((ObjectKind::Constraint, format!("{t}.{}", qi(name))));
                         }
                         AlterAction::SetDefault { column, .. }
                         | AlterAction::DropDefault { column }
                         | AlterAction::AlterType { column, .. } => {
-                            now.defaults.push(format!("{}.{}", cx.q(table), qi(column)));
+                            now.defaults.push(format!("{t}.{}", qi(column)));
                         }
                         _ => {}
                     }
@@ -163,10 +126,11 @@ pub fn invert_all(
             }
             _ => {}
         }
+        now.names.observe(&st.kind);
     }
+    let mut cx = Cx { captured, s0, s1, before: Earlier::default() };
     let mut out = Vec::new();
     for (st, e) in statements.iter().zip(earlier).rev() {
-        cx.search = e.search.clone();
         cx.before = e;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
         invert(st, &cx, &mut inv);
@@ -389,7 +353,7 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::AlterTable { table, actions, .. } => {
             let t = cx.q(table);
-            if cx.before.created.contains(&t.to_string()) {
+            if cx.before.names.created(&t) {
                 return;
             }
             // Dropped columns come back first, in the order the table had them (undoing the

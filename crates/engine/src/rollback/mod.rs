@@ -8,6 +8,7 @@
 
 pub mod capture;
 mod invert;
+mod names;
 mod script;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,18 @@ impl StepReport {
         StepReport { step: step.into(), ok: false, ms, detail: detail.into(), warnings: vec![] }
     }
 
+    /// The `compare` step after a rollback: the schema must be back to the one before the
+    /// migration (rehearse and `rollback check` both judge it this way).
+    pub fn rollback_compare(ms: f64, d: migsafe_catalog::SchemaDiff<'_>) -> StepReport {
+        StepReport::schema_compare(
+            "compare",
+            ms,
+            d,
+            "schema after rollback equals the schema before the migration",
+            "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
+        )
+    }
+
     /// A step that requires two schemas to be equal: passes with `same` when they are, fails
     /// with `differs` and the differences otherwise. Objects that differ only in the time they
     /// froze when created (a view on `'now'::timestamp`) and column order are warnings.

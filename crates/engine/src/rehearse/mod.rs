@@ -415,13 +415,7 @@ fn rehearse_one<'s>(
         let t = Instant::now();
         reset_session(c)?;
         let sr = Snapshot::capture(c)?;
-        let step = StepReport::schema_compare(
-            "compare",
-            ms(t),
-            sr.diff(&s0),
-            "schema after rollback equals the schema before the migration",
-            "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
-        );
+        let step = StepReport::rollback_compare(ms(t), sr.diff(&s0));
         let compared = step.ok;
         rep.push(step);
         let t = Instant::now();

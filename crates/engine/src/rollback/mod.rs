@@ -564,13 +564,7 @@ pub fn prove_rollback(
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     steps.push(StepReport::pass("rollback", ms, format!("{} statements ran", prepared.statements.len())));
     let sr = Snapshot::capture(&mut c)?;
-    let step = StepReport::schema_compare(
-        "compare",
-        0.0,
-        sr.diff(s0),
-        "schema after rollback equals the schema before the migration",
-        "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
-    );
+    let step = StepReport::rollback_compare(0.0, sr.diff(s0));
     steps.push(step);
     Ok(steps)
 }

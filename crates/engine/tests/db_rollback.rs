@@ -211,6 +211,35 @@ fn irreversible_data_loss_is_marked_manual() {
 }
 
 #[test]
+fn a_unique_index_on_not_null_columns_keys_the_restore() {
+    // Keyed only by `CREATE UNIQUE INDEX` (no constraint), as apalis declares its jobs table;
+    // a partial unique index and an expression index must not be taken for a key.
+    let server = server();
+    let base = "CREATE TABLE jobs (id text NOT NULL, v text, w text NOT NULL);\n\
+                CREATE UNIQUE INDEX jobs_w_part ON jobs (w) WHERE v IS NOT NULL;\n\
+                CREATE UNIQUE INDEX jobs_lower ON jobs (lower(w));\n\
+                CREATE UNIQUE INDEX jobs_id ON jobs (id);\n\
+                INSERT INTO jobs SELECT 'j' || g, 'value ' || g, 'w' || g FROM generate_series(1, 30) g;";
+    let fwd = "ALTER TABLE jobs ALTER COLUMN v TYPE int USING length(v);";
+    let (_d, s) = set(&[("001_base.sql", base), ("002_narrow.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions { write: true, ..Default::default() }).unwrap()[1];
+    assert!(g.ok(), "{:?}\n{}", g.manual, g.script);
+    assert!(g.script.contains("t.id = b.id"), "{}", g.script);
+    let db = server.create_db("uniq", None).unwrap();
+    let mut c = db.connect().unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
+    let s0 = Snapshot::capture(&mut c).unwrap();
+    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
+    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap()).unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
+    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
+    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
+    let s2 = Snapshot::capture(&mut c).unwrap();
+    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
+    assert_eq!(f0.compare(&Fingerprint::capture(&mut c, &s2).unwrap()), vec![], "data differs after rollback");
+}
+
+#[test]
 fn rollback_check_reports_the_exact_difference() {
     let server = server();
     let (_d, s) = set(&[

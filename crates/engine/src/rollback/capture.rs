@@ -123,7 +123,9 @@ pub struct CapturePlan {
     pub manual: Vec<(usize, String)>,
 }
 
-/// The row key of a table: its primary key, else a unique constraint on NOT NULL columns.
+/// The row key of a table: its primary key, else a unique constraint on NOT NULL columns, else
+/// a valid, non-partial unique index on plain NOT NULL columns (many schemas declare their key
+/// as `CREATE UNIQUE INDEX … (id)` and never add a constraint).
 pub fn row_key(t: &Table) -> Option<Vec<String>> {
     row_key_without(t, &[])
 }
@@ -131,16 +133,33 @@ pub fn row_key(t: &Table) -> Option<Vec<String>> {
 /// [`row_key`], skipping keys that use any of `avoid` (columns the migration drops or changes:
 /// a key among them cannot find the rows again once the rollback re-created them).
 pub fn row_key_without(t: &Table, avoid: &[String]) -> Option<Vec<String>> {
-    let not_null = |c: &String| t.column(c).is_some_and(|col| col.not_null);
+    let usable = |cols: &[String]| {
+        !cols.is_empty()
+            && cols.iter().all(|c| t.column(c).is_some_and(|col| col.not_null))
+            && !cols.iter().any(|x| avoid.contains(x))
+    };
     let mut cands: Vec<(&String, &migsafe_catalog::model::Constraint)> =
         t.constraints.iter().filter(|(_, c)| c.kind == "p" || c.kind == "u").collect();
     cands.sort_by_key(|(n, c)| (c.kind != "p", (*n).clone()));
-    cands
-        .into_iter()
-        .find(|(_, c)| {
-            !c.columns.is_empty() && c.columns.iter().all(not_null) && !c.columns.iter().any(|x| avoid.contains(x))
-        })
-        .map(|(_, c)| c.columns.clone())
+    if let Some((_, c)) = cands.into_iter().find(|(_, c)| usable(&c.columns)) {
+        return Some(c.columns.clone());
+    }
+    // BTreeMap order: the first usable unique index by name, so the choice is deterministic.
+    t.indexes.values().filter(|i| i.valid && !i.constraint).find_map(|i| {
+        let cols = unique_index_columns(&i.definition)?;
+        usable(&cols).then_some(cols)
+    })
+}
+
+/// The key columns of a `pg_get_indexdef` text when it is a plain unique index (not partial,
+/// no expressions: an expression's text never names a column of the table, so `usable`
+/// rejects it).
+fn unique_index_columns(definition: &str) -> Option<Vec<String>> {
+    let parsed = migsafe_sql::parse::parse_sql(definition);
+    match &parsed.statements.first()?.kind {
+        StmtKind::CreateIndex { unique: true, partial: false, columns, .. } => Some(columns.clone()),
+        _ => None,
+    }
 }
 
 fn backup_name(version: &str, index: usize, table: &QName) -> String {

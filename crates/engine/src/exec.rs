@@ -81,6 +81,30 @@ impl ExecError {
     }
 }
 
+/// PostgreSQL 17 runs the functions that index expressions and predicates, materialized views
+/// and maintenance commands call with `search_path = pg_catalog, pg_temp`: a function body that
+/// names a table, type or function of another schema without qualifying it then fails with
+/// "does not exist" although the same call works in a query (sqlxmq's partial index calls a SQL
+/// function that calls `uuid_nil()` from uuid-ossp).
+fn maintenance_search_path_hint(tag: &str, sqlstate: &str, context: &str) -> Option<&'static str> {
+    const MAINTENANCE: &[&str] = &[
+        "CREATE INDEX",
+        "REINDEX",
+        "REFRESH MATERIALIZED VIEW",
+        "CREATE MATERIALIZED VIEW",
+        "CLUSTER",
+        "VACUUM",
+        "ANALYZE",
+    ];
+    let missing = matches!(sqlstate, "42883" | "42P01" | "42704");
+    let in_function = context.contains("function");
+    (missing && in_function && MAINTENANCE.contains(&tag)).then_some(
+        " (on PostgreSQL 17 and later, functions called by indexes, materialized views and maintenance \
+         commands run with search_path = pg_catalog, pg_temp: qualify the names in that function's body with \
+         their schema, or give the function `SET search_path = …`)",
+    )
+}
+
 impl Prepared {
     /// Parse a migration text; syntax errors are located.
     pub fn new(sql: &SqlText) -> Result<Prepared, ExecError> {
@@ -128,6 +152,13 @@ impl Prepared {
         }
         if let Some(h) = db.hint() {
             message.push_str(&format!(" (hint: {h})"));
+        }
+        // Where inside a function, DO block or inlined SQL function the error arose.
+        if let Some(w) = db.where_().filter(|w| !w.is_empty()) {
+            message.push_str(&format!(" (context: {})", w.lines().collect::<Vec<_>>().join("; ")));
+            if let Some(h) = maintenance_search_path_hint(&stmt.tag, db.code().code(), w) {
+                message.push_str(h);
+            }
         }
         ExecError::Statement {
             file: self.file.display().to_string(),

@@ -519,3 +519,24 @@ fn a_check_the_migration_widened_comes_back_after_the_old_values() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn an_index_calling_a_function_with_unqualified_names_is_explained_on_pg17_and_later() {
+    // sqlxmq's partial index calls a SQL function whose body calls another schema's function
+    // unqualified (public's uuid_nil()): fine up to PostgreSQL 16, "does not exist" from 17 on, where index
+    // expressions run with search_path = pg_catalog, pg_temp.
+    let base = "CREATE FUNCTION nil() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 0';\n\
+                CREATE FUNCTION not_nil(x int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT x <> nil()';\n\
+                CREATE TABLE msgs (id int PRIMARY KEY);";
+    let fwd = "CREATE INDEX msgs_live ON msgs (id) WHERE not_nil(id);";
+    let r = run(&[("001_base.sql", base), ("002_index.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    if cluster().binaries().major >= 17 {
+        let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+        assert!(!forward.ok, "{m:#?}");
+        assert!(forward.detail.contains("context: SQL function \"not_nil\""), "{}", forward.detail);
+        assert!(forward.detail.contains("search_path = pg_catalog, pg_temp"), "{}", forward.detail);
+    } else {
+        assert!(failed_steps(m).is_empty(), "{m:#?}");
+    }
+}

@@ -186,9 +186,10 @@ fn ordered_views(names: &BTreeSet<QName>, views: &BTreeMap<QName, View>) -> Vec<
     out
 }
 
-/// Does a view need dropping and recreating: changed, or depends (transitively) on
-/// something that is dropped or whose columns change?
-fn views_to_rebuild(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
+/// The views that need dropping and recreating (changed, or depending transitively on
+/// something that is dropped or whose columns change), and every object that is dropped,
+/// rebuilt or whose columns change (what a rule using it must be dropped around).
+fn views_and_touched(a: &Snapshot, b: &Snapshot) -> (BTreeSet<QName>, BTreeSet<QName>) {
     let mut touched: BTreeSet<QName> = BTreeSet::new();
     for (n, v) in &a.views {
         match b.views.get(n) {
@@ -246,7 +247,7 @@ fn views_to_rebuild(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
             break;
         }
     }
-    rebuild
+    (rebuild, touched)
 }
 
 /// Types (not enums) that change shape and no column uses: dropped and created again.
@@ -406,7 +407,7 @@ fn names_columns(t: &Trigger) -> bool {
 }
 
 fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
-    let rebuild_views = views_to_rebuild(a, b);
+    let (rebuild_views, touched) = views_and_touched(a, b);
     let retyped = retyped_tables(a, b);
     // Every type built anew (enums losing values included): functions taking or returning it
     // would keep the old one.
@@ -432,6 +433,18 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             if !keep && u.is_some() {
                 s.push(format!("DROP TRIGGER {} ON {tn}", qi(gn)));
             }
+        }
+    }
+    // Rules go before the tables and views they read or write (a rule blocks dropping them and
+    // changing the type of a column it uses) and come back at the end.
+    let redo_rule = |r: &Rule| {
+        touched.contains(&r.relation)
+            || retyped.contains(&r.relation)
+            || r.depends_on.iter().any(|d| touched.contains(d) || retyped.contains(d))
+    };
+    for (k, r) in &a.rules {
+        if b.rules.get(k).is_none_or(|x| x.definition != r.definition) || redo_rule(r) {
+            s.push(format!("DROP RULE {} ON {}", qi(&r.name), r.relation));
         }
     }
     let removed_views: BTreeSet<QName> =
@@ -751,7 +764,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 };
                 s.push(format!("ALTER TABLE {tn} {action} {}", qi(gn)));
             }
-            if old.map(|h| &h.comment) != Some(&g.comment) && (g.comment.is_some() || (old.is_some() && same_def)) {
+            // Created anew: its comment, if any; kept: a comment that changed.
+            let comment_due = if same_def { old.is_some_and(|h| h.comment != g.comment) } else { g.comment.is_some() };
+            if comment_due {
                 s.push(comment_sql(&format!("TRIGGER {} ON {tn}", qi(gn)), &g.comment));
             }
         }
@@ -777,6 +792,27 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 d.push_str(&format!(" WITH CHECK ({w})"));
             }
             s.push(d);
+        }
+    }
+    for (k, r) in &b.rules {
+        let old = a.rules.get(k);
+        let same_def = old.is_some_and(|o| o.definition == r.definition) && !redo_rule(r);
+        if !same_def {
+            s.push(r.definition.clone());
+        }
+        let was = if same_def { old.map(|o| o.enabled.as_str()).unwrap_or("O") } else { "O" };
+        if was != r.enabled {
+            let action = match r.enabled.as_str() {
+                "D" => "DISABLE RULE",
+                "R" => "ENABLE REPLICA RULE",
+                "A" => "ENABLE ALWAYS RULE",
+                _ => "ENABLE RULE",
+            };
+            s.push(format!("ALTER TABLE {} {action} {}", r.relation, qi(&r.name)));
+        }
+        let comment_due = if same_def { old.is_some_and(|o| o.comment != r.comment) } else { r.comment.is_some() };
+        if comment_due {
+            s.push(comment_sql(&format!("RULE {} ON {}", qi(&r.name), r.relation), &r.comment));
         }
     }
     // ---------- Phase 3: what nothing uses any more ----------

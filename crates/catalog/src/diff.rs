@@ -8,7 +8,8 @@ use std::fmt;
 
 use crate::model::*;
 use crate::model::{
-    Collation, Column, Constraint, Extension, Function, Index, Policy, Schema, Sequence, Table, Trigger, TypeDef, View,
+    Collation, Column, Constraint, Extension, Function, Index, Policy, Rule, Schema, Sequence, Table, Trigger, TypeDef,
+    View,
 };
 
 /// The kind of a schema object.
@@ -41,6 +42,8 @@ pub enum ObjectKind {
     Policy,
     /// View or materialized view.
     View,
+    /// Rewrite rule.
+    Rule,
 }
 
 impl fmt::Display for ObjectKind {
@@ -318,6 +321,7 @@ enum Obj<'a> {
     Index(&'a Index),
     Trigger(&'a Trigger),
     Policy(&'a Policy),
+    Rule(&'a Rule),
 }
 
 fn table_props_eq(a: &Table, b: &Table) -> bool {
@@ -359,6 +363,7 @@ impl Obj<'_> {
             Obj::Index(x) => to_value(x),
             Obj::Trigger(x) => to_value(x),
             Obj::Policy(x) => to_value(x),
+            Obj::Rule(x) => to_value(x),
         }
     }
 }
@@ -461,6 +466,12 @@ impl Snapshot {
             &self.views,
             &other.views,
             |k, x, y| push(ObjectKind::View, k.to_string(), x.map(Obj::View), y.map(Obj::View)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.rules,
+            &other.rules,
+            |k, x, y| push(ObjectKind::Rule, k.clone(), x.map(Obj::Rule), y.map(Obj::Rule)),
             |a, b| a == b,
         );
         // Tables: their own properties, then each kind of sub-object by name. Equal tables

@@ -431,6 +431,34 @@ pub struct Snapshot {
     pub views: BTreeMap<QName, View>,
     /// Functions, procedures and aggregates by `schema.name(args)`.
     pub functions: BTreeMap<String, Function>,
+    /// Rewrite rules (`CREATE RULE`) on tables and views, by `"schema"."relation"."rule"`;
+    /// a view's own `_RETURN` rule is its definition and is not listed.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Rule>,
+}
+
+/// A rewrite rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The table or view it is on.
+    pub relation: QName,
+    /// Its name (unique per relation).
+    pub name: String,
+    /// `pg_get_ruledef`, without the final `;`.
+    pub definition: String,
+    /// `O` origin/local (enabled), `D` disabled, `R` replica, `A` always.
+    pub enabled: String,
+    /// Relations and functions its actions use (for ordering).
+    pub depends_on: Vec<QName>,
+    /// COMMENT ON RULE.
+    pub comment: Option<String>,
+}
+
+impl Rule {
+    /// The key it has in [`Snapshot::rules`].
+    pub fn key(relation: &QName, name: &str) -> String {
+        format!("{relation}.{}", migsafe_sql::quote_ident(name))
+    }
 }
 
 impl Snapshot {
@@ -459,6 +487,7 @@ impl Snapshot {
         m.insert("policies", self.tables.values().map(|t| t.policies.len()).sum());
         m.insert("views", self.views.len());
         m.insert("functions", self.functions.len());
+        m.insert("rules", self.rules.len());
         m
     }
 }

@@ -92,6 +92,7 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
     read_indexes(c, &rels, &mut snap)?;
     read_triggers(c, &rels, version, &mut snap)?;
     read_policies(c, &rels, &mut snap)?;
+    read_rules(c, &rels, &mut snap)?;
     read_sequences(c, opts, &mut snap)?;
     read_functions(c, opts, &mut snap)?;
     tx.commit()?;
@@ -221,7 +222,7 @@ fn read_relations(
         not_extension_member("c.oid", "pg_class")
     );
     let mut rels = Rels::new();
-    let view_deps = view_dependencies(c)?;
+    let view_deps = rule_dependencies(c)?;
     for r in c.query(&sql, &[])? {
         let oid: u32 = r.get(0);
         let name = qname(r.get(1), r.get(2));
@@ -239,7 +240,7 @@ fn read_relations(
                     columns: vec![],
                     options: r.get(7),
                     populated: r.get(17),
-                    depends_on: view_deps.get(&oid).cloned().unwrap_or_default(),
+                    depends_on: view_deps.get(&(oid, "_RETURN".to_string())).cloned().unwrap_or_default(),
                     indexes: BTreeMap::new(),
                     comment,
                     column_comments: BTreeMap::new(),
@@ -297,22 +298,25 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// View oid → relations and functions its rewrite rule uses.
-fn view_dependencies(c: &mut postgres::Transaction) -> Result<HashMap<u32, Vec<QName>>, CatalogError> {
+/// (relation oid, rule name) → relations and functions the rule uses: a view's `_RETURN`
+/// rule is its definition; other rules are `CREATE RULE`s.
+type RuleDeps = HashMap<(u32, String), Vec<QName>>;
+
+fn rule_dependencies(c: &mut postgres::Transaction) -> Result<RuleDeps, CatalogError> {
     let rows = c.query(
-        "SELECT DISTINCT r.ev_class, n.nspname::text, coalesce(cl.relname, p.proname)::text \
+        "SELECT DISTINCT r.ev_class, r.rulename::text, n.nspname::text, coalesce(cl.relname, p.proname)::text \
          FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
          LEFT JOIN pg_class cl ON d.refclassid = 'pg_class'::regclass AND cl.oid = d.refobjid \
          LEFT JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid \
          JOIN pg_namespace n ON n.oid = coalesce(cl.relnamespace, p.pronamespace) \
          WHERE d.refobjid <> r.ev_class AND (cl.oid IS NOT NULL OR p.oid IS NOT NULL) \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-         ORDER BY 1, 2, 3",
+         ORDER BY 1, 2, 3, 4",
         &[],
     )?;
-    let mut out: HashMap<u32, Vec<QName>> = HashMap::new();
+    let mut out: RuleDeps = HashMap::new();
     for r in rows {
-        out.entry(r.get(0)).or_default().push(qname(r.get(1), r.get(2)));
+        out.entry((r.get(0), r.get(1))).or_default().push(qname(r.get(2), r.get(3)));
     }
     Ok(out)
 }
@@ -457,6 +461,32 @@ fn read_triggers(
                 Trigger { definition: r.get(2), enabled: r.get(3), inherited: r.get(4), comment: r.get(5) },
             );
         }
+    }
+    Ok(())
+}
+
+fn read_rules(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let rows = c.query(
+        "SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = r.oid AND dsc.classoid = 'pg_rewrite'::regclass AND dsc.objsubid = 0) \
+         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.ev_class = ANY($1)",
+        &[&oids(rels)],
+    )?;
+    let deps = rule_dependencies(c)?;
+    for r in rows {
+        let oid: u32 = r.get(0);
+        let Some((relation, _)) = rels.get(&oid) else { continue };
+        let name: String = r.get(1);
+        let definition: String = r.get(2);
+        let rule = Rule {
+            relation: relation.clone(),
+            depends_on: deps.get(&(oid, name.clone())).cloned().unwrap_or_default(),
+            name: name.clone(),
+            definition: definition.trim_end().trim_end_matches(';').to_string(),
+            enabled: r.get(3),
+            comment: r.get(4),
+        };
+        snap.rules.insert(Rule::key(relation, &name), rule);
     }
     Ok(())
 }

@@ -138,6 +138,9 @@ COMMENT ON COLUMN app.users.name IS 'display name';
 ALTER TABLE app.notes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY notes_all ON app.notes USING (true);
 GRANT SELECT ON app.users TO schemainspect_test_role;
+CREATE TABLE app.deleted_titles (title text, at timestamptz DEFAULT now());
+CREATE RULE posts_keep_title AS ON DELETE TO app.posts DO ALSO INSERT INTO app.deleted_titles (title) VALUES (OLD.title);
+CREATE RULE users_keep_root AS ON DELETE TO app.users WHERE OLD.id = 0 DO INSTEAD NOTHING;
 "#;
 
 const EDITS: &[&str] = &[
@@ -177,6 +180,14 @@ const EDITS: &[&str] = &[
     "ALTER TABLE app.users RENAME COLUMN nickname TO handle",
     "ALTER TABLE app.notes REPLICA IDENTITY FULL",
     "DROP TYPE app.pair",
+    "CREATE RULE titles_need_time AS ON INSERT TO app.deleted_titles WHERE NEW.at IS NULL DO INSTEAD NOTHING",
+    "DROP RULE users_keep_root ON app.users",
+    "ALTER TABLE app.posts DISABLE RULE posts_keep_title",
+    "COMMENT ON RULE posts_keep_title ON app.posts IS 'titles outlive posts'",
+    "CREATE OR REPLACE RULE posts_keep_title AS ON DELETE TO app.posts DO ALSO INSERT INTO app.deleted_titles (title) VALUES (OLD.body)",
+    // A column a rule uses cannot change type under it: the rule goes and comes back.
+    "DROP RULE posts_keep_title ON app.posts; ALTER TABLE app.deleted_titles ALTER COLUMN title TYPE varchar(500); \
+     CREATE RULE posts_keep_title AS ON DELETE TO app.posts DO ALSO INSERT INTO app.deleted_titles (title) VALUES (OLD.title)",
 ];
 
 fn apply_edits(mask: u64, order: &[usize]) -> String {

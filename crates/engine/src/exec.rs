@@ -133,6 +133,22 @@ impl Prepared {
         self.statements[i].text(&self.source)
     }
 
+    /// Run statement `i` on `c`: its text, and for a `COPY … FROM STDIN` the rows that follow
+    /// it in the file, streamed as psql would.
+    pub fn execute(&self, c: &mut impl postgres::GenericClient, i: usize) -> Result<(), ExecError> {
+        let stmt = &self.statements[i];
+        let Some(rows) = stmt.copy_data else {
+            return c.batch_execute(stmt.text(&self.source)).map_err(|e| self.locate(i, &e));
+        };
+        let mut w = c.copy_in(stmt.text(&self.source)).map_err(|e| self.locate(i, &e))?;
+        let wrote = std::io::Write::write_all(&mut w, rows.slice(&self.source).as_bytes());
+        match (wrote, w.finish()) {
+            (_, Err(e)) => Err(self.locate(i, &e)),
+            (Err(e), Ok(_)) => Err(ExecError::Connection(format!("sending the rows of COPY failed: {e}"))),
+            (Ok(()), Ok(_)) => Ok(()),
+        }
+    }
+
     /// Turn a server error on statement `i` into a located error.
     pub fn locate(&self, i: usize, e: &postgres::Error) -> ExecError {
         let stmt = &self.statements[i];
@@ -200,8 +216,7 @@ pub fn run(client: &mut Client, p: &Prepared, observer: &mut Observer<'_>) -> Re
     let mut runs = Vec::with_capacity(p.statements.len());
     for (i, stmt) in p.statements.iter().enumerate() {
         let t0 = Instant::now();
-        if let Err(e) = client.batch_execute(stmt.text(&p.source)) {
-            let err = p.locate(i, &e);
+        if let Err(err) = p.execute(client, i) {
             // Leave no transaction open behind us.
             let _ = client.batch_execute("ROLLBACK");
             return Err(err);

@@ -571,6 +571,10 @@ pub struct Statement {
     /// The raw parse tree, for deparsing; rules read it only through `Statement`'s methods.
     #[serde(skip)]
     pub raw: pg_query::protobuf::Node,
+    /// For `COPY … FROM STDIN` followed by its rows inline, as psql scripts and pg_dump
+    /// output write them: the bytes of the rows (every line up to the `\.` line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_data: Option<Span>,
 }
 
 impl Statement {

@@ -44,6 +44,10 @@ pub fn parse_sql(source: &str) -> ParsedSql {
         out.errors.push(SyntaxError { message: "file contains a NUL byte".into(), offset: nul });
         return out;
     }
+    // Rows inline after `COPY … FROM STDIN;` are data, not SQL: parse the text with them blanked
+    // out (offsets kept), then give each such COPY its rows.
+    let (masked, copy_blocks) = mask_copy_data(source);
+    let source = masked.as_str();
     let tokens = match pg_query::scan(source) {
         Ok(scan) => scan.tokens,
         Err(_) => {
@@ -57,7 +61,80 @@ pub fn parse_sql(source: &str) -> ParsedSql {
         Ok(result) => push_statements(&mut out, source, &tokens, 0, &result.protobuf),
         Err(_) => parse_piecewise(&mut out, source, &tokens),
     }
+    for (end_of_copy, data) in copy_blocks {
+        if let Some(st) = out.statements.iter_mut().rev().find(|st| st.span.start < end_of_copy) {
+            st.copy_data = Some(data);
+        }
+    }
     out
+}
+
+/// Find every `COPY … FROM STDIN` statement followed by inline rows (psql's convention: the
+/// rows start on the next line and end at a line holding only `\.`, or at the end of the
+/// text), and return the text with those rows blanked out (newlines kept, so every offset and
+/// line number stays right), plus, per block, the offset just past the COPY statement's `;`
+/// and the span of its rows. A candidate counts only when PostgreSQL's scanner, reading
+/// everything before it, sees a `;` that ends a statement beginning with COPY and naming
+/// FROM STDIN: `stdin` in a string, comment or function body is not one.
+fn mask_copy_data(source: &str) -> (String, Vec<(usize, Span)>) {
+    let mut bytes = source.as_bytes().to_vec();
+    let mut blocks = Vec::new();
+    let lower = source.to_ascii_lowercase();
+    // Where the statement being read starts: everything before it was a complete statement.
+    let mut from = 0;
+    let mut search = 0;
+    while let Some(rel) = lower[search..].find("stdin") {
+        let at = search + rel;
+        search = at + 5;
+        let Some(semi_rel) = lower[at..].find(';') else { break };
+        let semi = at + semi_rel;
+        let Ok(prefix) = std::str::from_utf8(&bytes[from..=semi]) else { continue };
+        let Ok(scan) = pg_query::scan(prefix) else { continue };
+        let tokens: Vec<_> = scan.tokens.iter().filter(|t| !is_comment(t)).collect();
+        if tokens.last().map(|t| t.end as usize) != Some(prefix.len())
+            || tokens.last().map(|t| t.token) != Some(Token::Ascii59 as i32)
+        {
+            continue;
+        }
+        // The statement this `;` ends: from the `;` before it.
+        let body: Vec<_> = {
+            let n = tokens.len() - 1;
+            let start = tokens[..n].iter().rposition(|t| t.token == Token::Ascii59 as i32).map_or(0, |p| p + 1);
+            tokens[start..n].to_vec()
+        };
+        let word = |t: &protobuf::ScanToken| prefix[t.start as usize..t.end as usize].to_ascii_lowercase();
+        let is_copy = body.first().is_some_and(|t| word(t) == "copy");
+        let from_stdin = body.windows(2).any(|w| word(w[0]) == "from" && word(w[1]) == "stdin");
+        if !(is_copy && from_stdin) {
+            continue;
+        }
+        // Rows start on the next line.
+        let Some(nl) = source[semi..].find('\n') else { break };
+        let data_start = semi + nl + 1;
+        let mut line_start = data_start;
+        let (data_end, next) = loop {
+            let line_end = source[line_start..].find('\n').map_or(source.len(), |p| line_start + p);
+            let line = source[line_start..line_end].trim_end_matches('\r');
+            if line == "\\." {
+                break (line_start, (line_end + 1).min(source.len()));
+            }
+            if line_end >= source.len() {
+                break (source.len(), source.len());
+            }
+            line_start = line_end + 1;
+        };
+        for b in &mut bytes[data_start..next] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        blocks.push((semi + 1, Span::new(data_start, data_end)));
+        from = next;
+        search = next;
+    }
+    // Only ASCII bytes were replaced (by spaces, whole UTF-8 sequences at a time: every byte of
+    // a multi-byte character is >= 0x80 and is replaced too), so the text is still UTF-8.
+    (String::from_utf8(bytes).unwrap_or_else(|_| source.to_string()), blocks)
 }
 
 /// A whole-file parse failed: parse statement by statement so the good ones are still
@@ -142,6 +219,7 @@ fn push_statements(
             kind,
             tag,
             raw: node.clone(),
+            copy_data: None,
         });
     }
 }
@@ -237,6 +315,31 @@ mod tests {
         assert_eq!(p.statements[1].text(src), "ALTER TABLE a ADD COLUMN b int");
         assert_eq!(p.comments.len(), 2);
         assert_eq!(p.comments[0].text, "header");
+    }
+
+    #[test]
+    fn copy_from_stdin_rows_are_data_not_sql() {
+        // pg_dump and psql scripts: rows follow the COPY up to a `\.` line; one holds a quote.
+        let src = "CREATE TABLE d (k text, v text);\n\
+                   COPY d (k, v) FROM stdin WITH DELIMITER '|';\n\
+                   timeout|90 minutes\n\
+                   o'brien|\\N\n\
+                   \\.\n\
+                   -- copy from stdin; in a comment is nothing\n\
+                   SELECT 'copy x from stdin;';\n\
+                   copy d from STDIN ;\n\
+                   a\tb\n";
+        let p = parse_sql(src);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.statements.len(), 4, "{:#?}", p.statements);
+        let rows = |i: usize| p.statements[i].copy_data.map(|d| d.slice(src));
+        assert_eq!(rows(1), Some("timeout|90 minutes\no'brien|\\N\n"));
+        assert_eq!(rows(2), None);
+        // No `\.`: the rows run to the end, as psql reads them.
+        assert_eq!(rows(3), Some("a\tb\n"));
+        assert_eq!(p.statements[2].text(src), "SELECT 'copy x from stdin;'");
+        // Lines after the rows keep their numbers.
+        assert_eq!(crate::span::LineIndex::new(src).line_col(src, p.statements[2].span.start).line, 7);
     }
 
     #[test]

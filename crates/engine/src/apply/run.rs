@@ -242,7 +242,7 @@ pub fn run_migration(
             block_start = Some(i);
         }
         let ts = Instant::now();
-        match c.batch_execute(stmt.text(&p.source)) {
+        match p.execute(c, i) {
             Ok(()) => {
                 let ms = ts.elapsed().as_secs_f64() * 1000.0;
                 if matches!(
@@ -264,8 +264,7 @@ pub fn run_migration(
                 i += 1;
                 retries = 0;
             }
-            Err(err) => {
-                let e = p.locate(i, &err);
+            Err(e) => {
                 let _ = c.batch_execute("ROLLBACK");
                 if let StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } = &stmt.kind {
                     // A failed concurrent build leaves an INVALID index behind: drop it first.
@@ -327,17 +326,17 @@ fn wrapped_attempt(
     let mut tx = c.transaction().map_err(conn)?;
     tx.batch_execute(&settings_sql(s, true)).map_err(conn)?;
     if let Some(cap) = capture {
-        for (i, st) in cap.statements.iter().enumerate() {
-            tx.batch_execute(st.text(&cap.source)).map_err(|e| cap.locate(i, &e))?;
+        for i in 0..cap.statements.len() {
+            cap.execute(&mut tx, i)?;
         }
     }
     let mut log = Vec::with_capacity(p.statements.len());
-    for (i, st) in p.statements.iter().enumerate() {
+    for i in 0..p.statements.len() {
         if cancel.requested() {
             return Err(ExecError::Connection("cancelled".into()));
         }
         let ts = Instant::now();
-        tx.batch_execute(st.text(&p.source)).map_err(|e| p.locate(i, &e))?;
+        p.execute(&mut tx, i)?;
         log.push(log_entry(p, i, ts.elapsed().as_secs_f64() * 1000.0));
     }
     finish(&mut tx, t0.elapsed().as_secs_f64() * 1000.0, &log).map_err(conn)?;

@@ -123,7 +123,7 @@ pub fn rehearse(
         let (mut report, outcome) =
             rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress })?;
         match outcome {
-            Outcome::Clean(s1) => replay.s0 = s1,
+            Outcome::Clean(s1) => replay.s0 = *s1,
             Outcome::Broken => broken = Some(format!("{id} failed to apply, so later migrations cannot run")),
             Outcome::Dirty => {
                 // The rollback left the base in a state nobody vouches for: start again from
@@ -277,7 +277,7 @@ struct Checkpoint<'s> {
 /// What one rehearsal left in the base.
 enum Outcome {
     /// The migrated schema (rolled back and applied again, every step passed).
-    Clean(Snapshot),
+    Clean(Box<Snapshot>),
     /// Something else: the rollback or the re-apply failed or did not give back the same.
     Dirty,
     /// The migration itself failed: later ones cannot run.
@@ -499,7 +499,7 @@ fn rehearse_one<'s>(
             ),
         )
     });
-    Ok((rep, clean.map_or(Outcome::Dirty, Outcome::Clean)))
+    Ok((rep, clean.map_or(Outcome::Dirty, |s| Outcome::Clean(Box::new(s)))))
 }
 
 /// Forward run with lock trace and rewrite detection. Returns its duration, or None when it

@@ -279,3 +279,27 @@ fn importing_golang_migrate_history() {
     let r = apply::apply(&s, &db.spec, &opts()).unwrap();
     assert_eq!(r.applied.len(), 1, "only 003 runs: {r:#?}");
 }
+
+#[test]
+fn copy_from_stdin_rows_are_applied_in_and_out_of_a_transaction() {
+    let db = TestDb::new("apply_copy");
+    let (_d, s) = set(&[
+        ("001_kv.sql", "CREATE TABLE kv (k text PRIMARY KEY, v text);\nCOPY kv FROM stdin;\na\t1\nb\t\\N\n\\.\n"),
+        (
+            "002_more.sql",
+            "-- migsafe:no-transaction\nCOPY kv (k, v) FROM stdin WITH (FORMAT csv);\nc,\"x,y\"\n\\.\nCREATE INDEX CONCURRENTLY kv_v ON kv (v);\n",
+        ),
+        ("001_kv.rollback.sql", "DROP TABLE kv;"),
+        ("002_more.rollback.sql", "-- migsafe:no-transaction\nDROP INDEX CONCURRENTLY kv_v;\nDELETE FROM kv WHERE k = 'c';"),
+    ]);
+    let r = apply::apply(&s, &db.spec, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::Applied, "{r:#?}");
+    let rows: Vec<(String, Option<String>)> = db
+        .client()
+        .query("SELECT k, v FROM kv ORDER BY k", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![("a".into(), Some("1".into())), ("b".into(), None), ("c".into(), Some("x,y".into()))]);
+}

@@ -540,3 +540,27 @@ fn an_index_calling_a_function_with_unqualified_names_is_explained_on_pg17_and_l
         assert!(failed_steps(m).is_empty(), "{m:#?}");
     }
 }
+
+#[test]
+fn rows_copied_in_from_stdin_are_loaded_and_taken_out_by_the_rollback() {
+    // pg_dump / psql style: rows inline after COPY … FROM stdin, up to `\.`; one set into an
+    // existing table (text format, LedgerSMB's `|` delimiter, a NULL), one into a new table (CSV).
+    let base = "CREATE TABLE settings (name text PRIMARY KEY, value text);\n\
+                INSERT INTO settings VALUES ('version', '1');";
+    let fwd = "COPY settings FROM stdin WITH DELIMITER '|';\n\
+               timeout|90 minutes\n\
+               closed_to|\\N\n\
+               o'brien|tab\\there\n\
+               \\.\n\
+               CREATE TABLE menu (id int PRIMARY KEY, label text);\n\
+               COPY menu (id, label) FROM stdin WITH (FORMAT csv);\n\
+               1,\"Search, all\"\n\
+               2,Reports\n\
+               \\.\n\
+               UPDATE settings SET value = '2' WHERE name = 'version';";
+    let r = run(&[("001_base.sql", base), ("002_seed.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+    let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+    assert_eq!(forward.detail, "4 statements", "{m:#?}");
+}

@@ -720,7 +720,7 @@ pub(crate) fn expr_text(node: &Node) -> String {
     }
 }
 
-fn has_option(options: &[Node], name: &str) -> bool {
+pub(crate) fn has_option(options: &[Node], name: &str) -> bool {
     options.iter().any(|o| match o.node.as_ref() {
         Some(NodeEnum::DefElem(d)) if d.defname == name => match d.arg.as_deref().and_then(|a| a.node.as_ref()) {
             Some(NodeEnum::Boolean(b)) => b.boolval,
@@ -844,7 +844,7 @@ fn constant_sql(n: &Node) -> Option<String> {
     }
 }
 
-fn string_of(n: &Node) -> Option<String> {
+pub(crate) fn string_of(n: &Node) -> Option<String> {
     match n.node.as_ref()? {
         NodeEnum::String(s) => Some(s.sval.clone()),
         NodeEnum::AConst(c) => match &c.val {

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod copy;
 pub mod directives;
 pub mod lint;
 pub mod lock;

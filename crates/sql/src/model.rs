@@ -757,6 +757,11 @@ impl Statement {
         out
     }
 
+    /// For `COPY … FROM STDIN` with inline rows: the rows as constants (see [`crate::copy`]).
+    pub fn copy_rows(&self, source: &str) -> Option<InsertValues> {
+        crate::copy::copy_rows(self, source)
+    }
+
     /// The statement's text in `source`.
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
         self.span.slice(source)

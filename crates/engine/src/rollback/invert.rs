@@ -29,6 +29,8 @@ pub struct Inverse {
 }
 
 struct Cx<'a> {
+    /// The migration's text (the rows of `COPY … FROM STDIN` are in it).
+    source: &'a str,
     s0: &'a Snapshot,
     s1: &'a Snapshot,
     /// What the statements before the one being inverted did.
@@ -93,6 +95,7 @@ fn user_type(s: &Snapshot, type_name: &str) -> bool {
 
 /// Invert every statement of a forward migration, last first.
 pub fn invert_all(
+    source: &str,
     statements: &[Statement],
     s0: &Snapshot,
     s1: &Snapshot,
@@ -128,7 +131,7 @@ pub fn invert_all(
         }
         now.names.observe(&st.kind);
     }
-    let mut cx = Cx { captured, s0, s1, before: Earlier::default() };
+    let mut cx = Cx { source, captured, s0, s1, before: Earlier::default() };
     let mut out = Vec::new();
     for (st, e) in statements.iter().zip(earlier).rev() {
         cx.before = e;
@@ -161,6 +164,12 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
     match &st.kind {
         StmtKind::Insert { table, values: Some(v), .. } if v.on_conflict.is_none() => {
             if let Some(sql) = delete_inserted(&cx.q(table), v, cx) {
+                inv.sql.push(sql);
+            }
+        }
+        StmtKind::Copy { table: Some(table), from: true } => {
+            // Rows given inline, as constants: deleted by their key, as INSERT … VALUES.
+            if let Some(sql) = st.copy_rows(cx.source).and_then(|v| delete_inserted(&cx.q(table), &v, cx)) {
                 inv.sql.push(sql);
             }
         }

@@ -246,7 +246,7 @@ impl Composed {
 /// connections): inversion, tried on a copy, completed with the diff back to S0.
 pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
-    let inverses = invert::invert_all(&prepared.statements, s0, s1, &step.plan.captured_columns());
+    let inverses = invert::invert_all(&prepared.source, &prepared.statements, s0, s1, &step.plan.captured_columns());
     let candidate: Vec<String> = inverses.iter().flat_map(|i| i.sql.iter().cloned()).collect();
     let concurrent: Vec<String> = inverses.iter().flat_map(|i| i.concurrent.iter().cloned()).collect();
     let target = relaxed(s0, s1, step.plan);
@@ -277,7 +277,12 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
     for st in &prepared.statements {
-        if let migsafe_sql::StmtKind::Insert { table, .. } = &st.kind {
+        let added_to = match &st.kind {
+            migsafe_sql::StmtKind::Insert { table, .. } => Some(table),
+            migsafe_sql::StmtKind::Copy { table: Some(table), from: true } => Some(table),
+            _ => None,
+        };
+        if let Some(table) = added_to {
             let q = migsafe_catalog::QName::new(
                 table.schema.clone().unwrap_or_else(|| "public".into()),
                 table.name.clone(),
@@ -291,7 +296,8 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
             if s0.tables.contains_key(&q) && !inverted {
                 notes.push(format!(
                     "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
-                     from other rows (it needs the table's key as constants in VALUES, and no ON CONFLICT … DO UPDATE), so they stay",
+                     from other rows (it needs the table's key as constants in VALUES or in COPY's inline rows, and no \
+                     ON CONFLICT … DO UPDATE), so they stay",
                     st.index + 1,
                     line_of(prepared, st.index)
                 ));

@@ -564,3 +564,24 @@ fn rows_copied_in_from_stdin_are_loaded_and_taken_out_by_the_rollback() {
     let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
     assert_eq!(forward.detail, "4 statements", "{m:#?}");
 }
+
+#[test]
+fn an_integrity_fault_fails_the_migration_that_made_it_not_every_later_one() {
+    // LedgerSMB's base schema inserts explicit ids and leaves their sequences behind.
+    let base = "CREATE TABLE kinds (id serial PRIMARY KEY, label text);\n\
+                INSERT INTO kinds (id, label) VALUES (1, 'a'), (2, 'b');";
+    let r = run(
+        &[
+            ("001_base.sql", base),
+            ("002_other.sql", "CREATE TABLE notes (id int PRIMARY KEY);"),
+            ("003_fix.sql", "SELECT setval('kinds_id_seq', 2);"),
+        ],
+        RehearseOptions::default(),
+    );
+    let verify = |v: &str| mig(&r, v).steps.iter().find(|s| s.step == "verify").unwrap().clone();
+    assert!(!verify("001").ok && verify("001").detail.contains("sequence_behind"), "{:#?}", verify("001"));
+    let later = verify("002");
+    assert!(later.ok, "{later:#?}");
+    assert!(later.warnings.iter().any(|w| w.contains("already so since 001")), "{later:#?}");
+    assert!(verify("003").ok && verify("003").warnings.is_empty(), "{:#?}", verify("003"));
+}

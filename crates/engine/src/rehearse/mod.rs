@@ -96,6 +96,7 @@ pub fn rehearse(
     // new backends start with cold catalog caches.
     let mut conn: Option<postgres::Client> = None;
     let mut checkpoint: Option<Checkpoint> = None;
+    let mut known = KnownFaults::new();
     for (pos, m) in set.migrations.iter().enumerate() {
         let (after_from, before_to) = in_range(m, opts);
         if !before_to {
@@ -121,7 +122,7 @@ pub fn rehearse(
         progress.step(&id, index, total, "data");
         fill(&mut conn, &replay, opts)?;
         let (mut report, outcome) =
-            rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress })?;
+            rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress }, &mut known)?;
         match outcome {
             Outcome::Clean(s1) => replay.s0 = *s1,
             Outcome::Broken => broken = Some(format!("{id} failed to apply, so later migrations cannot run")),
@@ -332,6 +333,7 @@ fn rehearse_one<'s>(
     conn: &mut Option<postgres::Client>,
     opts: &RehearseOptions,
     at: &At,
+    known: &mut KnownFaults,
 ) -> Result<(MigrationReport, Outcome), EngineError> {
     let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
     let prepared = match Prepared::new(&m.forward) {
@@ -366,7 +368,7 @@ fn rehearse_one<'s>(
     let s1 = Snapshot::capture(c)?;
 
     at.step("verify");
-    rep.push(verify_step(c, &s1)?);
+    rep.push(verify_step(c, &s1, known, m.version.as_str())?);
     if let Some(s) = user_checks(replay.base(), opts, "checks")? {
         rep.push(s);
     }
@@ -580,24 +582,43 @@ fn forward_traced(
     }
 }
 
-fn verify_step(c: &mut postgres::Client, s1: &Snapshot) -> Result<StepReport, EngineError> {
+/// Integrity faults found by earlier migrations' verify steps: (check, object) → the
+/// migration that first showed it. A fault a migration inherits is not its failure.
+pub(crate) type KnownFaults = std::collections::BTreeMap<(String, String), String>;
+
+fn verify_step(
+    c: &mut postgres::Client,
+    s1: &Snapshot,
+    known: &mut KnownFaults,
+    version: &str,
+) -> Result<StepReport, EngineError> {
     let t = Instant::now();
     let results = integrity::run_all(c, s1)?;
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| {
-            format!(
-                "{} {}: {}{}",
-                r.check,
-                r.object,
-                r.detail,
-                if r.sample.is_empty() { String::new() } else { format!(" (e.g. {})", r.sample.join("; ")) }
-            )
-        })
-        .collect();
-    let warnings: Vec<String> =
-        results.iter().filter(|r| r.ok && r.warning).map(|r| format!("{}: {}", r.object, r.detail)).collect();
+    let text = |r: &integrity::CheckResult| {
+        format!(
+            "{} {}: {}{}",
+            r.check,
+            r.object,
+            r.detail,
+            if r.sample.is_empty() { String::new() } else { format!(" (e.g. {})", r.sample.join("; ")) }
+        )
+    };
+    let mut failed: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for r in &results {
+        let k = (r.check.clone(), r.object.clone());
+        if r.ok {
+            known.remove(&k);
+            if r.warning {
+                warnings.push(format!("{}: {}", r.object, r.detail));
+            }
+        } else if let Some(first) = known.get(&k) {
+            warnings.push(format!("{} (already so since {first}: not this migration's doing)", text(r)));
+        } else {
+            known.insert(k, version.to_string());
+            failed.push(text(r));
+        }
+    }
     let mut step = if failed.is_empty() {
         StepReport::pass("verify", ms(t), format!("{} integrity checks passed", results.len()))
     } else {

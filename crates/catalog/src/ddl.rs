@@ -401,6 +401,14 @@ fn has_typed_constants(c: &Constraint) -> bool {
     matches!(c.kind.as_str(), "c" | "x") && c.definition.contains("::")
 }
 
+/// Functions in the order to drop them (`aggregates_first`: an aggregate depends on its state
+/// and final functions) or to create them (aggregates last).
+fn by_kind(m: &BTreeMap<String, Function>, aggregates_first: bool) -> Vec<(&String, &Function)> {
+    let mut v: Vec<(&String, &Function)> = m.iter().collect();
+    v.sort_by_key(|(_, f)| (f.kind == "aggregate") != aggregates_first);
+    v
+}
+
 /// A trigger that names columns (`WHEN (…)`, `UPDATE OF col`) blocks changing their type.
 fn names_columns(t: &Trigger) -> bool {
     t.definition.contains(" WHEN (") || t.definition.contains(" UPDATE OF ")
@@ -503,7 +511,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     // Functions that go and take or return the row type of a table that goes: before it.
-    for (sig, f) in &a.functions {
+    for (sig, f) in by_kind(&a.functions, true) {
         if !b.functions.contains_key(sig) && uses_type(f, &gone_rows) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }
@@ -573,7 +581,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Functions whose result or kind changes cannot be replaced in place; nor can those that
     // use a type that is rebuilt.
     let rebuilt = rebuilt_types(a, b);
-    for (sig, f) in &a.functions {
+    for (sig, f) in by_kind(&a.functions, true) {
         let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
         let dropped_already = !b.functions.contains_key(sig) && uses_type(f, &gone_rows);
         if (changed || uses_type(f, &renewed)) && !dropped_already {
@@ -674,7 +682,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Functions taking or returning the row type of a new table come after the tables.
     let new_rows: Vec<QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).cloned().collect();
     let mut after_tables = Vec::new();
-    for (sig, f) in &b.functions {
+    for (sig, f) in by_kind(&b.functions, false) {
         match a.functions.get(sig) {
             Some(g)
                 if g.definition == f.definition
@@ -816,7 +824,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
     }
     // ---------- Phase 3: what nothing uses any more ----------
-    for (sig, f) in &a.functions {
+    for (sig, f) in by_kind(&a.functions, true) {
         if !b.functions.contains_key(sig) && !uses_type(f, &gone_rows) && !uses_type(f, &renewed) {
             s.push(format!("DROP {} {}", f.keyword(), f.signature()));
         }

@@ -180,6 +180,9 @@ const EDITS: &[&str] = &[
     "ALTER TABLE app.users RENAME COLUMN nickname TO handle",
     "ALTER TABLE app.notes REPLICA IDENTITY FULL",
     "DROP TYPE app.pair",
+    // An aggregate goes before its state function and comes after it.
+    "CREATE FUNCTION app.add_double(s int, x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT s + 2 * x'; \
+     CREATE AGGREGATE app.sum_double(int) (sfunc = app.add_double, stype = int, initcond = '0')",
     "CREATE RULE titles_need_time AS ON INSERT TO app.deleted_titles WHERE NEW.at IS NULL DO INSTEAD NOTHING",
     "DROP RULE users_keep_root ON app.users",
     "ALTER TABLE app.posts DISABLE RULE posts_keep_title",

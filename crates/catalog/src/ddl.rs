@@ -401,6 +401,29 @@ fn has_typed_constants(c: &Constraint) -> bool {
     matches!(c.kind.as_str(), "c" | "x") && c.definition.contains("::")
 }
 
+/// Tables of the source whose primary key, unique or exclusion constraints or unique indexes
+/// go or change (a foreign key referencing them may depend on one).
+fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>) -> BTreeSet<QName> {
+    let mut out = BTreeSet::new();
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        let keys_change = t
+            .constraints
+            .iter()
+            .filter(|(_, c)| matches!(c.kind.as_str(), "p" | "u"))
+            .any(|(cn, c)| !u.constraints.get(cn).is_some_and(|o| constraint_same(c, o)) || retyped.contains(tn));
+        let unique_index_changes = t
+            .indexes
+            .iter()
+            .filter(|(_, i)| !i.constraint && i.definition.starts_with("CREATE UNIQUE"))
+            .any(|(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition));
+        if keys_change || unique_index_changes {
+            out.insert(tn.clone());
+        }
+    }
+    out
+}
+
 /// Functions in the order to drop them (`aggregates_first`: an aggregate depends on its state
 /// and final functions) or to create them (aggregates last).
 fn by_kind(m: &BTreeMap<String, Function>, aggregates_first: bool) -> Vec<(&String, &Function)> {
@@ -464,6 +487,10 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         let kw = if v.materialized { "MATERIALIZED VIEW" } else { "VIEW" };
         s.push(format!("DROP {kw} {n}"));
     }
+    // A foreign key depends on the unique index of the key it references: when that key goes
+    // or changes, the foreign keys referencing its table go first and come back after.
+    let rekeyed = rekeyed_tables(a, b, &retyped);
+    let fk_on_rekeyed = |c: &Constraint| c.kind == "f" && c.references.as_ref().is_some_and(|r| rekeyed.contains(r));
     // Constraints that go or change: foreign keys first (they depend on unique indexes).
     for pass in [true, false] {
         for (tn, t) in &a.tables {
@@ -475,7 +502,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                     continue;
                 }
                 let other = u.and_then(|u| u.constraints.get(cn));
-                let keep = other.is_some_and(|o| constraint_same(c, o)) && !(retyped && has_typed_constants(c));
+                let keep = other.is_some_and(|o| constraint_same(c, o))
+                    && !(retyped && has_typed_constants(c))
+                    && !fk_on_rekeyed(c);
                 if table_dropped && !pass {
                     continue; // dropped with the table
                 }
@@ -1136,6 +1165,8 @@ pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
 }
 
 fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Script) {
+    let rekeyed = rekeyed_tables(a, b, retyped);
+    let fk_on_rekeyed = |c: &Constraint| c.kind == "f" && c.references.as_ref().is_some_and(|r| rekeyed.contains(r));
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
     new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
@@ -1191,7 +1222,9 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut 
                     continue;
                 }
                 match t.and_then(|t| t.constraints.get(cn)) {
-                    Some(old) if constraint_same(old, c) && !(retyped && has_typed_constants(old)) => {
+                    Some(old)
+                        if constraint_same(old, c) && !(retyped && has_typed_constants(old)) && !fk_on_rekeyed(old) =>
+                    {
                         if !old.validated && c.validated {
                             s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
                         }

@@ -266,6 +266,26 @@ fn persistence_changes_follow_foreign_keys_even_in_cycles() {
 }
 
 #[test]
+fn foreign_keys_follow_the_key_they_depend_on() {
+    // LedgerSMB moves entity's primary key to id, which had a UNIQUE constraint that every
+    // foreign key to entity(id) depended on.
+    let unique =
+        "CREATE TABLE e (id int NOT NULL UNIQUE, code text NOT NULL, cls int NOT NULL, PRIMARY KEY (code, cls));
+                  CREATE TABLE r (e_id int REFERENCES e (id), other int);";
+    let primary = "CREATE TABLE e (id int PRIMARY KEY, code text NOT NULL, cls int NOT NULL);
+                   CREATE TABLE r (e_id int REFERENCES e (id), other int);";
+    round_trip("to_primary", unique, primary).unwrap();
+    round_trip("to_unique", primary, unique).unwrap();
+    let index = "CREATE TABLE e (id int NOT NULL, code text);
+                 CREATE UNIQUE INDEX e_id ON e (id);
+                 CREATE TABLE r (e_id int REFERENCES e (id));";
+    let other = "CREATE TABLE e (id int NOT NULL, code text);
+                 CREATE UNIQUE INDEX e_id ON e (id) INCLUDE (code);
+                 CREATE TABLE r (e_id int REFERENCES e (id));";
+    round_trip("index_changes", index, other).unwrap();
+}
+
+#[test]
 fn columns_move_into_and_out_of_bytea() {
     let json = "CREATE TABLE jobs (id int PRIMARY KEY, job jsonb, note text);
                 INSERT INTO jobs VALUES (1, '{\"a\": 1}', 'x');";

@@ -585,3 +585,15 @@ fn an_integrity_fault_fails_the_migration_that_made_it_not_every_later_one() {
     assert!(later.warnings.iter().any(|w| w.contains("already so since 001")), "{later:#?}");
     assert!(verify("003").ok && verify("003").warnings.is_empty(), "{:#?}", verify("003"));
 }
+
+#[test]
+fn rows_a_migration_added_go_after_the_values_that_point_at_them_are_back() {
+    // LedgerSMB's menu: new nodes are inserted, existing nodes moved under them.
+    let base = "CREATE TABLE node (id int PRIMARY KEY, parent int REFERENCES node (id), label text NOT NULL);\n\
+                INSERT INTO node VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 1, 'b');";
+    let fwd = "INSERT INTO node (id, parent, label) VALUES (10, 1, 'group');\n\
+               UPDATE node SET parent = 10 WHERE id IN (2, 3);";
+    let r = run(&[("001_base.sql", base), ("002_group.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

@@ -23,6 +23,9 @@ pub struct Inverse {
     pub sql: Vec<String>,
     /// Statements that must run outside a transaction (CONCURRENTLY).
     pub concurrent: Vec<String>,
+    /// It deletes rows the statement added (INSERT, COPY): data only, run after captured values
+    /// are back (a restored value may have pointed at an added row until then).
+    pub removes_rows: bool,
     /// When it only adds back dropped columns: the table, and the first column's position in
     /// S0 (consecutive such inverses on one table are put in S0's column order).
     readds: Option<(QName, usize)>,
@@ -165,12 +168,14 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         StmtKind::Insert { table, values: Some(v), .. } if v.on_conflict.is_none() => {
             if let Some(sql) = delete_inserted(&cx.q(table), v, cx) {
                 inv.sql.push(sql);
+                inv.removes_rows = true;
             }
         }
         StmtKind::Copy { table: Some(table), from: true } => {
             // Rows given inline, as constants: deleted by their key, as INSERT … VALUES.
             if let Some(sql) = st.copy_rows(cx.source).and_then(|v| delete_inserted(&cx.q(table), &v, cx)) {
                 inv.sql.push(sql);
+                inv.removes_rows = true;
             }
         }
         StmtKind::CreateTable { table, .. } => {

@@ -95,16 +95,21 @@ pub fn render(p: &ScriptParts) -> String {
     if needs_function_bodies_off(&all) {
         s.push_str("SET LOCAL check_function_bodies = off;\n");
     }
-    if p.inverses.iter().any(|i| !i.sql.is_empty()) {
-        s.push_str("\n-- Revert changes in reverse order\n");
-        for inv in p.inverses.iter().filter(|i| !i.sql.is_empty()) {
+    let section = |s: &mut String, title: &str, removes_rows: bool| {
+        let mut of_kind = p.inverses.iter().filter(|i| !i.sql.is_empty() && i.removes_rows == removes_rows).peekable();
+        if of_kind.peek().is_none() {
+            return;
+        }
+        s.push_str(title);
+        for inv in of_kind {
             let line = p.lines.get(inv.statement).copied().unwrap_or(0);
             s.push_str(&format!("-- reverts line {line}: {}\n", inv.tag));
             for stmt in &inv.sql {
                 s.push_str(&format!("{stmt};\n"));
             }
         }
-    }
+    };
+    section(&mut s, "\n-- Revert changes in reverse order\n", false);
     if !p.residual.is_empty() {
         s.push_str(
             "\n-- Recreate what the migration dropped or changed, as it was before (from the schema snapshot)\n",
@@ -119,6 +124,11 @@ pub fn render(p: &ScriptParts) -> String {
             s.push_str(&format!("{stmt};\n"));
         }
     }
+    section(
+        &mut s,
+        "\n-- Remove the rows the migration added (after the values that may point at them are back)\n",
+        true,
+    );
     if !p.finalize.is_empty() {
         s.push_str("\n-- Restore the constraints that need the data back first\n");
         for stmt in &p.finalize {

@@ -597,3 +597,18 @@ fn rows_a_migration_added_go_after_the_values_that_point_at_them_are_back() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn rows_inserted_without_their_serial_key_are_found_by_another_unique_key() {
+    // LedgerSMB adds countries by name; the id comes from the sequence, and the only other
+    // unique key is an expression index.
+    let base =
+        "CREATE TABLE country (id serial PRIMARY KEY, name text NOT NULL, short_name text NOT NULL, itu text);\n\
+                CREATE UNIQUE INDEX country_name_idx ON country (lower(name));\n\
+                INSERT INTO country (short_name, name) VALUES ('FR', 'France'), ('DE', 'Germany');";
+    let fwd = "INSERT INTO country (short_name, name) VALUES ('BL', 'St. Barthelemy');\n\
+               INSERT INTO country (short_name, name, itu) VALUES ('CW', 'Curacao', NULL), ('SX', 'Sint Maarten', '1');";
+    let r = run(&[("001_base.sql", base), ("002_countries.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

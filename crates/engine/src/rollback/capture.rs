@@ -192,19 +192,78 @@ fn stored_columns(t: &Table) -> Vec<String> {
 
 /// The key of `t` and, per row of an `INSERT … VALUES`, the key's values as constants; None
 /// when the table has no key or a row does not give all of it as constants.
+///
+/// Without the row key among the constants (a serial id left to its default), any unique
+/// constraint or index (expressions included: LedgerSMB's `UNIQUE (lower(name))`) whose columns
+/// all get constants identifies each row by every column given a constant: that row alone can
+/// hold them all.
 pub fn seeded_keys(t: &Table, v: &migsafe_sql::model::InsertValues) -> Option<(Vec<String>, Vec<Vec<String>>)> {
-    let key = row_key(t)?;
     let columns: Vec<String> = match &v.columns {
         Some(c) => c.clone(),
         None => t.columns.iter().map(|c| c.name.clone()).collect(),
     };
-    let positions: Vec<usize> = key.iter().map(|k| columns.iter().position(|c| c == k)).collect::<Option<_>>()?;
-    let rows: Vec<Vec<String>> = v
-        .rows
+    let project = |key: &[String]| -> Option<Vec<Vec<String>>> {
+        let positions: Vec<usize> = key.iter().map(|k| columns.iter().position(|c| c == k)).collect::<Option<_>>()?;
+        let rows: Vec<Vec<String>> = v
+            .rows
+            .iter()
+            .map(|row| positions.iter().map(|&i| row.get(i).cloned().flatten().filter(|x| x != "NULL")).collect())
+            .collect::<Option<_>>()?;
+        (!rows.is_empty()).then_some(rows)
+    };
+    if let Some(key) = row_key(t) {
+        if let Some(rows) = project(&key) {
+            return Some((key, rows));
+        }
+    }
+    // Columns every row gives a non-NULL constant, of types `=` compares.
+    let comparable = |c: &String| {
+        t.column(c).is_some_and(|col| {
+            let ty = col.type_name.trim_end_matches("[]");
+            !matches!(ty, "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle")
+        })
+    };
+    let constant: Vec<String> = columns
         .iter()
-        .map(|row| positions.iter().map(|&i| row.get(i).cloned().flatten().filter(|x| x != "NULL")).collect())
-        .collect::<Option<_>>()?;
-    (!rows.is_empty()).then_some((key, rows))
+        .enumerate()
+        .filter(|(i, c)| {
+            comparable(c) && v.rows.iter().all(|row| row.get(*i).cloned().flatten().is_some_and(|x| x != "NULL"))
+        })
+        .map(|(_, c)| c.clone())
+        .collect();
+    let unique_sets =
+        t.constraints.values().filter(|c| c.kind == "p" || c.kind == "u").map(|c| c.columns.clone()).chain(
+            t.indexes.values().filter(|i| i.valid && !i.constraint).filter_map(|i| unique_index_uses(&i.definition, t)),
+        );
+    for used in unique_sets {
+        if !used.is_empty() && used.iter().all(|u| constant.contains(u)) {
+            return project(&constant).map(|rows| (constant.clone(), rows));
+        }
+    }
+    None
+}
+
+/// The columns of `t` a valid, non-partial unique index uses, in its key columns or its
+/// expressions (`lower(name)` uses `name`); None when it is not such an index.
+fn unique_index_uses(definition: &str, t: &Table) -> Option<Vec<String>> {
+    let parsed = migsafe_sql::parse::parse_sql(definition);
+    let StmtKind::CreateIndex { unique: true, partial: false, columns, .. } = &parsed.statements.first()?.kind else {
+        return None;
+    };
+    let mut used: Vec<String> = Vec::new();
+    for item in columns {
+        if t.column(item).is_some() {
+            used.push(item.clone());
+            continue;
+        }
+        // An expression: the column names among its identifiers.
+        for word in item.split(|ch: char| !(ch.is_alphanumeric() || ch == '_')) {
+            if !word.is_empty() && t.column(word).is_some() && !used.iter().any(|u| u == word) {
+                used.push(word.to_string());
+            }
+        }
+    }
+    Some(used)
 }
 
 /// `(k1 = v AND k2 = v) OR …` for the rows' keys, columns prefixed with `alias.`.

@@ -61,6 +61,16 @@ pub fn parse_sql(source: &str) -> ParsedSql {
         Ok(result) => push_statements(&mut out, source, &tokens, 0, &result.protobuf),
         Err(_) => parse_piecewise(&mut out, source, &tokens),
     }
+    for e in &mut out.errors {
+        let at_line_start = e.offset == 0 || source.as_bytes().get(e.offset - 1) == Some(&b'\n');
+        if at_line_start && source[e.offset..].starts_with('\\') {
+            let command: String = source[e.offset..].chars().take_while(|c| !c.is_whitespace()).collect();
+            e.message = format!(
+                "psql meta-command `{command}` is not SQL: migsafe runs the SQL itself (of psql's syntax it \
+                 understands only the rows after `COPY … FROM stdin`); remove the line"
+            );
+        }
+    }
     for (end_of_copy, data) in copy_blocks {
         if let Some(st) = out.statements.iter_mut().rev().find(|st| st.span.start < end_of_copy) {
             st.copy_data = Some(data);
@@ -340,6 +350,14 @@ mod tests {
         assert_eq!(p.statements[2].text(src), "SELECT 'copy x from stdin;'");
         // Lines after the rows keep their numbers.
         assert_eq!(crate::span::LineIndex::new(src).line_col(src, p.statements[2].span.start).line, 7);
+    }
+
+    #[test]
+    fn psql_meta_commands_are_named_as_such() {
+        let p = parse_sql("CREATE TABLE a (id int);\n\\set ON_ERROR_STOP on\nDROP TABLE a;");
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(p.errors[0].message.starts_with("psql meta-command `\\set` is not SQL"), "{:?}", p.errors);
+        assert_eq!(p.errors[0].offset, 25);
     }
 
     #[test]

@@ -35,14 +35,47 @@ impl StepReport {
 
     /// The `compare` step after a rollback: the schema must be back to the one before the
     /// migration (rehearse and `rollback check` both judge it this way).
-    pub fn rollback_compare(ms: f64, d: migsafe_catalog::SchemaDiff<'_>) -> StepReport {
-        StepReport::schema_compare(
+    ///
+    /// An extension the migration creates `IF NOT EXISTS` (`shared`) and the rollback leaves
+    /// installed is a warning: the migration treats it as possibly there already (other schemas
+    /// or applications may use it), so a rollback that keeps it is a choice, not a fault.
+    pub fn rollback_compare(ms: f64, mut d: migsafe_catalog::SchemaDiff<'_>, shared: &[String]) -> StepReport {
+        let kept: Vec<String> = d
+            .differences
+            .iter()
+            .filter(|x| {
+                x.kind == migsafe_catalog::diff::ObjectKind::Extension
+                    && x.change == migsafe_catalog::diff::ChangeKind::Removed
+                    && shared.contains(&x.name)
+            })
+            .map(|x| x.name.clone())
+            .collect();
+        d.differences.retain(|x| !(x.kind == migsafe_catalog::diff::ObjectKind::Extension && kept.contains(&x.name)));
+        let mut step = StepReport::schema_compare(
             "compare",
             ms,
             d,
             "schema after rollback equals the schema before the migration",
             "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
-        )
+        );
+        step.warnings.extend(kept.iter().map(|e| {
+            format!(
+                "extension {e} stays installed after the rollback: the migration creates it IF NOT EXISTS, as shared; \
+                 DROP EXTENSION it by hand if nothing else uses it"
+            )
+        }));
+        step
+    }
+
+    /// Extensions a migration creates with `IF NOT EXISTS` (see [`StepReport::rollback_compare`]).
+    pub fn shared_extensions(statements: &[migsafe_sql::Statement]) -> Vec<String> {
+        statements
+            .iter()
+            .filter_map(|st| match &st.kind {
+                migsafe_sql::StmtKind::CreateExtension { name, if_not_exists: true } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A step that requires two schemas to be equal: passes with `same` when they are, fails

@@ -612,3 +612,19 @@ fn rows_inserted_without_their_serial_key_are_found_by_another_unique_key() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn an_extension_created_if_not_exists_may_outlive_the_rollback_one_created_outright_may_not() {
+    // Diesel-style sets (fang, backie, sqlxmq) create uuid-ossp IF NOT EXISTS and leave it in
+    // their down migration.
+    let shared = "CREATE EXTENSION IF NOT EXISTS citext;\nCREATE TABLE tags (name citext PRIMARY KEY);";
+    let owned = "CREATE EXTENSION citext;\nCREATE TABLE tags (name citext PRIMARY KEY);";
+    let down = "DROP TABLE tags;";
+    let r = run(&[("001_tags.up.sql", shared), ("001_tags.down.sql", down)], RehearseOptions::default());
+    let compare = mig(&r, "001").steps.iter().find(|s| s.step == "compare").unwrap().clone();
+    assert!(compare.ok, "{compare:#?}");
+    assert!(compare.warnings.iter().any(|w| w.contains("extension citext stays installed")), "{compare:#?}");
+    let r = run(&[("001_tags.up.sql", owned), ("001_tags.down.sql", down)], RehearseOptions::default());
+    let compare = mig(&r, "001").steps.iter().find(|s| s.step == "compare").unwrap().clone();
+    assert!(!compare.ok && compare.detail.contains("extension citext"), "{compare:#?}");
+}

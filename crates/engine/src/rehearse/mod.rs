@@ -417,7 +417,8 @@ fn rehearse_one<'s>(
         let t = Instant::now();
         reset_session(c)?;
         let sr = Snapshot::capture(c)?;
-        let step = StepReport::rollback_compare(ms(t), sr.diff(&s0));
+        let step =
+            StepReport::rollback_compare(ms(t), sr.diff(&s0), &StepReport::shared_extensions(&prepared.statements));
         let compared = step.ok;
         rep.push(step);
         let t = Instant::now();

@@ -534,7 +534,10 @@ pub fn check(
                 )),
                 Some(rb) => {
                     rep.rollback = Some("hand-written".into());
-                    let steps = prove_rollback(replay.base(), rb, &replay.s0)?;
+                    let shared = Prepared::new(&m.forward)
+                        .map(|p| StepReport::shared_extensions(&p.statements))
+                        .unwrap_or_default();
+                    let steps = prove_rollback(replay.base(), rb, &replay.s0, &shared)?;
                     for s in steps {
                         rep.push(s);
                     }
@@ -553,6 +556,7 @@ pub fn prove_rollback(
     work: &ScratchDb,
     rollback: &crate::source::SqlText,
     s0: &Snapshot,
+    shared_extensions: &[String],
 ) -> Result<Vec<StepReport>, EngineError> {
     let mut steps = Vec::new();
     let proof = work.clone_db("proof")?;
@@ -572,7 +576,7 @@ pub fn prove_rollback(
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     steps.push(StepReport::pass("rollback", ms, format!("{} statements ran", prepared.statements.len())));
     let sr = Snapshot::capture(&mut c)?;
-    let step = StepReport::rollback_compare(0.0, sr.diff(s0));
+    let step = StepReport::rollback_compare(0.0, sr.diff(s0), shared_extensions);
     steps.push(step);
     Ok(steps)
 }

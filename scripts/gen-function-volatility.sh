@@ -13,3 +13,6 @@ SQL
 psql -X -tA -c "SELECT proname FROM pg_proc GROUP BY proname HAVING bool_or(provolatile = 'v') ORDER BY 1" > "$out/volatile_functions.txt"
 psql -X -tA -c "SELECT proname FROM pg_proc GROUP BY proname HAVING NOT bool_or(provolatile = 'v') ORDER BY 1" > "$out/stable_functions.txt"
 wc -l "$out"/*.txt
+# Functions in pg_catalog itself (found whatever search_path is; PostgreSQL 17+ runs index
+# expressions with search_path = pg_catalog, pg_temp). Generate from the newest server.
+psql -X -tA -c "SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1" > "$out/catalog_functions.txt"

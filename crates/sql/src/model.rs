@@ -757,6 +757,102 @@ impl Statement {
         out
     }
 
+    /// Functions called where PostgreSQL 17 and later evaluate with `search_path =
+    /// pg_catalog, pg_temp`: index expressions and predicates, and materialized view queries.
+    pub fn maintenance_calls(&self) -> Vec<QualName> {
+        use pg_query::protobuf::{node::Node as N, ObjectType};
+        let roots: Vec<&pg_query::protobuf::Node> = match self.raw.node.as_ref() {
+            Some(N::IndexStmt(i)) => i
+                .where_clause
+                .as_deref()
+                .into_iter()
+                .chain(i.index_params.iter().filter_map(|p| match p.node.as_ref() {
+                    Some(N::IndexElem(e)) => e.expr.as_deref(),
+                    _ => None,
+                }))
+                .collect(),
+            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => vec![&self.raw],
+            _ => vec![],
+        };
+        let mut out: Vec<QualName> = Vec::new();
+        for root in roots {
+            for name in function_calls(root) {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// For `CREATE FUNCTION … LANGUAGE sql` with a body in a string (not `BEGIN ATOMIC`, whose
+    /// names are bound when it is created): whether it pins `search_path` (`SET search_path`),
+    /// and the names its body leaves to `search_path`: relations without a schema, and
+    /// functions without one that are not in `pg_catalog`. None for other statements.
+    pub fn search_path_reliance(&self) -> Option<(bool, Vec<String>)> {
+        use pg_query::protobuf::node::Node as N;
+        let Some(N::CreateFunctionStmt(f)) = self.raw.node.as_ref() else { return None };
+        if f.sql_body.is_some() {
+            return None;
+        }
+        let mut language = String::new();
+        let mut body = String::new();
+        let mut pinned = false;
+        for o in &f.options {
+            let Some(N::DefElem(d)) = o.node.as_ref() else { continue };
+            match d.defname.as_str() {
+                "language" => language = d.arg.as_deref().and_then(crate::convert::string_of).unwrap_or_default(),
+                "as" => {
+                    if let Some(N::List(l)) = d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                        body = l.items.first().and_then(crate::convert::string_of).unwrap_or_default();
+                    }
+                }
+                "set" => {
+                    if let Some(N::VariableSetStmt(v)) = d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                        pinned |= v.name.eq_ignore_ascii_case("search_path");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !language.eq_ignore_ascii_case("sql") {
+            return None;
+        }
+        let parsed = pg_query::parse(&body, 0).ok()?;
+        let nodes = parsed.protobuf.nodes();
+        // WITH names are read in FROM like tables but are not looked up in search_path.
+        let ctes: Vec<&str> = nodes
+            .iter()
+            .filter_map(|(n, ..)| match n {
+                pg_query::NodeRef::CommonTableExpr(c) => Some(c.ctename.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for (node, ..) in nodes.iter().cloned() {
+            let name = match node {
+                pg_query::NodeRef::RangeVar(r)
+                    if r.schemaname.is_empty()
+                        && !r.relname.starts_with("pg_")
+                        && !ctes.contains(&r.relname.as_str()) =>
+                {
+                    Some(r.relname.clone())
+                }
+                pg_query::NodeRef::FuncCall(c) if c.funcname.len() == 1 => c
+                    .funcname
+                    .first()
+                    .and_then(crate::convert::string_of)
+                    .filter(|n| !crate::volatility::in_pg_catalog(n))
+                    .map(|n| format!("{n}()")),
+                _ => None,
+            };
+            if let Some(n) = name.filter(|n| !names.contains(n)) {
+                names.push(n);
+            }
+        }
+        Some((pinned, names))
+    }
+
     /// For `COPY … FROM STDIN` with inline rows: the rows as constants (see [`crate::copy`]).
     pub fn copy_rows(&self, source: &str) -> Option<InsertValues> {
         crate::copy::copy_rows(self, source)
@@ -792,4 +888,25 @@ impl Statement {
     pub fn is_control(&self) -> bool {
         matches!(self.kind, StmtKind::Set { .. } | StmtKind::Transaction(_))
     }
+}
+
+/// The functions called anywhere under `root`.
+fn function_calls(root: &pg_query::protobuf::Node) -> Vec<QualName> {
+    let Some(n) = root.node.as_ref() else { return vec![] };
+    let mut nodes = vec![n.to_ref()];
+    nodes.extend(n.nodes().into_iter().skip(1).map(|(r, ..)| r));
+    nodes
+        .into_iter()
+        .filter_map(|node| match node {
+            pg_query::NodeRef::FuncCall(c) => {
+                let parts: Vec<String> = c.funcname.iter().filter_map(crate::convert::string_of).collect();
+                match parts.as_slice() {
+                    [name] => Some(QualName::bare(name.clone())),
+                    [schema, name] => Some(QualName::qualified(schema.clone(), name.clone())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -25,6 +25,15 @@ pub fn builtin_volatile(name: &str) -> Option<bool> {
     }
 }
 
+static CATALOG: &str = include_str!("data/catalog_functions.txt");
+
+/// Whether a function of that name lives in `pg_catalog` (contrib functions such as
+/// `uuid_nil` do not: their extension installs them in a schema of its own or `public`).
+pub fn in_pg_catalog(name: &str) -> bool {
+    static SET: OnceLock<HashSet<&str>> = OnceLock::new();
+    SET.get_or_init(|| CATALOG.lines().collect()).contains(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +46,7 @@ mod tests {
         assert_eq!(builtin_volatile("now"), Some(false));
         assert_eq!(builtin_volatile("lower"), Some(false));
         assert_eq!(builtin_volatile("my_func"), None);
+        assert!(in_pg_catalog("lower") && in_pg_catalog("now"));
+        assert!(!in_pg_catalog("uuid_nil") && !in_pg_catalog("my_func"));
     }
 }

@@ -60,6 +60,9 @@ pub struct SchemaModel {
     tables: BTreeMap<QualName, TableInfo>,
     indexes: BTreeMap<QualName, QualName>,
     functions: BTreeMap<String, bool>,
+    /// SQL functions created without `SET search_path` whose bodies name things only
+    /// search_path finds, by lowercase name: those names.
+    path_reliant: BTreeMap<String, Vec<String>>,
     search_schema: String,
 }
 
@@ -69,6 +72,7 @@ impl Default for SchemaModel {
             tables: BTreeMap::new(),
             indexes: BTreeMap::new(),
             functions: BTreeMap::new(),
+            path_reliant: BTreeMap::new(),
             search_schema: "public".into(),
         }
     }
@@ -98,6 +102,17 @@ impl SchemaModel {
     /// Declared volatility of a function created by the migrations (true = volatile).
     pub fn function_volatile(&self, name: &str) -> Option<bool> {
         self.functions.get(name).copied()
+    }
+
+    /// The first schema of the current search_path (where unqualified names are created).
+    pub fn search_schema(&self) -> &str {
+        &self.search_schema
+    }
+
+    /// For a SQL function the migrations created without `SET search_path`: the names its body
+    /// leaves to search_path (see [`Statement::search_path_reliance`]).
+    pub fn search_path_reliant(&self, name: &str) -> Option<&[String]> {
+        self.path_reliant.get(&name.to_lowercase()).map(Vec::as_slice)
     }
 
     /// True when a validated `CHECK (column IS NOT NULL)` exists on the table.
@@ -202,7 +217,16 @@ impl SchemaModel {
                 }
             }
             StmtKind::CreateFunction { name, volatile, .. } => {
-                self.functions.insert(name.name.to_lowercase(), *volatile);
+                let key = name.name.to_lowercase();
+                self.functions.insert(key.clone(), *volatile);
+                match stmt.search_path_reliance() {
+                    Some((false, names)) if !names.is_empty() => {
+                        self.path_reliant.insert(key, names);
+                    }
+                    _ => {
+                        self.path_reliant.remove(&key);
+                    }
+                }
             }
             _ => {}
         }

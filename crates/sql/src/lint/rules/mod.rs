@@ -17,6 +17,7 @@ mod enum_value;
 mod exclude_constraint;
 mod frozen_time;
 mod index_concurrently;
+mod index_search_path;
 mod lock_table;
 mod locks_after_access_exclusive;
 mod non_transactional;
@@ -146,6 +147,8 @@ registry! {
         "a migration run statement by statement can be left half-applied";
     FrozenTime = "frozen-time", Warning, frozen_time::check,
         "'now', 'today'… in a view, default, check or index is frozen to the time the migration ran";
+    IndexSearchPath = "index-search-path", Warning, index_search_path::check,
+        "an index or materialized view calls a function whose body relies on search_path: PostgreSQL 17+ cannot build it";
     PreferText = "prefer-text", Info, style::prefer_text,
         "varchar(n) has no advantage over text; changing n later can rewrite";
     PreferBigint = "prefer-bigint", Info, style::prefer_bigint,

@@ -44,10 +44,10 @@ mod tests {
         ));
         let v = f.iter().find(|v| v.rule == "index-search-path").expect("flagged");
         assert!(v.message.contains("mq_uuid_exists()") && v.message.contains("uuid_nil()"), "{}", v.message);
-        let f = lint(&format!(
+        let f = lint(
             "CREATE FUNCTION total(u int) RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM orders WHERE user_id = u';\n\
-             CREATE MATERIALIZED VIEW m AS SELECT id, total(id) FROM users;"
-        ));
+             CREATE MATERIALIZED VIEW m AS SELECT id, total(id) FROM users;",
+        );
         let v = f.iter().find(|v| v.rule == "index-search-path").expect("flagged");
         assert!(v.message.contains("orders"), "{}", v.message);
     }

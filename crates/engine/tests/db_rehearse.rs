@@ -628,3 +628,15 @@ fn an_extension_created_if_not_exists_may_outlive_the_rollback_one_created_outri
     let compare = mig(&r, "001").steps.iter().find(|s| s.step == "compare").unwrap().clone();
     assert!(!compare.ok && compare.detail.contains("extension citext"), "{compare:#?}");
 }
+
+#[test]
+fn a_row_deleted_then_inserted_again_under_its_key_comes_back_as_it_was() {
+    // Synapse re-queues a background update: DELETE the row, INSERT it afresh with the same key.
+    let base = "CREATE TABLE background_updates (update_name text NOT NULL UNIQUE, progress_json text NOT NULL, ordering int NOT NULL DEFAULT 0);\n\
+                INSERT INTO background_updates VALUES ('flag_media', '{\"done\": 40}', 9403), ('other', '{}', 1);";
+    let fwd = "DELETE FROM background_updates WHERE update_name = 'flag_media';\n\
+               INSERT INTO background_updates (ordering, update_name, progress_json) VALUES (9405, 'flag_media', '{}');";
+    let r = run(&[("001_base.sql", base), ("002_rerun.sql", fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(failed_steps(m).is_empty(), "{m:#?}");
+}

@@ -36,6 +36,8 @@ pub enum CaptureItem {
         reset: Vec<String>,
         /// Put back with the table's triggers off (see [`CaptureItem::quiet`]).
         quiet: bool,
+        /// Index of the statement that destroys them.
+        statement: usize,
     },
     /// Column values (DROP COLUMN, ALTER TYPE, UPDATE): copied with the row key, written back.
     Values {
@@ -51,6 +53,8 @@ pub enum CaptureItem {
         casts: BTreeMap<String, String>,
         /// Put back with the table's triggers off (see [`CaptureItem::quiet`]).
         quiet: bool,
+        /// Index of the statement that destroys them.
+        statement: usize,
     },
     /// Rows an `INSERT … VALUES … ON CONFLICT DO NOTHING` may add to an existing table: the
     /// keys among them that already existed are recorded; the rollback deletes the others.
@@ -75,6 +79,15 @@ impl CaptureItem {
             CaptureItem::Rows { table, .. } | CaptureItem::Values { table, .. } | CaptureItem::Seeded { table, .. } => {
                 table
             }
+        }
+    }
+
+    /// Index of the statement whose effect it undoes.
+    pub fn statement(&self) -> usize {
+        match self {
+            CaptureItem::Rows { statement, .. }
+            | CaptureItem::Values { statement, .. }
+            | CaptureItem::Seeded { statement, .. } => *statement,
         }
     }
 
@@ -310,6 +323,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 _ => vec![],
             };
             plan.items.push(CaptureItem::Rows {
+                statement: stmt.index,
                 backup: backup_name(version, stmt.index, &table),
                 casts: as_text(t, &columns),
                 columns,
@@ -510,6 +524,7 @@ fn values(
         Some(key) => {
             let casts = as_text(t, &key.iter().chain(&cols).cloned().collect::<Vec<_>>());
             plan.items.push(CaptureItem::Values {
+                statement: index,
                 backup: backup_name(version, index, &table),
                 table,
                 columns: cols,
@@ -615,9 +630,13 @@ impl CapturePlan {
 
     /// Statements that put captured data back (each a no-op when its copy is absent), with the
     /// table's triggers (as S0 had them) off around items that are [`CaptureItem::quiet`].
-    pub fn restore_sql(&self, s0: &Snapshot) -> Vec<String> {
-        let mut out = Vec::new();
+    ///
+    /// Returns, per item, the statement it undoes and its SQL (last statement first), then what
+    /// runs after all of them (sequences moved past restored values).
+    pub fn restore_sql(&self, s0: &Snapshot) -> (Vec<(usize, Vec<String>)>, Vec<String>) {
+        let mut blocks = Vec::new();
         for item in self.items.iter().rev() {
+            let mut out = Vec::new();
             let b = item.backup();
             let body = match item {
                 CaptureItem::Rows { table, columns, key, casts, reset, .. } => {
@@ -688,7 +707,9 @@ impl CapturePlan {
                 };
                 out.push(format!("ALTER TABLE {table} {how} TRIGGER {}", qi(name)));
             }
+            blocks.push((item.statement(), out));
         }
+        let mut out = Vec::new();
         // A serial or identity column whose values came back: its sequence must not hand out
         // numbers the restored rows already use (re-adding the column consumed fewer).
         let mut sequenced: Vec<(QName, String)> = Vec::new();
@@ -714,6 +735,6 @@ impl CapturePlan {
                 c = ql(&c),
             ));
         }
-        out
+        (blocks, out)
     }
 }

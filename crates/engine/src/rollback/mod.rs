@@ -322,12 +322,20 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| line_of(prepared, i)).collect();
     let complexity =
         step.m.directives.complexity.clone().unwrap_or_else(|| risk_of(step.m).level.as_str().to_uppercase());
+    // The data is undone in exact reverse statement order: captured values and rows are put
+    // back, and rows the migration added are deleted, each where its statement was (a value
+    // restored may point at an added row; a row re-added may share the key of an added one).
+    let (mut blocks, sequences) = step.plan.restore_sql(s0);
+    let (removals, inverses): (Vec<Inverse>, Vec<Inverse>) = inverses.into_iter().partition(|i| i.removes_rows);
+    blocks.extend(removals.into_iter().map(|i| (i.statement, i.sql)));
+    blocks.sort_by_key(|(statement, _)| std::cmp::Reverse(*statement));
+    let restore: Vec<String> = blocks.into_iter().flat_map(|(_, sql)| sql).chain(sequences).collect();
     Ok(Composed {
         inverses,
         enum_values,
         lines,
         residual,
-        restore: step.plan.restore_sql(s0),
+        restore,
         finalize,
         manual,
         notes,

@@ -95,21 +95,16 @@ pub fn render(p: &ScriptParts) -> String {
     if needs_function_bodies_off(&all) {
         s.push_str("SET LOCAL check_function_bodies = off;\n");
     }
-    let section = |s: &mut String, title: &str, removes_rows: bool| {
-        let mut of_kind = p.inverses.iter().filter(|i| !i.sql.is_empty() && i.removes_rows == removes_rows).peekable();
-        if of_kind.peek().is_none() {
-            return;
-        }
-        s.push_str(title);
-        for inv in of_kind {
+    if p.inverses.iter().any(|i| !i.sql.is_empty()) {
+        s.push_str("\n-- Revert changes in reverse order\n");
+        for inv in p.inverses.iter().filter(|i| !i.sql.is_empty()) {
             let line = p.lines.get(inv.statement).copied().unwrap_or(0);
             s.push_str(&format!("-- reverts line {line}: {}\n", inv.tag));
             for stmt in &inv.sql {
                 s.push_str(&format!("{stmt};\n"));
             }
         }
-    };
-    section(&mut s, "\n-- Revert changes in reverse order\n", false);
+    }
     if !p.residual.is_empty() {
         s.push_str(
             "\n-- Recreate what the migration dropped or changed, as it was before (from the schema snapshot)\n",
@@ -119,16 +114,11 @@ pub fn render(p: &ScriptParts) -> String {
         }
     }
     if !p.restore.is_empty() {
-        s.push_str("\n-- Undo the migration's data changes from what the capture step recorded in migsafe_backup (each block is skipped when it did not run): destroyed rows and values are put back, rows it added are removed\n");
+        s.push_str("\n-- Undo the migration's data changes from what the capture step recorded in migsafe_backup, last statement first (each block is skipped when it did not run): destroyed rows and values are put back, rows it added are removed\n");
         for stmt in &p.restore {
             s.push_str(&format!("{stmt};\n"));
         }
     }
-    section(
-        &mut s,
-        "\n-- Remove the rows the migration added (after the values that may point at them are back)\n",
-        true,
-    );
     if !p.finalize.is_empty() {
         s.push_str("\n-- Restore the constraints that need the data back first\n");
         for stmt in &p.finalize {

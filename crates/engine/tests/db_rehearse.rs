@@ -640,3 +640,22 @@ fn a_row_deleted_then_inserted_again_under_its_key_comes_back_as_it_was() {
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
 }
+
+#[test]
+fn a_key_renamed_by_constants_is_renamed_back_only_if_the_update_found_it() {
+    // LedgerSMB: UPDATE language SET code = 'ms_MY' WHERE code = 'my'; on a fresh database
+    // 'ms_MY' is already there and 'my' is not, so the UPDATE changes nothing and neither may
+    // the rollback. Where 'my' exists, the change follows ON UPDATE CASCADE and back.
+    let fwd = "UPDATE language SET code = 'ms_MY' WHERE code = 'my';";
+    for rows in ["('my', 'Malay'), ('en', 'English')", "('ms_MY', 'Malay'), ('en', 'English')"] {
+        let base = format!(
+            "CREATE TABLE language (code varchar(6) PRIMARY KEY, description text);\n\
+             CREATE TABLE person (id int PRIMARY KEY, lang varchar(6) REFERENCES language ON UPDATE CASCADE);\n\
+             INSERT INTO language VALUES {rows};\n\
+             INSERT INTO person SELECT row_number() OVER (), code FROM language;"
+        );
+        let r = run(&[("001_base.sql", base.as_str()), ("002_locale.sql", fwd)], RehearseOptions::default());
+        let m = mig(&r, "002");
+        assert!(failed_steps(m).is_empty(), "{rows}: {m:#?}");
+    }
+}

@@ -826,7 +826,7 @@ fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
 
 /// SQL text of a constant: a literal, or a string literal with a cast (the cast dropped, so
 /// that compared with a column the literal takes the column's type).
-fn constant_sql(n: &Node) -> Option<String> {
+pub(crate) fn constant_sql(n: &Node) -> Option<String> {
     match n.node.as_ref()? {
         NodeEnum::AConst(c) if c.isnull => Some("NULL".into()),
         NodeEnum::AConst(c) => match c.val.as_ref()? {

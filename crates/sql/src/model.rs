@@ -363,6 +363,9 @@ pub struct InsertValues {
     pub on_conflict: Option<OnConflict>,
 }
 
+/// Columns paired with SQL constants (`code`, `'ms_MY'`).
+pub type ColumnConstants = Vec<(String, String)>;
+
 /// The action of an `ON CONFLICT` clause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum OnConflict {
@@ -851,6 +854,43 @@ impl Statement {
             }
         }
         Some((pinned, names))
+    }
+
+    /// For `UPDATE t SET a = const, … WHERE k = const AND …` (no FROM, WHERE only equalities of
+    /// columns with constants): the assignments and the equalities, as (column, SQL constant).
+    /// An UPDATE that renames a key (`SET code = 'ms_MY' WHERE code = 'my'`) can be undone by
+    /// the same UPDATE the other way round.
+    pub fn update_constants(&self) -> Option<(ColumnConstants, ColumnConstants)> {
+        use pg_query::protobuf::{node::Node as N, AExprKind, BoolExprType};
+        let Some(N::UpdateStmt(u)) = self.raw.node.as_ref() else { return None };
+        if !u.from_clause.is_empty() || u.with_clause.is_some() {
+            return None;
+        }
+        let mut sets = Vec::new();
+        for t in &u.target_list {
+            let Some(N::ResTarget(r)) = t.node.as_ref() else { return None };
+            if !r.indirection.is_empty() {
+                return None;
+            }
+            sets.push((r.name.clone(), crate::convert::constant_sql(r.val.as_deref()?)?));
+        }
+        let mut conjuncts: Vec<&pg_query::protobuf::Node> = Vec::new();
+        match u.where_clause.as_deref()?.node.as_ref()? {
+            N::BoolExpr(b) if b.boolop == BoolExprType::AndExpr as i32 => conjuncts.extend(b.args.iter()),
+            _ => conjuncts.push(u.where_clause.as_deref()?),
+        }
+        let mut wheres = Vec::new();
+        for c in conjuncts {
+            let Some(N::AExpr(e)) = c.node.as_ref() else { return None };
+            let op: Vec<String> = e.name.iter().filter_map(crate::convert::string_of).collect();
+            if e.kind != AExprKind::AexprOp as i32 || op != ["="] {
+                return None;
+            }
+            let Some(N::ColumnRef(col)) = e.lexpr.as_deref()?.node.as_ref() else { return None };
+            let [field] = col.fields.as_slice() else { return None };
+            wheres.push((crate::convert::string_of(field)?, crate::convert::constant_sql(e.rexpr.as_deref()?)?));
+        }
+        Some((sets, wheres))
     }
 
     /// For `COPY … FROM STDIN` with inline rows: the rows as constants (see [`crate::copy`]).

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use migsafe_catalog::model::{Snapshot, Table};
 use migsafe_catalog::QName;
-use migsafe_sql::model::{AlterAction, ObjectKind, StmtKind};
+use migsafe_sql::model::{AlterAction, ColumnConstants, ObjectKind, StmtKind};
 use migsafe_sql::{quote_ident as qi, quote_literal as ql, Statement};
 
 use super::names::Names;
@@ -69,6 +69,10 @@ pub enum CaptureItem {
         rows: Vec<Vec<String>>,
         /// Index of the INSERT statement.
         statement: usize,
+        /// For a key renamed by an UPDATE (see [`key_rename`]) instead of rows inserted: the
+        /// rollback's assignments and WHERE; the copy records whether the old key existed (the
+        /// UPDATE changed a row) and the rename back runs only then.
+        rename: Option<(ColumnConstants, ColumnConstants)>,
     },
 }
 
@@ -279,6 +283,31 @@ fn unique_index_uses(definition: &str, t: &Table) -> Option<Vec<String>> {
     Some(used)
 }
 
+/// For an UPDATE that changes only key columns, to constants, of the one row its WHERE pins by
+/// its whole key with constants (`UPDATE language SET code = 'ms_MY' WHERE code = 'my'`): the
+/// rename back's assignments and its WHERE (the key as the UPDATE left it).
+pub fn key_rename(t: &Table, st: &Statement) -> Option<(ColumnConstants, ColumnConstants)> {
+    // A BEFORE UPDATE trigger may change other columns too: then the values are captured.
+    if t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE")) {
+        return None;
+    }
+    let (sets, wheres) = st.update_constants()?;
+    let key = row_key(t)?;
+    let pinned = |c: &String| wheres.iter().find(|(w, _)| w == c).map(|(_, v)| v.clone());
+    if sets.is_empty() || !sets.iter().all(|(c, _)| key.contains(c)) {
+        return None;
+    }
+    let back: Vec<(String, String)> =
+        sets.iter().map(|(c, _)| pinned(c).map(|v| (c.clone(), v))).collect::<Option<_>>()?;
+    let now: Vec<(String, String)> = key
+        .iter()
+        .map(|k| {
+            sets.iter().find(|(c, _)| c == k).map(|(_, v)| v.clone()).or_else(|| pinned(k)).map(|v| (k.clone(), v))
+        })
+        .collect::<Option<_>>()?;
+    Some((back, now))
+}
+
 /// `(k1 = v AND k2 = v) OR …` for the rows' keys, columns prefixed with `alias.`.
 pub fn key_match(key: &[String], rows: &[Vec<String>], alias: &str) -> String {
     rows.iter()
@@ -390,11 +419,35 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         key,
                         rows: keys,
                         statement: stmt.index,
+                        rename: None,
                     });
                 }
             }
             StmtKind::Update { table, assignments, .. } => {
                 let Some(q) = names.s0_table(table) else { continue };
+                // A key renamed by constants is renamed back, if the UPDATE found its row.
+                if let Some((t, (back, now))) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt).map(|r| (t, r))) {
+                    let key = row_key(t).unwrap_or_default();
+                    let old: Vec<String> = key
+                        .iter()
+                        .map(|k| {
+                            back.iter()
+                                .find(|(c, _)| c == k)
+                                .or_else(|| now.iter().find(|(c, _)| c == k))
+                                .map(|(_, v)| v.clone())
+                        })
+                        .collect::<Option<_>>()
+                        .unwrap_or_default();
+                    plan.items.push(CaptureItem::Seeded {
+                        backup: backup_name(version, stmt.index, &q),
+                        table: q,
+                        key,
+                        rows: vec![old],
+                        statement: stmt.index,
+                        rename: Some((back, now)),
+                    });
+                    continue;
+                }
                 // Columns as S0 names them (a column renamed away is not there: it is new).
                 let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
                 // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
@@ -671,6 +724,11 @@ impl CapturePlan {
                         .collect::<Vec<_>>()
                         .join(", "),
                     same_key(key, casts)
+                ),
+                CaptureItem::Seeded { table, rename: Some((back, now)), .. } => format!(
+                    "UPDATE {table} SET {} WHERE {} AND EXISTS (SELECT 1 FROM {b});",
+                    back.iter().map(|(c, v)| format!("{} = {v}", qi(c))).collect::<Vec<_>>().join(", "),
+                    now.iter().map(|(c, v)| format!("{} = {v}", qi(c))).collect::<Vec<_>>().join(" AND ")
                 ),
                 CaptureItem::Seeded { table, key, rows, .. } => format!(
                     "DELETE FROM {table} t WHERE ({}) AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",

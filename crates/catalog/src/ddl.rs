@@ -401,6 +401,32 @@ fn has_typed_constants(c: &Constraint) -> bool {
     matches!(c.kind.as_str(), "c" | "x") && c.definition.contains("::")
 }
 
+/// `ALTER TABLE … <clause> TRIGGER|RULE name` for a firing state (`pg_trigger.tgenabled`,
+/// `pg_rewrite.ev_enabled`): `O` origin, `D` disabled, `R` replica, `A` always.
+pub fn enable_clause(state: &str) -> &'static str {
+    match state {
+        "D" => "DISABLE",
+        "R" => "ENABLE REPLICA",
+        "A" => "ENABLE ALWAYS",
+        _ => "ENABLE",
+    }
+}
+
+/// Whether a trigger's or rule's comment must be set: when created anew, the comment it has,
+/// if any; when kept, a comment that changed.
+fn comment_due(same_def: bool, old: Option<&Option<String>>, new: &Option<String>) -> bool {
+    if same_def {
+        old.is_some_and(|o| o != new)
+    } else {
+        new.is_some()
+    }
+}
+
+/// Foreign keys referencing a table in `rekeyed` (see [`rekeyed_tables`]).
+fn fk_on(rekeyed: &BTreeSet<QName>, c: &Constraint) -> bool {
+    c.kind == "f" && c.references.as_ref().is_some_and(|r| rekeyed.contains(r))
+}
+
 /// Tables of the source whose primary key, unique or exclusion constraints or unique indexes
 /// go or change (a foreign key referencing them may depend on one).
 fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>) -> BTreeSet<QName> {
@@ -490,7 +516,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // A foreign key depends on the unique index of the key it references: when that key goes
     // or changes, the foreign keys referencing its table go first and come back after.
     let rekeyed = rekeyed_tables(a, b, &retyped);
-    let fk_on_rekeyed = |c: &Constraint| c.kind == "f" && c.references.as_ref().is_some_and(|r| rekeyed.contains(r));
     // Constraints that go or change: foreign keys first (they depend on unique indexes).
     for pass in [true, false] {
         for (tn, t) in &a.tables {
@@ -504,7 +529,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 let other = u.and_then(|u| u.constraints.get(cn));
                 let keep = other.is_some_and(|o| constraint_same(c, o))
                     && !(retyped && has_typed_constants(c))
-                    && !fk_on_rekeyed(c);
+                    && !fk_on(&rekeyed, c);
                 if table_dropped && !pass {
                     continue; // dropped with the table
                 }
@@ -722,7 +747,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             _ => s.push(trim_semicolon(&f.definition).to_string()),
         }
     }
-    render_tables(a, b, &retyped, s);
+    render_tables(a, b, &retyped, &rekeyed, s);
     for f in after_tables {
         s.push(f);
     }
@@ -793,17 +818,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             }
             let was = if same_def { old.map(|h| h.enabled.as_str()).unwrap_or("O") } else { "O" };
             if was != g.enabled {
-                let action = match g.enabled.as_str() {
-                    "D" => "DISABLE TRIGGER",
-                    "R" => "ENABLE REPLICA TRIGGER",
-                    "A" => "ENABLE ALWAYS TRIGGER",
-                    _ => "ENABLE TRIGGER",
-                };
-                s.push(format!("ALTER TABLE {tn} {action} {}", qi(gn)));
+                s.push(format!("ALTER TABLE {tn} {} TRIGGER {}", enable_clause(&g.enabled), qi(gn)));
             }
-            // Created anew: its comment, if any; kept: a comment that changed.
-            let comment_due = if same_def { old.is_some_and(|h| h.comment != g.comment) } else { g.comment.is_some() };
-            if comment_due {
+            if comment_due(same_def, old.map(|h| &h.comment), &g.comment) {
                 s.push(comment_sql(&format!("TRIGGER {} ON {tn}", qi(gn)), &g.comment));
             }
         }
@@ -839,16 +856,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
         let was = if same_def { old.map(|o| o.enabled.as_str()).unwrap_or("O") } else { "O" };
         if was != r.enabled {
-            let action = match r.enabled.as_str() {
-                "D" => "DISABLE RULE",
-                "R" => "ENABLE REPLICA RULE",
-                "A" => "ENABLE ALWAYS RULE",
-                _ => "ENABLE RULE",
-            };
-            s.push(format!("ALTER TABLE {} {action} {}", r.relation, qi(&r.name)));
+            s.push(format!("ALTER TABLE {} {} RULE {}", r.relation, enable_clause(&r.enabled), qi(&r.name)));
         }
-        let comment_due = if same_def { old.is_some_and(|o| o.comment != r.comment) } else { r.comment.is_some() };
-        if comment_due {
+        if comment_due(same_def, old.map(|o| &o.comment), &r.comment) {
             s.push(comment_sql(&format!("RULE {} ON {}", qi(&r.name), r.relation), &r.comment));
         }
     }
@@ -1164,9 +1174,7 @@ pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
     }
 }
 
-fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Script) {
-    let rekeyed = rekeyed_tables(a, b, retyped);
-    let fk_on_rekeyed = |c: &Constraint| c.kind == "f" && c.references.as_ref().is_some_and(|r| rekeyed.contains(r));
+fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, rekeyed: &BTreeSet<QName>, s: &mut Script) {
     // New tables: parents before partitions and children.
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
     new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
@@ -1223,7 +1231,9 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut 
                 }
                 match t.and_then(|t| t.constraints.get(cn)) {
                     Some(old)
-                        if constraint_same(old, c) && !(retyped && has_typed_constants(old)) && !fk_on_rekeyed(old) =>
+                        if constraint_same(old, c)
+                            && !(retyped && has_typed_constants(old))
+                            && !fk_on(rekeyed, old) =>
                     {
                         if !old.validated && c.validated {
                             s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));

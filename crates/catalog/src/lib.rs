@@ -12,7 +12,7 @@ pub mod integrity;
 pub mod model;
 pub mod read;
 
-pub use ddl::retype_using;
+pub use ddl::{enable_clause, retype_using};
 pub use diff::SchemaDiff;
 pub use fingerprint::Fingerprint;
 pub use model::{QName, Snapshot};

@@ -758,11 +758,7 @@ impl CapturePlan {
                 ql(&b.to_string())
             ));
             for (name, enabled) in triggers {
-                let how = match enabled.as_str() {
-                    "A" => "ENABLE ALWAYS",
-                    "R" => "ENABLE REPLICA",
-                    _ => "ENABLE",
-                };
+                let how = migsafe_catalog::enable_clause(enabled);
                 out.push(format!("ALTER TABLE {table} {how} TRIGGER {}", qi(name)));
             }
             blocks.push((item.statement(), out));

@@ -40,17 +40,12 @@ impl StepReport {
     /// installed is a warning: the migration treats it as possibly there already (other schemas
     /// or applications may use it), so a rollback that keeps it is a choice, not a fault.
     pub fn rollback_compare(ms: f64, mut d: migsafe_catalog::SchemaDiff<'_>, shared: &[String]) -> StepReport {
-        let kept: Vec<String> = d
-            .differences
-            .iter()
-            .filter(|x| {
-                x.kind == migsafe_catalog::diff::ObjectKind::Extension
-                    && x.change == migsafe_catalog::diff::ChangeKind::Removed
-                    && shared.contains(&x.name)
-            })
-            .map(|x| x.name.clone())
-            .collect();
-        d.differences.retain(|x| !(x.kind == migsafe_catalog::diff::ObjectKind::Extension && kept.contains(&x.name)));
+        let (kept, others): (Vec<_>, Vec<_>) = std::mem::take(&mut d.differences).into_iter().partition(|x| {
+            x.kind == migsafe_catalog::diff::ObjectKind::Extension
+                && x.change == migsafe_catalog::diff::ChangeKind::Removed
+                && shared.contains(&x.name)
+        });
+        d.differences = others;
         let mut step = StepReport::schema_compare(
             "compare",
             ms,
@@ -58,10 +53,11 @@ impl StepReport {
             "schema after rollback equals the schema before the migration",
             "schema after rollback differs from before the migration (- left behind by the rollback, + missing after it, ~ changed)",
         );
-        step.warnings.extend(kept.iter().map(|e| {
+        step.warnings.extend(kept.iter().map(|x| {
             format!(
-                "extension {e} stays installed after the rollback: the migration creates it IF NOT EXISTS, as shared; \
-                 DROP EXTENSION it by hand if nothing else uses it"
+                "extension {} stays installed after the rollback: the migration creates it IF NOT EXISTS, as shared; \
+                 DROP EXTENSION it by hand if nothing else uses it",
+                x.name
             )
         }));
         step

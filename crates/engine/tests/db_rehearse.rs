@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use migsafe_engine::rehearse::{rehearse, Quiet, RehearseOptions};
-use migsafe_engine::report::{MigrationReport, Report};
+use migsafe_engine::report::{MigrationReport, Report, StepReport};
 use migsafe_engine::scratch::ScratchServer;
 use migsafe_engine::MigrationSet;
 use migsafe_pg::testing::cluster;
@@ -23,6 +23,10 @@ fn run(files: &[(&str, &str)], opts: RehearseOptions) -> Report {
 
 fn mig<'a>(r: &'a Report, version: &str) -> &'a MigrationReport {
     r.migrations.iter().find(|m| m.version == version).unwrap()
+}
+
+fn step<'a>(m: &'a MigrationReport, name: &str) -> &'a StepReport {
+    m.steps.iter().find(|s| s.step == name).unwrap_or_else(|| panic!("no {name} step: {m:#?}"))
 }
 
 fn failed_steps(m: &MigrationReport) -> Vec<&str> {
@@ -70,7 +74,7 @@ fn a_rollback_that_leaves_a_column_fails_compare() {
     );
     let m = mig(&r, "002");
     assert!(failed_steps(m).contains(&"compare"), "{m:#?}");
-    let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
+    let compare = step(m, "compare");
     assert!(compare.detail.contains("- column public.users.email"), "{}", compare.detail);
     assert!(compare.detail.contains("- left behind by the rollback"), "{}", compare.detail);
     assert!(!r.ok);
@@ -88,7 +92,7 @@ fn a_rollback_that_loses_rows_fails_data() {
     );
     let m = mig(&r, "002");
     assert_eq!(failed_steps(m), vec!["data"], "{m:#?}");
-    let data = m.steps.iter().find(|s| s.step == "data").unwrap();
+    let data = step(m, "data");
     assert!(data.detail.contains("public.users: 100 rows before, 90 after"), "{}", data.detail);
 }
 
@@ -105,7 +109,7 @@ fn a_rollback_that_breaks_reapply_fails_reapply() {
     let m = mig(&r, "002");
     let failed = failed_steps(m);
     assert!(failed.contains(&"reapply"), "{m:#?}");
-    let re = m.steps.iter().find(|s| s.step == "reapply").unwrap();
+    let re = step(m, "reapply");
     assert!(re.detail.contains("already exists"), "{}", re.detail);
 }
 
@@ -124,7 +128,7 @@ fn a_migration_that_leaves_an_invalid_index_fails_verify() {
     );
     let m = mig(&r, "002");
     assert!(failed_steps(m).contains(&"verify"), "{m:#?}");
-    let v = m.steps.iter().find(|s| s.step == "verify").unwrap();
+    let v = step(m, "verify");
     assert!(v.detail.contains("users_name_idx") && v.detail.contains("INVALID"), "{}", v.detail);
 }
 
@@ -140,10 +144,10 @@ fn not_valid_constraints_warn_when_satisfied_and_fail_when_violated() {
     );
     let ok = mig(&r, "002");
     assert!(ok.ok, "{ok:#?}");
-    let v = ok.steps.iter().find(|s| s.step == "verify").unwrap();
+    let v = step(ok, "verify");
     assert!(v.warnings.iter().any(|w| w.contains("name_len")), "{v:?}");
     let bad = mig(&r, "003");
-    let v = bad.steps.iter().find(|s| s.step == "verify").unwrap();
+    let v = step(bad, "verify");
     assert!(!v.ok && v.detail.contains("violated by 51 rows"), "{v:?}");
 }
 
@@ -160,7 +164,7 @@ fn failing_checks_fail_the_checks_steps() {
         },
     );
     let m = mig(&r, "002");
-    let checks_step = m.steps.iter().find(|s| s.step == "checks").unwrap();
+    let checks_step = step(m, "checks");
     assert!(!checks_step.ok);
     assert!(
         checks_step.detail.contains("no_unnamed.sql") && checks_step.detail.contains("returned 1 rows"),
@@ -168,7 +172,7 @@ fn failing_checks_fail_the_checks_steps() {
         checks_step.detail
     );
     // The command passes in the first check run and fails after the rollback.
-    let after = m.steps.iter().find(|s| s.step == "checks_after_rollback").unwrap();
+    let after = step(m, "checks_after_rollback");
     assert!(after.detail.contains("exited with"), "{}", after.detail);
 }
 
@@ -182,7 +186,7 @@ fn a_slow_migration_fails_the_budget_naming_the_statement() {
     let opts = RehearseOptions { budget: Duration::from_millis(100), ..Default::default() };
     let r = rehearse(&set, &server(), &opts, &Quiet).unwrap();
     let m = mig(&r, "002");
-    let p = m.steps.iter().find(|s| s.step == "performance").unwrap();
+    let p = step(m, "performance");
     assert!(!p.ok);
     assert!(p.detail.contains("line 1 SELECT"), "{}", p.detail);
 }
@@ -237,13 +241,13 @@ fn a_rollback_that_leaves_junk_does_not_spoil_the_later_migrations() {
     );
     let two = mig(&r, "002");
     assert_eq!(failed_steps(two), vec!["compare", "reapply"], "{two:#?}");
-    let reapply = two.steps.iter().find(|s| s.step == "reapply").unwrap();
+    let reapply = step(two, "reapply");
     assert!(reapply.warnings.iter().any(|w| w.contains("rebuilt from its checkpoint before 001")), "{reapply:#?}");
     for v in ["003", "004"] {
         let m = mig(&r, v);
         assert!(m.ok, "{m:#?}");
     }
-    let data = mig(&r, "004").steps.iter().find(|s| s.step == "data").unwrap();
+    let data = step(mig(&r, "004"), "data");
     assert!(data.detail.contains("2 tables"), "{}", data.detail);
 }
 
@@ -351,18 +355,18 @@ fn a_view_that_freezes_now_warns_instead_of_failing_and_real_differences_still_f
     );
     let m = mig(&r, "003");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
-    for step in ["compare", "reapply"] {
-        let s = m.steps.iter().find(|s| s.step == step).unwrap();
+    for name in ["compare", "reapply"] {
+        let s = step(m, name);
         assert!(
             s.warnings.iter().any(|w| w.contains("view public.recent holds the time it was created")),
-            "{step}: {s:#?}"
+            "{name}: {s:#?}"
         );
     }
     // The rollback recreates the view (frozen time: a warning) but also adds a comment: a failure,
     // and the comment is still there when the migration is applied again.
     let m = mig(&r, "004");
     assert_eq!(failed_steps(m), vec!["compare", "reapply"], "{m:#?}");
-    let compare = m.steps.iter().find(|s| s.step == "compare").unwrap();
+    let compare = step(m, "compare");
     assert!(compare.detail.contains("view public.recent (comment"), "{}", compare.detail);
 }
 
@@ -379,7 +383,7 @@ fn a_migration_rejecting_synthetic_rows_points_to_real_data() {
         RehearseOptions { rows: Some(20), ..Default::default() },
     );
     let m = mig(&r, "002");
-    let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+    let forward = step(m, "forward");
     assert!(!forward.ok);
     assert!(forward.detail.contains("upgrade first") && forward.detail.contains("--data DUMP"), "{}", forward.detail);
 }
@@ -399,7 +403,7 @@ fn column_order_changed_by_a_rollback_is_not_carried_into_later_migrations() {
     );
     assert!(r.ok, "{r:#?}");
     let m = mig(&r, "002");
-    let reapply = m.steps.iter().find(|s| s.step == "reapply").unwrap();
+    let reapply = step(m, "reapply");
     assert!(reapply.warnings.iter().any(|w| w.contains("column order of public.t differs")), "{reapply:#?}");
     assert!(reapply.warnings.iter().any(|w| w.contains("rebuilt from its checkpoint")), "{reapply:#?}");
     // 003 and 004 run on the table as the migrations built it, not as the rollback left it.
@@ -463,7 +467,7 @@ fn set_not_null_over_rows_never_backfilled_says_to_backfill() {
         ],
         RehearseOptions { rows: Some(10), ..Default::default() },
     );
-    let forward = mig(&r, "003").steps.iter().find(|s| s.step == "forward").unwrap().clone();
+    let forward = step(mig(&r, "003"), "forward").clone();
     assert!(!forward.ok);
     assert!(forward.detail.contains("backfill") && !forward.detail.contains("made up"), "{}", forward.detail);
 }
@@ -532,7 +536,7 @@ fn an_index_calling_a_function_with_unqualified_names_is_explained_on_pg17_and_l
     let r = run(&[("001_base.sql", base), ("002_index.sql", fwd)], RehearseOptions::default());
     let m = mig(&r, "002");
     if cluster().binaries().major >= 17 {
-        let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+        let forward = step(m, "forward");
         assert!(!forward.ok, "{m:#?}");
         assert!(forward.detail.contains("context: SQL function \"not_nil\""), "{}", forward.detail);
         assert!(forward.detail.contains("search_path = pg_catalog, pg_temp"), "{}", forward.detail);
@@ -561,7 +565,7 @@ fn rows_copied_in_from_stdin_are_loaded_and_taken_out_by_the_rollback() {
     let r = run(&[("001_base.sql", base), ("002_seed.sql", fwd)], RehearseOptions::default());
     let m = mig(&r, "002");
     assert!(failed_steps(m).is_empty(), "{m:#?}");
-    let forward = m.steps.iter().find(|s| s.step == "forward").unwrap();
+    let forward = step(m, "forward");
     assert_eq!(forward.detail, "4 statements", "{m:#?}");
 }
 
@@ -578,7 +582,7 @@ fn an_integrity_fault_fails_the_migration_that_made_it_not_every_later_one() {
         ],
         RehearseOptions::default(),
     );
-    let verify = |v: &str| mig(&r, v).steps.iter().find(|s| s.step == "verify").unwrap().clone();
+    let verify = |v: &str| step(mig(&r, v), "verify").clone();
     assert!(!verify("001").ok && verify("001").detail.contains("sequence_behind"), "{:#?}", verify("001"));
     let later = verify("002");
     assert!(later.ok, "{later:#?}");
@@ -621,11 +625,11 @@ fn an_extension_created_if_not_exists_may_outlive_the_rollback_one_created_outri
     let owned = "CREATE EXTENSION citext;\nCREATE TABLE tags (name citext PRIMARY KEY);";
     let down = "DROP TABLE tags;";
     let r = run(&[("001_tags.up.sql", shared), ("001_tags.down.sql", down)], RehearseOptions::default());
-    let compare = mig(&r, "001").steps.iter().find(|s| s.step == "compare").unwrap().clone();
+    let compare = step(mig(&r, "001"), "compare").clone();
     assert!(compare.ok, "{compare:#?}");
     assert!(compare.warnings.iter().any(|w| w.contains("extension citext stays installed")), "{compare:#?}");
     let r = run(&[("001_tags.up.sql", owned), ("001_tags.down.sql", down)], RehearseOptions::default());
-    let compare = mig(&r, "001").steps.iter().find(|s| s.step == "compare").unwrap().clone();
+    let compare = step(mig(&r, "001"), "compare").clone();
     assert!(!compare.ok && compare.detail.contains("extension citext"), "{compare:#?}");
 }
 

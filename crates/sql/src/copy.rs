@@ -109,35 +109,29 @@ fn unescape(f: &str) -> String {
             't' => out.push('\t'),
             'v' => out.push('\u{b}'),
             '0'..='7' => {
-                let mut v = n.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    match chars.get(i).and_then(|c| c.to_digit(8)) {
-                        Some(d) => {
-                            v = v * 8 + d;
-                            i += 1;
-                        }
-                        None => break,
-                    }
-                }
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                i -= 1;
+                out.push(number(&chars, &mut i, 8, 3));
             }
-            'x' if chars.get(i).is_some_and(|c| c.is_ascii_hexdigit()) => {
-                let mut v = 0;
-                for _ in 0..2 {
-                    match chars.get(i).and_then(|c| c.to_digit(16)) {
-                        Some(d) => {
-                            v = v * 16 + d;
-                            i += 1;
-                        }
-                        None => break,
-                    }
-                }
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
-            }
+            'x' if chars.get(i).is_some_and(|c| c.is_ascii_hexdigit()) => out.push(number(&chars, &mut i, 16, 2)),
             other => out.push(other),
         }
     }
     out
+}
+
+/// Up to `max` digits in `radix` from `chars[*i]` on (at least one is there), as a character.
+fn number(chars: &[char], i: &mut usize, radix: u32, max: usize) -> char {
+    let mut v = 0;
+    for _ in 0..max {
+        match chars.get(*i).and_then(|c| c.to_digit(radix)) {
+            Some(d) => {
+                v = v * radix + d;
+                *i += 1;
+            }
+            None => break,
+        }
+    }
+    char::from_u32(v).unwrap_or('\u{fffd}')
 }
 
 /// CSV format: quoted fields may hold delimiters, quotes (escaped) and newlines; an unquoted

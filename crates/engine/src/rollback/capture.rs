@@ -57,7 +57,9 @@ pub enum CaptureItem {
         statement: usize,
     },
     /// Rows an `INSERT … VALUES … ON CONFLICT DO NOTHING` may add to an existing table: the
-    /// keys among them that already existed are recorded; the rollback deletes the others.
+    /// keys among them that already existed are recorded; the rollback deletes the others. Or,
+    /// with `rename`, the old key of a [`KeyRename`]: recorded if it existed, and then renamed
+    /// back.
     Seeded {
         /// Table.
         table: QName,
@@ -168,9 +170,9 @@ pub fn row_key_without(t: &Table, avoid: &[String]) -> Option<Vec<String>> {
     })
 }
 
-/// The key columns of a `pg_get_indexdef` text when it is a plain unique index (not partial,
-/// no expressions: an expression's text never names a column of the table, so `usable`
-/// rejects it).
+/// The items of a `pg_get_indexdef` text when it is a unique index that is not partial: column
+/// names, and the text of expressions (which never names a column of the table, so `usable`
+/// rejects it as a key).
 fn unique_index_columns(definition: &str) -> Option<Vec<String>> {
     let parsed = migsafe_sql::parse::parse_sql(definition);
     match &parsed.statements.first()?.kind {
@@ -263,14 +265,10 @@ pub fn seeded_keys(t: &Table, v: &migsafe_sql::model::InsertValues) -> Option<(V
 /// The columns of `t` a valid, non-partial unique index uses, in its key columns or its
 /// expressions (`lower(name)` uses `name`); None when it is not such an index.
 fn unique_index_uses(definition: &str, t: &Table) -> Option<Vec<String>> {
-    let parsed = migsafe_sql::parse::parse_sql(definition);
-    let StmtKind::CreateIndex { unique: true, partial: false, columns, .. } = &parsed.statements.first()?.kind else {
-        return None;
-    };
     let mut used: Vec<String> = Vec::new();
-    for item in columns {
-        if t.column(item).is_some() {
-            used.push(item.clone());
+    for item in unique_index_columns(definition)? {
+        if t.column(&item).is_some() {
+            used.push(item);
             continue;
         }
         // An expression: the column names among its identifiers.
@@ -283,10 +281,21 @@ fn unique_index_uses(definition: &str, t: &Table) -> Option<Vec<String>> {
     Some(used)
 }
 
-/// For an UPDATE that changes only key columns, to constants, of the one row its WHERE pins by
-/// its whole key with constants (`UPDATE language SET code = 'ms_MY' WHERE code = 'my'`): the
-/// rename back's assignments and its WHERE (the key as the UPDATE left it).
-pub fn key_rename(t: &Table, st: &Statement) -> Option<(ColumnConstants, ColumnConstants)> {
+/// An UPDATE that changes only key columns, to constants, of the one row its WHERE pins by its
+/// whole key with constants (`UPDATE language SET code = 'ms_MY' WHERE code = 'my'`).
+pub struct KeyRename {
+    /// The table's row key.
+    pub key: Vec<String>,
+    /// The key's values before the UPDATE, as SQL constants.
+    pub old: Vec<String>,
+    /// The rename back: its assignments.
+    pub back: ColumnConstants,
+    /// The rename back: its WHERE, the key as the UPDATE left it.
+    pub now: ColumnConstants,
+}
+
+/// [`KeyRename`] for statement `st` on `t`, or None.
+pub fn key_rename(t: &Table, st: &Statement) -> Option<KeyRename> {
     // A BEFORE UPDATE trigger may change other columns too: then the values are captured.
     if t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE")) {
         return None;
@@ -305,7 +314,8 @@ pub fn key_rename(t: &Table, st: &Statement) -> Option<(ColumnConstants, ColumnC
             sets.iter().find(|(c, _)| c == k).map(|(_, v)| v.clone()).or_else(|| pinned(k)).map(|v| (k.clone(), v))
         })
         .collect::<Option<_>>()?;
-    Some((back, now))
+    let old: Vec<String> = key.iter().map(pinned).collect::<Option<_>>()?;
+    Some(KeyRename { key, old, back, now })
 }
 
 /// `(k1 = v AND k2 = v) OR …` for the rows' keys, columns prefixed with `alias.`.
@@ -426,25 +436,14 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             StmtKind::Update { table, assignments, .. } => {
                 let Some(q) = names.s0_table(table) else { continue };
                 // A key renamed by constants is renamed back, if the UPDATE found its row.
-                if let Some((t, (back, now))) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt).map(|r| (t, r))) {
-                    let key = row_key(t).unwrap_or_default();
-                    let old: Vec<String> = key
-                        .iter()
-                        .map(|k| {
-                            back.iter()
-                                .find(|(c, _)| c == k)
-                                .or_else(|| now.iter().find(|(c, _)| c == k))
-                                .map(|(_, v)| v.clone())
-                        })
-                        .collect::<Option<_>>()
-                        .unwrap_or_default();
+                if let Some(r) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt)) {
                     plan.items.push(CaptureItem::Seeded {
                         backup: backup_name(version, stmt.index, &q),
                         table: q,
-                        key,
-                        rows: vec![old],
+                        key: r.key,
+                        rows: vec![r.old],
                         statement: stmt.index,
-                        rename: Some((back, now)),
+                        rename: Some((r.back, r.now)),
                     });
                     continue;
                 }

@@ -23,8 +23,8 @@ pub struct Inverse {
     pub sql: Vec<String>,
     /// Statements that must run outside a transaction (CONCURRENTLY).
     pub concurrent: Vec<String>,
-    /// It deletes rows the statement added (INSERT, COPY): data only, run after captured values
-    /// are back (a restored value may have pointed at an added row until then).
+    /// It deletes rows the statement added (INSERT, COPY): data only, so it runs with the data
+    /// restore, where its statement was in reverse order (see `compose`).
     pub removes_rows: bool,
     /// When it only adds back dropped columns: the table, and the first column's position in
     /// S0 (consecutive such inverses on one table are put in S0's column order).

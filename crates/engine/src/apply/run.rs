@@ -241,8 +241,29 @@ pub fn run_migration(
         if matches!(stmt.kind, StmtKind::Transaction(migsafe_sql::model::TxControl::Begin)) {
             block_start = Some(i);
         }
+        // A statement outside any transaction block that may run in one commits together with
+        // its log entry, so an interruption between the two (kill -9) cannot leave it done but
+        // unlogged, to be run again by --resume.
+        let own_tx = block_start.is_none() && !stmt.forbids_transaction() && !stmt.is_control();
+        let log = |c: &mut postgres::Client, ms: f64| {
+            c.execute(
+                "UPDATE migsafe.history SET statement_log = statement_log || $2::text::jsonb WHERE id = $1",
+                &[&history_id, &format!("[{}]", log_entry(p, i, ms))],
+            )
+        };
         let ts = Instant::now();
-        match p.execute(c, i) {
+        let ran = if own_tx {
+            c.batch_execute("BEGIN")
+                .map_err(|e| ExecError::Connection(e.to_string()))
+                .and_then(|()| p.execute(c, i))
+                .and_then(|()| {
+                    log(c, ts.elapsed().as_secs_f64() * 1000.0).map_err(|e| ExecError::Connection(e.to_string()))?;
+                    c.batch_execute("COMMIT").map_err(|e| p.locate(i, &e))
+                })
+        } else {
+            p.execute(c, i)
+        };
+        match ran {
             Ok(()) => {
                 let ms = ts.elapsed().as_secs_f64() * 1000.0;
                 if matches!(
@@ -254,11 +275,11 @@ pub fn run_migration(
                     block_start = None;
                 }
                 if block_start.is_none() {
-                    // Committed: record it now, so an interruption leaves an exact log.
-                    let _ = c.execute(
-                        "UPDATE migsafe.history SET statement_log = statement_log || $2::text::jsonb WHERE id = $1",
-                        &[&history_id, &format!("[{}]", log_entry(p, i, ms))],
-                    );
+                    // Committed: record it now (done already with the statement in its own
+                    // transaction), so an interruption leaves an exact log.
+                    if !own_tx {
+                        let _ = log(c, ms);
+                    }
                     out.done.push(i);
                 }
                 i += 1;

@@ -48,6 +48,9 @@ enum Kind {
         ref_cols: Vec<String>,
         full: bool,
         validated: bool,
+        /// False for a NOT ENFORCED constraint (PostgreSQL 18): violations are then expected to
+        /// be possible and reported as warnings.
+        enforced: bool,
         /// The child has a valid, non-partial btree index led by the key columns (the parent
         /// always has a unique one on the referenced columns).
         indexed: bool,
@@ -55,6 +58,7 @@ enum Kind {
     NotValidCheck {
         table: QName,
         expr: String,
+        enforced: bool,
     },
     InvalidIndex {
         index: QName,
@@ -74,9 +78,11 @@ fn qi(s: &str) -> String {
 /// Plan every integrity check the database needs (one catalog read).
 pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCheck>, CatalogError> {
     let mut out = Vec::new();
+    // NOT ENFORCED constraints exist from PostgreSQL 18 on.
+    let enforced = if snap.server_version >= 180000 { "co.conenforced" } else { "true" };
     // Foreign keys, with columns and match type, from pg_constraint directly.
     let rows = client.query(
-        "SELECT n.nspname::text, c.relname::text, co.conname::text, fn.nspname::text, fc.relname::text, co.confmatchtype::text, co.convalidated, \
+        &format!("SELECT {enforced}, n.nspname::text, c.relname::text, co.conname::text, fn.nspname::text, fc.relname::text, co.confmatchtype::text, co.convalidated, \
            ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
            ARRAY(SELECT a.attname::text FROM unnest(co.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = co.confrelid AND a.attnum = k.n ORDER BY k.i), \
            EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
@@ -85,34 +91,37 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
                      AND (i.indkey::int2[])[0:cardinality(co.conkey) - 1] <@ co.conkey) \
          FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_class fc ON fc.oid = co.confrelid JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
-         WHERE co.contype = 'f' AND co.conparentid = 0 ORDER BY 1, 2, 3",
+         WHERE co.contype = 'f' AND co.conparentid = 0 ORDER BY 2, 3, 4"),
         &[],
     )?;
     for r in rows {
-        let child = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
+        let child = QName::new(r.get::<_, String>(1), r.get::<_, String>(2));
         if !snap.tables.contains_key(&child) {
             continue;
         }
-        let con: String = r.get(2);
+        let con: String = r.get(3);
         out.push(PlannedCheck {
             check: "foreign_key_orphans".into(),
             object: format!("{child}.{}", qi(&con)),
             kind: Kind::Orphans {
-                parent: QName::new(r.get::<_, String>(3), r.get::<_, String>(4)),
-                full: r.get::<_, String>(5) == "f",
-                validated: r.get(6),
-                cols: r.get(7),
-                ref_cols: r.get(8),
-                indexed: r.get(9),
+                parent: QName::new(r.get::<_, String>(4), r.get::<_, String>(5)),
+                full: r.get::<_, String>(6) == "f",
+                validated: r.get(7),
+                enforced: r.get(0),
+                cols: r.get(8),
+                ref_cols: r.get(9),
+                indexed: r.get(10),
                 child,
             },
         });
     }
     // CHECK constraints waiting for validation.
     let rows = client.query(
-        "SELECT n.nspname::text, c.relname::text, co.conname::text, pg_get_expr(co.conbin, co.conrelid) \
-         FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE co.contype = 'c' AND NOT co.convalidated ORDER BY 1, 2, 3",
+        &format!(
+            "SELECT n.nspname::text, c.relname::text, co.conname::text, pg_get_expr(co.conbin, co.conrelid), {enforced} \
+             FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE co.contype = 'c' AND NOT co.convalidated ORDER BY 1, 2, 3"
+        ),
         &[],
     )?;
     for r in rows {
@@ -124,7 +133,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
         out.push(PlannedCheck {
             check: "not_valid_constraint".into(),
             object: format!("{table}.{}", qi(&con)),
-            kind: Kind::NotValidCheck { table, expr: r.get(3) },
+            kind: Kind::NotValidCheck { table, expr: r.get(3), enforced: r.get(4) },
         });
     }
     // Invalid or not-ready indexes.
@@ -199,7 +208,7 @@ impl PlannedCheck {
             warning: false,
         };
         match &self.kind {
-            Kind::Orphans { child, parent, cols, ref_cols, full, validated, indexed } => {
+            Kind::Orphans { child, parent, cols, ref_cols, full, validated, enforced, indexed } => {
                 let join = cols
                     .iter()
                     .zip(ref_cols)
@@ -227,18 +236,25 @@ impl PlannedCheck {
                 }
                 let n: i64 = counted?.get(0);
                 res.count = n;
-                res.ok = n == 0;
+                res.ok = n == 0 || !enforced;
                 if n > 0 {
                     let key = format!("concat_ws(', ', {})", cols_sql("c", cols));
                     res.sample = sample(client, &format!("SELECT ({key})::text FROM {child} c WHERE {bad} LIMIT 5"))?;
+                    res.warning = !enforced;
                     res.detail = format!(
                         "{n} rows of {child} reference {parent} rows that do not exist{}",
-                        if *validated {
+                        if !enforced {
+                            " (the constraint is NOT ENFORCED, so PostgreSQL lets them in; ALTER CONSTRAINT … ENFORCED \
+                             will fail until they are fixed)"
+                        } else if *validated {
                             " (the constraint is validated: rows were written with checks off)"
                         } else {
                             " (the constraint is NOT VALID: VALIDATE CONSTRAINT will fail until they are fixed)"
                         }
                     );
+                } else if !enforced {
+                    res.detail =
+                        "NOT ENFORCED: no row violates it today, but PostgreSQL does not check new ones".into();
                 } else if !validated {
                     res.warning = true;
                     res.detail = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run".into();
@@ -246,11 +262,22 @@ impl PlannedCheck {
                     res.detail = "no orphaned rows".into();
                 }
             }
-            Kind::NotValidCheck { table, expr } => {
+            Kind::NotValidCheck { table, expr, enforced } => {
                 let bad = format!("({expr}) IS FALSE");
                 let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {bad}"), &[])?.get(0);
                 res.count = n;
-                if n > 0 {
+                if !enforced {
+                    res.warning = n > 0;
+                    if n > 0 {
+                        res.sample = sample(client, &format!("SELECT t::text FROM {table} t WHERE {bad} LIMIT 5"))?;
+                        res.detail = format!(
+                            "NOT ENFORCED and violated by {n} rows: PostgreSQL does not check it, so nothing stops them"
+                        );
+                    } else {
+                        res.detail =
+                            "NOT ENFORCED: no row violates it today, but PostgreSQL does not check new ones".into();
+                    }
+                } else if n > 0 {
                     res.ok = false;
                     res.sample = sample(client, &format!("SELECT t::text FROM {table} t WHERE {bad} LIMIT 5"))?;
                     res.detail = format!(

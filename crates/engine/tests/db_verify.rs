@@ -108,3 +108,39 @@ fn baselines_and_custom_checks() {
     .unwrap();
     assert!(r.checks.iter().find(|c| c.check == "row_count" && c.object == "public.kids").unwrap().ok);
 }
+
+/// PostgreSQL 18's NOT ENFORCED constraints: PostgreSQL never checks them, so rows that break
+/// them are reported as warnings (not failures), and never with a VALIDATE hint that would fail.
+#[test]
+fn not_enforced_constraints_warn_instead_of_failing() {
+    let d = db("verify_not_enforced", CLEAN);
+    if d.major() < 18 {
+        // Before 18 the syntax does not exist: the grammar must refuse it, so the branch below is
+        // the only behaviour there is to check.
+        assert!(d.client().batch_execute("ALTER TABLE kids ADD CONSTRAINT c CHECK (a > 0) NOT ENFORCED").is_err());
+        return;
+    }
+    d.client()
+        .batch_execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, kid_id int, body text);
+             INSERT INTO notes VALUES (1, 1, 'x'), (2, 9999, ''), (3, 9998, '');
+             ALTER TABLE notes ADD CONSTRAINT notes_kid FOREIGN KEY (kid_id) REFERENCES kids (id) NOT ENFORCED;
+             ALTER TABLE notes ADD CONSTRAINT notes_body CHECK (body <> '') NOT ENFORCED;
+             ALTER TABLE kids ADD CONSTRAINT kids_a_pos CHECK (a > 0) NOT ENFORCED;",
+        )
+        .unwrap();
+    let r = verify(&d.spec, &VerifyOptions::default()).unwrap();
+    let find = |check: &str, object_part: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.check == check && c.object.contains(object_part))
+            .unwrap_or_else(|| panic!("no {check} on {object_part}: {:#?}", r.checks))
+    };
+    let fk = find("foreign_key_orphans", "notes_kid");
+    assert!(fk.ok && fk.warning && fk.count == 2 && fk.detail.contains("NOT ENFORCED"), "{fk:?}");
+    let ck = find("not_valid_constraint", "notes_body");
+    assert!(ck.ok && ck.warning && ck.count == 2 && ck.detail.contains("NOT ENFORCED"), "{ck:?}");
+    let clean = find("not_valid_constraint", "kids_a_pos");
+    assert!(clean.ok && !clean.warning && !clean.detail.contains("VALIDATE"), "{clean:?}");
+    assert!(r.ok, "{:#?}", r.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>());
+}

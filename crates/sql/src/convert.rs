@@ -415,6 +415,7 @@ fn constraint(c: &protobuf::Constraint) -> Constraint {
         kind,
         columns: c.keys.iter().filter_map(string_of).collect(),
         not_valid: c.skip_validation,
+        not_enforced: !c.is_enforced,
         using_index: non_empty(&c.indexname),
     }
 }
@@ -484,6 +485,13 @@ fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
             _ => AlterAction::Other { tag: "ADD CONSTRAINT".into() },
         },
         A::AtValidateConstraint => AlterAction::ValidateConstraint { name: col() },
+        A::AtAlterConstraint => match def {
+            Some(NodeEnum::AtalterConstraint(a)) => AlterAction::AlterConstraint {
+                name: a.conname.clone(),
+                enforce: a.alter_enforceability.then_some(a.is_enforced),
+            },
+            _ => AlterAction::Other { tag: "ALTER CONSTRAINT".into() },
+        },
         A::AtDropConstraint => AlterAction::DropConstraint { name: col(), if_exists: cmd.missing_ok, cascade },
         A::AtSetLogged => AlterAction::SetPersistence { logged: true },
         A::AtSetUnLogged => AlterAction::SetPersistence { logged: false },

@@ -196,8 +196,10 @@ pub struct Constraint {
     pub kind: ConstraintKind,
     /// Key columns (PK/UNIQUE), when listed.
     pub columns: Vec<String>,
-    /// `NOT VALID` was given.
+    /// `NOT VALID` was given (PostgreSQL also sets it for NOT ENFORCED).
     pub not_valid: bool,
+    /// `NOT ENFORCED` was given (PostgreSQL 18): PostgreSQL never checks it.
+    pub not_enforced: bool,
     /// `USING INDEX name` was given (PK/UNIQUE from an existing index).
     pub using_index: Option<String>,
 }
@@ -252,6 +254,9 @@ pub enum AlterAction {
     AddConstraint(Constraint),
     /// VALIDATE CONSTRAINT.
     ValidateConstraint { name: String },
+    /// ALTER CONSTRAINT: `enforce` is `Some(true)` for ENFORCED (PostgreSQL 18 then checks
+    /// every existing row), `Some(false)` for NOT ENFORCED, `None` for deferrability only.
+    AlterConstraint { name: String, enforce: Option<bool> },
     /// DROP CONSTRAINT.
     DropConstraint { name: String, if_exists: bool, cascade: bool },
     /// SET LOGGED / SET UNLOGGED.

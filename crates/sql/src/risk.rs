@@ -349,6 +349,9 @@ fn alter_reason(
             ConstraintKind::ForeignKey { references, .. } => {
                 push(Medium, format!("adds a foreign key from {table} to {references}"), false, t)
             }
+            ConstraintKind::Check(_) if c.not_enforced => {
+                push(Low, format!("adds a NOT ENFORCED CHECK constraint to {table} (not checked)"), false, t)
+            }
             ConstraintKind::Check(_) if c.not_valid => {
                 push(Low, format!("adds a CHECK constraint to {table} (NOT VALID)"), false, t)
             }
@@ -356,10 +359,29 @@ fn alter_reason(
             ConstraintKind::PrimaryKey | ConstraintKind::Unique | ConstraintKind::Exclude => {
                 push(Medium, format!("adds a unique/exclusion constraint to {table}"), false, t)
             }
-            ConstraintKind::NotNull => push(Medium, format!("adds a NOT NULL constraint to {table}"), false, t),
+            ConstraintKind::NotNull if c.not_valid => {
+                push(Low, format!("adds a NOT NULL constraint to {table} (NOT VALID)"), false, t)
+            }
+            ConstraintKind::NotNull
+                if c.columns.iter().all(|col| cx.schema.has_validated_not_null_check(table, col)) =>
+            {
+                push(Low, format!("adds a NOT NULL constraint to {table}, proven by a validated constraint"), false, t)
+            }
+            ConstraintKind::NotNull => {
+                push(High, format!("adds a NOT NULL constraint to existing table {table}"), false, t)
+            }
         },
+        AlterAction::AlterConstraint { name, enforce: Some(true) } => {
+            push(High, format!("enforces constraint {name} on {table} (full scan under ACCESS EXCLUSIVE)"), false, t)
+        }
         AlterAction::ValidateConstraint { name } => {
             push(Medium, format!("validates constraint {name} on {table} (full scan, no blocking lock)"), false, t)
+        }
+        AlterAction::SetExpression { column }
+            if cx.schema.table(table).and_then(|i| i.column(column)).and_then(|c| c.generated)
+                != Some(Generated::Virtual) =>
+        {
+            push(High, format!("recomputes generated column {table}.{column} (rewrites the table)"), false, t)
         }
         AlterAction::SetPersistence { .. } | AlterAction::SetTablespace | AlterAction::SetAccessMethod => {
             push(High, format!("rewrites {table}"), false, t)

@@ -23,9 +23,12 @@ pub struct ColumnInfo {
     pub type_name: TypeName,
     /// NOT NULL.
     pub not_null: bool,
+    /// Generated (STORED or VIRTUAL), if it is.
+    pub generated: Option<Generated>,
 }
 
-/// A `CHECK (col IS NOT NULL)` constraint.
+/// A `CHECK (col IS NOT NULL)` constraint, or a PostgreSQL 18 `NOT NULL col` constraint
+/// (added NOT VALID, then validated).
 #[derive(Debug, Clone)]
 pub struct NotNullCheck {
     /// Constraint name, when known.
@@ -147,6 +150,7 @@ impl SchemaModel {
                             name: c.name.clone(),
                             type_name: c.type_name.clone(),
                             not_null: c.not_null,
+                            generated: c.generated,
                         })
                         .collect(),
                     not_null_checks: Vec::new(),
@@ -234,14 +238,13 @@ impl SchemaModel {
 }
 
 fn add_constraint(info: &mut TableInfo, c: &Constraint) {
-    if let ConstraintKind::Check(e) = &c.kind {
-        if let Some(col) = &e.not_null_column {
-            info.not_null_checks.push(NotNullCheck {
-                name: c.name.clone(),
-                column: col.clone(),
-                validated: !c.not_valid,
-            });
-        }
+    let proves = match &c.kind {
+        ConstraintKind::Check(e) if !c.not_enforced => e.not_null_column.iter().cloned().collect(),
+        ConstraintKind::NotNull => c.columns.clone(),
+        _ => vec![],
+    };
+    for col in proves {
+        info.not_null_checks.push(NotNullCheck { name: c.name.clone(), column: col, validated: !c.not_valid });
     }
     if matches!(c.kind, ConstraintKind::PrimaryKey) {
         for k in &c.columns {
@@ -259,6 +262,7 @@ fn apply_action(info: &mut TableInfo, a: &AlterAction) {
                 name: column.name.clone(),
                 type_name: column.type_name.clone(),
                 not_null: column.not_null,
+                generated: column.generated,
             });
             for c in &column.constraints {
                 add_constraint(info, c);
@@ -281,6 +285,11 @@ fn apply_action(info: &mut TableInfo, a: &AlterAction) {
         AlterAction::DropNotNull { column } => {
             if let Some(c) = info.columns.iter_mut().find(|c| &c.name == column) {
                 c.not_null = false;
+            }
+        }
+        AlterAction::DropExpression { column } => {
+            if let Some(c) = info.columns.iter_mut().find(|c| &c.name == column) {
+                c.generated = None;
             }
         }
         AlterAction::AddConstraint(c) => add_constraint(info, c),

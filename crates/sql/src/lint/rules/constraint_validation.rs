@@ -118,6 +118,36 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     }
 }
 
+/// PostgreSQL 18's `ALTER CONSTRAINT … ENFORCED` on a NOT ENFORCED foreign key (or CHECK,
+/// where a later release allows it) validates every existing row in the same statement.
+pub(crate) fn enforce(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, actions)) = table_actions(cx) else {
+        return;
+    };
+    if !cx.existing(table) {
+        return;
+    }
+    for a in actions {
+        let AlterAction::AlterConstraint { name, enforce: Some(true) } = a else {
+            continue;
+        };
+        let t = table.sql();
+        let n = crate::quote_ident(name);
+        out.push(violation(
+            format!(
+                "ALTER CONSTRAINT {n} ENFORCED checks every existing row of {} while holding an ACCESS EXCLUSIVE                  lock on it: every query on the table, SELECT included, waits for the scan, which grows with the                  table's size (and the statement fails if any row violates the constraint)",
+                cx.sized(table)
+            ),
+            format!(
+                "replace the NOT ENFORCED constraint with a NOT VALID one (a brief lock, no scan), then validate it                  in a later migration under SHARE UPDATE EXCLUSIVE, so reads and writes continue:
+                   ALTER TABLE {t} DROP CONSTRAINT {n}, ADD CONSTRAINT {n} <the same definition> NOT VALID;
+                   -- next migration:
+  ALTER TABLE {t} VALIDATE CONSTRAINT {n};"
+            ),
+        ));
+    }
+}
+
 pub(crate) fn validate_same_tx(cx: &Cx, out: &mut Vec<Violation>) {
     let Some((table, actions)) = table_actions(cx) else {
         return;
@@ -208,5 +238,24 @@ mod tests {
             "CREATE TABLE b (id int, user_id int); ALTER TABLE b ADD FOREIGN KEY (user_id) REFERENCES users(id);"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn enforcing_a_not_enforced_constraint_scans_under_access_exclusive() {
+        let f = lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk ENFORCED;");
+        assert_eq!(ids(&f), vec!["enforce-constraint"]);
+        assert!(f[0].message.contains("ACCESS EXCLUSIVE"), "{}", f[0].message);
+        assert!(f[0].help.contains("VALIDATE CONSTRAINT orders_user_fk"), "{}", f[0].help);
+        assert!(lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk NOT ENFORCED;").is_empty());
+        assert!(lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk DEFERRABLE;").is_empty());
+        assert!(lint("CREATE TABLE o (a int); ALTER TABLE o ALTER CONSTRAINT f ENFORCED;").is_empty());
+    }
+
+    #[test]
+    fn not_enforced_constraints_check_nothing() {
+        assert!(
+            lint("ALTER TABLE orders ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id) NOT ENFORCED;").is_empty()
+        );
+        assert!(lint("ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0) NOT ENFORCED;").is_empty());
     }
 }

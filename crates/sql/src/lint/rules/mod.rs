@@ -77,6 +77,8 @@ registry! {
         "ADD FOREIGN KEY without NOT VALID scans the table while blocking writes on both tables";
     CheckWithoutNotValid = "check-without-not-valid", Error, constraint_validation::check,
         "ADD CHECK without NOT VALID scans the table under ACCESS EXCLUSIVE";
+    EnforceConstraint = "enforce-constraint", Error, constraint_validation::enforce,
+        "ALTER CONSTRAINT … ENFORCED checks every row under ACCESS EXCLUSIVE (PostgreSQL 18)";
     ValidateInSameTransaction = "validate-in-same-transaction", Warning, constraint_validation::validate_same_tx,
         "VALIDATE CONSTRAINT in the transaction that added it NOT VALID gains nothing";
     SetNotNull = "set-not-null", Error, set_not_null::check,

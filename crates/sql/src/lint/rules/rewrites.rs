@@ -1,7 +1,7 @@
 //! Maintenance and ALTER forms that rewrite a table under ACCESS EXCLUSIVE.
 
 use super::{table_actions, violation, Cx, Violation};
-use crate::model::{AlterAction, StmtKind};
+use crate::model::{AlterAction, Generated, StmtKind};
 
 pub(crate) fn vacuum_full(cx: &Cx, out: &mut Vec<Violation>) {
     let StmtKind::Vacuum { full: true, tables, .. } = &cx.stmt.kind else {
@@ -91,7 +91,14 @@ pub(crate) fn other_rewrites(cx: &Cx, out: &mut Vec<Violation>) {
         let what = match a {
             AlterAction::SetTablespace => "SET TABLESPACE copies the whole table",
             AlterAction::SetAccessMethod => "SET ACCESS METHOD rewrites the whole table",
-            AlterAction::SetExpression { .. } => "SET EXPRESSION recomputes the generated column for every row",
+            AlterAction::SetExpression { column } => {
+                // A VIRTUAL generated column (PostgreSQL 18) is computed when read: nothing to rewrite.
+                let generated = cx.schema.table(table).and_then(|t| t.column(column)).and_then(|c| c.generated);
+                if generated == Some(Generated::Virtual) {
+                    continue;
+                }
+                "SET EXPRESSION recomputes the stored generated column for every row"
+            }
             _ => continue,
         };
         out.push(violation(
@@ -126,5 +133,17 @@ mod tests {
         assert!(
             lint("CREATE MATERIALIZED VIEW s AS SELECT 1 AS x WITH NO DATA; REFRESH MATERIALIZED VIEW s;").is_empty()
         );
+    }
+
+    #[test]
+    fn set_expression_rewrites_stored_columns_only() {
+        assert!(flags("ALTER TABLE t ALTER COLUMN g SET EXPRESSION AS (a * 2);", "table-rewrite"));
+        let f = lint_set(&[
+            "CREATE TABLE t (a int, v int GENERATED ALWAYS AS (a * 2) VIRTUAL, s int GENERATED ALWAYS AS (a * 3) STORED);",
+            "ALTER TABLE t ALTER COLUMN v SET EXPRESSION AS (a * 4);",
+            "ALTER TABLE t ALTER COLUMN s SET EXPRESSION AS (a * 5);",
+        ]);
+        assert!(f[1].is_empty(), "{:?}", f[1]);
+        assert_eq!(ids(&f[2]), vec!["table-rewrite"]);
     }
 }

@@ -2,7 +2,7 @@
 //! proves it (PostgreSQL 12+ then skips the scan).
 
 use super::{default_constraint_name, table_actions, violation, Cx, Violation};
-use crate::model::AlterAction;
+use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
@@ -12,10 +12,16 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     if !cx.existing(table) {
         return;
     }
-    for a in actions {
-        let AlterAction::SetNotNull { column } = a else {
-            continue;
-        };
+    // SET NOT NULL, and PostgreSQL 18's `ADD CONSTRAINT name NOT NULL col` (without NOT VALID),
+    // check every row the same way.
+    let columns = actions.iter().flat_map(|a| match a {
+        AlterAction::SetNotNull { column } => vec![(column, "SET NOT NULL")],
+        AlterAction::AddConstraint(c) if c.kind == ConstraintKind::NotNull && !c.not_valid => {
+            c.columns.iter().map(|col| (col, "ADD CONSTRAINT … NOT NULL")).collect()
+        }
+        _ => vec![],
+    });
+    for (column, what) in columns {
         if cx.opts.pg_version >= 12 && cx.schema.has_validated_not_null_check(table, column) {
             continue;
         }
@@ -45,7 +51,7 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
         };
         out.push(violation(
             format!(
-                "SET NOT NULL on {}.{} scans every row to check for NULLs while holding an ACCESS EXCLUSIVE lock: \
+                "{what} on {}.{} scans every row to check for NULLs while holding an ACCESS EXCLUSIVE lock: \
                  every query on the table, SELECT included, waits for the scan, which grows with the table's size \
                  (and the statement fails if any row is NULL)",
                 cx.sized(table),
@@ -113,5 +119,38 @@ mod tests {
     #[test]
     fn new_table_is_fine() {
         assert!(lint("CREATE TABLE t (a int); ALTER TABLE t ALTER COLUMN a SET NOT NULL;").is_empty());
+    }
+
+    #[test]
+    fn pg18_not_null_constraint_without_not_valid_scans() {
+        let f = lint("ALTER TABLE users ADD CONSTRAINT users_email_nn NOT NULL email;");
+        assert_eq!(ids(&f), vec!["set-not-null"]);
+        assert!(f[0].message.starts_with("ADD CONSTRAINT … NOT NULL on users.email"), "{}", f[0].message);
+        assert!(lint("ALTER TABLE users ADD CONSTRAINT users_email_nn NOT NULL email NOT VALID;").is_empty());
+    }
+
+    #[test]
+    fn pg18_validated_not_null_constraint_proves_set_not_null() {
+        let f = lint_set(&[
+            "ALTER TABLE users ADD CONSTRAINT users_name_nn NOT NULL name NOT VALID;",
+            "ALTER TABLE users VALIDATE CONSTRAINT users_name_nn;",
+            "ALTER TABLE users ALTER COLUMN name SET NOT NULL;",
+        ]);
+        assert!(f.iter().all(|x| x.is_empty()), "{f:?}");
+        // Not validated yet: SET NOT NULL still scans.
+        let f = lint_set(&[
+            "ALTER TABLE users ADD CONSTRAINT users_name_nn NOT NULL name NOT VALID;",
+            "ALTER TABLE users ALTER COLUMN name SET NOT NULL;",
+        ]);
+        assert_eq!(ids(&f[1]), vec!["set-not-null"]);
+    }
+
+    #[test]
+    fn not_enforced_check_proves_nothing() {
+        let f = lint_set(&[
+            "ALTER TABLE users ADD CONSTRAINT c CHECK (email IS NOT NULL) NOT ENFORCED;",
+            "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+        ]);
+        assert_eq!(ids(&f[1]), vec!["set-not-null"]);
     }
 }

@@ -1333,6 +1333,11 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
     if old.generated != c.generated {
         match (&old.generated, &c.generated) {
             (Some(_), None) => s.push(format!("{at} DROP EXPRESSION")),
+            // Same kind, new expression: PostgreSQL 17+ changes it in place, keeping the column's
+            // position, its indexes and the views on it.
+            (Some(o), Some(g)) if o.kind == g.kind && a.server_version.min(b.server_version) >= 170000 => {
+                s.push(format!("{at} SET EXPRESSION AS ({})", g.expr));
+            }
             _ => {
                 // Expression changes: drop and re-add (generated values are recomputed).
                 s.push(format!("ALTER TABLE {tn} DROP COLUMN {col}"));

@@ -1307,6 +1307,7 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, rekeyed:
         grant_sql(&format!("TABLE {tn}"), t.map(|t| t.grants.as_slice()).unwrap_or(&[]), &u.grants, None, s);
         for c in &u.columns {
             let old = t.and_then(|t| t.column(&c.name));
+            column_settings(tn, c, old.map(|o| o.settings.as_slice()).unwrap_or(&[]), b.server_version, s);
             if old.map(|o| &o.comment) != Some(&c.comment) && (c.comment.is_some() || old.is_some()) {
                 s.push(comment_sql(&format!("COLUMN {tn}.{}", qi(&c.name)), &c.comment));
             }
@@ -1318,6 +1319,53 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, rekeyed:
                 s,
             );
         }
+    }
+}
+
+/// Set a column's storage, compression, statistics target and attribute options from `before`
+/// to what `c` has, resetting the ones it no longer has.
+fn column_settings(tn: &QName, c: &Column, before: &[String], version: u32, s: &mut Script) {
+    if before == c.settings.as_slice() {
+        return;
+    }
+    let at = format!("ALTER TABLE {tn} ALTER COLUMN {}", qi(&c.name));
+    let split = |x: &str| x.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or_default();
+    let now: BTreeMap<String, String> = c.settings.iter().map(|x| split(x)).collect();
+    let was: BTreeMap<String, String> = before.iter().map(|x| split(x)).collect();
+    let mut reset_options = Vec::new();
+    for k in was.keys().filter(|k| !now.contains_key(*k)) {
+        match k.as_str() {
+            "storage" if version >= 160000 => s.push(format!("{at} SET STORAGE DEFAULT")),
+            // Before 16 there is no SET STORAGE DEFAULT: look the type's default up.
+            "storage" => s.push(format!(
+                "DO $migsafe$ BEGIN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', {}, {}, \
+                 (SELECT CASE t.typstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' \
+                 ELSE 'EXTENDED' END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = {}::regclass AND a.attname = {})); END $migsafe$",
+                ql(&tn.to_string()),
+                ql(&c.name),
+                ql(&tn.to_string()),
+                ql(&c.name)
+            )),
+            "compression" => s.push(format!("{at} SET COMPRESSION DEFAULT")),
+            "statistics" => s.push(format!("{at} SET STATISTICS -1")),
+            _ => reset_options.push(k.clone()),
+        }
+    }
+    if !reset_options.is_empty() {
+        s.push(format!("{at} RESET ({})", reset_options.join(", ")));
+    }
+    let mut set_options = Vec::new();
+    for (k, v) in now.iter().filter(|(k, v)| was.get(*k) != Some(*v)) {
+        match k.as_str() {
+            "storage" => s.push(format!("{at} SET STORAGE {}", v.to_uppercase())),
+            "compression" => s.push(format!("{at} SET COMPRESSION {v}")),
+            "statistics" => s.push(format!("{at} SET STATISTICS {v}")),
+            _ => set_options.push(format!("{k}={v}")),
+        }
+    }
+    if !set_options.is_empty() {
+        s.push(format!("{at} SET ({})", set_options.join(", ")));
     }
 }
 

@@ -130,6 +130,10 @@ pub struct Column {
     pub grants: Grants,
     /// Inherited from a parent (partitions, INHERITS), not declared locally.
     pub inherited: bool,
+    /// Settings that differ from the defaults, sorted: `compression=lz4`, `statistics=500`,
+    /// `storage=external`, and attribute options such as `n_distinct=100`.
+    #[serde(default)]
+    pub settings: Vec<String>,
 }
 
 /// A generated column's expression.

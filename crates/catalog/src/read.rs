@@ -326,12 +326,31 @@ fn oids(rels: &Rels) -> Vec<u32> {
 }
 
 fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    let version = snap.server_version;
+    // Compression exists from 14; the statistics target is NULL by default from 17, -1 before.
+    let compression = if version >= 140000 {
+        "CASE a.attcompression WHEN 'p' THEN 'compression=pglz' WHEN 'l' THEN 'compression=lz4' END"
+    } else {
+        "NULL"
+    };
+    let statistics = if version >= 170000 {
+        "'statistics=' || a.attstattarget"
+    } else {
+        "CASE WHEN a.attstattarget >= 0 THEN 'statistics=' || a.attstattarget END"
+    };
+    let settings = format!(
+        "ARRAY(SELECT x FROM unnest(ARRAY[{compression}, {statistics}, \
+           CASE WHEN a.attstorage <> t.typstorage THEN 'storage=' || CASE a.attstorage WHEN 'p' THEN 'plain' \
+                WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END] || coalesce(a.attoptions, '{{}}')) x \
+         WHERE x IS NOT NULL ORDER BY x)"
+    );
     let sql = format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
-           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), {}, a.attinhcount > 0 \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), {}, a.attinhcount > 0, \
+           {settings} \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -374,6 +393,7 @@ fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
             comment: r.get(8),
             grants: r.get(9),
             inherited: r.get(10),
+            settings: r.get(11),
         };
         if let Some(t) = snap.tables.get_mut(name) {
             t.columns.push(column);

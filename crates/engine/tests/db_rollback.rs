@@ -456,3 +456,31 @@ fn a_generated_columns_new_expression_is_set_back_in_place() {
     assert!(g.script.contains("SET EXPRESSION AS ((price * 2))"), "{}", g.script);
     assert!(!g.script.contains("DROP COLUMN"), "{}", g.script);
 }
+
+#[test]
+fn column_storage_compression_statistics_and_options_are_set_back() {
+    // Settings the snapshot must see, or a rollback that leaves them changed would be "proven".
+    let server = server();
+    let fwd = "ALTER TABLE app.posts ALTER COLUMN body SET STORAGE EXTERNAL;\n\
+               ALTER TABLE app.posts ALTER COLUMN body SET COMPRESSION pglz;\n\
+               ALTER TABLE app.posts ALTER COLUMN title SET STATISTICS 500;\n\
+               ALTER TABLE app.posts ALTER COLUMN user_id SET (n_distinct = 100);\n\
+               ALTER TABLE app.users ALTER COLUMN legacy SET STORAGE MAIN;\n\
+               ALTER TABLE app.users DROP COLUMN legacy;\n";
+    let base = "ALTER TABLE app.users ALTER COLUMN legacy SET STORAGE EXTERNAL;\n\
+                ALTER TABLE app.users ALTER COLUMN score SET STATISTICS 50;";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_settings.sql", base), ("003_tune.sql", fwd)]);
+    let results = rollback::generate(&s, &server, &GenerateOptions::default()).unwrap();
+    let (g2, g3) = (&results[1], &results[2]);
+    assert!(g2.ok(), "{g2:#?}");
+    assert!(g2.script.contains("SET STORAGE DEFAULT") || g2.script.contains("SET STORAGE %s"), "{}", g2.script);
+    assert!(g2.script.contains("score SET STATISTICS -1"), "{}", g2.script);
+    assert!(g3.ok(), "{g3:#?}");
+    let storage_reset = g3.script.contains("body SET STORAGE DEFAULT") || g3.script.contains("'body'");
+    assert!(storage_reset, "{}", g3.script);
+    for want in ["SET COMPRESSION DEFAULT", "title SET STATISTICS -1", "RESET (n_distinct)"] {
+        assert!(g3.script.contains(want), "{want}:\n{}", g3.script);
+    }
+    // The dropped column comes back with the storage it had.
+    assert!(g3.script.contains("legacy SET STORAGE EXTERNAL"), "{}", g3.script);
+}

@@ -473,6 +473,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let gone_rows: Vec<QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).cloned().collect();
 
     // ---------- Phase 1: drops, dependents first ----------
+    drop_others(a, b, s);
     for (tn, t) in &a.tables {
         let u = b.tables.get(tn);
         let retyped = retyped.contains(tn);
@@ -917,6 +918,138 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             s.push(comment_sql(&format!("SEQUENCE {n}"), &q.comment));
         }
         grant_sql(&format!("SEQUENCE {n}"), old.map(|p| p.grants.as_slice()).unwrap_or(&[]), &q.grants, None, s);
+    }
+    create_others(a, b, s);
+}
+
+/// Kinds of [`OtherObject`] in the order they are dropped (dependents first); created in the
+/// reverse order.
+const OTHER_DROP_ORDER: &[&str] = &[
+    "publication table",
+    "publication schema",
+    "user mapping",
+    "event trigger",
+    "statistics object",
+    "cast",
+    "operator class",
+    "operator family",
+    "operator",
+    "text search configuration",
+    "text search dictionary",
+    "server",
+    "foreign-data wrapper",
+    "publication",
+    "language",
+    "access method",
+];
+
+fn other_rank(o: &OtherObject) -> usize {
+    OTHER_DROP_ORDER.iter().position(|k| *k == o.kind).unwrap_or(OTHER_DROP_ORDER.len())
+}
+
+/// Publications that are dropped and created again: their tables must be added back.
+fn rebuilt_publications(a: &Snapshot, b: &Snapshot) -> BTreeSet<String> {
+    b.others
+        .iter()
+        .filter(|(k, o)| o.kind == "publication" && a.others.get(*k).is_none_or(|p| p.definition != o.definition))
+        .map(|(_, o)| o.identity.clone())
+        .collect()
+}
+
+fn member_of(o: &OtherObject, publications: &BTreeSet<String>) -> bool {
+    o.member && publications.iter().any(|p| o.identity.starts_with(&format!("{p} ")))
+}
+
+/// Drop the other objects that go or change (the ones without a DROP form stay and show in
+/// the proof as differences a human resolves).
+fn drop_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let mut gone: Vec<&OtherObject> = a
+        .others
+        .iter()
+        .filter(|(k, o)| o.default_acl.is_none() && b.others.get(*k).is_none_or(|p| p.definition != o.definition))
+        .map(|(_, o)| o)
+        .collect();
+    gone.sort_by_key(|o| other_rank(o));
+    for o in gone {
+        if let Some(d) = &o.drop {
+            s.push(d.clone());
+        }
+    }
+}
+
+/// Create the other objects that are new or changed, set the state of the ones that only
+/// changed state, and put default privileges back entry by entry.
+fn create_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let rebuilt = rebuilt_publications(a, b);
+    let mut new: Vec<&OtherObject> = Vec::new();
+    for (k, o) in &b.others {
+        if o.default_acl.is_some() {
+            continue;
+        }
+        match a.others.get(k) {
+            Some(p) if p.definition == o.definition && !member_of(o, &rebuilt) => {
+                if p.state != o.state {
+                    if let Some(alter) = &o.alter {
+                        s.push(alter.clone());
+                    }
+                }
+            }
+            _ => new.push(o),
+        }
+    }
+    new.sort_by_key(|o| std::cmp::Reverse(other_rank(o)));
+    for o in new {
+        if let Some(c) = &o.create {
+            s.push(c.clone());
+        }
+    }
+    // Default privileges: from what is in force now to what should be, for each entry either
+    // side has (an entry that is missing means the defaults that hold without it).
+    let keys: BTreeSet<&String> =
+        a.others.iter().chain(b.others.iter()).filter(|(_, o)| o.default_acl.is_some()).map(|(k, _)| k).collect();
+    for k in keys {
+        let (x, y) = (a.others.get(k), b.others.get(k));
+        let acl = |o: Option<&OtherObject>, other: Option<&OtherObject>| -> Vec<String> {
+            match (o.and_then(|o| o.default_acl.as_ref()), other.and_then(|o| o.default_acl.as_ref())) {
+                (Some((now, _)), _) => now.clone(),
+                (None, Some((_, base))) => base.clone(),
+                (None, None) => vec![],
+            }
+        };
+        let (from, to) = (acl(x, y), acl(y, x));
+        if from == to {
+            continue;
+        }
+        let identity = &x.or(y).map(|o| o.identity.clone()).unwrap_or_default();
+        let split = identity.rsplit_once(" ON ").or_else(|| identity.strip_prefix("ON ").map(|o| ("", o)));
+        let Some((prefix, objects)) = split else { continue };
+        default_privileges_sql(prefix, objects, &from, &to, s);
+    }
+}
+
+/// GRANT and REVOKE statements of ALTER DEFAULT PRIVILEGES taking `from` to `to` (entries
+/// `grantee=PRIVILEGE`, `*` for WITH GRANT OPTION).
+fn default_privileges_sql(prefix: &str, objects: &str, from: &[String], to: &[String], s: &mut Script) {
+    let parse = |e: &String| -> (String, String, bool) {
+        let (g, p) = e.rsplit_once('=').unwrap_or((e.as_str(), ""));
+        (g.to_string(), p.trim_end_matches('*').to_string(), p.ends_with('*'))
+    };
+    let f: Vec<_> = from.iter().map(parse).collect();
+    let t: Vec<_> = to.iter().map(parse).collect();
+    let at = format!("ALTER DEFAULT PRIVILEGES{}{prefix}", if prefix.is_empty() { "" } else { " " });
+    for (g, p, opt) in &f {
+        match t.iter().find(|(h, q, _)| h == g && q == p) {
+            None => s.push(format!("{at} REVOKE {p} ON {objects} FROM {g}")),
+            Some((_, _, false)) if *opt => s.push(format!("{at} REVOKE GRANT OPTION FOR {p} ON {objects} FROM {g}")),
+            _ => {}
+        }
+    }
+    for (g, p, opt) in &t {
+        let had = f.iter().find(|(h, q, _)| h == g && q == p);
+        if had.is_none() || (*opt && had.is_some_and(|x| !x.2)) {
+            let with = if *opt { " WITH GRANT OPTION" } else { "" };
+            s.push(format!("{at} GRANT {p} ON {objects} TO {g}{with}"));
+        }
     }
 }
 

@@ -44,6 +44,9 @@ pub enum ObjectKind {
     View,
     /// Rewrite rule.
     Rule,
+    /// Statistics objects, publications, event triggers, casts… ([`OtherObject`]); the name
+    /// starts with the precise kind.
+    Other,
 }
 
 impl fmt::Display for ObjectKind {
@@ -322,6 +325,7 @@ enum Obj<'a> {
     Trigger(&'a Trigger),
     Policy(&'a Policy),
     Rule(&'a Rule),
+    Other(&'a OtherObject),
 }
 
 fn table_props_eq(a: &Table, b: &Table) -> bool {
@@ -364,6 +368,11 @@ impl Obj<'_> {
             Obj::Trigger(x) => to_value(x),
             Obj::Policy(x) => to_value(x),
             Obj::Rule(x) => to_value(x),
+            // What is compared, not the SQL written from it.
+            Obj::Other(x) => serde_json::json!({
+                "definition": x.definition,
+                "state": x.state,
+            }),
         }
     }
 }
@@ -473,6 +482,12 @@ impl Snapshot {
             &other.rules,
             |k, x, y| push(ObjectKind::Rule, k.clone(), x.map(Obj::Rule), y.map(Obj::Rule)),
             |a, b| a == b,
+        );
+        merge(
+            &self.others,
+            &other.others,
+            |k, x, y| push(ObjectKind::Other, k.clone(), x.map(Obj::Other), y.map(Obj::Other)),
+            |a, b| a.definition == b.definition && a.state == b.state && a.default_acl == b.default_acl,
         );
         // Tables: their own properties, then each kind of sub-object by name. Equal tables
         // (the common case) cost one comparison and no allocation.

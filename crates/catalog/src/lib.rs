@@ -10,6 +10,7 @@ pub mod diff;
 pub mod fingerprint;
 pub mod integrity;
 pub mod model;
+mod others;
 pub mod read;
 
 pub use ddl::{enable_clause, retype_using};

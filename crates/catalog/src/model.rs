@@ -414,6 +414,36 @@ pub struct Collation {
     pub deterministic: bool,
 }
 
+/// An object of a kind the snapshot does not model field by field: statistics objects,
+/// publications and what they publish, event triggers, casts, operators and operator classes,
+/// text search and foreign-data objects, procedural languages, default privileges. Enough to
+/// see that it appeared, went or changed, and the SQL to drop or create it where that can be
+/// written from the catalog (`None` where it cannot: a rollback then says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherObject {
+    /// What it is (`statistics object`, `publication`, `publication table`, `cast`…).
+    pub kind: String,
+    /// Its name as SQL spells it.
+    pub identity: String,
+    /// What it is made of: a change means dropping and creating it again.
+    pub definition: String,
+    /// What can change in place (an event trigger's firing state, a publication's actions).
+    pub state: String,
+    /// SQL that creates it (with its state).
+    pub create: Option<String>,
+    /// SQL that drops it.
+    pub drop: Option<String>,
+    /// SQL that sets the state of an existing one to this object's.
+    pub alter: Option<String>,
+    /// A membership (a table in a publication): dropped before and created after objects.
+    pub member: bool,
+    /// Default privileges: the `grantee=PRIV[*]` entries in force and the ones that hold
+    /// without the entry (PostgreSQL's built-in defaults, or none in a schema). The identity
+    /// is what follows ALTER DEFAULT PRIVILEGES (`FOR ROLE r IN SCHEMA s ON TABLES`), without
+    /// FOR ROLE when the role is the one that read the catalog (the one running migrations).
+    pub default_acl: Option<(Vec<String>, Vec<String>)>,
+}
+
 /// Everything a database's schema says (outside system and excluded schemas).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Snapshot {
@@ -439,6 +469,9 @@ pub struct Snapshot {
     /// a view's own `_RETURN` rule is its definition and is not listed.
     #[serde(default)]
     pub rules: BTreeMap<String, Rule>,
+    /// Objects of the kinds [`OtherObject`] covers, by `kind identity`.
+    #[serde(default)]
+    pub others: BTreeMap<String, OtherObject>,
 }
 
 /// A rewrite rule.

@@ -95,6 +95,7 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
     read_rules(c, &rels, &mut snap)?;
     read_sequences(c, opts, &mut snap)?;
     read_functions(c, opts, &mut snap)?;
+    snap.others = crate::others::read_others(c, version, &|col| ns_filter(col, opts), &not_extension_member)?;
     tx.commit()?;
     Ok(snap)
 }

@@ -484,3 +484,52 @@ fn column_storage_compression_statistics_and_options_are_set_back() {
     // The dropped column comes back with the storage it had.
     assert!(g3.script.contains("legacy SET STORAGE EXTERNAL"), "{}", g3.script);
 }
+
+#[test]
+fn statistics_publications_event_triggers_casts_and_default_privileges_are_undone() {
+    // Objects outside tables, columns and functions: the snapshot must see each (or a rollback
+    // that leaves one behind is "proven"), and the rollback drops, recreates or resets it.
+    let server = server();
+    let base = "CREATE PUBLICATION app_pub FOR TABLE app.users;\n\
+                CREATE STATISTICS app.users_stats (dependencies) ON name, score FROM app.users;\n\
+                CREATE FUNCTION app.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;\n\
+                DO $$ BEGIN CREATE ROLE migsafe_reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;";
+    let fwd = "CREATE STATISTICS app.posts_stats (ndistinct) ON user_id, title FROM app.posts;\n\
+               DROP STATISTICS app.users_stats;\n\
+               ALTER PUBLICATION app_pub ADD TABLE app.posts;\n\
+               ALTER PUBLICATION app_pub SET (publish = 'insert');\n\
+               CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION app.log_ddl();\n\
+               CREATE CAST (bigint AS app.mood) WITH INOUT;\n\
+               ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO migsafe_reader;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_objects.sql", base), ("003_more.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    for want in [
+        "DROP STATISTICS IF EXISTS app.posts_stats",
+        "CREATE STATISTICS app.users_stats",
+        "ALTER PUBLICATION app_pub DROP TABLE ONLY app.posts",
+        "ALTER PUBLICATION app_pub SET (publish = 'insert, update, delete, truncate'",
+        "DROP EVENT TRIGGER IF EXISTS log_ddl",
+        "DROP CAST IF EXISTS (bigint AS app.mood)",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app REVOKE SELECT ON TABLES FROM migsafe_reader",
+    ] {
+        assert!(g.script.contains(want), "{want}:\n{}", g.script);
+    }
+    // The snapshot sees each of them: the forward migration changes it in that many places.
+    let d = migsafe_pg::testing::TestDb::new("others_seen");
+    let mut c = d.client();
+    c.batch_execute(BASE).unwrap();
+    c.batch_execute(base).unwrap();
+    let before = migsafe_catalog::read_snapshot(&mut c, &Default::default()).unwrap();
+    c.batch_execute(fwd).unwrap();
+    let after = migsafe_catalog::read_snapshot(&mut c, &Default::default()).unwrap();
+    c.batch_execute("DROP EVENT TRIGGER log_ddl").unwrap();
+    let others: Vec<String> = before
+        .diff(&after)
+        .differences
+        .iter()
+        .filter(|x| x.kind == migsafe_catalog::diff::ObjectKind::Other)
+        .map(|x| x.name.clone())
+        .collect();
+    assert_eq!(others.len(), 7, "{others:#?}");
+}

@@ -135,7 +135,8 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
         not_ext("td.oid", "pg_ts_dict")
     ));
     // Foreign-data wrappers, servers and user mappings (a mapping's options hold credentials:
-    // only their names are read, and it is recreated by hand).
+    // only their names are read, from the pg_user_mappings view any role may read, and it is
+    // recreated by hand).
     let opts = |col: &str| {
         format!(
             "coalesce(' OPTIONS (' || (SELECT string_agg(quote_ident(split_part(o, '=', 1)) || ' ' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ') \
@@ -160,12 +161,12 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
         o = opts("s.srvoptions")
     ));
     q.push(
-        "SELECT 'user mapping', 'FOR ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(u.umuser)) END \
-           || ' SERVER ' || quote_ident(s.srvname), \
+        "SELECT 'user mapping', 'FOR ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(u.usename) END \
+           || ' SERVER ' || quote_ident(u.srvname), \
            coalesce((SELECT string_agg(split_part(o, '=', 1), ', ' ORDER BY o) FROM unnest(u.umoptions) o), ''), '', NULL, \
-           'DROP USER MAPPING IF EXISTS FOR ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(u.umuser)) END \
-             || ' SERVER ' || quote_ident(s.srvname), NULL, false \
-         FROM pg_user_mapping u JOIN pg_foreign_server s ON s.oid = u.umserver"
+           'DROP USER MAPPING IF EXISTS FOR ' || CASE WHEN u.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(u.usename) END \
+             || ' SERVER ' || quote_ident(u.srvname), NULL, false \
+         FROM pg_user_mappings u"
             .into(),
     );
     // Procedural languages and access methods that are not built in or from an extension.

@@ -115,12 +115,23 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
         not_ext("f.oid", "pg_opfamily")
     ));
     // Text search.
+    // A configuration is its parser (changing it means a new configuration) and its mappings,
+    // which change in place: dropping it would take the indexes and columns using it along.
+    let adds = "(SELECT string_agg('ALTER TEXT SEARCH CONFIGURATION ' || c.oid::regconfig::text || ' ADD MAPPING FOR ' || t.alias \
+                  || ' WITH ' || x.dicts, ';' || chr(10) ORDER BY t.tokid) \
+                FROM ts_token_type(c.cfgparser) t, LATERAL (SELECT string_agg(m.mapdict::regdictionary::text, ', ' ORDER BY m.mapseqno) AS dicts \
+                  FROM pg_ts_config_map m WHERE m.mapcfg = c.oid AND m.maptokentype = t.tokid) x WHERE x.dicts IS NOT NULL)";
     q.push(format!(
-        "SELECT 'text search configuration', c.oid::regconfig::text, \
-           c.cfgparser::regproc::text || ' ' || coalesce((SELECT string_agg(m.maptokentype || ':' || m.mapdict::regdictionary::text, ',' \
-             ORDER BY m.maptokentype, m.mapseqno) FROM pg_ts_config_map m WHERE m.mapcfg = c.oid), ''), '', NULL, \
-           'DROP TEXT SEARCH CONFIGURATION IF EXISTS ' || c.oid::regconfig::text, NULL, false \
-         FROM pg_ts_config c WHERE c.oid >= 16384 AND {} AND {}",
+        "SELECT 'text search configuration', c.oid::regconfig::text, quote_ident(pn.nspname) || '.' || quote_ident(p.prsname), \
+           coalesce((SELECT string_agg(m.maptokentype || ':' || m.mapdict::regdictionary::text, ',' \
+             ORDER BY m.maptokentype, m.mapseqno) FROM pg_ts_config_map m WHERE m.mapcfg = c.oid), ''), \
+           'CREATE TEXT SEARCH CONFIGURATION ' || c.oid::regconfig::text || ' (PARSER = ' || quote_ident(pn.nspname) || '.' || quote_ident(p.prsname) || ')' \
+             || coalesce(';' || chr(10) || {adds}, ''), \
+           'DROP TEXT SEARCH CONFIGURATION IF EXISTS ' || c.oid::regconfig::text, \
+           'ALTER TEXT SEARCH CONFIGURATION ' || c.oid::regconfig::text || ' DROP MAPPING IF EXISTS FOR ' \
+             || (SELECT string_agg(t.alias, ', ' ORDER BY t.tokid) FROM ts_token_type(c.cfgparser) t) || coalesce(';' || chr(10) || {adds}, ''), false \
+         FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser JOIN pg_namespace pn ON pn.oid = p.prsnamespace \
+         WHERE c.oid >= 16384 AND {} AND {}",
         ns("c.cfgnamespace"),
         not_ext("c.oid", "pg_ts_config")
     ));

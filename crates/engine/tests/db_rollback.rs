@@ -533,3 +533,29 @@ fn statistics_publications_event_triggers_casts_and_default_privileges_are_undon
         .collect();
     assert_eq!(others.len(), 7, "{others:#?}");
 }
+
+#[test]
+fn text_search_configurations_are_remapped_in_place_and_recreated() {
+    // An index uses the configuration: the rollback must change its mappings in place, not
+    // drop it; a dropped configuration is created again with its mappings.
+    let server = server();
+    let base = "CREATE TEXT SEARCH CONFIGURATION app.search (COPY = english);\n\
+                CREATE INDEX posts_fts ON app.posts USING gin (to_tsvector('app.search'::regconfig, title));\n\
+                CREATE TEXT SEARCH CONFIGURATION app.plain (COPY = simple);";
+    let fwd = "ALTER TEXT SEARCH CONFIGURATION app.search ALTER MAPPING FOR word, asciiword WITH simple;\n\
+               DROP TEXT SEARCH CONFIGURATION app.plain;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_search.sql", base), ("003_remap.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("DROP TEXT SEARCH CONFIGURATION"), "{}", g.script);
+    assert!(
+        g.script.contains("ALTER TEXT SEARCH CONFIGURATION app.search ADD MAPPING FOR asciiword WITH english_stem"),
+        "{}",
+        g.script
+    );
+    assert!(
+        g.script.contains("CREATE TEXT SEARCH CONFIGURATION app.plain (PARSER = pg_catalog.\"default\")"),
+        "{}",
+        g.script
+    );
+}

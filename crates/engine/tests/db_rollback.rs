@@ -559,3 +559,29 @@ fn text_search_configurations_are_remapped_in_place_and_recreated() {
         g.script
     );
 }
+
+#[test]
+fn merge_updates_and_deletes_are_captured_and_its_inserts_are_owned_up_to() {
+    // MERGE changes data like UPDATE and DELETE: the capture copies what it may destroy and
+    // the proof compares the data. Rows it inserts cannot be told from others: not proven.
+    let server = server();
+    let base = "CREATE TABLE app.prices (sku text PRIMARY KEY, price numeric NOT NULL);\n\
+                CREATE TABLE app.staging (sku text PRIMARY KEY, price numeric);\n\
+                INSERT INTO app.prices VALUES ('a', 1), ('b', 2), ('c', 3);\n\
+                INSERT INTO app.staging VALUES ('a', 10), ('c', NULL), ('d', 4);";
+    let merge = "MERGE INTO app.prices p USING app.staging s ON p.sku = s.sku\n\
+                 WHEN MATCHED AND s.price IS NULL THEN DELETE\n\
+                 WHEN MATCHED THEN UPDATE SET price = s.price";
+    let fwd = format!("{merge};\n");
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_prices.sql", base), ("003_merge.sql", &fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.capture.is_some(), "{g:#?}");
+    assert!(g.script.contains("UPDATE app.prices t SET price = b.price"), "{}", g.script);
+    let fwd = format!("{merge}\nWHEN NOT MATCHED THEN INSERT (sku, price) VALUES (s.sku, s.price);\n");
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_prices.sql", base), ("003_merge.sql", &fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(!g.ok(), "the inserted row stays: {g:#?}");
+    assert!(g.data_differences.iter().any(|d| d.contains("app.prices")), "{:?}", g.data_differences);
+    assert!(g.script.contains("inserts rows into app.prices"), "{}", g.script);
+}

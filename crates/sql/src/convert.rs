@@ -86,6 +86,36 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 })
                 .collect(),
         },
+        NodeEnum::MergeStmt(s) => {
+            let clauses: Vec<&protobuf::MergeWhenClause> = s
+                .merge_when_clauses
+                .iter()
+                .filter_map(|c| match c.node.as_ref() {
+                    Some(NodeEnum::MergeWhenClause(w)) => Some(w.as_ref()),
+                    _ => None,
+                })
+                .collect();
+            let has = |t: protobuf::CmdType| clauses.iter().any(|w| w.command_type == t as i32);
+            let updates = has(protobuf::CmdType::CmdUpdate).then(|| {
+                clauses
+                    .iter()
+                    .filter(|w| w.command_type == protobuf::CmdType::CmdUpdate as i32)
+                    .flat_map(|w| w.target_list.iter())
+                    .filter_map(|t| match t.node.as_ref() {
+                        Some(NodeEnum::ResTarget(r)) => {
+                            Some((r.name.clone(), r.val.as_deref().map(expr_text).unwrap_or_default()))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            });
+            StmtKind::Merge {
+                table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
+                updates,
+                deletes: has(protobuf::CmdType::CmdDelete),
+                inserts: has(protobuf::CmdType::CmdInsert),
+            }
+        }
         NodeEnum::InsertStmt(s) => StmtKind::Insert {
             table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
             from_select: s.select_stmt.as_deref().is_some_and(|q| match q.node.as_ref() {
@@ -234,6 +264,7 @@ fn command_tag(kind: &StmtKind, node: &Node) -> String {
         StmtKind::Delete { .. } => "DELETE".into(),
         StmtKind::Update { .. } => "UPDATE".into(),
         StmtKind::Insert { .. } => "INSERT".into(),
+        StmtKind::Merge { .. } => "MERGE".into(),
         StmtKind::Copy { .. } => "COPY".into(),
         StmtKind::Select { .. } => "SELECT".into(),
         StmtKind::Vacuum { analyze_only: true, .. } => "ANALYZE".into(),

@@ -245,9 +245,10 @@ pub fn statement_locks(
             take(object, AccessExclusive)
         }
         StmtKind::Truncate { tables, .. } => tables.iter().for_each(|t| take(t, AccessExclusive)),
-        StmtKind::Delete { table, .. } | StmtKind::Update { table, .. } | StmtKind::Insert { table, .. } => {
-            take(table, RowExclusive)
-        }
+        StmtKind::Delete { table, .. }
+        | StmtKind::Update { table, .. }
+        | StmtKind::Insert { table, .. }
+        | StmtKind::Merge { table, .. } => take(table, RowExclusive),
         StmtKind::Copy { table: Some(t), from: true } => take(t, RowExclusive),
         StmtKind::Vacuum { full, tables, .. } => {
             let mode = if *full { AccessExclusive } else { ShareUpdateExclusive };

@@ -451,6 +451,16 @@ pub enum StmtKind {
         has_where: bool,
         assignments: Vec<(String, String)>,
     },
+    /// MERGE: what its WHEN clauses may do to the target table.
+    Merge {
+        table: QualName,
+        /// Columns set by its UPDATE actions (`None` when it has none).
+        updates: Option<Vec<(String, String)>>,
+        /// A WHEN clause DELETEs.
+        deletes: bool,
+        /// A WHEN clause INSERTs.
+        inserts: bool,
+    },
     Insert {
         table: QualName,
         from_select: bool,

@@ -277,6 +277,19 @@ pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
                 push(RiskLevel::Medium, format!("batch data update: {verb} rows of {t}"), destroys, Some(table));
             }
         }
+        StmtKind::Merge { table, updates, deletes, inserts } if cx.existing(table) => {
+            let what: Vec<&str> = [(updates.is_some(), "updates"), (*deletes, "deletes"), (*inserts, "inserts")]
+                .into_iter()
+                .filter_map(|(on, w)| on.then_some(w))
+                .collect();
+            let (_, t) = large(table);
+            push(
+                RiskLevel::Medium,
+                format!("batch data update: MERGE {} rows of {t}", what.join("/")),
+                *deletes,
+                Some(table),
+            )
+        }
         StmtKind::Insert { table, from_select: true, .. } if cx.existing(table) => push(
             RiskLevel::Medium,
             format!("batch data update: inserts rows into {table} from a query"),
@@ -405,6 +418,17 @@ mod tests {
 
     fn risk_with(sql: &str, opts: LintOptions) -> Risk {
         Linter::new(opts).lint(SourceFile { path: "m.sql", source: sql }).risk
+    }
+
+    #[test]
+    fn merge_is_a_data_migration() {
+        let r = risk("MERGE INTO prices p USING staging s ON p.sku = s.sku WHEN MATCHED THEN DELETE;");
+        assert_eq!(r.level, RiskLevel::Medium);
+        assert!(r.reasons.iter().any(|x| x.text.contains("MERGE deletes rows of prices")), "{:?}", r.reasons);
+        assert!(
+            risk("CREATE TABLE p (a int); MERGE INTO p USING s ON true WHEN MATCHED THEN DELETE;").level
+                == RiskLevel::Low
+        );
     }
 
     #[test]

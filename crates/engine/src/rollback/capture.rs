@@ -372,6 +372,71 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 quiet,
             });
         };
+        // What the statement does to existing rows: the table it deletes from (MERGE too), the
+        // table and columns it updates (MERGE's UPDATE actions too).
+        let (deletes_from, updates) = match &stmt.kind {
+            StmtKind::Delete { table, .. } => (Some(table), None),
+            StmtKind::Update { table, assignments, .. } => (None, Some((table, assignments.as_slice()))),
+            StmtKind::Merge { table, updates, deletes, .. } => {
+                (deletes.then_some(table), updates.as_deref().map(|u| (table, u)))
+            }
+            _ => (None, None),
+        };
+        if let Some((table, assignments)) = updates {
+            let Some(q) = names.s0_table(table) else { continue };
+            // A key renamed by constants is renamed back, if the UPDATE found its row.
+            if let Some(r) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt)) {
+                plan.items.push(CaptureItem::Seeded {
+                    backup: backup_name(version, stmt.index, &q),
+                    table: q,
+                    key: r.key,
+                    rows: vec![r.old],
+                    statement: stmt.index,
+                    rename: Some((r.back, r.now)),
+                });
+                continue;
+            }
+            // Columns as S0 names them (a column renamed away is not there: it is new).
+            let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
+            // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
+            // stamp): then every column is captured, not only those assigned.
+            let reshaped = s0.tables.get(&q).is_some_and(|t| {
+                t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
+            });
+            let cols: Vec<String> = match s0.tables.get(&q) {
+                Some(t) if reshaped => {
+                    let key = row_key(t).unwrap_or_default();
+                    stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
+                }
+                _ => assigned.clone(),
+            };
+            // Rows whose key the UPDATE changes are not found by it again.
+            values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false, &assigned);
+        }
+        if let Some(table) = deletes_from {
+            if let Some(q) = names.s0_table(table) {
+                // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
+                // NULL / SET DEFAULT columns lose their values.
+                let (gone, cleared) = cascade_closure(s0, &q, false);
+                for t in gone {
+                    rows(t, false, false, &mut plan, &mut seen);
+                }
+                for (t, cols) in cleared {
+                    values(
+                        version,
+                        stmt.index,
+                        t,
+                        cols.clone(),
+                        s0,
+                        &mut plan,
+                        &mut seen,
+                        "DELETE (ON DELETE SET NULL)",
+                        false,
+                        &cols,
+                    );
+                }
+            }
+        }
         match &stmt.kind {
             StmtKind::Drop { kind: ObjectKind::Table, names: dropped, .. } => {
                 for q in dropped.iter().filter_map(|n| names.s0_table(n)) {
@@ -395,29 +460,6 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                     }
                 }
             }
-            StmtKind::Delete { table, .. } => {
-                let Some(q) = names.s0_table(table) else { continue };
-                // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
-                // NULL / SET DEFAULT columns lose their values.
-                let (gone, cleared) = cascade_closure(s0, &q, false);
-                for t in gone {
-                    rows(t, false, false, &mut plan, &mut seen);
-                }
-                for (t, cols) in cleared {
-                    values(
-                        version,
-                        stmt.index,
-                        t,
-                        cols.clone(),
-                        s0,
-                        &mut plan,
-                        &mut seen,
-                        "DELETE (ON DELETE SET NULL)",
-                        false,
-                        &cols,
-                    );
-                }
-            }
             StmtKind::Insert { table, values: Some(v), .. }
                 if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
             {
@@ -432,37 +474,6 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         rename: None,
                     });
                 }
-            }
-            StmtKind::Update { table, assignments, .. } => {
-                let Some(q) = names.s0_table(table) else { continue };
-                // A key renamed by constants is renamed back, if the UPDATE found its row.
-                if let Some(r) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt)) {
-                    plan.items.push(CaptureItem::Seeded {
-                        backup: backup_name(version, stmt.index, &q),
-                        table: q,
-                        key: r.key,
-                        rows: vec![r.old],
-                        statement: stmt.index,
-                        rename: Some((r.back, r.now)),
-                    });
-                    continue;
-                }
-                // Columns as S0 names them (a column renamed away is not there: it is new).
-                let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
-                // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
-                // stamp): then every column is captured, not only those assigned.
-                let reshaped = s0.tables.get(&q).is_some_and(|t| {
-                    t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
-                });
-                let cols: Vec<String> = match s0.tables.get(&q) {
-                    Some(t) if reshaped => {
-                        let key = row_key(t).unwrap_or_default();
-                        stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
-                    }
-                    _ => assigned.clone(),
-                };
-                // Rows whose key the UPDATE changes are not found by it again.
-                values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false, &assigned);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 let Some(q) = names.s0_table(table) else { continue };

@@ -281,6 +281,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     for st in &prepared.statements {
         let added_to = match &st.kind {
             migsafe_sql::StmtKind::Insert { table, .. } => Some(table),
+            migsafe_sql::StmtKind::Merge { table, inserts: true, .. } => Some(table),
             migsafe_sql::StmtKind::Copy { table: Some(table), from: true } => Some(table),
             _ => None,
         };

@@ -279,17 +279,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
     for st in &prepared.statements {
-        let added_to = match &st.kind {
-            migsafe_sql::StmtKind::Insert { table, .. } => Some(table),
-            migsafe_sql::StmtKind::Merge { table, inserts: true, .. } => Some(table),
-            migsafe_sql::StmtKind::Copy { table: Some(table), from: true } => Some(table),
-            _ => None,
-        };
-        if let Some(table) = added_to {
-            let q = migsafe_catalog::QName::new(
-                table.schema.clone().unwrap_or_else(|| "public".into()),
-                table.name.clone(),
-            );
+        if let Some(q) = added_to(&st.kind) {
             let inverted = inverses.iter().any(|i| i.statement == st.index)
                 || step
                     .plan
@@ -345,6 +335,18 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         forward_file: file_name(&step.m.forward.path),
         transaction: step.transaction,
     })
+}
+
+/// The table a statement adds rows to (INSERT, COPY FROM, MERGE with an INSERT action).
+fn added_to(kind: &migsafe_sql::StmtKind) -> Option<migsafe_catalog::QName> {
+    use migsafe_sql::StmtKind;
+    let table = match kind {
+        StmtKind::Insert { table, .. }
+        | StmtKind::Merge { table, inserts: true, .. }
+        | StmtKind::Copy { table: Some(table), from: true } => table,
+        _ => return None,
+    };
+    Some(migsafe_catalog::QName::new(table.schema.clone().unwrap_or_else(|| "public".into()), table.name.clone()))
 }
 
 /// Compose and prove the rollback of a migration, given the copy of the database it ran on.
@@ -452,7 +454,18 @@ pub fn generate(
         // and proven on copies of it.
         let mut c = replay.connect()?;
         let f0 = if want {
-            let tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
+            // The data proof covers what the capture copies, and the tables rows are added to
+            // (a rollback that cannot remove them must not pass as proven).
+            let mut tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
+            tables.extend(
+                prepared
+                    .statements
+                    .iter()
+                    .filter_map(|st| added_to(&st.kind))
+                    .filter(|q| replay.s0.tables.contains_key(q)),
+            );
+            tables.sort();
+            tables.dedup();
             fingerprint_tables(&mut c, tables.iter())?
         } else {
             Fingerprint::default()

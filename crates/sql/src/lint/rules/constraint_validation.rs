@@ -135,14 +135,16 @@ pub(crate) fn enforce(cx: &Cx, out: &mut Vec<Violation>) {
         let n = crate::quote_ident(name);
         out.push(violation(
             format!(
-                "ALTER CONSTRAINT {n} ENFORCED checks every existing row of {} while holding an ACCESS EXCLUSIVE                  lock on it: every query on the table, SELECT included, waits for the scan, which grows with the                  table's size (and the statement fails if any row violates the constraint)",
+                "ALTER CONSTRAINT {n} ENFORCED checks every existing row of {} while holding an ACCESS EXCLUSIVE \
+                 lock on it: every query on the table, SELECT included, waits for the scan, which grows with the \
+                 table's size (and the statement fails if any row violates the constraint)",
                 cx.sized(table)
             ),
             format!(
-                "replace the NOT ENFORCED constraint with a NOT VALID one (a brief lock, no scan), then validate it                  in a later migration under SHARE UPDATE EXCLUSIVE, so reads and writes continue:
-                   ALTER TABLE {t} DROP CONSTRAINT {n}, ADD CONSTRAINT {n} <the same definition> NOT VALID;
-                   -- next migration:
-  ALTER TABLE {t} VALIDATE CONSTRAINT {n};"
+                "replace the NOT ENFORCED constraint with a NOT VALID one (a brief lock, no scan), then validate it \
+                 in a later migration under SHARE UPDATE EXCLUSIVE, so reads and writes continue:\n  \
+                 ALTER TABLE {t} DROP CONSTRAINT {n}, ADD CONSTRAINT {n} <the same definition> NOT VALID;\n  \
+                 -- next migration:\n  ALTER TABLE {t} VALIDATE CONSTRAINT {n};"
             ),
         ));
     }
@@ -244,7 +246,7 @@ mod tests {
     fn enforcing_a_not_enforced_constraint_scans_under_access_exclusive() {
         let f = lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk ENFORCED;");
         assert_eq!(ids(&f), vec!["enforce-constraint"]);
-        assert!(f[0].message.contains("ACCESS EXCLUSIVE"), "{}", f[0].message);
+        assert!(f[0].message.contains("ACCESS EXCLUSIVE") && !f[0].message.contains("  "), "{}", f[0].message);
         assert!(f[0].help.contains("VALIDATE CONSTRAINT orders_user_fk"), "{}", f[0].help);
         assert!(lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk NOT ENFORCED;").is_empty());
         assert!(lint("ALTER TABLE orders ALTER CONSTRAINT orders_user_fk DEFERRABLE;").is_empty());

@@ -1020,7 +1020,7 @@ fn create_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         if from == to {
             continue;
         }
-        let identity = &x.or(y).map(|o| o.identity.clone()).unwrap_or_default();
+        let Some(identity) = x.or(y).map(|o| o.identity.as_str()) else { continue };
         let split = identity.rsplit_once(" ON ").or_else(|| identity.strip_prefix("ON ").map(|o| ("", o)));
         let Some((prefix, objects)) = split else { continue };
         default_privileges_sql(prefix, objects, &from, &to, s);
@@ -1471,14 +1471,12 @@ fn column_settings(tn: &QName, c: &Column, before: &[String], version: u32, s: &
             "storage" if version >= 160000 => s.push(format!("{at} SET STORAGE DEFAULT")),
             // Before 16 there is no SET STORAGE DEFAULT: look the type's default up.
             "storage" => s.push(format!(
-                "DO $migsafe$ BEGIN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', {}, {}, \
+                "DO $migsafe$ BEGIN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', {table}, {column}, \
                  (SELECT CASE t.typstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' \
                  ELSE 'EXTENDED' END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                 WHERE a.attrelid = {}::regclass AND a.attname = {})); END $migsafe$",
-                ql(&tn.to_string()),
-                ql(&c.name),
-                ql(&tn.to_string()),
-                ql(&c.name)
+                 WHERE a.attrelid = {table}::regclass AND a.attname = {column})); END $migsafe$",
+                table = ql(&tn.to_string()),
+                column = ql(&c.name),
             )),
             "compression" => s.push(format!("{at} SET COMPRESSION DEFAULT")),
             "statistics" => s.push(format!("{at} SET STATISTICS -1")),

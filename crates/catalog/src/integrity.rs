@@ -71,6 +71,11 @@ enum Kind {
     },
 }
 
+/// A NOT ENFORCED constraint no row breaks.
+const NOT_ENFORCED_CLEAN: &str = "NOT ENFORCED: no row violates it today, but PostgreSQL does not check new ones";
+/// A NOT VALID constraint no row breaks.
+const NOT_VALID_CLEAN: &str = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run";
+
 fn qi(s: &str) -> String {
     migsafe_sql::quote_ident(s)
 }
@@ -253,11 +258,10 @@ impl PlannedCheck {
                         }
                     );
                 } else if !enforced {
-                    res.detail =
-                        "NOT ENFORCED: no row violates it today, but PostgreSQL does not check new ones".into();
+                    res.detail = NOT_ENFORCED_CLEAN.into();
                 } else if !validated {
                     res.warning = true;
-                    res.detail = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run".into();
+                    res.detail = NOT_VALID_CLEAN.into();
                 } else {
                     res.detail = "no orphaned rows".into();
                 }
@@ -266,27 +270,22 @@ impl PlannedCheck {
                 let bad = format!("({expr}) IS FALSE");
                 let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {bad}"), &[])?.get(0);
                 res.count = n;
-                if !enforced {
-                    res.warning = n > 0;
-                    if n > 0 {
-                        res.sample = sample(client, &format!("SELECT t::text FROM {table} t WHERE {bad} LIMIT 5"))?;
-                        res.detail = format!(
-                            "NOT ENFORCED and violated by {n} rows: PostgreSQL does not check it, so nothing stops them"
-                        );
-                    } else {
-                        res.detail =
-                            "NOT ENFORCED: no row violates it today, but PostgreSQL does not check new ones".into();
-                    }
-                } else if n > 0 {
-                    res.ok = false;
+                if n > 0 {
                     res.sample = sample(client, &format!("SELECT t::text FROM {table} t WHERE {bad} LIMIT 5"))?;
-                    res.detail = format!(
-                        "NOT VALID and violated by {n} rows: VALIDATE CONSTRAINT will fail until they are fixed"
-                    );
-                } else {
-                    res.warning = true;
-                    res.detail = "NOT VALID: no row violates it; VALIDATE CONSTRAINT can run".into();
                 }
+                // A NOT ENFORCED constraint's violations are warnings; a NOT VALID one's fail.
+                res.ok = n == 0 || !enforced;
+                res.warning = if *enforced { n == 0 } else { n > 0 };
+                res.detail = match (*enforced, n > 0) {
+                    (false, true) => format!(
+                        "NOT ENFORCED and violated by {n} rows: PostgreSQL does not check it, so nothing stops them"
+                    ),
+                    (false, false) => NOT_ENFORCED_CLEAN.into(),
+                    (true, true) => format!(
+                        "NOT VALID and violated by {n} rows: VALIDATE CONSTRAINT will fail until they are fixed"
+                    ),
+                    (true, false) => NOT_VALID_CLEAN.into(),
+                };
             }
             Kind::InvalidIndex { index, unique_cols } => {
                 res.ok = false;

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 
 use crate::model::OtherObject;
+use crate::read::{not_extension_member, ns_filter, SnapshotOptions};
 use crate::CatalogError;
 
 /// `kind, identity, definition, state, create, drop, alter, member` for each kind, by version.
-fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &str) -> String) -> Vec<String> {
+fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
+    let ns = |col: &str| ns_filter(col, opts);
     let mut q = Vec::new();
     // Extended statistics.
     q.push(format!(
@@ -20,7 +22,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
            'ALTER STATISTICS ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname) || ' SET STATISTICS ' || coalesce(nullif(s.stxstattarget::int, -1), -1), false \
          FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE {} AND {}",
         ns("s.stxnamespace"),
-        not_ext("s.oid", "pg_statistic_ext")
+        not_extension_member("s.oid", "pg_statistic_ext")
     ));
     // Publications, and the tables and schemas they publish.
     let gencols = if version >= 180000 {
@@ -75,7 +77,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
              || CASE WHEN e.evtenabled <> 'O' THEN ';' || chr(10) || {enable} ELSE '' END, \
            'DROP EVENT TRIGGER IF EXISTS ' || quote_ident(e.evtname), {enable}, false \
          FROM pg_event_trigger e WHERE {}",
-        not_ext("e.oid", "pg_event_trigger")
+        not_extension_member("e.oid", "pg_event_trigger")
     ));
     // Casts between types, when not built in.
     q.push(format!(
@@ -86,7 +88,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
              || CASE c.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT' ELSE '' END, \
            'DROP CAST IF EXISTS (' || c.castsource::regtype::text || ' AS ' || c.casttarget::regtype::text || ')', NULL, false \
          FROM pg_cast c WHERE c.oid >= 16384 AND {}",
-        not_ext("c.oid", "pg_cast")
+        not_extension_member("c.oid", "pg_cast")
     ));
     // Operators, operator classes and families (dropped by name; created by hand).
     q.push(format!(
@@ -94,7 +96,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
            'DROP OPERATOR IF EXISTS ' || o.oid::regoperator::text, NULL, false \
          FROM pg_operator o WHERE o.oid >= 16384 AND {} AND {}",
         ns("o.oprnamespace"),
-        not_ext("o.oid", "pg_operator")
+        not_extension_member("o.oid", "pg_operator")
     ));
     q.push(format!(
         "SELECT 'operator class', quote_ident(n.nspname) || '.' || quote_ident(c.opcname) || ' USING ' || quote_ident(am.amname), \
@@ -103,7 +105,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
          FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace JOIN pg_am am ON am.oid = c.opcmethod \
          WHERE c.oid >= 16384 AND {} AND {}",
         ns("c.opcnamespace"),
-        not_ext("c.oid", "pg_opclass")
+        not_extension_member("c.oid", "pg_opclass")
     ));
     q.push(format!(
         "SELECT 'operator family', quote_ident(n.nspname) || '.' || quote_ident(f.opfname) || ' USING ' || quote_ident(am.amname), '', '', NULL, \
@@ -112,7 +114,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
          WHERE f.oid >= 16384 AND {} AND {} \
            AND NOT EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcname = f.opfname AND c.opcnamespace = f.opfnamespace)",
         ns("f.opfnamespace"),
-        not_ext("f.oid", "pg_opfamily")
+        not_extension_member("f.oid", "pg_opfamily")
     ));
     // Text search.
     // A configuration is its parser (changing it means a new configuration) and its mappings,
@@ -133,7 +135,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
          FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser JOIN pg_namespace pn ON pn.oid = p.prsnamespace \
          WHERE c.oid >= 16384 AND {} AND {}",
         ns("c.cfgnamespace"),
-        not_ext("c.oid", "pg_ts_config")
+        not_extension_member("c.oid", "pg_ts_config")
     ));
     q.push(format!(
         "SELECT 'text search dictionary', td.oid::regdictionary::text, quote_ident(tn.nspname) || '.' || quote_ident(t.tmplname) || ' ' || coalesce(td.dictinitoption, ''), '', \
@@ -143,7 +145,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
          FROM pg_ts_dict td JOIN pg_ts_template t ON t.oid = td.dicttemplate JOIN pg_namespace tn ON tn.oid = t.tmplnamespace \
          WHERE td.oid >= 16384 AND {} AND {}",
         ns("td.dictnamespace"),
-        not_ext("td.oid", "pg_ts_dict")
+        not_extension_member("td.oid", "pg_ts_dict")
     ));
     // Foreign-data wrappers, servers and user mappings (a mapping's options hold credentials:
     // only their names are read, from the pg_user_mappings view any role may read, and it is
@@ -159,7 +161,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
            'DROP FOREIGN DATA WRAPPER IF EXISTS ' || quote_ident(w.fdwname), NULL, false \
          FROM pg_foreign_data_wrapper w WHERE {}",
         opts("w.fdwoptions"),
-        not_ext("w.oid", "pg_foreign_data_wrapper")
+        not_extension_member("w.oid", "pg_foreign_data_wrapper")
     ));
     q.push(format!(
         "SELECT 'server', quote_ident(s.srvname), quote_ident(w.fdwname) || coalesce(' TYPE ' || quote_literal(s.srvtype), '') \
@@ -168,7 +170,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
              || coalesce(' VERSION ' || quote_literal(s.srvversion), '') || ' FOREIGN DATA WRAPPER ' || quote_ident(w.fdwname) || {o}, \
            'DROP SERVER IF EXISTS ' || quote_ident(s.srvname), NULL, false \
          FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw WHERE {}",
-        not_ext("s.oid", "pg_foreign_server"),
+        not_extension_member("s.oid", "pg_foreign_server"),
         o = opts("s.srvoptions")
     ));
     q.push(
@@ -185,7 +187,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
         "SELECT 'language', quote_ident(l.lanname), l.lanplcallfoid::regprocedure::text, '', NULL, \
            'DROP LANGUAGE IF EXISTS ' || quote_ident(l.lanname), NULL, false \
          FROM pg_language l WHERE l.oid >= 16384 AND {}",
-        not_ext("l.oid", "pg_language")
+        not_extension_member("l.oid", "pg_language")
     ));
     q.push(format!(
         "SELECT 'access method', quote_ident(a.amname), a.amtype::text || ' ' || a.amhandler::regproc::text, '', \
@@ -193,7 +195,7 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
              || ' HANDLER ' || a.amhandler::regproc::text, \
            'DROP ACCESS METHOD IF EXISTS ' || quote_ident(a.amname), NULL, false \
          FROM pg_am a WHERE a.oid >= 16384 AND {}",
-        not_ext("a.oid", "pg_am")
+        not_extension_member("a.oid", "pg_am")
     ));
     q
 }
@@ -202,11 +204,10 @@ fn queries(version: u32, ns: &dyn Fn(&str) -> String, not_ext: &dyn Fn(&str, &st
 pub(crate) fn read_others(
     c: &mut postgres::Transaction,
     version: u32,
-    ns: &dyn Fn(&str) -> String,
-    not_ext: &dyn Fn(&str, &str) -> String,
+    opts: &SnapshotOptions,
 ) -> Result<BTreeMap<String, OtherObject>, CatalogError> {
     let mut out = BTreeMap::new();
-    for sql in queries(version, ns, not_ext) {
+    for sql in queries(version, opts) {
         for r in c.query(&sql, &[])? {
             let o = OtherObject {
                 kind: r.get(0),

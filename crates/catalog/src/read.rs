@@ -23,7 +23,7 @@ impl Default for SnapshotOptions {
 }
 
 /// SQL that is true for a namespace oid expression we snapshot.
-fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
+pub(crate) fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
     let mut s = format!(
         "{col} NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog','information_schema','pg_toast') \
          OR nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast\\_temp\\_%'"
@@ -36,7 +36,7 @@ fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
 }
 
 /// SQL that is true when the object is not a member of an extension.
-fn not_extension_member(oid: &str, catalog: &str) -> String {
+pub(crate) fn not_extension_member(oid: &str, catalog: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
     )
@@ -95,7 +95,7 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
     read_rules(c, &rels, &mut snap)?;
     read_sequences(c, opts, &mut snap)?;
     read_functions(c, opts, &mut snap)?;
-    snap.others = crate::others::read_others(c, version, &|col| ns_filter(col, opts), &not_extension_member)?;
+    snap.others = crate::others::read_others(c, version, opts)?;
     tx.commit()?;
     Ok(snap)
 }

@@ -390,10 +390,7 @@ fn alter_reason(
         AlterAction::ValidateConstraint { name } => {
             push(Medium, format!("validates constraint {name} on {table} (full scan, no blocking lock)"), false, t)
         }
-        AlterAction::SetExpression { column }
-            if cx.schema.table(table).and_then(|i| i.column(column)).and_then(|c| c.generated)
-                != Some(Generated::Virtual) =>
-        {
+        AlterAction::SetExpression { column } if !cx.schema.is_virtual_column(table, column) => {
             push(High, format!("recomputes generated column {table}.{column} (rewrites the table)"), false, t)
         }
         AlterAction::SetPersistence { .. } | AlterAction::SetTablespace | AlterAction::SetAccessMethod => {

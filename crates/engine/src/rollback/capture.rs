@@ -297,7 +297,7 @@ pub struct KeyRename {
 /// [`KeyRename`] for statement `st` on `t`, or None.
 pub fn key_rename(t: &Table, st: &Statement) -> Option<KeyRename> {
     // A BEFORE UPDATE trigger may change other columns too: then the values are captured.
-    if t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE")) {
+    if reshaped_on_update(t) {
         return None;
     }
     let (sets, wheres) = st.update_constants()?;
@@ -400,9 +400,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
             // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
             // stamp): then every column is captured, not only those assigned.
-            let reshaped = s0.tables.get(&q).is_some_and(|t| {
-                t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
-            });
+            let reshaped = s0.tables.get(&q).is_some_and(reshaped_on_update);
             let cols: Vec<String> = match s0.tables.get(&q) {
                 Some(t) if reshaped => {
                     let key = row_key(t).unwrap_or_default();
@@ -520,6 +518,12 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
         }
     }
     plan
+}
+
+/// Whether an enabled BEFORE UPDATE row trigger on `t` may change columns an UPDATE does
+/// not assign (an updated_at stamp).
+fn reshaped_on_update(t: &Table) -> bool {
+    t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
 }
 
 /// Whether a trigger (`pg_get_triggerdef`) fires `when` (BEFORE, AFTER) for each row on an

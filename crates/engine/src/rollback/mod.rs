@@ -278,15 +278,16 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         .iter()
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
+    let added = adds_rows_to(&prepared.statements);
     for st in &prepared.statements {
-        if let Some(q) = added_to(&st.kind) {
+        if let Some((_, q)) = added.iter().find(|(i, _)| *i == st.index) {
             let inverted = inverses.iter().any(|i| i.statement == st.index)
                 || step
                     .plan
                     .items
                     .iter()
                     .any(|i| matches!(i, capture::CaptureItem::Seeded { statement, .. } if *statement == st.index));
-            if s0.tables.contains_key(&q) && !inverted {
+            if s0.tables.contains_key(q) && !inverted {
                 notes.push(format!(
                     "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
                      from other rows (it needs the table's key as constants in VALUES or in COPY's inline rows, and no \
@@ -337,16 +338,24 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     })
 }
 
-/// The table a statement adds rows to (INSERT, COPY FROM, MERGE with an INSERT action).
-fn added_to(kind: &migsafe_sql::StmtKind) -> Option<migsafe_catalog::QName> {
+/// The tables that existed before the migration (by their S0 names, traced through renames
+/// and `search_path` like the capture plan's) that its statements add rows to (INSERT, COPY
+/// FROM, MERGE with an INSERT action), with the index of each such statement.
+fn adds_rows_to(statements: &[migsafe_sql::Statement]) -> Vec<(usize, migsafe_catalog::QName)> {
     use migsafe_sql::StmtKind;
-    let table = match kind {
-        StmtKind::Insert { table, .. }
-        | StmtKind::Merge { table, inserts: true, .. }
-        | StmtKind::Copy { table: Some(table), from: true } => table,
-        _ => return None,
-    };
-    Some(migsafe_catalog::QName::new(table.schema.clone().unwrap_or_else(|| "public".into()), table.name.clone()))
+    let mut names = names::Names::default();
+    let mut out = Vec::new();
+    for st in statements {
+        let table = match &st.kind {
+            StmtKind::Insert { table, .. }
+            | StmtKind::Merge { table, inserts: true, .. }
+            | StmtKind::Copy { table: Some(table), from: true } => names.s0_table(table),
+            _ => None,
+        };
+        out.extend(table.map(|q| (st.index, q)));
+        names.observe(&st.kind);
+    }
+    out
 }
 
 /// Compose and prove the rollback of a migration, given the copy of the database it ran on.
@@ -458,10 +467,9 @@ pub fn generate(
             // (a rollback that cannot remove them must not pass as proven).
             let mut tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
             tables.extend(
-                prepared
-                    .statements
-                    .iter()
-                    .filter_map(|st| added_to(&st.kind))
+                adds_rows_to(&prepared.statements)
+                    .into_iter()
+                    .map(|(_, q)| q)
                     .filter(|q| replay.s0.tables.contains_key(q)),
             );
             tables.sort();

@@ -118,6 +118,11 @@ impl SchemaModel {
         self.path_reliant.get(&name.to_lowercase()).map(Vec::as_slice)
     }
 
+    /// True when the column is known to be a VIRTUAL generated column (computed when read).
+    pub fn is_virtual_column(&self, table: &QualName, column: &str) -> bool {
+        self.table(table).and_then(|t| t.column(column)).is_some_and(|c| c.generated == Some(Generated::Virtual))
+    }
+
     /// True when a validated `CHECK (column IS NOT NULL)` exists on the table.
     pub fn has_validated_not_null_check(&self, table: &QualName, column: &str) -> bool {
         self.table(table).is_some_and(|t| t.not_null_checks.iter().any(|c| c.column == column && c.validated))

@@ -1,7 +1,7 @@
 //! Maintenance and ALTER forms that rewrite a table under ACCESS EXCLUSIVE.
 
 use super::{table_actions, violation, Cx, Violation};
-use crate::model::{AlterAction, Generated, StmtKind};
+use crate::model::{AlterAction, StmtKind};
 
 pub(crate) fn vacuum_full(cx: &Cx, out: &mut Vec<Violation>) {
     let StmtKind::Vacuum { full: true, tables, .. } = &cx.stmt.kind else {
@@ -93,8 +93,7 @@ pub(crate) fn other_rewrites(cx: &Cx, out: &mut Vec<Violation>) {
             AlterAction::SetAccessMethod => "SET ACCESS METHOD rewrites the whole table",
             AlterAction::SetExpression { column } => {
                 // A VIRTUAL generated column (PostgreSQL 18) is computed when read: nothing to rewrite.
-                let generated = cx.schema.table(table).and_then(|t| t.column(column)).and_then(|c| c.generated);
-                if generated == Some(Generated::Virtual) {
+                if cx.schema.is_virtual_column(table, column) {
                     continue;
                 }
                 "SET EXPRESSION recomputes the stored generated column for every row"

@@ -975,6 +975,9 @@ fn drop_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             s.push(d.clone());
         }
     }
+    for revoke in default_privilege_changes(a, b).0 {
+        s.push(revoke);
+    }
 }
 
 /// Create the other objects that are new or changed, set the state of the ones that only
@@ -1003,8 +1006,17 @@ fn create_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
             s.push(c.clone());
         }
     }
-    // Default privileges: from what is in force now to what should be, for each entry either
-    // side has (an entry that is missing means the defaults that hold without it).
+    for grant in default_privilege_changes(a, b).1 {
+        s.push(grant);
+    }
+}
+
+/// Default privileges from what is in force in `a` to what should be in `b`, for each entry
+/// either side has (an entry that is missing means the defaults that hold without it), as
+/// (REVOKEs, GRANTs): the REVOKEs run with the drops (before the schema they name can go),
+/// the GRANTs at the end (after it is back).
+fn default_privilege_changes(a: &Snapshot, b: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let mut out = (Vec::new(), Vec::new());
     let keys: BTreeSet<&String> =
         a.others.iter().chain(b.others.iter()).filter(|(_, o)| o.default_acl.is_some()).map(|(k, _)| k).collect();
     for k in keys {
@@ -1023,13 +1035,20 @@ fn create_others(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         let Some(identity) = x.or(y).map(|o| o.identity.as_str()) else { continue };
         let split = identity.rsplit_once(" ON ").or_else(|| identity.strip_prefix("ON ").map(|o| ("", o)));
         let Some((prefix, objects)) = split else { continue };
-        default_privileges_sql(prefix, objects, &from, &to, s);
+        default_privileges_sql(prefix, objects, &from, &to, &mut out);
     }
+    out
 }
 
 /// GRANT and REVOKE statements of ALTER DEFAULT PRIVILEGES taking `from` to `to` (entries
 /// `grantee=PRIVILEGE`, `*` for WITH GRANT OPTION).
-fn default_privileges_sql(prefix: &str, objects: &str, from: &[String], to: &[String], s: &mut Script) {
+fn default_privileges_sql(
+    prefix: &str,
+    objects: &str,
+    from: &[String],
+    to: &[String],
+    (revokes, grants): &mut (Vec<String>, Vec<String>),
+) {
     let parse = |e: &String| -> (String, String, bool) {
         let (g, p) = e.rsplit_once('=').unwrap_or((e.as_str(), ""));
         (g.to_string(), p.trim_end_matches('*').to_string(), p.ends_with('*'))
@@ -1039,8 +1058,8 @@ fn default_privileges_sql(prefix: &str, objects: &str, from: &[String], to: &[St
     let at = format!("ALTER DEFAULT PRIVILEGES{}{prefix}", if prefix.is_empty() { "" } else { " " });
     for (g, p, opt) in &f {
         match t.iter().find(|(h, q, _)| h == g && q == p) {
-            None => s.push(format!("{at} REVOKE {p} ON {objects} FROM {g}")),
-            Some((_, _, false)) if *opt => s.push(format!("{at} REVOKE GRANT OPTION FOR {p} ON {objects} FROM {g}")),
+            None => revokes.push(format!("{at} REVOKE {p} ON {objects} FROM {g}")),
+            Some((_, _, false)) if *opt => revokes.push(format!("{at} REVOKE GRANT OPTION FOR {p} ON {objects} FROM {g}")),
             _ => {}
         }
     }
@@ -1048,7 +1067,7 @@ fn default_privileges_sql(prefix: &str, objects: &str, from: &[String], to: &[St
         let had = f.iter().find(|(h, q, _)| h == g && q == p);
         if had.is_none() || (*opt && had.is_some_and(|x| !x.2)) {
             let with = if *opt { " WITH GRANT OPTION" } else { "" };
-            s.push(format!("{at} GRANT {p} ON {objects} TO {g}{with}"));
+            grants.push(format!("{at} GRANT {p} ON {objects} TO {g}{with}"));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! for names the statement left to PostgreSQL. What has no exact inverse here is left to the
 //! snapshot diff that follows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use migsafe_catalog::model::{Column, Snapshot};
 use migsafe_catalog::QName;
@@ -40,6 +40,9 @@ struct Cx<'a> {
     before: Earlier,
     /// Columns whose values the capture step records, by S0 names, with their copy.
     captured: &'a BTreeMap<(QName, String), QName>,
+    /// Function signatures a later CREATE FUNCTION's inverse already undid (overloads share
+    /// a name; each is undone once, by the statement that created it where that is known).
+    functions_done: std::cell::RefCell<BTreeSet<String>>,
 }
 
 /// What the earlier statements of the migration did, as seen by one statement.
@@ -134,7 +137,7 @@ pub fn invert_all(
         }
         now.names.observe(&st.kind);
     }
-    let mut cx = Cx { source, captured, s0, s1, before: Earlier::default() };
+    let mut cx = Cx { source, captured, s0, s1, before: Earlier::default(), functions_done: Default::default() };
     let mut out = Vec::new();
     for (st, e) in statements.iter().zip(earlier).rev() {
         cx.before = e;
@@ -273,12 +276,21 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
                 _ => {}
             }
         }
-        StmtKind::CreateFunction { name, .. } => {
+        StmtKind::CreateFunction { name, arg_types, .. } => {
             let q = cx.q(name);
-            for (sig, f) in &s1.functions {
-                if f.schema != q.schema || f.name != q.name {
-                    continue;
-                }
+            let mut done = cx.functions_done.borrow_mut();
+            let overloads: Vec<(&String, &migsafe_catalog::model::Function)> = s1
+                .functions
+                .iter()
+                .filter(|(sig, f)| f.schema == q.schema && f.name == q.name && !done.contains(*sig))
+                .collect();
+            // The overload this statement created, by its argument types; when they cannot
+            // be matched (a type spelled through %TYPE, say), every overload not yet undone.
+            let exact: Vec<_> =
+                overloads.iter().copied().filter(|(_, f)| same_arguments(&f.identity_args, arg_types)).collect();
+            let mine = if exact.is_empty() { overloads } else { exact };
+            for (sig, f) in mine {
+                done.insert(sig.clone());
                 let recreated = cx
                     .before
                     .dropped
@@ -622,4 +634,52 @@ fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Cx) -> 
     let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
     let (key, rows) = super::capture::seeded_keys(t, v)?;
     Some(format!("DELETE FROM {q} WHERE {}", super::capture::key_match(&key, &rows, "")))
+}
+
+/// Whether a function's identity arguments (`pg_get_function_identity_arguments`: `name type`,
+/// modes, no typmods) are the argument types a CREATE FUNCTION wrote (as the parser's
+/// canonical spelling, `integer`, `timestamptz`, `"pgmq".msg[]`…), compared by unqualified
+/// type name; OUT arguments (part of a procedure's identity) are left out.
+fn same_arguments(identity_args: &str, written: &[String]) -> bool {
+    let mut args = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (i, c) in identity_args.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                args.push(identity_args[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !identity_args.trim().is_empty() {
+        args.push(identity_args[start..].trim());
+    }
+    args.retain(|a| !a.starts_with("OUT "));
+    let spelled = |t: &str| -> String {
+        let dims = t.matches("[]").count();
+        let base = t.split('(').next().unwrap_or(t).trim_end_matches("[]");
+        let base = base.rsplit('.').next().unwrap_or(base).replace('"', "");
+        let base = match base.as_str() {
+            "timestamptz" => "timestamp with time zone",
+            "timestamp" => "timestamp without time zone",
+            "timetz" => "time with time zone",
+            "time" => "time without time zone",
+            "varchar" => "character varying",
+            "char" | "bpchar" => "character",
+            "varbit" => "bit varying",
+            other => other,
+        };
+        format!("{base}{}", "[]".repeat(dims))
+    };
+    args.len() == written.len()
+        && args.iter().zip(written).all(|(a, w)| {
+            let want = spelled(w);
+            let a = a.replace('"', "");
+            let unqualified = |x: &str| x == want || x.ends_with(&format!(" {want}")) || x.ends_with(&format!(".{want}"));
+            unqualified(&a)
+        })
 }

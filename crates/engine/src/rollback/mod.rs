@@ -297,10 +297,10 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
                 ));
             }
         }
-        if matches!(st.kind, migsafe_sql::StmtKind::Do) {
+        if let Some(what) = opaque(st, &|c| s1.functions.values().any(|f| f.name == c)) {
             notes.push(format!(
-                "statement {} (line {}) is a DO block: migsafe cannot see inside it, so data it changes is not reverted here \
-                 (`migsafe rehearse` compares the data and will say)",
+                "statement {} (line {}) {what}: migsafe cannot see inside it, so data it changes is not reverted here \
+                 (the data proof and `migsafe rehearse` compare every table's rows and will say)",
                 st.index + 1,
                 line_of(prepared, st.index)
             ));
@@ -356,6 +356,22 @@ fn adds_rows_to(statements: &[migsafe_sql::Statement]) -> Vec<(usize, migsafe_ca
         names.observe(&st.kind);
     }
     out
+}
+
+/// What makes a statement opaque to the rollback: a DO block, a CALL, or a SELECT calling
+/// one of the database's own functions (which may write anything: `SELECT create_queue('q')`).
+/// `own` says whether a function name is one of the database's (or the migration's) own.
+fn opaque(st: &migsafe_sql::Statement, own: &dyn Fn(&str) -> bool) -> Option<String> {
+    use migsafe_sql::StmtKind;
+    match &st.kind {
+        StmtKind::Do => Some("is a DO block".into()),
+        StmtKind::Other { tag } if tag == "CALL" => Some("calls a procedure".into()),
+        StmtKind::Select { calls, .. } => calls
+            .iter()
+            .find(|c| own(c))
+            .map(|c| format!("calls the function {c}()")),
+        _ => None,
+    }
 }
 
 /// Compose and prove the rollback of a migration, given the copy of the database it ran on.
@@ -466,6 +482,16 @@ pub fn generate(
             // The data proof covers what the capture copies, and the tables rows are added to
             // (a rollback that cannot remove them must not pass as proven).
             let mut tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
+            // A statement migsafe cannot see into may change any table: all of them, then.
+            let own = |c: &str| {
+                replay.s0.functions.values().any(|f| f.name == c)
+                    || prepared.statements.iter().any(
+                        |st| matches!(&st.kind, migsafe_sql::StmtKind::CreateFunction { name, .. } if name.name == c),
+                    )
+            };
+            if prepared.statements.iter().any(|st| opaque(st, &own).is_some()) {
+                tables.extend(replay.s0.tables.keys().cloned());
+            }
             tables.extend(
                 adds_rows_to(&prepared.statements)
                     .into_iter()

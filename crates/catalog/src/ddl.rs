@@ -1059,7 +1059,9 @@ fn default_privileges_sql(
     for (g, p, opt) in &f {
         match t.iter().find(|(h, q, _)| h == g && q == p) {
             None => revokes.push(format!("{at} REVOKE {p} ON {objects} FROM {g}")),
-            Some((_, _, false)) if *opt => revokes.push(format!("{at} REVOKE GRANT OPTION FOR {p} ON {objects} FROM {g}")),
+            Some((_, _, false)) if *opt => {
+                revokes.push(format!("{at} REVOKE GRANT OPTION FOR {p} ON {objects} FROM {g}"))
+            }
             _ => {}
         }
     }

@@ -149,6 +149,19 @@ impl Prepared {
         }
     }
 
+    /// Whether the file opens its own transaction with its first statement (`BEGIN; … COMMIT;`):
+    /// the data capture then runs right after that BEGIN, inside it.
+    pub fn opens_with_begin(&self) -> bool {
+        self.statements
+            .first()
+            .is_some_and(|s| matches!(s.kind, migsafe_sql::StmtKind::Transaction(migsafe_sql::model::TxControl::Begin)))
+    }
+
+    /// Whether the data capture runs in the same transaction as the migration's statements.
+    pub fn captures_in_transaction(&self) -> bool {
+        self.tx_mode == TxMode::Wrapped || self.opens_with_begin()
+    }
+
     /// Turn a server error on statement `i` into a located error.
     pub fn locate(&self, i: usize, e: &postgres::Error) -> ExecError {
         let stmt = &self.statements[i];
@@ -208,10 +221,32 @@ pub type Observer<'a> = dyn FnMut(&mut Client, usize, Duration) + 'a;
 /// Run a prepared migration on `client`. In [`TxMode::Wrapped`] everything is one
 /// transaction that is rolled back on error; otherwise statements run as the file says.
 pub fn run(client: &mut Client, p: &Prepared, observer: &mut Observer<'_>) -> Result<Vec<StatementRun>, ExecError> {
+    run_captured(client, None, p, observer)
+}
+
+/// [`run`], with the data capture step first: in the migration's own transaction when it
+/// has one (as `apply` runs it: the capture records that transaction's id, by which the
+/// rollback tells the rows the migration added), else on its own before it.
+pub fn run_captured(
+    client: &mut Client,
+    capture: Option<&Prepared>,
+    p: &Prepared,
+    observer: &mut Observer<'_>,
+) -> Result<Vec<StatementRun>, ExecError> {
     let index = LineIndex::new(&p.source);
     let wrapped = p.tx_mode == TxMode::Wrapped;
+    let after_begin = !wrapped && p.opens_with_begin();
+    if let Some(cap) = capture.filter(|_| !wrapped && !after_begin) {
+        run_plain(client, cap)?;
+    }
     if wrapped {
         client.batch_execute("BEGIN").map_err(|e| ExecError::Connection(e.to_string()))?;
+        for i in 0..capture.map_or(0, |c| c.statements.len()) {
+            if let Err(err) = capture.expect("capture").execute(client, i) {
+                let _ = client.batch_execute("ROLLBACK");
+                return Err(err);
+            }
+        }
     }
     let mut runs = Vec::with_capacity(p.statements.len());
     for (i, stmt) in p.statements.iter().enumerate() {
@@ -220,6 +255,14 @@ pub fn run(client: &mut Client, p: &Prepared, observer: &mut Observer<'_>) -> Re
             // Leave no transaction open behind us.
             let _ = client.batch_execute("ROLLBACK");
             return Err(err);
+        }
+        if i == 0 && after_begin {
+            for j in 0..capture.map_or(0, |c| c.statements.len()) {
+                if let Err(err) = capture.expect("capture").execute(client, j) {
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(err);
+                }
+            }
         }
         let took = t0.elapsed();
         observer(client, i, took);

@@ -561,9 +561,10 @@ fn text_search_configurations_are_remapped_in_place_and_recreated() {
 }
 
 #[test]
-fn merge_updates_and_deletes_are_captured_and_its_inserts_are_owned_up_to() {
+fn merge_updates_deletes_and_inserts_are_all_undone() {
     // MERGE changes data like UPDATE and DELETE: the capture copies what it may destroy and
-    // the proof compares the data. Rows it inserts cannot be told from others: not proven.
+    // the proof compares the data. Rows it inserts are told apart by the transaction that
+    // wrote them (the capture records the keys the table had and that transaction's id).
     let server = server();
     let base = "CREATE TABLE app.prices (sku text PRIMARY KEY, price numeric NOT NULL);\n\
                 CREATE TABLE app.staging (sku text PRIMARY KEY, price numeric);\n\
@@ -581,7 +582,103 @@ fn merge_updates_and_deletes_are_captured_and_its_inserts_are_owned_up_to() {
     let fwd = format!("{merge}\nWHEN NOT MATCHED THEN INSERT (sku, price) VALUES (s.sku, s.price);\n");
     let (_d, s) = set(&[("001_base.sql", BASE), ("002_prices.sql", base), ("003_merge.sql", &fwd)]);
     let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
-    assert!(!g.ok(), "the inserted row stays: {g:#?}");
-    assert!(g.data_differences.iter().any(|d| d.contains("app.prices")), "{:?}", g.data_differences);
-    assert!(g.script.contains("inserts rows into app.prices"), "{}", g.script);
+    assert!(g.ok(), "the inserted row goes too: {g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    assert!(g.capture.as_ref().unwrap().contains("pg_current_xact_id()"), "{:?}", g.capture);
+    assert!(!g.script.contains("inserts rows into app.prices"), "{}", g.script);
+}
+
+#[test]
+fn rows_added_by_a_query_are_removed_and_rows_added_since_by_others_stay() {
+    // INSERT … SELECT into an existing table: the rollback deletes exactly the rows the
+    // migration's transaction added (keys not there before, written by that transaction), never
+    // a row the application inserted after it, nor an existing row the migration updated.
+    let server = server();
+    let fwd = "INSERT INTO app.notes (id, txt) SELECT 100 + id, 'from ' || email FROM app.users WHERE id <= 5;\n\
+               UPDATE app.notes SET txt = 'changed' WHERE id = 1;\n\
+               INSERT INTO app.notes (id, txt) SELECT 200 + id, txt FROM app.notes WHERE id <= 3;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_copy.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("cannot tell them"), "{}", g.script);
+    // As apply runs it: capture and forward in one transaction; then the application adds a row.
+    let db = server.create_db("added", None).unwrap();
+    let mut c = db.connect().unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
+    let s0 = Snapshot::capture(&mut c).unwrap();
+    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
+    let capture = Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap();
+    migsafe_engine::exec::run_captured(
+        &mut c,
+        Some(&capture),
+        &Prepared::new(&s.migrations[1].forward).unwrap(),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let added: i64 = c.query_one("SELECT count(*) FROM app.notes WHERE id > 100", &[]).unwrap().get(0);
+    assert_eq!(added, 8);
+    c.batch_execute("INSERT INTO app.notes VALUES (500, 'the application''s')").unwrap();
+    run_plain(&mut c, &Prepared::new(&SqlText { path: "rb.sql".into(), text: g.script.clone() }).unwrap()).unwrap();
+    let left: Vec<i32> =
+        c.query("SELECT id FROM app.notes WHERE id > 20 ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(left, vec![500], "only the application's row stays");
+    c.batch_execute("DELETE FROM app.notes WHERE id = 500").unwrap();
+    let f2 = Fingerprint::capture(&mut c, &s0).unwrap();
+    assert_eq!(f0.compare(&f2), vec![], "data differs after rollback");
+}
+
+#[test]
+fn overloads_are_each_undone_by_the_statement_that_created_them() {
+    // Three overloads of one name with a view on the first between them: the inversion drops
+    // each overload where it was created (not every overload at the last CREATE, which the
+    // view would block), and default privileges in a new schema are revoked before it goes.
+    let server = server();
+    let fwd = "CREATE SCHEMA q;\n\
+               ALTER DEFAULT PRIVILEGES IN SCHEMA q GRANT SELECT ON TABLES TO PUBLIC;\n\
+               CREATE FUNCTION q.f(x integer) RETURNS int LANGUAGE sql AS 'SELECT x';\n\
+               CREATE VIEW q.v AS SELECT q.f(1) AS one;\n\
+               CREATE FUNCTION q.f(x text, at timestamp with time zone) RETURNS int LANGUAGE sql AS 'SELECT 2';\n\
+               CREATE FUNCTION q.f(x int, y varchar(10)[]) RETURNS TABLE (a int) LANGUAGE sql AS 'SELECT 3';\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_overloads.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    let at = |needle: &str| g.script.find(needle).unwrap_or_else(|| panic!("{needle} in {}", g.script));
+    assert!(at("DROP VIEW q.v") < at("DROP FUNCTION q.f(x integer)"), "{}", g.script);
+    assert!(at("DROP FUNCTION q.f(x integer, y character varying[])") < at("DROP VIEW q.v"), "{}", g.script);
+    assert_eq!(g.script.matches("DROP FUNCTION q.f(").count(), 3, "{}", g.script);
+}
+
+#[test]
+fn rows_written_by_the_databases_own_functions_fail_the_data_proof() {
+    // `SELECT app.enqueue('x')` inserts through a function migsafe cannot see into: the proof
+    // compares every table and says the row stays, instead of proving an empty rollback.
+    let server = server();
+    let base = "CREATE FUNCTION app.add_note(t text) RETURNS void LANGUAGE sql AS \
+                $$ INSERT INTO app.notes SELECT max(id) + 1, t FROM app.notes $$;";
+    let fwd = "SELECT app.add_note('hello');\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_fn.sql", base), ("003_call.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(!g.ok(), "{g:#?}");
+    assert!(g.data_differences.iter().any(|d| d.contains("app.notes: 20 rows")), "{:?}", g.data_differences);
+    assert!(g.script.contains("calls the function add_note()"), "{}", g.script);
+}
+
+#[test]
+fn a_file_with_its_own_begin_takes_the_capture_inside_its_transaction() {
+    // `BEGIN; … COMMIT;` files are common: the capture runs right after their BEGIN, so the
+    // rows they add are still told apart by the transaction that wrote them.
+    let server = server();
+    let fwd = "BEGIN;\nINSERT INTO app.notes (id, txt) SELECT 100 + id, email FROM app.users WHERE id <= 3;\nCOMMIT;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_copy.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("does not run in one transaction"), "{}", g.script);
+    // Without a transaction to join, the rows stay and the proof says so.
+    let fwd = "-- migsafe:no-transaction\nINSERT INTO app.notes (id, txt) SELECT 100 + id, email FROM app.users WHERE id <= 3;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_copy.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(!g.ok(), "{g:#?}");
+    assert!(g.script.contains("does not run in one transaction"), "{}", g.script);
+    assert!(g.data_differences.iter().any(|d| d.contains("app.notes")), "{:?}", g.data_differences);
 }

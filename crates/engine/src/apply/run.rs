@@ -215,7 +215,9 @@ pub fn run_migration(
         out.error = Some(ExecError::Connection(e.to_string()));
         return out;
     }
-    if let Some(cap) = capture {
+    // A file that opens with BEGIN takes the capture inside that transaction (see below).
+    let after_begin = p.opens_with_begin();
+    if let Some(cap) = capture.filter(|_| !after_begin) {
         if !skip.is_empty() {
             out.events.push("capture step skipped: the interrupted run already took it".into());
         } else if let Err(e) = crate::exec::run_plain(c, cap) {
@@ -261,7 +263,10 @@ pub fn run_migration(
                     c.batch_execute("COMMIT").map_err(|e| p.locate(i, &e))
                 })
         } else {
-            p.execute(c, i)
+            p.execute(c, i).and_then(|()| match capture {
+                Some(cap) if i == 0 && after_begin => (0..cap.statements.len()).try_for_each(|j| cap.execute(c, j)),
+                _ => Ok(()),
+            })
         };
         match ran {
             Ok(()) => {

@@ -21,7 +21,7 @@ use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::lint::{LintOptions, Linter, SourceFile};
 use migsafe_sql::LineIndex;
 
-use crate::exec::{reset_session, run, run_plain, Prepared};
+use crate::exec::{reset_session, run_captured, run_plain, Prepared};
 use crate::lint::RiskView;
 use crate::report::{MigrationReport, Report, StepReport};
 use crate::rollback::{self, capture, Replay, Step};
@@ -451,10 +451,8 @@ fn rehearse_one<'s>(
         let t = Instant::now();
         let c = session(conn, replay)?;
         let again = (|| -> Result<Snapshot, EngineError> {
-            if let Some(cap) = &capture_sql {
-                run_plain(c, &Prepared::from_text("capture.sql", cap)?)?;
-            }
-            run_plain(c, &prepared)?;
+            let cap = capture_sql.as_deref().map(|t| Prepared::from_text("capture.sql", t)).transpose()?;
+            run_captured(c, cap.as_ref(), &prepared, &mut |_, _, _| {})?;
             sql_ms = ms(t);
             reset_session(c)?;
             Ok(Snapshot::capture(c)?)
@@ -515,12 +513,13 @@ fn forward_traced(
     synthetic: bool,
     rep: &mut MigrationReport,
 ) -> Result<Option<f64>, EngineError> {
-    if let Some(cap) = capture_sql {
-        if let Err(e) = Prepared::from_text("capture.sql", cap).and_then(|p| run_plain(c, &p)) {
-            rep.push(StepReport::fail("forward", 0.0, format!("the data capture step failed: {e}")));
+    let capture = match capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            rep.push(StepReport::fail("forward", 0.0, format!("the data capture step does not parse: {e}")));
             return Ok(None);
         }
-    }
+    };
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
     let mut nodes = trace::relfilenodes(c);
     let tracer = Tracer::start(&db.spec, pid)?;
@@ -531,7 +530,7 @@ fn forward_traced(
     let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
     let current = tracer.current.clone();
     let t = Instant::now();
-    let result = run(c, prepared, &mut |client, i, took| {
+    let result = run_captured(c, capture.as_ref(), prepared, &mut |client, i, took| {
         let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
         for key in trace::own_locks(client) {
             held.entry(key).or_insert((started, i));

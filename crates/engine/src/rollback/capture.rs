@@ -76,15 +76,30 @@ pub enum CaptureItem {
         /// UPDATE changed a row) and the rename back runs only then.
         rename: Option<(ColumnConstants, ColumnConstants)>,
     },
+    /// Rows an `INSERT … SELECT` (or MERGE, or an INSERT whose keys are not constants) adds to
+    /// an existing table: the keys the table had before are recorded with the migration's
+    /// transaction id; the rollback deletes the rows with a key not recorded that this very
+    /// transaction wrote (so rows the application inserted since are never touched).
+    Added {
+        /// Table.
+        table: QName,
+        /// Backup table name in `migsafe_backup`.
+        backup: String,
+        /// Primary (or unique not-null) key.
+        key: Vec<String>,
+        /// Index of the statement.
+        statement: usize,
+    },
 }
 
 impl CaptureItem {
     /// The table whose data is captured.
     pub fn table(&self) -> &QName {
         match self {
-            CaptureItem::Rows { table, .. } | CaptureItem::Values { table, .. } | CaptureItem::Seeded { table, .. } => {
-                table
-            }
+            CaptureItem::Rows { table, .. }
+            | CaptureItem::Values { table, .. }
+            | CaptureItem::Seeded { table, .. }
+            | CaptureItem::Added { table, .. } => table,
         }
     }
 
@@ -93,7 +108,8 @@ impl CaptureItem {
         match self {
             CaptureItem::Rows { statement, .. }
             | CaptureItem::Values { statement, .. }
-            | CaptureItem::Seeded { statement, .. } => *statement,
+            | CaptureItem::Seeded { statement, .. }
+            | CaptureItem::Added { statement, .. } => *statement,
         }
     }
 
@@ -101,7 +117,7 @@ impl CaptureItem {
     pub fn restored_columns(&self) -> &[String] {
         match self {
             CaptureItem::Rows { columns, .. } | CaptureItem::Values { columns, .. } => columns,
-            CaptureItem::Seeded { .. } => &[],
+            CaptureItem::Seeded { .. } | CaptureItem::Added { .. } => &[],
         }
     }
 
@@ -112,7 +128,7 @@ impl CaptureItem {
     pub fn quiet(&self) -> bool {
         match self {
             CaptureItem::Rows { quiet, .. } | CaptureItem::Values { quiet, .. } => *quiet,
-            CaptureItem::Seeded { .. } => false,
+            CaptureItem::Seeded { .. } | CaptureItem::Added { .. } => false,
         }
     }
 
@@ -120,7 +136,8 @@ impl CaptureItem {
         match self {
             CaptureItem::Rows { backup, .. }
             | CaptureItem::Values { backup, .. }
-            | CaptureItem::Seeded { backup, .. } => backup,
+            | CaptureItem::Seeded { backup, .. }
+            | CaptureItem::Added { backup, .. } => backup,
         }
     }
 
@@ -128,9 +145,21 @@ impl CaptureItem {
         match self {
             CaptureItem::Rows { backup, .. }
             | CaptureItem::Values { backup, .. }
-            | CaptureItem::Seeded { backup, .. } => QName::new(BACKUP_SCHEMA, backup),
+            | CaptureItem::Seeded { backup, .. }
+            | CaptureItem::Added { backup, .. } => QName::new(BACKUP_SCHEMA, backup),
         }
     }
+}
+
+/// Record the keys of an existing table that a statement adds rows to (once per table: the
+/// first item's rollback deletes every row the transaction added).
+fn added(version: &str, statement: usize, table: Option<QName>, s0: &Snapshot, plan: &mut CapturePlan) {
+    let Some(q) = table else { return };
+    let Some(key) = s0.tables.get(&q).and_then(row_key) else { return };
+    if plan.items.iter().any(|i| matches!(i, CaptureItem::Added { table, .. } if *table == q)) {
+        return;
+    }
+    plan.items.push(CaptureItem::Added { backup: backup_name(version, statement, &q), table: q, key, statement });
 }
 
 /// The capture plan of a migration: items, and statements whose data cannot be captured.
@@ -471,7 +500,24 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         statement: stmt.index,
                         rename: None,
                     });
+                } else {
+                    added(version, stmt.index, Some(q), s0, &mut plan);
                 }
+            }
+            // Rows given as constants with their key are deleted by it (see the inversion);
+            // the others are told apart by the transaction that wrote them.
+            StmtKind::Insert { table, values, .. } => {
+                let q = names.s0_table(table);
+                let by_constants = match (values, q.as_ref().and_then(|q| s0.tables.get(q))) {
+                    (Some(v), Some(t)) => v.on_conflict.is_none() && seeded_keys(t, v).is_some(),
+                    _ => false,
+                };
+                if !by_constants {
+                    added(version, stmt.index, q, s0, &mut plan);
+                }
+            }
+            StmtKind::Merge { table, inserts: true, .. } => {
+                added(version, stmt.index, names.s0_table(table), s0, &mut plan);
             }
             StmtKind::AlterTable { table, actions, .. } => {
                 let Some(q) = names.s0_table(table) else { continue };
@@ -658,8 +704,8 @@ impl CapturePlan {
             return None;
         }
         let mut s = format!(
-            "-- Data capture for {migration_file}\n-- Copies the data the migration destroys into {BACKUP_SCHEMA}, so its rollback can put it \
-             back.\n-- `migsafe apply` runs this in the migration's transaction, just before it; `migsafe backup \
+            "-- Data capture for {migration_file}\n-- Copies the data the migration destroys (and the keys of tables it adds rows to) into \
+             {BACKUP_SCHEMA}, so its rollback can put it back.\n-- `migsafe apply` runs this in the migration's transaction, just before it; `migsafe backup \
              prune-captures` drops the copies after the retention window.\nCREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA};\n"
         );
         for item in &self.items {
@@ -682,6 +728,14 @@ impl CapturePlan {
                         "CREATE TABLE {b} AS SELECT {} FROM {table} WHERE {};\n",
                         col_list(key),
                         key_match(key, rows, "")
+                    ));
+                }
+                CaptureItem::Added { table, key, .. } => {
+                    // One more row, keys NULL: the transaction that adds the rows.
+                    s.push_str(&format!(
+                        "CREATE TABLE {b} AS SELECT {}, NULL::xid8 AS migsafe_xact FROM {table};\n\
+                         INSERT INTO {b} (migsafe_xact) VALUES (pg_current_xact_id());\n",
+                        col_list(key)
                     ));
                 }
             }
@@ -747,6 +801,11 @@ impl CapturePlan {
                 CaptureItem::Seeded { table, key, rows, .. } => format!(
                     "DELETE FROM {table} t WHERE ({}) AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",
                     key_match(key, rows, "t."),
+                    same_key(key, &BTreeMap::new())
+                ),
+                CaptureItem::Added { table, key, .. } => format!(
+                    "DELETE FROM {table} t WHERE t.xmin = (SELECT migsafe_xact FROM {b} WHERE migsafe_xact IS NOT NULL)::xid \
+                     AND NOT EXISTS (SELECT 1 FROM {b} b WHERE {});",
                     same_key(key, &BTreeMap::new())
                 ),
             };

@@ -113,8 +113,19 @@ pub fn invert_all(
         earlier.push(now.clone());
         let q = |n: &migsafe_sql::QualName| now.names.named(n);
         match &st.kind {
-            StmtKind::Drop { kind, names, .. } => {
-                let gone: Vec<_> = names.iter().map(|n| (*kind, q(n).to_string())).collect();
+            StmtKind::Drop { kind, names, cascade, .. } => {
+                let mut gone: Vec<_> = names.iter().map(|n| (*kind, q(n).to_string())).collect();
+                if *cascade {
+                    // The views built on what goes (transitively) go with it.
+                    let mut reached: Vec<QName> = names.iter().map(|n| q(n)).collect();
+                    while let Some((name, v)) = s0.views.iter().find(|(name, v)| {
+                        !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(d))
+                    }) {
+                        let k = if v.materialized { ObjectKind::MatView } else { ObjectKind::View };
+                        gone.push((k, name.to_string()));
+                        reached.push(name.clone());
+                    }
+                }
                 now.dropped.extend(gone);
             }
             StmtKind::AlterTable { table, actions, .. } => {
@@ -190,9 +201,15 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateTableAs { table, materialized, .. } => {
             let q = cx.q(table);
-            if *materialized && s1.views.contains_key(&q) && !s0.views.contains_key(&q) {
+            // Dropped earlier in the migration and built again: the new one goes (the DROP's
+            // inverse brings the old one back).
+            let recreated = |kind: ObjectKind| cx.before.dropped.iter().any(|(k, x)| *k == kind && *x == q.to_string());
+            if *materialized && s1.views.contains_key(&q) && (recreated(ObjectKind::MatView) || !s0.views.contains_key(&q)) {
                 inv.sql.push(format!("DROP MATERIALIZED VIEW {q}"));
-            } else if !*materialized && s1.tables.contains_key(&q) && !s0.tables.contains_key(&q) {
+            } else if !*materialized
+                && s1.tables.contains_key(&q)
+                && (recreated(ObjectKind::Table) || !s0.tables.contains_key(&q))
+            {
                 inv.sql.push(format!("DROP TABLE {q}"));
             }
         }
@@ -679,7 +696,8 @@ fn same_arguments(identity_args: &str, written: &[String]) -> bool {
         && args.iter().zip(written).all(|(a, w)| {
             let want = spelled(w);
             let a = a.replace('"', "");
-            let unqualified = |x: &str| x == want || x.ends_with(&format!(" {want}")) || x.ends_with(&format!(".{want}"));
+            let unqualified =
+                |x: &str| x == want || x.ends_with(&format!(" {want}")) || x.ends_with(&format!(".{want}"));
             unqualified(&a)
         })
 }

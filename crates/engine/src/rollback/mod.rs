@@ -279,19 +279,28 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
         .collect();
     let added = adds_rows_to(&prepared.statements);
+    if !prepared.captures_in_transaction()
+        && step.plan.items.iter().any(|i| matches!(i, capture::CaptureItem::Added { .. }))
+    {
+        notes.push(
+            "this migration does not run in one transaction that the capture step can join (migsafe's own, or a \
+             BEGIN opening the file), so the rows it adds to existing tables cannot be told apart by the transaction \
+             that wrote them: they stay"
+                .into(),
+        );
+    }
     for st in &prepared.statements {
         if let Some((_, q)) = added.iter().find(|(i, _)| *i == st.index) {
             let inverted = inverses.iter().any(|i| i.statement == st.index)
-                || step
-                    .plan
-                    .items
-                    .iter()
-                    .any(|i| matches!(i, capture::CaptureItem::Seeded { statement, .. } if *statement == st.index));
+                || step.plan.items.iter().any(|i| match i {
+                    capture::CaptureItem::Seeded { statement, .. } => *statement == st.index,
+                    capture::CaptureItem::Added { table, .. } => table == q,
+                    _ => false,
+                });
             if s0.tables.contains_key(q) && !inverted {
                 notes.push(format!(
                     "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
-                     from other rows (it needs the table's key as constants in VALUES or in COPY's inline rows, and no \
-                     ON CONFLICT … DO UPDATE), so they stay",
+                     from other rows (the table has no primary key or unique NOT NULL key to record), so they stay",
                     st.index + 1,
                     line_of(prepared, st.index)
                 ));
@@ -366,10 +375,7 @@ fn opaque(st: &migsafe_sql::Statement, own: &dyn Fn(&str) -> bool) -> Option<Str
     match &st.kind {
         StmtKind::Do => Some("is a DO block".into()),
         StmtKind::Other { tag } if tag == "CALL" => Some("calls a procedure".into()),
-        StmtKind::Select { calls, .. } => calls
-            .iter()
-            .find(|c| own(c))
-            .map(|c| format!("calls the function {c}()")),
+        StmtKind::Select { calls, .. } => calls.iter().find(|c| own(c)).map(|c| format!("calls the function {c}()")),
         _ => None,
     }
 }
@@ -504,12 +510,11 @@ pub fn generate(
         } else {
             Fingerprint::default()
         };
-        if want {
-            if let Some(cap) = plan.capture_sql(&file_name(&m.forward.path)) {
-                run_plain(&mut c, &Prepared::from_text("capture.sql", &cap)?)?;
-            }
-        }
-        run_plain(&mut c, &prepared)?;
+        let cap = match plan.capture_sql(&file_name(&m.forward.path)).filter(|_| want) {
+            Some(text) => Some(Prepared::from_text("capture.sql", &text)?),
+            None => None,
+        };
+        crate::exec::run_captured(&mut c, cap.as_ref(), &prepared, &mut |_, _, _| {})?;
         reset_session(&mut c)?;
         let s1 = Snapshot::capture(&mut c)?;
         drop(c);

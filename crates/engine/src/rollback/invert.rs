@@ -117,7 +117,7 @@ pub fn invert_all(
                 let mut gone: Vec<_> = names.iter().map(|n| (*kind, q(n).to_string())).collect();
                 if *cascade {
                     // The views built on what goes (transitively) go with it.
-                    let mut reached: Vec<QName> = names.iter().map(|n| q(n)).collect();
+                    let mut reached: Vec<QName> = names.iter().map(&q).collect();
                     while let Some((name, v)) = s0.views.iter().find(|(name, v)| {
                         !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(d))
                     }) {

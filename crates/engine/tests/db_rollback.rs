@@ -682,3 +682,20 @@ fn a_file_with_its_own_begin_takes_the_capture_inside_its_transaction() {
     assert!(g.script.contains("does not run in one transaction"), "{}", g.script);
     assert!(g.data_differences.iter().any(|d| d.contains("app.notes")), "{:?}", g.data_differences);
 }
+
+#[test]
+fn views_dropped_by_cascade_and_built_again_are_inverted() {
+    // DROP VIEW … CASCADE takes the materialized view built on it along; the migration builds
+    // both again. The inversion drops the new ones and brings the old ones back, last first.
+    let server = server();
+    let base = "CREATE MATERIALIZED VIEW app.names_m AS SELECT * FROM app.user_names;";
+    let fwd = "DROP VIEW app.user_names CASCADE;\n\
+               CREATE VIEW app.user_names AS SELECT id, name, email FROM app.users;\n\
+               CREATE MATERIALIZED VIEW app.names_m AS SELECT id, name FROM app.user_names;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_m.sql", base), ("003_cascade.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    let at = |needle: &str| g.script.find(needle).unwrap_or_else(|| panic!("{needle} in {}", g.script));
+    assert!(at("DROP MATERIALIZED VIEW app.names_m") < at("DROP VIEW app.user_names"), "{}", g.script);
+}

@@ -118,9 +118,11 @@ pub fn invert_all(
                 if *cascade {
                     // The views built on what goes (transitively) go with it.
                     let mut reached: Vec<QName> = names.iter().map(&q).collect();
-                    while let Some((name, v)) = s0.views.iter().find(|(name, v)| {
-                        !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(d))
-                    }) {
+                    while let Some((name, v)) = s0
+                        .views
+                        .iter()
+                        .find(|(name, v)| !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(d)))
+                    {
                         let k = if v.materialized { ObjectKind::MatView } else { ObjectKind::View };
                         gone.push((k, name.to_string()));
                         reached.push(name.clone());
@@ -204,7 +206,10 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
             // Dropped earlier in the migration and built again: the new one goes (the DROP's
             // inverse brings the old one back).
             let recreated = |kind: ObjectKind| cx.before.dropped.iter().any(|(k, x)| *k == kind && *x == q.to_string());
-            if *materialized && s1.views.contains_key(&q) && (recreated(ObjectKind::MatView) || !s0.views.contains_key(&q)) {
+            if *materialized
+                && s1.views.contains_key(&q)
+                && (recreated(ObjectKind::MatView) || !s0.views.contains_key(&q))
+            {
                 inv.sql.push(format!("DROP MATERIALIZED VIEW {q}"));
             } else if !*materialized
                 && s1.tables.contains_key(&q)
@@ -589,7 +594,11 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 }
             };
             for n in names {
-                if before.is_some_and(|x| x.constraints.contains_key(&n)) {
+                // One S0 had stays, unless the migration dropped it first (DROP CONSTRAINT IF
+                // EXISTS c; ADD CONSTRAINT c …): then this new one goes and the DROP's inverse
+                // brings the old one back.
+                let dropped = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Constraint && *x == format!("{t}.{}", qi(&n)));
+                if before.is_some_and(|x| x.constraints.contains_key(&n)) && !dropped {
                     continue;
                 }
                 if matches!(c.kind, ConstraintKind::NotNull) {

@@ -709,18 +709,9 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
     render_types(a, b, s);
     for (n, q) in &b.sequences {
-        let opts = format!(
-            "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
-            q.data_type,
-            q.increment,
-            q.min,
-            q.max,
-            q.start,
-            q.cache,
-            if q.cycle { "CYCLE" } else { "NO CYCLE" }
-        );
+        let opts = sequence_options(q);
         match a.sequences.get(n) {
-            None => s.push(format!("CREATE SEQUENCE {n} {opts}")),
+            None => s.push(create_sequence(n, q)),
             Some(p) => {
                 let (mut p2, mut q2) = (p.clone(), q.clone());
                 for x in [&mut p2, &mut q2] {
@@ -1072,6 +1063,26 @@ fn default_privileges_sql(
             grants.push(format!("{at} GRANT {p} ON {objects} TO {g}{with}"));
         }
     }
+}
+
+/// The parameters of a sequence, as CREATE and ALTER SEQUENCE take them.
+fn sequence_options(q: &Sequence) -> String {
+    format!(
+        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
+        q.data_type,
+        q.increment,
+        q.min,
+        q.max,
+        q.start,
+        q.cache,
+        if q.cycle { "CYCLE" } else { "NO CYCLE" }
+    )
+}
+
+/// `CREATE SEQUENCE` for a sequence as the snapshot has it (ownership, comment and grants
+/// apart).
+pub fn create_sequence(n: &QName, q: &Sequence) -> String {
+    format!("CREATE SEQUENCE {n} {}", sequence_options(q))
 }
 
 /// Compare dotted versions numerically (`1.10` > `1.9`).

@@ -13,7 +13,7 @@ pub mod model;
 mod others;
 pub mod read;
 
-pub use ddl::{enable_clause, retype_using};
+pub use ddl::{create_sequence, enable_clause, retype_using};
 pub use diff::SchemaDiff;
 pub use fingerprint::Fingerprint;
 pub use model::{QName, Snapshot};

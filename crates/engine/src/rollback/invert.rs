@@ -497,9 +497,25 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
         }
         AlterAction::DropColumn { column, .. } => {
             if let Some(c) = col0(column) {
+                // A serial column's sequence went with it: back first, owned by it again after.
+                let original = cx.original(t);
+                let owned: Vec<(&QName, &migsafe_catalog::model::Sequence)> = s0
+                    .sequences
+                    .iter()
+                    .filter(|(n, q)| {
+                        !s1.sequences.contains_key(*n)
+                            && q.owned_by.as_ref().is_some_and(|(ot, oc)| *ot == original && oc == &c.name)
+                    })
+                    .collect();
+                for (n, q) in &owned {
+                    inv.sql.push(migsafe_catalog::create_sequence(n, q));
+                }
                 // Under the name it had when dropped; an earlier rename's inverse renames it back.
                 let c = Column { name: column.clone(), ..c.clone() };
                 inv.sql.push(format!("ALTER TABLE {t} ADD COLUMN {}", column_def_nullable(&c)));
+                for (n, _) in owned {
+                    inv.sql.push(format!("ALTER SEQUENCE {n} OWNED BY {t}.{}", qi(column)));
+                }
             }
         }
         AlterAction::AlterType { column, .. } => {
@@ -597,7 +613,11 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 // One S0 had stays, unless the migration dropped it first (DROP CONSTRAINT IF
                 // EXISTS c; ADD CONSTRAINT c …): then this new one goes and the DROP's inverse
                 // brings the old one back.
-                let dropped = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Constraint && *x == format!("{t}.{}", qi(&n)));
+                let dropped = cx
+                    .before
+                    .dropped
+                    .iter()
+                    .any(|(k, x)| *k == ObjectKind::Constraint && *x == format!("{t}.{}", qi(&n)));
                 if before.is_some_and(|x| x.constraints.contains_key(&n)) && !dropped {
                     continue;
                 }

@@ -702,3 +702,20 @@ fn views_dropped_by_cascade_and_built_again_are_inverted() {
     let at = |needle: &str| g.script.find(needle).unwrap_or_else(|| panic!("{needle} in {}", g.script));
     assert!(at("DROP MATERIALIZED VIEW app.names_m") < at("DROP VIEW app.user_names"), "{}", g.script);
 }
+
+#[test]
+fn a_constraint_dropped_and_added_again_under_its_name_is_inverted() {
+    // DROP and ADD of one name in one ALTER TABLE, and an unnamed CHECK that PostgreSQL gives
+    // the name a DROP freed: each new constraint goes, the old one comes back (no diff fallback).
+    let server = server();
+    let base = "ALTER TABLE app.posts ADD CONSTRAINT posts_check CHECK (num_nonnulls(title, body) >= 1);";
+    let fwd =
+        "ALTER TABLE app.posts DROP CONSTRAINT title_len, ADD CONSTRAINT title_len CHECK (length(title) < 900);\n\
+               ALTER TABLE app.posts DROP CONSTRAINT posts_check;\n\
+               ALTER TABLE app.posts ADD CHECK (num_nonnulls(title, body, user_id) >= 2);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_c.sql", base), ("003_swap.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    assert!(g.script.contains("CHECK ((length(title) < 500))"), "{}", g.script);
+}

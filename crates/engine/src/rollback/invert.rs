@@ -430,10 +430,10 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
                 inv.readds = drops.first().map(|a| (cx.original(&t), position(a)));
             }
             for a in drops {
-                alter_action(cx, &t, a, inv);
+                alter_action(cx, &t, a, actions, inv);
             }
             for a in actions.iter().rev().filter(|a| !hoisted(a)) {
-                alter_action(cx, &t, a, inv);
+                alter_action(cx, &t, a, actions, inv);
             }
         }
         _ => {}
@@ -482,7 +482,8 @@ fn rename(
     }
 }
 
-fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
+/// `actions` are the statement's (a DROP CONSTRAINT among them runs before its ADDs).
+fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     // The table and its columns as S0 had them, under the names they had there.
     let before = s0.tables.get(&cx.original(t));
@@ -578,6 +579,13 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
             inv.sql.push(format!("{} SET NOT NULL", at(column)));
         }
         AlterAction::AddConstraint(c) => {
+            // One S0 had that the migration dropped first (DROP CONSTRAINT IF EXISTS c; ADD
+            // CONSTRAINT c …, or an unnamed ADD that PostgreSQL gives the freed name) is new:
+            // it goes, and the DROP's inverse brings the old one back.
+            let dropped = |n: &str| {
+                cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Constraint && *x == format!("{t}.{}", qi(n)))
+                    || actions.iter().any(|a| matches!(a, AlterAction::DropConstraint { name, .. } if name == n))
+            };
             let names: Vec<String> = match &c.name {
                 Some(n) => vec![n.clone()],
                 None => {
@@ -595,7 +603,19 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                         ConstraintKind::ForeignKey { columns, .. } => columns,
                         _ => &c.columns,
                     };
-                    let old: Vec<&String> = before.map(|x| x.constraints.keys().collect()).unwrap_or_default();
+                    // A name a DROP freed counts as new when it is one PostgreSQL would choose
+                    // (`<table>_…_<check|key|fkey|pkey|excl>`).
+                    let suffix = match kind {
+                        "p" => "_pkey",
+                        "u" => "_key",
+                        "f" => "_fkey",
+                        "x" => "_excl",
+                        _ => "_check",
+                    };
+                    let chosen = |k: &str| k.starts_with(&format!("{}_", t.name)) && k.ends_with(suffix);
+                    let old: Vec<&String> = before
+                        .map(|x| x.constraints.keys().filter(|k| !(dropped(k) && chosen(k))).collect())
+                        .unwrap_or_default();
                     after
                         .map(|x| {
                             x.constraints
@@ -610,15 +630,7 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, inv: &mut Inverse) {
                 }
             };
             for n in names {
-                // One S0 had stays, unless the migration dropped it first (DROP CONSTRAINT IF
-                // EXISTS c; ADD CONSTRAINT c …): then this new one goes and the DROP's inverse
-                // brings the old one back.
-                let dropped = cx
-                    .before
-                    .dropped
-                    .iter()
-                    .any(|(k, x)| *k == ObjectKind::Constraint && *x == format!("{t}.{}", qi(&n)));
-                if before.is_some_and(|x| x.constraints.contains_key(&n)) && !dropped {
+                if before.is_some_and(|x| x.constraints.contains_key(&n)) && !dropped(&n) {
                     continue;
                 }
                 if matches!(c.kind, ConstraintKind::NotNull) {

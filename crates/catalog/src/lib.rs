@@ -38,4 +38,15 @@ impl Snapshot {
     pub fn capture(client: &mut postgres::Client) -> Result<Snapshot, CatalogError> {
         read_snapshot(client, &SnapshotOptions::default())
     }
+
+    /// [`Snapshot::capture`] inside the transaction block the session has open (see
+    /// [`read::read_snapshot_nested`]), or, when it has none, on its own.
+    pub fn capture_within(client: &mut postgres::Client) -> Result<Snapshot, CatalogError> {
+        match read::read_snapshot_nested(client, &SnapshotOptions::default()) {
+            Err(CatalogError::Db(e)) if e.code() == Some(&postgres::error::SqlState::NO_ACTIVE_SQL_TRANSACTION) => {
+                read_snapshot(client, &SnapshotOptions::default())
+            }
+            other => other,
+        }
+    }
 }

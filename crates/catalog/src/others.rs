@@ -202,7 +202,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
 
 /// Read every object of the kinds [`OtherObject`] covers.
 pub(crate) fn read_others(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     version: u32,
     opts: &SnapshotOptions,
 ) -> Result<BTreeMap<String, OtherObject>, CatalogError> {

@@ -59,11 +59,26 @@ fn qname(schema: String, name: String) -> QName {
 pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
     let mut tx =
         client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
-    tx.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
-    let version: i32 = tx.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
+    let snap = read_in(&mut tx, opts)?;
+    tx.commit()?;
+    Ok(snap)
+}
+
+/// Read the snapshot inside the transaction block `client` has open (a migration's, to see
+/// what its statements did so far), in a savepoint that is rolled back after, so the
+/// session's settings and the transaction are as they were. Fails outside a transaction block.
+pub fn read_snapshot_nested(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
+    client.batch_execute("SAVEPOINT migsafe_snapshot")?;
+    let snap = read_in(client, opts);
+    client.batch_execute("ROLLBACK TO SAVEPOINT migsafe_snapshot; RELEASE SAVEPOINT migsafe_snapshot")?;
+    snap
+}
+
+fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
+    c.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
+    let version: i32 = c.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
     let version = version as u32;
     let mut snap = Snapshot { server_version: version, ..Default::default() };
-    let c = &mut tx;
 
     // Schemas.
     let sql = format!(
@@ -96,12 +111,11 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
     read_sequences(c, opts, &mut snap)?;
     read_functions(c, opts, &mut snap)?;
     snap.others = crate::others::read_others(c, version, opts)?;
-    tx.commit()?;
     Ok(snap)
 }
 
 fn read_collations(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     opts: &SnapshotOptions,
     version: u32,
     snap: &mut Snapshot,
@@ -133,7 +147,11 @@ fn read_collations(
     Ok(())
 }
 
-fn read_types(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_types(
+    c: &mut impl postgres::GenericClient,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let sql = format!(
         "SELECT t.oid, n.nspname::text, t.typname::text, t.typtype::text, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_type'::regclass AND dsc.objsubid = 0), \
            CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT enumlabel::text FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder) END, \
@@ -196,7 +214,7 @@ fn read_types(c: &mut postgres::Transaction, opts: &SnapshotOptions, snap: &mut 
 type Rels = HashMap<u32, (QName, char)>;
 
 fn read_relations(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<Rels, CatalogError> {
@@ -303,7 +321,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// rule is its definition; other rules are `CREATE RULE`s.
 type RuleDeps = HashMap<(u32, String), Vec<QName>>;
 
-fn rule_dependencies(c: &mut postgres::Transaction) -> Result<RuleDeps, CatalogError> {
+fn rule_dependencies(c: &mut impl postgres::GenericClient) -> Result<RuleDeps, CatalogError> {
     let rows = c.query(
         "SELECT DISTINCT r.ev_class, r.rulename::text, n.nspname::text, coalesce(cl.relname, p.proname)::text \
          FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
@@ -326,7 +344,7 @@ fn oids(rels: &Rels) -> Vec<u32> {
     rels.keys().copied().collect()
 }
 
-fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     let version = snap.server_version;
     // Compression exists from 14; the statistics target is NULL by default from 17, -1 before.
     let compression = if version >= 140000 {
@@ -403,7 +421,11 @@ fn read_columns(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
     Ok(())
 }
 
-fn read_constraints(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_constraints(
+    c: &mut impl postgres::GenericClient,
+    rels: &Rels,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
            fn.nspname::text, fc.relname::text, \
@@ -437,7 +459,7 @@ fn read_constraints(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snaps
     Ok(())
 }
 
-fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_indexes(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
@@ -464,7 +486,7 @@ fn read_indexes(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot)
 }
 
 fn read_triggers(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     rels: &Rels,
     version: u32,
     snap: &mut Snapshot,
@@ -486,7 +508,7 @@ fn read_triggers(
     Ok(())
 }
 
-fn read_rules(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_rules(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = r.oid AND dsc.classoid = 'pg_rewrite'::regclass AND dsc.objsubid = 0) \
@@ -512,7 +534,7 @@ fn read_rules(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -
     Ok(())
 }
 
-fn read_policies(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_policies(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
            ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1), \
@@ -546,7 +568,7 @@ fn read_policies(c: &mut postgres::Transaction, rels: &Rels, snap: &mut Snapshot
 }
 
 fn read_sequences(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
@@ -593,7 +615,7 @@ fn read_sequences(
 }
 
 fn read_functions(
-    c: &mut postgres::Transaction,
+    c: &mut impl postgres::GenericClient,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {

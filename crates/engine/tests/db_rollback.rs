@@ -719,3 +719,22 @@ fn a_constraint_dropped_and_added_again_under_its_name_is_inverted() {
     assert!(!g.script.contains("inversion failed"), "{}", g.script);
     assert!(g.script.contains("CHECK ((length(title) < 500))"), "{}", g.script);
 }
+
+#[test]
+fn what_a_do_block_builds_is_seen_and_undone_where_it_ran() {
+    // A DO block creates a trigger on a function the migration created: the proof watches
+    // the schema around the block, so the rollback drops the trigger before the function (no
+    // diff fallback). A column dropped and added again under its name is put back as it was.
+    let server = server();
+    let fwd = "CREATE FUNCTION app.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n\
+               DO $$ BEGIN EXECUTE 'CREATE TRIGGER notes_stamp BEFORE UPDATE ON app.notes FOR EACH ROW EXECUTE FUNCTION app.stamp()'; END $$;\n\
+               ALTER TABLE app.notes DROP COLUMN txt;\n\
+               ALTER TABLE app.notes ADD COLUMN txt integer NOT NULL DEFAULT 0;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_do.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    let at = |needle: &str| g.script.find(needle).unwrap_or_else(|| panic!("{needle} in {}", g.script));
+    assert!(at("DROP TRIGGER notes_stamp ON app.notes") < at("DROP FUNCTION app.stamp()"), "{}", g.script);
+    assert!(at("DROP COLUMN txt") < at("ADD COLUMN txt text"), "{}", g.script);
+}

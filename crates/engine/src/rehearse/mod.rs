@@ -359,7 +359,11 @@ fn rehearse_one<'s>(
         (None, _) => plan.capture_sql(&m.id()),
     };
     at.step("forward");
-    let forward = forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), opts.rows.is_some(), &mut rep)?;
+    // A generated rollback inverts opaque statements by what they were seen to do.
+    let mut seen = rollback::Opaque::new(&prepared, &s0);
+    let watch = m.rollback.is_none().then_some(&mut seen);
+    let forward =
+        forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), opts.rows.is_some(), watch, &mut rep)?;
     let Some(forward_ms) = forward else {
         *conn = None;
         return Ok((rep, Outcome::Broken));
@@ -384,6 +388,7 @@ fn rehearse_one<'s>(
                 s0: &s0,
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
+                opaque: &seen,
             };
             // Composing tries the inversion on a copy of the base, which needs it without
             // sessions.
@@ -511,6 +516,7 @@ fn forward_traced(
     prepared: &Prepared,
     capture_sql: Option<&str>,
     synthetic: bool,
+    mut opaque: Option<&mut rollback::Opaque>,
     rep: &mut MigrationReport,
 ) -> Result<Option<f64>, EngineError> {
     let capture = match capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose() {
@@ -538,6 +544,9 @@ fn forward_traced(
         let after = trace::relfilenodes(client);
         rewrites.extend(trace::rewrites(&nodes, &after, &labels(i)));
         nodes = after;
+        if let Some(o) = opaque.as_deref_mut() {
+            o.observe(client, i);
+        }
         current.store(i + 1, std::sync::atomic::Ordering::Relaxed);
     });
     let took = ms(t);

@@ -106,6 +106,7 @@ pub fn invert_all(
     s0: &Snapshot,
     s1: &Snapshot,
     captured: &BTreeMap<(QName, String), QName>,
+    opaque: &BTreeMap<usize, Vec<String>>,
 ) -> Vec<Inverse> {
     let mut now = Earlier::default();
     let mut earlier: Vec<Earlier> = Vec::with_capacity(statements.len());
@@ -137,6 +138,9 @@ pub fn invert_all(
                         AlterAction::DropConstraint { name, .. } => {
                             now.dropped.push((ObjectKind::Constraint, format!("{t}.{}", qi(name))));
                         }
+                        AlterAction::DropColumn { column, .. } => {
+                            now.dropped.push((ObjectKind::Column, format!("{t}.{}", qi(column))));
+                        }
                         AlterAction::SetDefault { column, .. }
                         | AlterAction::DropDefault { column }
                         | AlterAction::AlterType { column, .. } => {
@@ -155,7 +159,11 @@ pub fn invert_all(
     for (st, e) in statements.iter().zip(earlier).rev() {
         cx.before = e;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
-        invert(st, &cx, &mut inv);
+        match opaque.get(&st.index) {
+            // What a DO block or a function call did to the schema, seen around it.
+            Some(sql) => inv.sql.extend(sql.iter().cloned()),
+            None => invert(st, &cx, &mut inv),
+        }
         if !inv.sql.is_empty() || !inv.concurrent.is_empty() {
             out.push(inv);
         }
@@ -491,8 +499,19 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], in
     let col0 = |c: &str| before.and_then(|x| cx.original_column(t, c).and_then(|n| x.column(&n)));
     let at = |c: &str| format!("ALTER TABLE {t} ALTER COLUMN {}", qi(c));
     match a {
+        // New, or added again after the migration dropped the old one (the DROP's inverse
+        // brings that back).
         AlterAction::AddColumn { column, .. }
-            if col0(&column.name).is_none() && after.is_some_and(|x| x.column(&column.name).is_some()) =>
+            if (col0(&column.name).is_none()
+                || cx
+                    .before
+                    .dropped
+                    .iter()
+                    .any(|(k, x)| *k == ObjectKind::Column && *x == format!("{t}.{}", qi(&column.name)))
+                || actions
+                    .iter()
+                    .any(|a| matches!(a, AlterAction::DropColumn { column: c, .. } if *c == column.name)))
+                && after.is_some_and(|x| x.column(&column.name).is_some()) =>
         {
             inv.sql.push(format!("ALTER TABLE {t} DROP COLUMN {}", qi(&column.name)));
         }

@@ -200,6 +200,56 @@ pub struct Step<'a> {
     pub s1: &'a Snapshot,
     /// Wrap the script in BEGIN/COMMIT (false for dbmate sections).
     pub transaction: bool,
+    /// What its opaque statements did to the schema, seen as it ran.
+    pub opaque: &'a Opaque,
+}
+
+/// The schema changes of statements migsafe cannot see into (DO blocks, CALL, SELECT of the
+/// database's own functions), observed while the migration runs: a snapshot just before and
+/// just after each, and the DDL that takes the after back to the before, which is that
+/// statement's inverse (a trigger a function created is dropped where the function is).
+#[derive(Default)]
+pub struct Opaque {
+    /// The statements to watch.
+    watch: Vec<usize>,
+    before: Option<Snapshot>,
+    /// Per opaque statement that changed the schema, its inverse.
+    pub diffs: std::collections::BTreeMap<usize, Vec<String>>,
+}
+
+impl Opaque {
+    /// Watch the opaque statements of `prepared`; `s0` is the schema before it runs.
+    pub fn new(prepared: &Prepared, s0: &Snapshot) -> Opaque {
+        let own = |c: &str| {
+            s0.functions.values().any(|f| f.name == c)
+                || prepared
+                    .statements
+                    .iter()
+                    .any(|st| matches!(&st.kind, migsafe_sql::StmtKind::CreateFunction { name, .. } if name.name == c))
+        };
+        let watch: Vec<usize> =
+            prepared.statements.iter().filter(|st| opaque(st, &own).is_some()).map(|st| st.index).collect();
+        let before = watch.contains(&0).then(|| s0.clone());
+        Opaque { watch, before, diffs: Default::default() }
+    }
+
+    /// Called after statement `i` ran on `c` (inside the migration's transaction).
+    pub fn observe(&mut self, c: &mut postgres::Client, i: usize) {
+        if self.watch.is_empty() {
+            return;
+        }
+        if self.watch.contains(&i) {
+            if let (Some(before), Ok(after)) = (self.before.take(), Snapshot::capture_within(c)) {
+                let sql = after.diff(&before).statements();
+                if !sql.is_empty() {
+                    self.diffs.insert(i, sql);
+                }
+            }
+        }
+        if self.watch.contains(&(i + 1)) {
+            self.before = Snapshot::capture_within(c).ok();
+        }
+    }
 }
 
 /// A rollback composed but not yet proven.
@@ -246,7 +296,14 @@ impl Composed {
 /// connections): inversion, tried on a copy, completed with the diff back to S0.
 pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
-    let inverses = invert::invert_all(&prepared.source, &prepared.statements, s0, s1, &step.plan.captured_columns());
+    let inverses = invert::invert_all(
+        &prepared.source,
+        &prepared.statements,
+        s0,
+        s1,
+        &step.plan.captured_columns(),
+        &step.opaque.diffs,
+    );
     // Rows the migration added are deleted after the data restore: the trial is about schema.
     let candidate: Vec<String> =
         inverses.iter().filter(|i| !i.removes_rows).flat_map(|i| i.sql.iter().cloned()).collect();
@@ -514,7 +571,8 @@ pub fn generate(
             Some(text) => Some(Prepared::from_text("capture.sql", &text)?),
             None => None,
         };
-        crate::exec::run_captured(&mut c, cap.as_ref(), &prepared, &mut |_, _, _| {})?;
+        let mut seen = Opaque::new(&prepared, &replay.s0);
+        crate::exec::run_captured(&mut c, cap.as_ref(), &prepared, &mut |c, i, _| seen.observe(c, i))?;
         reset_session(&mut c)?;
         let s1 = Snapshot::capture(&mut c)?;
         drop(c);
@@ -526,6 +584,7 @@ pub fn generate(
                 s0: &replay.s0,
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
+                opaque: &seen,
             };
             let mut g = build(&step, replay.base(), &f0)?;
             if opts.write {

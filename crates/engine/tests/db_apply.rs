@@ -303,3 +303,40 @@ fn copy_from_stdin_rows_are_applied_in_and_out_of_a_transaction() {
         .collect();
     assert_eq!(rows, vec![("a".into(), Some("1".into())), ("b".into(), None), ("c".into(), Some("x,y".into()))]);
 }
+
+#[test]
+fn a_rolled_back_run_removes_the_rows_a_begin_commit_file_added_and_keeps_the_applications() {
+    // 002 copies rows into an existing table inside its own BEGIN/COMMIT; its generated
+    // capture runs right after that BEGIN. 003 fails, so the run is rolled back: 002's
+    // rollback deletes exactly the rows its transaction added, not the application's own.
+    let db = TestDb::new("apply_added_rows");
+    let d = tempfile::tempdir().unwrap();
+    let write = |n: &str, t: &str| std::fs::write(d.path().join(n), t).unwrap();
+    write(
+        "001_users.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);\n\
+         INSERT INTO users VALUES (1, 'a'), (2, 'b'), (3, 'c');\n",
+    );
+    write("001_users.rollback.sql", "DROP TABLE users;");
+    let r = apply::apply(&MigrationSet::load(d.path()).unwrap(), &db.spec, &opts()).unwrap();
+    assert_eq!(r.outcome, Outcome::Applied, "{r:#?}");
+    db.client().batch_execute("INSERT INTO users VALUES (50, 'app')").unwrap();
+    write("002_copy.sql", "BEGIN;\nINSERT INTO users SELECT id + 100, name || ' copy' FROM users;\nCOMMIT;\n");
+    let server =
+        migsafe_engine::scratch::ScratchServer::throwaway(Some(&migsafe_pg::testing::cluster().binaries().bin))
+            .unwrap();
+    let generated = migsafe_engine::rollback::generate(
+        &MigrationSet::load(d.path()).unwrap(),
+        &server,
+        &migsafe_engine::rollback::GenerateOptions { write: true, ..Default::default() },
+    )
+    .unwrap();
+    assert!(generated.iter().all(|g| g.ok()), "{generated:#?}");
+    write("003_fail.sql", "ALTER TABLE nope ADD COLUMN x int;");
+    write("003_fail.rollback.sql", "SELECT 1;");
+    let r = apply::apply(&MigrationSet::load(d.path()).unwrap(), &db.spec, &opts()).unwrap();
+    assert!(matches!(&r.outcome, Outcome::RolledBack { .. }), "{r:#?}");
+    let ids: Vec<i32> =
+        db.client().query("SELECT id FROM users ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![1, 2, 3, 50]);
+}

@@ -538,14 +538,23 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], in
                 }
             }
         }
-        AlterAction::AlterType { column, .. } => {
+        AlterAction::AlterType { column, new_type, .. } => {
             if let Some(c) = col0(column) {
                 let cur = after.and_then(|x| x.column(column));
-                if cur.is_some_and(|x| x.type_name != c.type_name || x.collation != c.collation) {
-                    if cur.is_some_and(|x| x.default.is_some()) {
+                // Not in S1 under this name: a later statement renamed or dropped it (and its
+                // inverse, run before this one, gave it this name again); its type here is the
+                // one the statement set.
+                let gone = cur.is_none();
+                let written = new_type.sql();
+                if gone || cur.is_some_and(|x| x.type_name != c.type_name || x.collation != c.collation) {
+                    if gone || cur.is_some_and(|x| x.default.is_some()) {
                         inv.sql.push(format!("{} DROP DEFAULT", at(column)));
                     }
-                    let via = if user_type(s0, &c.type_name) || cur.is_some_and(|x| user_type(s1, &x.type_name)) {
+                    let user_written = new_type.schema.is_some() || s1.types.keys().any(|q| q.name == new_type.name);
+                    let via = if user_type(s0, &c.type_name)
+                        || cur.is_some_and(|x| user_type(s1, &x.type_name))
+                        || (gone && user_written)
+                    {
                         "::text"
                     } else {
                         ""
@@ -553,7 +562,7 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], in
                     let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
                     let using = migsafe_catalog::retype_using(
                         &qi(column),
-                        cur.map_or("", |x| x.type_name.as_str()),
+                        cur.map_or(written.as_str(), |x| x.type_name.as_str()),
                         &c.type_name,
                         via,
                     );

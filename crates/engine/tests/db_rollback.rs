@@ -754,3 +754,18 @@ fn a_column_retyped_then_renamed_is_retyped_back_under_its_old_name() {
     assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
     assert!(!g.script.contains("inversion failed"), "{}", g.script);
 }
+
+#[test]
+fn a_sequence_owned_by_a_new_table_goes_with_the_table() {
+    // CREATE SEQUENCE, a table using it, OWNED BY: dropping the table drops the sequence, so
+    // the inversion does not drop it a second time (which would fail and fall back to the diff).
+    let server = server();
+    let fwd = "CREATE SEQUENCE app.tally_id_seq;\n\
+               CREATE TABLE app.tally (id int NOT NULL DEFAULT nextval('app.tally_id_seq') PRIMARY KEY, n int);\n\
+               ALTER SEQUENCE app.tally_id_seq OWNED BY app.tally.id;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_seq.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(!g.script.contains("inversion failed"), "{}", g.script);
+    assert!(!g.script.contains("DROP SEQUENCE"), "{}", g.script);
+}

@@ -354,7 +354,14 @@ fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
         }
         StmtKind::CreateSequence { name, .. } => {
             let q = cx.q(name);
-            if !s0.sequences.contains_key(&q) && s1.sequences.contains_key(&q) {
+            // Owned (OWNED BY, later) by a column the migration created: it goes with that
+            // column's table or the column itself, whose inverse runs first.
+            let goes_with_owner = s1
+                .sequences
+                .get(&q)
+                .and_then(|x| x.owned_by.as_ref())
+                .is_some_and(|(t, c)| s0.tables.get(t).is_none_or(|x| x.column(c).is_none()));
+            if !s0.sequences.contains_key(&q) && s1.sequences.contains_key(&q) && !goes_with_owner {
                 inv.sql.push(format!("DROP SEQUENCE {q}"));
             }
         }

@@ -17,11 +17,18 @@ enum Shape {
     NativeRollback,
     Numbered,
     DieselDir,
+    PrismaDir,
 }
 
 fn shape_of(name: &str, is_dir: bool, path: &Path) -> Option<Shape> {
     if is_dir {
-        return (split_version(name, true).is_some() && path.join("up.sql").is_file()).then_some(Shape::DieselDir);
+        if split_version(name, true).is_none() {
+            return None;
+        }
+        if path.join("up.sql").is_file() {
+            return Some(Shape::DieselDir);
+        }
+        return path.join("migration.sql").is_file().then_some(Shape::PrismaDir);
     }
     let stem = name.strip_suffix(".sql")?;
     if stem.ends_with(".capture") {
@@ -101,6 +108,7 @@ pub fn detect_layout(dir: &Path) -> Result<Layout, SourceError> {
                 "numbered (NNN_name.sql)"
             }
             Some(Shape::DieselDir) => "diesel (folders with up.sql)",
+            Some(Shape::PrismaDir) => "prisma (folders with migration.sql)",
             Some(Shape::Capture) => continue,
             None if is_dir => continue,
             None => {
@@ -121,6 +129,7 @@ pub fn detect_layout(dir: &Path) -> Result<Layout, SourceError> {
         ["golang-migrate (.up.sql/.down.sql)"] => Layout::GolangMigrate,
         ["flyway (V/U files)"] => Layout::Flyway,
         ["diesel (folders with up.sql)"] => Layout::Diesel,
+        ["prisma (folders with migration.sql)"] => Layout::Prisma,
         ["numbered (NNN_name.sql)"] if dbmate => Layout::Dbmate,
         ["native (.rollback.sql)"]
         | ["numbered (NNN_name.sql)"]
@@ -155,14 +164,40 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
     };
     let no_fit =
         |path: &Path, hint: &str| SourceError::NoLayout { path: path.to_path_buf(), layout, hint: hint.into() };
+    // Prisma orders its folders by name, so two may share a timestamp: the later ones get
+    // `.1`, `.2`… after it (in name order, as Prisma runs them).
+    let mut seen_prisma: BTreeMap<String, usize> = BTreeMap::new();
     for (name, path, is_dir) in entries(dir)? {
         if is_dir {
-            if layout == Layout::Diesel {
+            if matches!(layout, Layout::Diesel | Layout::Prisma) {
                 let Some((v, n)) = split_version(&name, true) else { continue };
-                let version = Version::parse(v).ok_or_else(|| no_fit(&path, "bad version"))?;
-                let up = path.join("up.sql");
+                let (file, what) = match layout {
+                    Layout::Prisma => ("migration.sql", "a prisma migration folder needs migration.sql"),
+                    _ => ("up.sql", "a diesel migration folder needs up.sql"),
+                };
+                let version = match layout {
+                    Layout::Prisma => {
+                        // Timestamps are 14 digits; a shorter one sorts (as text) like its
+                        // zero-padded form.
+                        let padded = if v.len() < 14 && v.chars().all(|c| c.is_ascii_digit()) {
+                            format!("{v:0<14}")
+                        } else {
+                            v.to_string()
+                        };
+                        let k = seen_prisma.entry(padded.clone()).or_insert(0);
+                        *k += 1;
+                        let (raw, order) = match *k {
+                            1 => (v.to_string(), padded),
+                            k => (format!("{v}.{}", k - 1), format!("{padded}.{}", k - 1)),
+                        };
+                        Version::parse_ordered_as(&raw, &order)
+                    }
+                    _ => Version::parse(v),
+                }
+                .ok_or_else(|| no_fit(&path, "bad version"))?;
+                let up = path.join(file);
                 if !up.is_file() {
-                    return Err(no_fit(&path, "a diesel migration folder needs up.sql"));
+                    return Err(no_fit(&path, what));
                 }
                 add_forward(version.clone(), n, SqlText { text: read_text(&up)?, path: up })?;
                 let down = path.join("down.sql");
@@ -192,6 +227,9 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
         }
         match layout {
             Layout::Diesel => return Err(no_fit(&path, "diesel migrations live in folders VERSION_name/up.sql")),
+            Layout::Prisma => {
+                return Err(no_fit(&path, "prisma migrations live in folders VERSION_name/migration.sql"))
+            }
             Layout::GolangMigrate => {
                 let stem = name.strip_suffix(".sql").unwrap_or(&name);
                 let (base, up) = if let Some(b) = stem.strip_suffix(".up") {
@@ -354,7 +392,7 @@ fn blank(line: &str) -> String {
 pub(super) fn capture_path(layout: Layout, m: &Migration) -> PathBuf {
     let fname = m.forward.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     match layout {
-        Layout::Diesel => m.forward.path.with_file_name("capture.sql"),
+        Layout::Diesel | Layout::Prisma => m.forward.path.with_file_name("capture.sql"),
         Layout::GolangMigrate => m.forward.path.with_file_name(fname.replacen(".up.sql", ".capture.sql", 1)),
         _ => m.forward.path.with_file_name(format!("{}.capture.sql", fname.trim_end_matches(".sql"))),
     }
@@ -368,7 +406,7 @@ pub(super) fn rollback_path(layout: Layout, dir: &Path, m: &Migration) -> PathBu
         Layout::GolangMigrate => dir.join(fname.replacen(".up.sql", ".down.sql", 1)),
         Layout::Flyway => dir.join(format!("U{}", &fname[1..])),
         Layout::Dbmate => m.forward.path.clone(),
-        Layout::Diesel => m.forward.path.with_file_name("down.sql"),
+        Layout::Diesel | Layout::Prisma => m.forward.path.with_file_name("down.sql"),
     }
 }
 
@@ -451,6 +489,30 @@ mod tests {
         let s = MigrationSet::load(d.path()).unwrap();
         assert_eq!(s.layout, Layout::Diesel);
         assert_eq!(s.migrations[0].name, "init");
+    }
+
+    #[test]
+    fn prisma_folders_in_prismas_order() {
+        // Prisma runs its folders in name order: a short timestamp sorts as text, and two
+        // folders may share one. `migration_lock.toml` is not a migration.
+        let d = folder(&[
+            ("migration_lock.toml", "provider = \"postgresql\""),
+            ("20250326162113_baseline/migration.sql", "SELECT 1;"),
+            ("20251013000000_b/migration.sql", "SELECT 2;"),
+            ("20251013000000_a/migration.sql", "SELECT 3;"),
+            ("20251013000000_a/down.sql", "SELECT 4;"),
+            ("20251012_short/migration.sql", "SELECT 5;"),
+            ("20251014_later/migration.sql", "SELECT 6;"),
+        ]);
+        let s = MigrationSet::load(d.path()).unwrap();
+        assert_eq!(s.layout, Layout::Prisma);
+        let names: Vec<&str> = s.migrations.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["baseline", "short", "a", "b", "later"]);
+        assert_eq!(s.migrations[3].version.as_str(), "20251013000000.1");
+        assert!(s.migrations[2].rollback.is_some());
+        assert!(s.migrations[4].version.matches("20251014"));
+        assert_eq!(s.rollback_path(&s.migrations[3]), d.path().join("20251013000000_b/down.sql"));
+        assert_eq!(s.capture_path(&s.migrations[3]), d.path().join("20251013000000_b/capture.sql"));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Layout {
     Flyway,
     /// Diesel: a folder per migration holding `up.sql` and `down.sql`.
     Diesel,
+    /// Prisma: a folder per migration holding `migration.sql` (and, by Prisma's own advice for
+    /// down migrations, `down.sql`).
+    Prisma,
 }
 
 impl fmt::Display for Layout {
@@ -39,6 +42,7 @@ impl fmt::Display for Layout {
             Layout::Dbmate => "dbmate",
             Layout::Flyway => "flyway",
             Layout::Diesel => "diesel",
+            Layout::Prisma => "prisma",
         })
     }
 }
@@ -63,6 +67,12 @@ impl Version {
         Some(Version { raw: raw.to_string(), parts })
     }
 
+    /// `raw` as written, ordered as `order` parses (Prisma's folder names sort as text, so
+    /// a short `20260108` comes after `20251231235959`: it orders as `20260108000000`).
+    pub(crate) fn parse_ordered_as(raw: &str, order: &str) -> Option<Version> {
+        Version::parse(order).map(|v| Version { raw: raw.to_string(), parts: v.parts })
+    }
+
     /// As written in the file name.
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -70,7 +80,9 @@ impl Version {
 
     /// True when `s` names this version (numerically: `54` matches `054`).
     pub fn matches(&self, s: &str) -> bool {
-        Version::parse(s).is_some_and(|v| v == *self)
+        // As written (numerically), or as ordered (see `parse_ordered_as`).
+        let written = Version::parse(&self.raw);
+        Version::parse(s).is_some_and(|v| v == *self || written.is_some_and(|w| w == v))
     }
 }
 

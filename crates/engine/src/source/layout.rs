@@ -22,9 +22,7 @@ enum Shape {
 
 fn shape_of(name: &str, is_dir: bool, path: &Path) -> Option<Shape> {
     if is_dir {
-        if split_version(name, true).is_none() {
-            return None;
-        }
+        split_version(name, true)?;
         if path.join("up.sql").is_file() {
             return Some(Shape::DieselDir);
         }

@@ -86,7 +86,7 @@ enum Command {
     Diagnose(commands::apply::DiagnoseArgs),
     /// The guide's pre-migration checklist, filled in.
     Plan(commands::apply::PlanArgs),
-    /// Import the history of golang-migrate, dbmate, Flyway or sqlx, so nothing runs twice.
+    /// Import the history of golang-migrate, dbmate, Flyway, sqlx, Diesel or Prisma, so nothing runs twice.
     Adopt(commands::apply::AdoptArgs),
     /// Batched, resumable, throttled background data migration (UPDATE in key order).
     Backfill(commands::ops::BackfillArgs),

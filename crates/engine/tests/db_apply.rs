@@ -12,7 +12,9 @@ use migsafe_pg::testing::TestDb;
 fn set(files: &[(&str, &str)]) -> (tempfile::TempDir, MigrationSet) {
     let d = tempfile::tempdir().unwrap();
     for (n, t) in files {
-        std::fs::write(d.path().join(n), t).unwrap();
+        let path = d.path().join(n);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, t).unwrap();
     }
     let s = MigrationSet::load(d.path()).unwrap();
     (d, s)
@@ -339,4 +341,57 @@ fn a_rolled_back_run_removes_the_rows_a_begin_commit_file_added_and_keeps_the_ap
     let ids: Vec<i32> =
         db.client().query("SELECT id FROM users ORDER BY id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, vec![1, 2, 3, 50]);
+}
+
+#[test]
+fn importing_prisma_and_diesel_history() {
+    // Prisma names migrations by folder; a finished, not rolled back row is applied. Diesel
+    // records the version without its dashes.
+    let db = TestDb::new("apply_import_prisma");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE _prisma_migrations (id varchar(36) PRIMARY KEY, checksum varchar(64) NOT NULL, \
+             finished_at timestamptz, migration_name varchar(255) NOT NULL, logs text, rolled_back_at timestamptz, \
+             started_at timestamptz NOT NULL DEFAULT now(), applied_steps_count int NOT NULL DEFAULT 0);\n\
+             INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name) VALUES \
+             ('1', 'x', now(), '20250101000000_users'), ('2', 'x', now(), '20250102_posts');\n\
+             CREATE TABLE users (id int PRIMARY KEY); CREATE TABLE posts (id int PRIMARY KEY);",
+        )
+        .unwrap();
+    let (_d, s) = set(&[
+        ("20250101000000_users/migration.sql", "CREATE TABLE users (id int PRIMARY KEY);"),
+        ("20250102_posts/migration.sql", "CREATE TABLE posts (id int PRIMARY KEY);"),
+        ("20250103000000_tags/migration.sql", "CREATE TABLE tags (id int PRIMARY KEY);"),
+        ("20250103000000_tags/down.sql", "DROP TABLE tags;"),
+    ]);
+    let (n, tool) = history::import(&mut db.client(), &s).unwrap();
+    assert_eq!((n, tool.as_str()), (2, "prisma"));
+    let r = apply::apply(&s, &db.spec, &opts()).unwrap();
+    assert_eq!(r.applied.len(), 1, "only tags runs: {r:#?}");
+    // A migration Prisma left unfinished is refused, not imported.
+    let db = TestDb::new("apply_import_prisma_failed");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE _prisma_migrations (id varchar(36) PRIMARY KEY, finished_at timestamptz, \
+             migration_name varchar(255) NOT NULL, rolled_back_at timestamptz);\n\
+             INSERT INTO _prisma_migrations VALUES ('1', NULL, '20250101000000_users', NULL);",
+        )
+        .unwrap();
+    let e = history::import(&mut db.client(), &s).unwrap_err().to_string();
+    assert!(e.contains("20250101000000_users") && e.contains("not finished"), "{e}");
+
+    let db = TestDb::new("apply_import_diesel");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE __diesel_schema_migrations (version varchar(50) PRIMARY KEY, run_on timestamp NOT NULL DEFAULT now());\n\
+             INSERT INTO __diesel_schema_migrations (version) VALUES ('20190226002946');\n\
+             CREATE TABLE users (id int PRIMARY KEY);",
+        )
+        .unwrap();
+    let (_d, s) = set(&[
+        ("2019-02-26-002946_users/up.sql", "CREATE TABLE users (id int PRIMARY KEY);"),
+        ("2019-02-27-000000_posts/up.sql", "CREATE TABLE posts (id int PRIMARY KEY);"),
+    ]);
+    let (n, tool) = history::import(&mut db.client(), &s).unwrap();
+    assert_eq!((n, tool.as_str()), (1, "diesel"));
 }

@@ -180,7 +180,43 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
     let has = |c: &mut Client, t: &str| -> Result<bool, EngineError> {
         Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])?.get(0))
     };
-    let (tool, versions): (&str, Vec<String>) = if has(c, "public.flyway_schema_history")? {
+    // The set's migrations whose folder name (Prisma) or dash-less version (Diesel) is listed.
+    let by = |listed: Vec<String>, key: &dyn Fn(&crate::source::Migration) -> String| -> Vec<String> {
+        set.migrations.iter().filter(|m| listed.contains(&key(m))).map(|m| m.version.to_string()).collect()
+    };
+    let folder = |m: &crate::source::Migration| -> String {
+        m.forward
+            .path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let (tool, versions): (&str, Vec<String>) = if has(c, "public._prisma_migrations")? {
+        let unfinished: Vec<String> = c
+            .query(
+                "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NULL AND rolled_back_at IS NULL",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !unfinished.is_empty() {
+            return Err(EngineError::Input(format!(
+                "Prisma records {} as started and not finished: it failed half-way; fix it (migsafe diagnose, then \
+                 `prisma migrate resolve`) before importing",
+                unfinished.join(", ")
+            )));
+        }
+        let rows = c.query(
+            "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL",
+            &[],
+        )?;
+        ("prisma", by(rows.iter().map(|r| r.get(0)).collect(), &folder))
+    } else if has(c, "public.__diesel_schema_migrations")? {
+        let rows = c.query("SELECT version::text FROM __diesel_schema_migrations", &[])?;
+        ("diesel", by(rows.iter().map(|r| r.get(0)).collect(), &|m| m.version.as_str().replace('-', "")))
+    } else if has(c, "public.flyway_schema_history")? {
         let rows = c.query("SELECT version FROM flyway_schema_history WHERE success AND version IS NOT NULL", &[])?;
         ("flyway", rows.iter().map(|r| r.get(0)).collect())
     } else if has(c, "public._sqlx_migrations")? {
@@ -218,7 +254,9 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
         }
     } else {
         return Err(EngineError::Input(
-            "no history of golang-migrate (schema_migrations), dbmate, Flyway (flyway_schema_history) or sqlx (_sqlx_migrations) found".into(),
+            "no history of golang-migrate (schema_migrations), dbmate, Flyway (flyway_schema_history), sqlx (_sqlx_migrations), \
+             Diesel (__diesel_schema_migrations) or Prisma (_prisma_migrations) found"
+                .into(),
         ));
     };
     let mut n = 0;

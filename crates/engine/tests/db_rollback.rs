@@ -769,3 +769,19 @@ fn a_sequence_owned_by_a_new_table_goes_with_the_table() {
     assert!(!g.script.contains("inversion failed"), "{}", g.script);
     assert!(!g.script.contains("DROP SEQUENCE"), "{}", g.script);
 }
+
+#[test]
+fn an_upsert_puts_back_the_rows_it_changed_and_removes_the_rows_it_added() {
+    // INSERT … ON CONFLICT DO UPDATE: existing rows it meets are changed like by an UPDATE
+    // (captured, put back), new ones are added (removed by the transaction that wrote them).
+    let server = server();
+    let fwd = "INSERT INTO app.notes (id, txt) VALUES (1, 'one'), (2, 'two'), (500, 'new')\n\
+               ON CONFLICT (id) DO UPDATE SET txt = EXCLUDED.txt;\n\
+               INSERT INTO app.notes (id, txt) SELECT id + 1000, 'copy' FROM app.notes WHERE id < 4\n\
+               ON CONFLICT (id) DO UPDATE SET txt = 'never';\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_upsert.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    assert!(g.script.contains("UPDATE app.notes t SET txt = b.txt"), "{}", g.script);
+}

@@ -75,16 +75,7 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
         NodeEnum::UpdateStmt(s) => StmtKind::Update {
             table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
             has_where: s.where_clause.is_some(),
-            assignments: s
-                .target_list
-                .iter()
-                .filter_map(|t| match t.node.as_ref() {
-                    Some(NodeEnum::ResTarget(r)) => {
-                        Some((r.name.clone(), r.val.as_deref().map(expr_text).unwrap_or_default()))
-                    }
-                    _ => None,
-                })
-                .collect(),
+            assignments: assignments(s.target_list.iter()),
         },
         NodeEnum::MergeStmt(s) => {
             let clauses: Vec<&protobuf::MergeWhenClause> = s
@@ -97,17 +88,12 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 .collect();
             let has = |t: protobuf::CmdType| clauses.iter().any(|w| w.command_type == t as i32);
             let updates = has(protobuf::CmdType::CmdUpdate).then(|| {
-                clauses
-                    .iter()
-                    .filter(|w| w.command_type == protobuf::CmdType::CmdUpdate as i32)
-                    .flat_map(|w| w.target_list.iter())
-                    .filter_map(|t| match t.node.as_ref() {
-                        Some(NodeEnum::ResTarget(r)) => {
-                            Some((r.name.clone(), r.val.as_deref().map(expr_text).unwrap_or_default()))
-                        }
-                        _ => None,
-                    })
-                    .collect()
+                assignments(
+                    clauses
+                        .iter()
+                        .filter(|w| w.command_type == protobuf::CmdType::CmdUpdate as i32)
+                        .flat_map(|w| w.target_list.iter()),
+                )
             });
             StmtKind::Merge {
                 table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
@@ -123,6 +109,11 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 _ => true,
             }),
             values: insert_values(s),
+            upserts: s
+                .on_conflict_clause
+                .as_ref()
+                .filter(|c| c.action() == protobuf::OnConflictAction::OnconflictUpdate)
+                .map(|c| assignments(c.target_list.iter())),
         },
         NodeEnum::CopyStmt(s) => StmtKind::Copy { table: s.relation.as_ref().map(range_var), from: s.is_from },
         NodeEnum::SelectStmt(s) => StmtKind::Select { calls: calls_in(n), has_into: s.into_clause.is_some() },
@@ -823,6 +814,16 @@ fn node_range_var(n: &Node) -> Option<QualName> {
 }
 
 /// The literal rows of a plain `INSERT … VALUES`.
+/// `SET col = expr, …` targets: (column, expression text).
+fn assignments<'a>(targets: impl Iterator<Item = &'a Node>) -> Vec<(String, String)> {
+    targets
+        .filter_map(|t| match t.node.as_ref() {
+            Some(NodeEnum::ResTarget(r)) => Some((r.name.clone(), r.val.as_deref().map(expr_text).unwrap_or_default())),
+            _ => None,
+        })
+        .collect()
+}
+
 fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
     if s.with_clause.is_some() {
         return None;

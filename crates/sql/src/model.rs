@@ -466,6 +466,8 @@ pub enum StmtKind {
         from_select: bool,
         /// The literal rows of an `INSERT … VALUES` (no `WITH`).
         values: Option<InsertValues>,
+        /// `ON CONFLICT … DO UPDATE SET` assignments: existing rows it changes.
+        upserts: Option<Vec<(String, String)>>,
     },
     Copy {
         table: Option<QualName>,

@@ -328,6 +328,21 @@ mod tests {
     }
 
     #[test]
+    fn upsert_assignments_are_parsed() {
+        let src = "INSERT INTO s (k, v) VALUES ('a', 1) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v + 1;\n\
+                   INSERT INTO s SELECT * FROM t ON CONFLICT DO NOTHING;";
+        let p = parse_sql(src);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let upserts = |i: usize| match &p.statements[i].kind {
+            crate::StmtKind::Insert { upserts, .. } => upserts.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(upserts(0).unwrap()[0].0, "v");
+        assert!(upserts(0).unwrap()[0].1.contains("excluded.v"), "{:?}", upserts(0));
+        assert_eq!(upserts(1), None);
+    }
+
+    #[test]
     fn copy_from_stdin_rows_are_data_not_sql() {
         // pg_dump and psql scripts: rows follow the COPY up to a `\.` line; one holds a quote.
         let src = "CREATE TABLE d (k text, v text);\n\

@@ -409,6 +409,8 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             StmtKind::Merge { table, updates, deletes, .. } => {
                 (deletes.then_some(table), updates.as_deref().map(|u| (table, u)))
             }
+            // ON CONFLICT … DO UPDATE changes the existing rows it meets, like an UPDATE.
+            StmtKind::Insert { table, upserts: Some(u), .. } => (None, Some((table, u.as_slice()))),
             _ => (None, None),
         };
         if let Some((table, assignments)) = updates {

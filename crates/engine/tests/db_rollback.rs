@@ -785,3 +785,30 @@ fn an_upsert_puts_back_the_rows_it_changed_and_removes_the_rows_it_added() {
     assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
     assert!(g.script.contains("UPDATE app.notes t SET txt = b.txt"), "{}", g.script);
 }
+
+#[test]
+fn renames_inside_a_do_block_are_renamed_back_with_their_data() {
+    // The idempotent idiom: renames guarded in a DO block, then the old column name added
+    // again. The rollback renames the table, column and index back (their rows stay), instead
+    // of dropping them and creating them empty.
+    let server = server();
+    let fwd = "DO $$ BEGIN\n\
+                 ALTER TABLE IF EXISTS app.posts RENAME TO articles;\n\
+                 ALTER TABLE app.articles RENAME COLUMN body TO content;\n\
+                 ALTER INDEX IF EXISTS app.posts_user_idx RENAME TO articles_user_idx;\n\
+               END $$;\n\
+               ALTER TABLE app.articles ADD COLUMN IF NOT EXISTS body text;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_rename.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    assert!(g.column_order.is_empty(), "{:?}", g.column_order);
+    for needle in [
+        "ALTER TABLE app.articles RENAME TO posts",
+        "RENAME COLUMN content TO body",
+        "ALTER INDEX app.articles_user_idx RENAME TO posts_user_idx",
+    ] {
+        assert!(g.script.contains(needle), "{needle} in {}", g.script);
+    }
+    assert!(!g.script.contains("DROP TABLE"), "{}", g.script);
+}

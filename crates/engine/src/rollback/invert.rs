@@ -106,12 +106,16 @@ pub fn invert_all(
     s0: &Snapshot,
     s1: &Snapshot,
     captured: &BTreeMap<(QName, String), QName>,
-    opaque: &BTreeMap<usize, Vec<String>>,
+    opaque: &super::Opaque,
 ) -> Vec<Inverse> {
     let mut now = Earlier::default();
     let mut earlier: Vec<Earlier> = Vec::with_capacity(statements.len());
     for st in statements {
         earlier.push(now.clone());
+        // What an opaque statement was seen to drop or rename away.
+        if let Some(gone) = opaque.gone.get(&st.index) {
+            now.dropped.extend(gone.iter().cloned());
+        }
         let q = |n: &migsafe_sql::QualName| now.names.named(n);
         match &st.kind {
             StmtKind::Drop { kind, names, cascade, .. } => {
@@ -159,7 +163,7 @@ pub fn invert_all(
     for (st, e) in statements.iter().zip(earlier).rev() {
         cx.before = e;
         let mut inv = Inverse { statement: st.index, tag: st.tag.clone(), ..Default::default() };
-        match opaque.get(&st.index) {
+        match opaque.diffs.get(&st.index) {
             // What a DO block or a function call did to the schema, seen around it.
             Some(sql) => inv.sql.extend(sql.iter().cloned()),
             None => invert(st, &cx, &mut inv),

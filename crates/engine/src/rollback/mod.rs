@@ -772,10 +772,9 @@ pub fn check(
         let t0 = Instant::now();
         let s1 = {
             let mut c = replay.connect()?;
-            if let Some(cap) = &m.capture {
-                run_plain(&mut c, &Prepared::new(cap)?)?;
-            }
-            run_plain(&mut c, &prepared)?;
+            // In the migration's transaction, as apply runs it (the capture records its id).
+            let cap = m.capture.as_ref().map(Prepared::new).transpose()?;
+            crate::exec::run_captured(&mut c, cap.as_ref(), &prepared, &mut |_, _, _| {})?;
             reset_session(&mut c)?;
             Snapshot::capture(&mut c)?
         };

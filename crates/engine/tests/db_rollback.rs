@@ -812,3 +812,34 @@ fn renames_inside_a_do_block_are_renamed_back_with_their_data() {
     }
     assert!(!g.script.contains("DROP TABLE"), "{}", g.script);
 }
+
+#[test]
+fn an_inverse_that_cannot_run_where_it_is_is_skipped_not_the_whole_inversion() {
+    // The dropped index is recreated by its old definition, which names the column before the
+    // rename: it cannot run there. The rest of the inversion stays (the column is renamed
+    // back with its values, not dropped and added empty) and the diff recreates the index.
+    let server = server();
+    let fwd = "ALTER TABLE app.notes RENAME COLUMN txt TO body;\n\
+               DROP INDEX app.notes_txt_idx;\n\
+               CREATE INDEX notes_body_idx ON app.notes (body);\n";
+    let base = "CREATE INDEX notes_txt_idx ON app.notes (txt);";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_idx.sql", base), ("003_rename.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    assert!(g.script.contains("RENAME COLUMN body TO txt"), "{}", g.script);
+    assert!(!g.script.contains("DROP COLUMN"), "{}", g.script);
+}
+
+#[test]
+fn the_data_proof_covers_every_table() {
+    // A DO block renames a column outside any transaction: nothing to try the rename back
+    // in, so the rollback drops and adds the column and its values are gone. The proof
+    // compares every table's rows and says so.
+    let server = server();
+    let fwd = "-- migsafe:no-transaction\nDO $$ BEGIN ALTER TABLE app.notes RENAME COLUMN txt TO body; END $$;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_do.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(!g.ok(), "{g:#?}");
+    assert!(g.data_differences.iter().any(|d| d.contains("app.notes")), "{:?}", g.data_differences);
+}

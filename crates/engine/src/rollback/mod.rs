@@ -181,6 +181,33 @@ fn try_statements(db: &ScratchDb, concurrent: &[String], stmts: &[String]) -> Re
     tx.commit().map_err(|e| e.to_string())
 }
 
+/// Like [`try_statements`], but a statement that fails is skipped (rolled back to a savepoint
+/// before it) and the others go on; returns the positions skipped and the first error.
+fn try_skipping(db: &ScratchDb, concurrent: &[String], stmts: &[String]) -> Result<(Vec<usize>, String), String> {
+    let mut c = db.connect().map_err(|e| e.to_string())?;
+    for s in concurrent {
+        c.batch_execute(s).map_err(|e| db_message(&e))?;
+    }
+    let mut tx = c.transaction().map_err(|e| e.to_string())?;
+    tx.batch_execute("SET LOCAL check_function_bodies = off").map_err(|e| e.to_string())?;
+    let (mut skipped, mut first) = (Vec::new(), String::new());
+    for (i, s) in stmts.iter().enumerate() {
+        tx.batch_execute("SAVEPOINT migsafe_step").map_err(|e| e.to_string())?;
+        match tx.batch_execute(s) {
+            Ok(()) => tx.batch_execute("RELEASE SAVEPOINT migsafe_step").map_err(|e| e.to_string())?,
+            Err(e) => {
+                if first.is_empty() {
+                    first = format!("{}: {}", s.lines().next().unwrap_or(""), db_message(&e));
+                }
+                tx.batch_execute("ROLLBACK TO SAVEPOINT migsafe_step").map_err(|e| e.to_string())?;
+                skipped.push(i);
+            }
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok((skipped, first))
+}
+
 /// The server's message of a query error.
 pub fn db_message(e: &postgres::Error) -> String {
     e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
@@ -313,16 +340,52 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (inverses, residual) = match try_statements(&trial, &concurrent, &candidate) {
         Ok(()) => {
             let sc = Snapshot::capture(&mut trial.connect()?)?;
+            drop(trial);
             (inverses, sc.diff(&target).statements())
         }
         Err(e) => {
-            notes.push(format!(
-                "the statement-by-statement inversion failed ({e}); the rollback is the schema diff alone"
-            ));
-            (vec![], s1.diff(&target).statements())
+            // Again, skipping what fails where it is (an index recreated by its old
+            // definition before a rename it needs is undone): the diff from there puts it right
+            // at the end. Only when nothing runs is the rollback the diff alone.
+            drop(trial);
+            let again = work.clone_db("trial")?;
+            match try_skipping(&again, &concurrent, &candidate) {
+                Ok((skipped, first)) if skipped.len() < candidate.len() => {
+                    let sc = Snapshot::capture(&mut again.connect()?)?;
+                    notes.push(format!(
+                        "{} statement(s) of the inversion could not run where they were (first: {first}); the schema \
+                         diff after the others does what they would have",
+                        skipped.len()
+                    ));
+                    let mut position = 0;
+                    let kept: Vec<Inverse> = inverses
+                        .into_iter()
+                        .map(|mut inv| {
+                            if !inv.removes_rows {
+                                let mut keep = Vec::new();
+                                for sql in inv.sql {
+                                    if !skipped.contains(&position) {
+                                        keep.push(sql);
+                                    }
+                                    position += 1;
+                                }
+                                inv.sql = keep;
+                            }
+                            inv
+                        })
+                        .filter(|inv| !inv.sql.is_empty() || !inv.concurrent.is_empty())
+                        .collect();
+                    (kept, sc.diff(&target).statements())
+                }
+                _ => {
+                    notes.push(format!(
+                        "the statement-by-statement inversion failed ({e}); the rollback is the schema diff alone"
+                    ));
+                    (vec![], s1.diff(&target).statements())
+                }
+            }
         }
     };
-    drop(trial);
     let finalize = target.diff(s0).statements();
     let adds_enum_value = |x: &String| x.starts_with("ALTER TYPE ") && x.contains(" ADD VALUE ");
     let (enum_values, residual): (Vec<String>, Vec<String>) = residual.into_iter().partition(adds_enum_value);
@@ -678,28 +741,10 @@ pub fn generate(
         // and proven on copies of it.
         let mut c = replay.connect()?;
         let f0 = if want {
-            // The data proof covers what the capture copies, and the tables rows are added to
-            // (a rollback that cannot remove them must not pass as proven).
-            let mut tables: Vec<_> = plan.items.iter().map(|i| i.table().clone()).collect();
-            // A statement migsafe cannot see into may change any table: all of them, then.
-            let own = |c: &str| {
-                replay.s0.functions.values().any(|f| f.name == c)
-                    || prepared.statements.iter().any(
-                        |st| matches!(&st.kind, migsafe_sql::StmtKind::CreateFunction { name, .. } if name.name == c),
-                    )
-            };
-            if prepared.statements.iter().any(|st| opaque(st, &own).is_some()) {
-                tables.extend(replay.s0.tables.keys().cloned());
-            }
-            tables.extend(
-                adds_rows_to(&prepared.statements)
-                    .into_iter()
-                    .map(|(_, q)| q)
-                    .filter(|q| replay.s0.tables.contains_key(q)),
-            );
-            tables.sort();
-            tables.dedup();
-            fingerprint_tables(&mut c, tables.iter())?
+            // The data proof covers every table that existed before, as a rehearsal does: a
+            // rollback that loses or leaves rows anywhere (a column renamed back by DROP + ADD,
+            // rows added by a query or a function) must not pass as proven.
+            Fingerprint::capture(&mut c, &replay.s0)?
         } else {
             Fingerprint::default()
         };

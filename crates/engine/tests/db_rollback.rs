@@ -843,3 +843,18 @@ fn the_data_proof_covers_every_table() {
     assert!(!g.ok(), "{g:#?}");
     assert!(g.data_differences.iter().any(|d| d.contains("app.notes")), "{:?}", g.data_differences);
 }
+
+#[test]
+fn rows_inserted_whole_into_a_table_without_a_key_are_deleted_one_for_one() {
+    // No key to find them by, but every column given: one equal row per inserted row goes
+    // (equal rows cannot be told apart), leaving a pre-existing equal row in place.
+    let server = server();
+    let base = "CREATE TABLE app.counters (name text, n bigint NOT NULL);\n\
+                INSERT INTO app.counters VALUES ('downloads', 0), ('views', 5);";
+    let fwd = "INSERT INTO app.counters VALUES ('downloads', 0), (NULL, 1);\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_c.sql", base), ("003_seed.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    assert_eq!(g.script.matches("WHERE ctid = (SELECT ctid FROM app.counters").count(), 2, "{}", g.script);
+}

@@ -729,8 +729,52 @@ fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], in
 fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Cx) -> Option<String> {
     let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
     let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
-    let (key, rows) = super::capture::seeded_keys(t, v)?;
-    Some(format!("DELETE FROM {q} WHERE {}", super::capture::key_match(&key, &rows, "")))
+    match super::capture::seeded_keys(t, v) {
+        Some((key, rows)) => Some(format!("DELETE FROM {q} WHERE {}", super::capture::key_match(&key, &rows, ""))),
+        None => delete_whole_rows(q, t, v),
+    }
+}
+
+/// For a table without a key: rows given whole (every stored column a constant or NULL) are
+/// deleted one for one, each a single row equal to it in every column. Rows equal in every
+/// column cannot be told apart, so which of them goes does not matter.
+fn delete_whole_rows(
+    q: &QName,
+    t: &migsafe_catalog::model::Table,
+    v: &migsafe_sql::model::InsertValues,
+) -> Option<String> {
+    let stored: Vec<&Column> = t.columns.iter().filter(|c| c.generated.is_none()).collect();
+    let columns: Vec<String> = match &v.columns {
+        Some(c) => c.clone(),
+        None => stored.iter().map(|c| c.name.clone()).collect(),
+    };
+    // A column left out would take its default, which the row cannot be matched on.
+    if stored.iter().any(|c| !columns.contains(&c.name)) || columns.len() != stored.len() {
+        return None;
+    }
+    let comparable = |c: &str| {
+        t.column(c).is_some_and(|col| {
+            let ty = col.type_name.trim_end_matches("[]");
+            !matches!(ty, "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle")
+        })
+    };
+    if !columns.iter().all(|c| comparable(c)) {
+        return None;
+    }
+    let mut deletes = Vec::new();
+    for row in &v.rows {
+        if row.len() != columns.len() {
+            return None;
+        }
+        let same: Vec<String> = columns
+            .iter()
+            .zip(row)
+            .map(|(c, x)| x.as_ref().map(|x| format!("{} IS NOT DISTINCT FROM {x}", qi(c))))
+            .collect::<Option<_>>()?;
+        deletes
+            .push(format!("DELETE FROM {q} WHERE ctid = (SELECT ctid FROM {q} WHERE {} LIMIT 1)", same.join(" AND ")));
+    }
+    (!deletes.is_empty()).then(|| deletes.join(";\n"))
 }
 
 /// Whether a function's identity arguments (`pg_get_function_identity_arguments`: `name type`,

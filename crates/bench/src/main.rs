@@ -269,10 +269,26 @@ fn rollback_section(bins: &PgBinaries) -> R<String> {
     let gen = rollback::generate(&set, &server, &GenerateOptions { write: true, ..Default::default() })?;
     let total = t.elapsed().as_secs_f64();
     let proven = gen.iter().filter(|g| g.ok()).count();
+    // Why the others are not: the first reason each gives.
+    let why: String = gen
+        .iter()
+        .filter(|g| !g.ok())
+        .map(|g| {
+            let reason = g
+                .manual
+                .first()
+                .cloned()
+                .or_else(|| g.data_differences.first().cloned())
+                .unwrap_or_else(|| g.remaining.lines().next().unwrap_or("").to_string());
+            format!("- `{}_{}`: {}\n", g.version, g.name, reason.replace('\n', " "))
+        })
+        .collect();
+    let why = if why.is_empty() { String::new() } else { format!("Not proven, and why:\n\n{why}\n") };
     Ok(format!(
         "## Rollback generation (issue 4)\n\nThe 284 crates.io migrations without their down files: generate every rollback and prove it \
-         (apply to a copy of the migrated schema, compare with the schema before).\n\n| migrations | proven | total | per migration | target |\n|---|---|---|---|---|\n\
-         | {} | {proven} | {total:.1} s | {:.0} ms | < 2 min |\n\n",
+         (apply to a copy of the migrated schema, compare the schema and every pre-existing table's rows with \
+         the state before).\n\n| migrations | proven | total | per migration | target |\n|---|---|---|---|---|\n\
+         | {} | {proven} | {total:.1} s | {:.0} ms | < 2 min |\n\n{why}",
         gen.len(),
         total * 1000.0 / gen.len() as f64
     ))
@@ -610,16 +626,17 @@ fn main() -> R<()> {
          `migsafe-bench SCENARIO…` re-runs some scenarios and replaces only their sections; each section \
          says when and where it was measured.\n\n",
     );
+    // Each section ends with one blank line, whichever comes after it.
     for name in ALL {
         if let Some(body) = sections.get(name) {
-            out.push_str(&format!("{MARK}{name} -->\n{body}"));
+            out.push_str(&format!("{MARK}{name} -->\n{}\n\n", body.trim_end()));
         }
     }
     // Sections measured by hand (real-world histories that cannot be committed) are kept.
     for (name, body) in sections.iter().filter(|(n, _)| !ALL.contains(&n.as_str())) {
-        out.push_str(&format!("{MARK}{name} -->\n{body}"));
+        out.push_str(&format!("{MARK}{name} -->\n{}\n\n", body.trim_end()));
     }
-    std::fs::write(&path, out)?;
+    std::fs::write(&path, format!("{}\n", out.trim_end()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

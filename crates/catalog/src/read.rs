@@ -38,7 +38,9 @@ pub(crate) fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
 /// SQL that is true when the object is not a member of an extension.
 pub(crate) fn not_extension_member(oid: &str, catalog: &str) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
+        // NOT IN, hashed once: the NOT EXISTS form is planned as an index scan on classid
+        // alone, per row (5 ms for pg_operator with an extension or two).
+        "{oid} NOT IN (SELECT d.objid FROM pg_depend d WHERE d.classid = '{catalog}'::regclass AND d.deptype = 'e')"
     )
 }
 

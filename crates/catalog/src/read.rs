@@ -517,7 +517,8 @@ fn read_rules(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snap
          FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.ev_class = ANY($1)",
         &[&oids(rels)],
     )?;
-    let deps = rule_dependencies(c)?;
+    // Only when there are rules (most schemas have none).
+    let deps = if rows.is_empty() { RuleDeps::default() } else { rule_dependencies(c)? };
     for r in rows {
         let oid: u32 = r.get(0);
         let Some((relation, _)) = rels.get(&oid) else { continue };

@@ -226,6 +226,8 @@ pub fn run_migration(
         }
     }
     let mut i = 0;
+    // Where an interrupted run is resumed (the first statement it did not finish).
+    let resume_at = if skip.is_empty() { None } else { (0..p.statements.len()).find(|j| !skip.contains(j)) };
     let mut block_start: Option<usize> = None;
     out.attempts = 1;
     let mut retries = 0;
@@ -253,6 +255,39 @@ pub fn run_migration(
                 &[&history_id, &format!("[{}]", log_entry(p, i, ms))],
             )
         };
+        // A concurrent index build cannot commit with its log entry: an interrupted run may
+        // have finished it unlogged. Resuming there, a valid index of that name is that build
+        // (recorded as done); an invalid one is its failed remains (dropped, built again).
+        if resume_at == Some(i) {
+            if let StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } = &stmt.kind {
+                let q = migsafe_sql::QualName { schema: table.schema.clone(), name: name.clone() };
+                let valid: Option<bool> = c
+                    .query_one(
+                        "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1))",
+                        &[&q.sql()],
+                    )
+                    .ok()
+                    .and_then(|r| r.get(0));
+                match valid {
+                    Some(true) => {
+                        let _ = log(c, 0.0);
+                        out.done.push(i);
+                        out.events.push(format!(
+                            "statement {} (CREATE INDEX CONCURRENTLY {}) had finished in the interrupted run: recorded as done",
+                            i + 1,
+                            q.sql()
+                        ));
+                        i += 1;
+                        continue;
+                    }
+                    Some(false) => {
+                        let _ = c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q.sql()));
+                        out.events.push(format!("dropped the INVALID index {} the interrupted run left", q.sql()));
+                    }
+                    None => {}
+                }
+            }
+        }
         let ts = Instant::now();
         let ran = if own_tx {
             c.batch_execute("BEGIN")

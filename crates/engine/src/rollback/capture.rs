@@ -238,6 +238,14 @@ fn stored_columns(t: &Table) -> Vec<String> {
     t.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect()
 }
 
+/// Whether a column of `t` has a type `=` compares (not json, xml or a geometric type).
+pub fn comparable(t: &Table, column: &str) -> bool {
+    t.column(column).is_some_and(|col| {
+        let ty = col.type_name.trim_end_matches("[]");
+        !matches!(ty, "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle")
+    })
+}
+
 /// The key of `t` and, per row of an `INSERT … VALUES`, the key's values as constants; None
 /// when the table has no key or a row does not give all of it as constants.
 ///
@@ -265,12 +273,7 @@ pub fn seeded_keys(t: &Table, v: &migsafe_sql::model::InsertValues) -> Option<(V
         }
     }
     // Columns every row gives a non-NULL constant, of types `=` compares.
-    let comparable = |c: &String| {
-        t.column(c).is_some_and(|col| {
-            let ty = col.type_name.trim_end_matches("[]");
-            !matches!(ty, "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle")
-        })
-    };
+    let comparable = |c: &String| comparable(t, c);
     let constant: Vec<String> = columns
         .iter()
         .enumerate()

@@ -752,13 +752,7 @@ fn delete_whole_rows(
     if stored.iter().any(|c| !columns.contains(&c.name)) || columns.len() != stored.len() {
         return None;
     }
-    let comparable = |c: &str| {
-        t.column(c).is_some_and(|col| {
-            let ty = col.type_name.trim_end_matches("[]");
-            !matches!(ty, "json" | "xml" | "point" | "line" | "lseg" | "box" | "path" | "polygon" | "circle")
-        })
-    };
-    if !columns.iter().all(|c| comparable(c)) {
+    if !columns.iter().all(|c| super::capture::comparable(t, c)) {
         return None;
     }
     let mut deletes = Vec::new();

@@ -4,7 +4,7 @@
 CARGO ?= cargo
 DEMO_OUT ?= target/demo
 
-.PHONY: demo test setup-build setup-test build bench
+.PHONY: demo test setup-build setup-test build bench fresh-check
 
 setup-build:
 	@scripts/setup.sh build
@@ -29,6 +29,11 @@ test: setup-test
 	$(CARGO) test --workspace
 	@# The database suites again on PostgreSQL 18 (fetched into a cache on first use).
 	MIGSAFE_TEST_PG_BIN="$$(scripts/fetch-pg.sh 18)" $(CARGO) test --workspace --test 'db_*'
+
+# Not part of `make test`: builds a clean Debian root (needs root) and runs `make demo` and
+# `make test` in it on a clean clone of HEAD, printing each command's exit code and wall time.
+fresh-check:
+	scripts/fresh-check.sh
 
 bench: setup-test
 	$(CARGO) build --release -p migsafe -p migsafe-bench

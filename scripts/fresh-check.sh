@@ -58,6 +58,19 @@ deb $mirror $suite-updates main
 deb ${mirror%/debian}/debian-security $suite-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The network this machine reaches the registries through: certificate authorities added
+# locally (a TLS-inspecting proxy's) are part of the site, not of the project, so the fresh
+# root trusts them as the host does, and sees the same CA settings in its environment.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || { say "update-ca-certificates failed in the root"; exit 3; }
+fi
+site_env=()
+for v in SSL_CERT_FILE SSL_CERT_DIR NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE GIT_SSL_CAINFO REQUESTS_CA_BUNDLE \
+  http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [[ -n "${!v:-}" ]] && site_env+=("$v=${!v}")
+done
 # As in any container: package scripts do not start services (postgresql's own cluster).
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
@@ -78,6 +91,7 @@ for cmd in "${commands[@]}"; do
   unshare --mount --pid --fork --propagation private bash -c '
     set -e
     root=$1 sysroot=$2 cmd=$3
+    shift 3
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     mount --bind /dev "$root/dev"
@@ -86,9 +100,9 @@ for cmd in "${commands[@]}"; do
     mount --bind "$sysroot" "$root/opt/rust"
     mount -o remount,bind,ro "$root/opt/rust"
     exec chroot "$root" /usr/bin/env -i HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
-      PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" \
       bash -c "cd /root/migsafe && $cmd"
-  ' fresh "$root" "$sysroot" "$cmd" 2>&1 | tee "$log" | sed -u 's/^/  | /'
+  ' fresh "$root" "$sysroot" "$cmd" "${site_env[@]}" 2>&1 | tee "$log" | sed -u 's/^/  | /'
   rc=${PIPESTATUS[0]}
   set -e
   secs=$(($(date +%s) - start))

@@ -128,27 +128,6 @@ fn grant_sql(object: &str, before: &[String], after: &[String], columns: Option<
     }
 }
 
-fn column_def(c: &Column) -> String {
-    let mut d = format!("{} {}", qi(&c.name), c.type_name);
-    if let Some(col) = &c.collation {
-        d.push_str(&format!(" COLLATE {col}"));
-    }
-    if let Some(g) = &c.generated {
-        let kind = if g.kind == "virtual" { "VIRTUAL" } else { "STORED" };
-        d.push_str(&format!(" GENERATED ALWAYS AS ({}) {kind}", g.expr));
-    }
-    if let Some(def) = &c.default {
-        d.push_str(&format!(" DEFAULT {def}"));
-    }
-    if let Some(id) = &c.identity {
-        d.push_str(&format!(" GENERATED {} AS IDENTITY", id.to_uppercase()));
-    }
-    if c.not_null {
-        d.push_str(" NOT NULL");
-    }
-    d
-}
-
 fn trim_semicolon(s: &str) -> &str {
     s.trim().trim_end_matches(';').trim_end()
 }
@@ -1201,7 +1180,7 @@ fn table_ddl(tn: &QName, t: &Table) -> String {
         (_, "unlogged") => "CREATE UNLOGGED TABLE",
         _ => "CREATE TABLE",
     };
-    let cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(column_def).collect();
+    let cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(|c| c.definition(true)).collect();
     let mut d = match &t.partition_of {
         Some((parent, bound)) => {
             let body = if cols.is_empty() { String::new() } else { format!(" ({})", cols.join(", ")) };
@@ -1380,7 +1359,7 @@ fn render_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, rekeyed:
                 continue;
             }
             match t.column(&c.name) {
-                None => s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", column_def(c))),
+                None => s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", c.definition(true))),
                 Some(old) => alter_column(tn, old, c, a, b, s),
             }
         }
@@ -1533,11 +1512,6 @@ fn column_settings(tn: &QName, c: &Column, before: &[String], version: u32, s: &
 }
 
 /// Is `type_name` (as format_type spells it) a user-defined type of `snap`?
-fn is_user_type(snap: &Snapshot, type_name: &str) -> bool {
-    let base = type_name.trim_end_matches("[]");
-    snap.types.keys().any(|n| n.to_string() == base || n.name == base || format!("{}.{}", n.schema, n.name) == base)
-}
-
 fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let col = qi(&c.name);
     let at = format!("ALTER TABLE {tn} ALTER COLUMN {col}");
@@ -1552,7 +1526,7 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
             _ => {
                 // Expression changes: drop and re-add (generated values are recomputed).
                 s.push(format!("ALTER TABLE {tn} DROP COLUMN {col}"));
-                s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", column_def(c)));
+                s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", c.definition(true)));
                 return;
             }
         }
@@ -1565,7 +1539,7 @@ fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot
     if retyped {
         let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
         // Between user types (enums) there is no direct cast: go through text.
-        let via = if is_user_type(a, &old.type_name) || is_user_type(b, &c.type_name) {
+        let via = if a.has_user_type(&old.type_name) || b.has_user_type(&c.type_name) {
             if c.type_name.ends_with("[]") {
                 "::text[]"
             } else {

@@ -47,6 +47,24 @@ impl Fingerprint {
         Ok(Fingerprint { tables: fingerprint_tables(client, &names)? })
     }
 
+    /// Fingerprint the given tables, those of them that exist (a table the migration dropped
+    /// and the rollback did not bring back is simply absent, which [`Fingerprint::compare`]
+    /// reports).
+    pub fn capture_tables<'a>(
+        client: &mut Client,
+        tables: impl Iterator<Item = &'a QName>,
+    ) -> Result<Fingerprint, CatalogError> {
+        let tables: Vec<&QName> = tables.collect();
+        let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        let existing: std::collections::HashSet<String> = client
+            .query("SELECT n FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL", &[&names])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let present: Vec<&QName> = tables.into_iter().filter(|t| existing.contains(&t.to_string())).collect();
+        Ok(Fingerprint { tables: fingerprint_tables(client, &present)? })
+    }
+
     /// Tables of `self` whose data is not the same in `after` (tables only in `after` are
     /// new and not compared).
     pub fn compare(&self, after: &Fingerprint) -> Vec<DataDifference> {

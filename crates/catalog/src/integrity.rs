@@ -375,10 +375,7 @@ pub fn run_custom(client: &mut Client, name: &str, sql: &str) -> CheckResult {
         Err(e) => {
             res.ok = false;
             res.count = 1;
-            res.detail = format!(
-                "failed: {}",
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
-            );
+            res.detail = format!("failed: {}", migsafe_pg::db_message(&e));
         }
     }
     res

@@ -136,6 +136,33 @@ pub struct Column {
     pub settings: Vec<String>,
 }
 
+impl Column {
+    /// The column's definition as `CREATE TABLE` and `ADD COLUMN` write it: name, type,
+    /// collation, generated expression, default, identity, and NOT NULL when `with_not_null`
+    /// (a rollback that puts data back adds NOT NULL only after the data).
+    pub fn definition(&self, with_not_null: bool) -> String {
+        use migsafe_sql::quote_ident as qi;
+        let mut d = format!("{} {}", qi(&self.name), self.type_name);
+        if let Some(col) = &self.collation {
+            d.push_str(&format!(" COLLATE {col}"));
+        }
+        if let Some(g) = &self.generated {
+            let kind = if g.kind == "virtual" { "VIRTUAL" } else { "STORED" };
+            d.push_str(&format!(" GENERATED ALWAYS AS ({}) {kind}", g.expr));
+        }
+        if let Some(def) = &self.default {
+            d.push_str(&format!(" DEFAULT {def}"));
+        }
+        if let Some(id) = &self.identity {
+            d.push_str(&format!(" GENERATED {} AS IDENTITY", id.to_uppercase()));
+        }
+        if with_not_null && self.not_null {
+            d.push_str(" NOT NULL");
+        }
+        d
+    }
+}
+
 /// A generated column's expression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
@@ -507,6 +534,13 @@ impl Snapshot {
     /// Parse snapshot JSON.
     pub fn from_json(text: &str) -> Result<Snapshot, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Whether `type_name` (as `format_type` spells a column's type, arrays included) is one of
+    /// the types this snapshot defines (an enum, domain, composite or range of the database's).
+    pub fn has_user_type(&self, type_name: &str) -> bool {
+        let base = type_name.trim_end_matches("[]");
+        self.types.keys().any(|n| n.to_string() == base || n.name == base || format!("{}.{}", n.schema, n.name) == base)
     }
 
     /// Number of objects of each kind, for summaries.

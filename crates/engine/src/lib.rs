@@ -4,11 +4,14 @@
 pub mod apply;
 pub mod backfill;
 pub mod backup;
+pub mod capture;
 pub mod config;
 pub mod exec;
 pub mod lint;
 pub mod monitor;
+mod names;
 pub mod rehearse;
+pub mod replay;
 pub mod report;
 pub mod rollback;
 pub mod scratch;

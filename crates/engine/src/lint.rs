@@ -199,6 +199,12 @@ pub fn statement_count(text: &str) -> usize {
     parse_sql(text).statements.len()
 }
 
+/// The risk of one migration on its own (for reports that have no lint run at hand).
+pub fn risk_of(m: &crate::Migration) -> RiskView {
+    let mut linter = migsafe_sql::lint::Linter::new(Default::default());
+    RiskView::from(&linter.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text }).risk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

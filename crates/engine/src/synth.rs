@@ -12,8 +12,8 @@ use migsafe_catalog::model::{Column, Snapshot, Table, TableKind, TypeDef};
 use migsafe_catalog::QName;
 use migsafe_sql::quote_ident as qi;
 
-use crate::rollback::db_message;
 use crate::EngineError;
+use migsafe_pg::db_message;
 
 /// What the generator did.
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -21,6 +21,12 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The server's own message of a query error (`relation "x" does not exist`), without the
+/// client library's prefix; the client's text when the server sent none (a lost connection).
+pub fn db_message(e: &postgres::Error) -> String {
+    e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+}
+
 /// `server_version_num` of a connection, e.g. 150018.
 pub fn server_version_num(client: &mut postgres::Client) -> Result<u32, PgError> {
     let row = client.query_one("SELECT current_setting('server_version_num')::int", &[])?;

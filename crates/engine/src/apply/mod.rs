@@ -714,9 +714,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         let capture_text = m.capture.as_ref().map(|c| c.text.clone()).or_else(|| {
             m.rollback
                 .is_none()
-                .then(|| {
-                    crate::rollback::capture::plan(m.version.as_str(), &p.statements, &before).capture_sql(&m.id())
-                })
+                .then(|| crate::capture::plan(m.version.as_str(), &p.statements, &before).capture_sql(&m.id()))
                 .flatten()
         });
         let capture = capture_text.as_deref().map(|t| Prepared::from_text("capture.sql", t)).transpose()?;

@@ -21,10 +21,12 @@ use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::lint::{LintOptions, Linter, SourceFile};
 use migsafe_sql::LineIndex;
 
+use crate::capture;
 use crate::exec::{reset_session, run_captured, run_plain, Prepared};
 use crate::lint::RiskView;
+use crate::replay::Replay;
 use crate::report::{MigrationReport, Report, StepReport};
-use crate::rollback::{self, capture, Replay, Step};
+use crate::rollback::{self, Step};
 use crate::scratch::{ScratchDb, ScratchServer};
 use crate::source::{Layout, Migration, MigrationSet, SqlText};
 use crate::synth;
@@ -427,7 +429,7 @@ fn rehearse_one<'s>(
         let compared = step.ok;
         rep.push(step);
         let t = Instant::now();
-        let fr = rollback::fingerprint_tables(c, f0.tables.keys())?;
+        let fr = Fingerprint::capture_tables(c, f0.tables.keys())?;
         let data = f0.compare(&fr);
         let data_ok = data.is_empty();
         rep.push(if data_ok {

@@ -195,6 +195,8 @@ pub struct MigrationSet {
 pub enum SourceError {
     #[error("{path}: cannot read: {source}")]
     Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot write: {source}")]
+    Unwritable { path: PathBuf, source: std::io::Error },
     #[error("{path}: not valid UTF-8 (first bad byte at offset {offset}); migrations must be UTF-8 text")]
     NotUtf8 { path: PathBuf, offset: usize },
     #[error("{dir}: no migration files found (looked for *.sql files in the {layout} layout)")]
@@ -303,6 +305,33 @@ impl MigrationSet {
     /// Where the data-capture step of `m` goes: beside the forward file, `.capture.sql`.
     pub fn capture_path(&self, m: &Migration) -> PathBuf {
         layout::capture_path(self.layout, m)
+    }
+
+    /// Write a rollback for `m` (and its data-capture step, when there is one) where this
+    /// layout keeps them: its own file, or for dbmate the `-- migrate:down` section of the
+    /// migration's file (replacing the one there). Returns where the rollback went.
+    pub fn write_rollback(&self, m: &Migration, script: &str, capture: Option<&str>) -> Result<PathBuf, SourceError> {
+        let path = self.rollback_path(m);
+        let write = |p: &Path, text: &str| {
+            std::fs::write(p, text).map_err(|e| SourceError::Unwritable { path: p.to_path_buf(), source: e })
+        };
+        if self.layout == Layout::Dbmate {
+            let text = read_text(&path)?;
+            let up_end = text.find("\n-- migrate:down").map(|i| i + 1).unwrap_or(text.len());
+            let mut new = text[..up_end].to_string();
+            if !new.ends_with('\n') {
+                new.push('\n');
+            }
+            new.push_str("-- migrate:down\n");
+            new.push_str(script);
+            write(&path, &new)?;
+        } else {
+            write(&path, script)?;
+        }
+        if let Some(cap) = capture {
+            write(&self.capture_path(m), cap)?;
+        }
+        Ok(path)
     }
 }
 

@@ -44,27 +44,40 @@ impl<'de> Deserialize<'de> for QName {
 impl QName {
     /// Parse `schema.name` with SQL quoting (`"a.b"."c"`).
     pub fn parse(text: &str) -> Option<QName> {
-        let mut parts = Vec::new();
-        let mut cur = String::new();
-        let mut chars = text.chars().peekable();
-        let mut quoted = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '"' if quoted && chars.peek() == Some(&'"') => {
-                    cur.push('"');
-                    chars.next();
-                }
-                '"' => quoted = !quoted,
-                '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-                c => cur.push(c),
-            }
-        }
-        parts.push(cur);
-        match parts.as_slice() {
+        match name_parts(text).as_slice() {
             [s, n] => Some(QName::new(s.clone(), n.clone())),
             _ => None,
         }
     }
+
+    /// Parse `schema.table.column` with SQL quoting: the table and the column.
+    pub fn parse_column(text: &str) -> Option<(QName, String)> {
+        match name_parts(text).as_slice() {
+            [s, t, c] => Some((QName::new(s.clone(), t.clone()), c.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The dot-separated parts of a name with SQL quoting (`"a.b"."c""d"` → `a.b`, `c"d`).
+pub fn name_parts(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts
 }
 
 impl fmt::Display for QName {

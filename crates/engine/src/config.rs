@@ -125,19 +125,35 @@ pub struct RehearseConfig {
     pub check_cmd: Option<String>,
 }
 
+/// A text that is no duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDuration {
+    /// It does not start with a number.
+    #[error("`{0}` is not a duration (examples: 500ms, 30s, 10m, 1h, 30d)")]
+    NotANumber(String),
+    /// The unit after the number is unknown.
+    #[error("`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)")]
+    UnknownUnit {
+        /// The whole text.
+        text: String,
+        /// The unit given.
+        unit: String,
+    },
+}
+
 /// Parse a duration like `500ms`, `30s`, `10m`, `1h`, `30d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, BadDuration> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a duration (examples: 500ms, 30s, 10m, 1h, 30d)"))?;
+    let n: f64 = num.parse().map_err(|_| BadDuration::NotANumber(text.to_string()))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "" | "s" | "sec" | "secs" => n,
         "m" | "min" | "mins" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
-        other => return Err(format!("`{text}`: unknown unit `{other}` (use ms, s, m, h or d)")),
+        other => return Err(BadDuration::UnknownUnit { text: text.to_string(), unit: other.to_string() }),
     };
     Ok(std::time::Duration::from_secs_f64(secs))
 }

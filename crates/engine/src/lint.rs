@@ -9,7 +9,9 @@ use migsafe_sql::lint::{FileLint, Finding, LintOptions, Linter, LocatedError, Se
 use migsafe_sql::parse::parse_sql;
 use migsafe_sql::risk::{Risk, RiskLevel};
 
-use crate::source::{read_text, MigrationSet, SourceError};
+use migsafe_sql::QualName;
+
+use crate::source::{read_text, Migration, MigrationSet, SourceError};
 
 /// The lint result of one migration.
 #[derive(Debug, Clone, Serialize)]
@@ -137,6 +139,62 @@ impl LintInput {
     }
 }
 
+/// Lints the migrations of a set one after another, in order, so that each sees what the
+/// ones before it created (a table made earlier is an existing table). Every command that
+/// judges a set's migrations (lint, apply's preflight, rehearse, plan, the rollback scripts'
+/// header) lints through it, so they all judge a migration the same way.
+pub struct SetLinter {
+    linter: Linter,
+}
+
+impl SetLinter {
+    /// A linter at the start of a set.
+    pub fn new(opts: &LintOptions) -> SetLinter {
+        SetLinter { linter: Linter::new(opts.clone()) }
+    }
+
+    /// Table sizes for the migrations from here on (a rehearsal's database grows as it goes).
+    pub fn set_table_rows(&mut self, rows: BTreeMap<QualName, i64>) {
+        self.linter.set_table_rows(rows);
+    }
+
+    /// Lint the next migration of the set.
+    pub fn lint(&mut self, m: &Migration) -> FileLint {
+        let path = m.forward.path.display().to_string();
+        self.linter.lint(SourceFile { path: &path, source: &m.forward.text })
+    }
+}
+
+/// Lint every migration of `set` in order (see [`SetLinter`]), handing each result to `each`.
+pub fn lint_set<'a>(set: &'a MigrationSet, opts: &LintOptions, each: &mut dyn FnMut(&'a Migration, FileLint)) {
+    let mut linter = SetLinter::new(opts);
+    for m in &set.migrations {
+        let lint = linter.lint(m);
+        each(m, lint);
+    }
+}
+
+/// The risk of every migration of `set`, in the set's order, judged in order without table
+/// sizes (see [`lint_set`]).
+pub fn set_risks(set: &MigrationSet) -> Vec<RiskView> {
+    let mut out = Vec::with_capacity(set.migrations.len());
+    lint_set(set, &LintOptions::default(), &mut |_, l| out.push(RiskView::from(&l.risk)));
+    out
+}
+
+/// The row count of every table of the connected database, as the planner's statistics
+/// estimate it (`pg_class.reltuples`). A table never analysed or vacuumed has no estimate
+/// (-1 since PostgreSQL 14) and is left out, so its size counts as unknown, which the risk
+/// model treats as large: an empty-looking estimate must never make a migration look safe.
+pub fn table_rows(c: &mut postgres::Client) -> Result<BTreeMap<QualName, i64>, postgres::Error> {
+    let rows = c.query(
+        "SELECT n.nspname::text, c.relname::text, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.reltuples >= 0",
+        &[],
+    )?;
+    Ok(rows.iter().map(|r| (QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2))).collect())
+}
+
 /// Lint inputs in order with one linter, so each set's migrations see the ones before.
 pub fn lint_inputs(inputs: &[LintInput], opts: &LintOptions) -> Result<LintReport, SourceError> {
     let mut migrations = Vec::new();
@@ -152,16 +210,12 @@ pub fn lint_each(
     each: &mut dyn FnMut(MigrationLint),
 ) -> Result<(), SourceError> {
     for input in inputs {
-        let mut linter = Linter::new(opts.clone());
         match input {
             LintInput::Set(set) => {
-                for m in &set.migrations {
-                    let path = m.forward.path.display().to_string();
-                    let lint = linter.lint(SourceFile { path: &path, source: &m.forward.text });
-                    each(view(m.version.to_string(), m.name.clone(), lint));
-                }
+                lint_set(set, opts, &mut |m, lint| each(view(m.version.to_string(), m.name.clone(), lint)))
             }
             LintInput::File(path) => {
+                let mut linter = Linter::new(opts.clone());
                 let text = read_text(path)?;
                 let shown = path.display().to_string();
                 let lint = linter.lint(SourceFile { path: &shown, source: &text });
@@ -197,12 +251,6 @@ fn view(version: String, name: String, lint: FileLint) -> MigrationLint {
 /// Count statements in a text (used by benchmarks and reports).
 pub fn statement_count(text: &str) -> usize {
     parse_sql(text).statements.len()
-}
-
-/// The risk of one migration on its own (for reports that have no lint run at hand).
-pub fn risk_of(m: &crate::Migration) -> RiskView {
-    let mut linter = migsafe_sql::lint::Linter::new(Default::default());
-    RiskView::from(&linter.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text }).risk)
 }
 
 #[cfg(test)]

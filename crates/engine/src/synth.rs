@@ -144,6 +144,30 @@ pub fn fill(client: &mut Client, snap: &Snapshot, rows: u64) -> Result<SynthRepo
     Ok(report)
 }
 
+/// Why a table could not be filled with synthetic rows (it is left as it is, with a warning).
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    /// A NOT NULL foreign key whose parent has no rows to point at.
+    #[error("foreign key {constraint} needs rows in {parent}, which has none")]
+    NoParentRows {
+        /// The foreign key.
+        constraint: String,
+        /// The table it references.
+        parent: QName,
+    },
+    /// A NOT NULL column of a type migsafe cannot make values of.
+    #[error("no generator for NOT NULL column {column} of type {type_name}")]
+    NoGenerator {
+        /// The column.
+        column: String,
+        /// Its type.
+        type_name: String,
+    },
+    /// The INSERT failed (the server's message).
+    #[error("{0}")]
+    Insert(String),
+}
+
 fn fill_table(
     client: &mut Client,
     snap: &Snapshot,
@@ -152,7 +176,7 @@ fn fill_table(
     have: i64,
     want: i64,
     counts: &BTreeMap<QName, i64>,
-) -> Result<i64, String> {
+) -> Result<i64, FillError> {
     let g = format!("({have} + s.g)");
     let mut cols: Vec<String> = Vec::new();
     let mut exprs: Vec<String> = Vec::new();
@@ -172,7 +196,7 @@ fn fill_table(
                 covered.extend(c.columns.iter().cloned());
                 continue;
             }
-            return Err(format!("foreign key {cn} needs rows in {parent}, which has none"));
+            return Err(FillError::NoParentRows { constraint: cn.clone(), parent: parent.clone() });
         }
         let alias = format!("p{i}");
         let sel = ref_cols.iter().map(|r| qi(r)).collect::<Vec<_>>().join(", ");
@@ -195,7 +219,7 @@ fn fill_table(
                 exprs.push(e);
             }
             None if !c.not_null => {}
-            None => return Err(format!("no generator for NOT NULL column {} of type {}", c.name, c.type_name)),
+            None => return Err(FillError::NoGenerator { column: c.name.clone(), type_name: c.type_name.clone() }),
         }
     }
     let sql = if cols.is_empty() {
@@ -208,7 +232,7 @@ fn fill_table(
             joins.join(" ")
         )
     };
-    client.execute(&sql, &[]).map(|n| n as i64).map_err(|e| db_message(&e))
+    client.execute(&sql, &[]).map(|n| n as i64).map_err(|e| FillError::Insert(db_message(&e)))
 }
 
 /// The referenced columns of a foreign key from its definition

@@ -57,12 +57,23 @@ pub enum Tolerance {
     Percent(f64),
 }
 
+/// A tolerance that is neither a percentage nor a row count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadTolerance {
+    /// `N%` whose N is no number.
+    #[error("bad tolerance {0:?}")]
+    Percent(String),
+    /// Neither `N%` nor a whole number.
+    #[error("bad tolerance {0:?} (use 5% or 100)")]
+    Rows(String),
+}
+
 impl std::str::FromStr for Tolerance {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BadTolerance;
+    fn from_str(s: &str) -> Result<Self, BadTolerance> {
         match s.trim().strip_suffix('%') {
-            Some(p) => p.trim().parse().map(Tolerance::Percent).map_err(|_| format!("bad tolerance {s:?}")),
-            None => s.trim().parse().map(Tolerance::Rows).map_err(|_| format!("bad tolerance {s:?} (use 5% or 100)")),
+            Some(p) => p.trim().parse().map(Tolerance::Percent).map_err(|_| BadTolerance::Percent(s.to_string())),
+            None => s.trim().parse().map(Tolerance::Rows).map_err(|_| BadTolerance::Rows(s.to_string())),
         }
     }
 }

@@ -11,7 +11,7 @@ pub enum PgError {
     Connect(String, #[source] postgres::Error),
     /// TLS settings that cannot be used (missing or unreadable certificates).
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(crate::tls::TlsError),
     /// No PostgreSQL server binaries on this machine.
     #[error("PostgreSQL server binaries not found: {0}")]
     NoBinaries(String),

@@ -102,9 +102,64 @@ pub struct TlsSettings {
     connector: Connector,
 }
 
+/// TLS settings that cannot be used. (Clone: the outcome of building a connector is kept and
+/// shared by clones of the settings, so the causes are kept as their text.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the protocol versions.
+    #[error("{0}")]
+    Protocol(String),
+    /// verify-ca / verify-full without root certificates.
+    #[error(
+        "sslmode={0} needs root certificates to check the server's certificate: give sslrootcert=FILE \
+         (or PGSSLROOTCERT), use the system's trusted roots with sslrootcert=system, or put them in \
+         ~/.postgresql/root.crt"
+    )]
+    NoRoots(&'static str),
+    /// `sslrootcert=system` on a system with no trusted roots.
+    #[error("sslrootcert=system, but the system has no trusted root certificates")]
+    NoSystemRoots,
+    /// The root certificates were read but cannot be used.
+    #[error("the root certificates cannot be used: {0}")]
+    UnusableRoots(String),
+    /// A root certificate rustls rejected.
+    #[error("{path}: {detail}")]
+    BadRoot {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// A certificate file that is not there.
+    #[error("certificate file {0} does not exist")]
+    MissingFile(String),
+    /// A certificate file that cannot be read or parsed.
+    #[error("cannot read certificates from {path}: {detail}")]
+    UnreadableCerts {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// A certificate file with no PEM certificate in it.
+    #[error("{0} holds no PEM certificate")]
+    NoPem(String),
+    /// The client key cannot be read.
+    #[error("cannot read the client key {path}: {detail}")]
+    ClientKey {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+    /// The client certificate and key cannot be used together.
+    #[error("client certificate: {0}")]
+    ClientCert(String),
+}
+
 /// The rustls connector, built on first use and shared by clones of the settings.
 #[derive(Clone, Default)]
-struct Connector(Arc<OnceLock<Result<MakeRustlsConnect, String>>>);
+struct Connector(Arc<OnceLock<Result<MakeRustlsConnect, TlsError>>>);
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,11 +219,7 @@ impl TlsSettings {
 
     /// The rustls connector for this mode, built once per connection settings.
     pub fn connector(&self) -> Result<MakeRustlsConnect, PgError> {
-        self.connector
-            .0
-            .get_or_init(|| self.build().map(MakeRustlsConnect::new))
-            .clone()
-            .map_err(|e| PgError::Tls(e.to_string()))
+        self.connector.0.get_or_init(|| self.build().map(MakeRustlsConnect::new)).clone().map_err(PgError::Tls)
     }
 
     /// Environment variables that give command-line tools (pg_dump, psql) the same settings.
@@ -186,11 +237,11 @@ impl TlsSettings {
         env
     }
 
-    fn build(&self) -> Result<ClientConfig, String> {
+    fn build(&self) -> Result<ClientConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TlsError::Protocol(e.to_string()))?;
         let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
             SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => {
                 Arc::new(EncryptOnly { provider: provider.clone() })
@@ -199,7 +250,7 @@ impl TlsSettings {
                 let roots = Arc::new(self.root_store()?);
                 let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                     .build()
-                    .map_err(|e| format!("the root certificates cannot be used: {e}"))?;
+                    .map_err(|e| TlsError::UnusableRoots(e.to_string()))?;
                 if self.mode == SslMode::VerifyFull {
                     webpki
                 } else {
@@ -213,33 +264,28 @@ impl TlsSettings {
             Some((cert, key)) => {
                 let certs = read_certs(cert)?;
                 let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| format!("cannot read the client key {}: {e}", key.display()))?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| format!("client certificate: {e}"))
+                    .map_err(|e| TlsError::ClientKey { path: key.display().to_string(), detail: e.to_string() })?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| TlsError::ClientCert(e.to_string()))
             }
         }
     }
 
-    fn root_store(&self) -> Result<RootCertStore, String> {
+    fn root_store(&self) -> Result<RootCertStore, TlsError> {
         let mut store = RootCertStore::empty();
         match &self.roots {
-            None => {
-                return Err(format!(
-                    "sslmode={} needs root certificates to check the server's certificate: give sslrootcert=FILE \
-                     (or PGSSLROOTCERT), use the system's trusted roots with sslrootcert=system, or put them in \
-                     ~/.postgresql/root.crt",
-                    self.mode.as_str()
-                ))
-            }
+            None => return Err(TlsError::NoRoots(self.mode.as_str())),
             Some(RootCerts::File(path)) => {
                 for cert in read_certs(path)? {
-                    store.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+                    store
+                        .add(cert)
+                        .map_err(|e| TlsError::BadRoot { path: path.display().to_string(), detail: e.to_string() })?;
                 }
             }
             Some(RootCerts::System) => {
                 let found = rustls_native_certs::load_native_certs();
                 let (added, _) = store.add_parsable_certificates(found.certs);
                 if added == 0 {
-                    return Err("sslrootcert=system, but the system has no trusted root certificates".into());
+                    return Err(TlsError::NoSystemRoots);
                 }
             }
         }
@@ -247,15 +293,15 @@ impl TlsSettings {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     if !path.exists() {
-        return Err(format!("certificate file {} does not exist", path.display()));
+        return Err(TlsError::MissingFile(path.display().to_string()));
     }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+        .map_err(|e| TlsError::UnreadableCerts { path: path.display().to_string(), detail: e.to_string() })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err(TlsError::NoPem(path.display().to_string()));
     }
     Ok(certs)
 }
@@ -384,12 +430,22 @@ pub fn extract(s: &str, keys: &[&str]) -> Result<(String, Vec<(String, String)>)
 /// The pairs of a key=value connection string, with each pair's source text. Values may be
 /// single-quoted with `\'` and `\\` escapes, as libpq allows.
 pub fn key_values(s: &str) -> Result<Vec<(String, String, &str)>, PgError> {
-    pairs(s).map_err(|why| PgError::BadConnString(crate::conn::redact_raw(s), why))
+    pairs(s).map_err(|why| PgError::BadConnString(crate::conn::redact_raw(s), why.to_string()))
 }
 
-/// [`key_values`] with the reason of a failure as text (used by redaction itself).
-pub(crate) fn pairs(s: &str) -> Result<Vec<(String, String, &str)>, String> {
-    let bad = |why: &str| why.to_string();
+/// Why a key=value connection string does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyValueError {
+    /// A key with no `=` after it.
+    #[error("missing \"=\" after \"{0}\"")]
+    MissingEquals(String),
+    /// A quoted value that never closes.
+    #[error("unterminated quoted value")]
+    Unterminated,
+}
+
+/// [`key_values`] with the reason of a failure (used by redaction itself).
+pub(crate) fn pairs(s: &str) -> Result<Vec<(String, String, &str)>, KeyValueError> {
     let b = s.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -409,7 +465,7 @@ pub(crate) fn pairs(s: &str) -> Result<Vec<(String, String, &str)>, String> {
             i += 1;
         }
         if i >= b.len() || b[i] != b'=' {
-            return Err(bad(&format!("missing \"=\" after \"{key}\"")));
+            return Err(KeyValueError::MissingEquals(key));
         }
         i += 1;
         while i < b.len() && b[i].is_ascii_whitespace() {
@@ -438,7 +494,7 @@ pub(crate) fn pairs(s: &str) -> Result<Vec<(String, String, &str)>, String> {
                 }
             }
             if !closed {
-                return Err(bad("unterminated quoted value"));
+                return Err(KeyValueError::Unterminated);
             }
         } else {
             let vstart = i;

@@ -142,14 +142,20 @@ impl Serialize for LockMode {
     }
 }
 
+/// A name that is no lock mode (neither `pg_locks`' `AccessExclusiveLock` nor SQL's
+/// `ACCESS EXCLUSIVE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lock mode {0:?}")]
+pub struct UnknownLockMode(pub String);
+
 impl FromStr for LockMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownLockMode;
+    fn from_str(s: &str) -> Result<Self, UnknownLockMode> {
         ALL_MODES
             .iter()
             .copied()
             .find(|m| m.pg_name().eq_ignore_ascii_case(s) || m.sql_name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown lock mode {s:?}"))
+            .ok_or_else(|| UnknownLockMode(s.to_string()))
     }
 }
 

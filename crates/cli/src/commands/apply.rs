@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use migsafe_engine::apply::{
-    self, history, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Check, Outcome, Probes, RunSettings,
+    self, history, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Check, ChecklistStatus, Outcome, Probes,
+    RunSettings,
 };
 use migsafe_engine::config::parse_duration;
 use migsafe_engine::MigrationSet;
@@ -280,10 +281,10 @@ pub fn human(r: &ApplyReport) -> String {
     if !r.checklist.is_empty() {
         s.push_str(&format!("{}\n", paint(style::BOLD, "post-migration checklist")));
         for c in &r.checklist {
-            let mark = match c.status.as_str() {
-                "checked" => paint(style::OK, "[x]"),
-                "failed" => paint(style::ERROR, "[!]"),
-                _ => "[ ]".to_string(),
+            let mark = match c.status {
+                ChecklistStatus::Checked => paint(style::OK, "[x]"),
+                ChecklistStatus::Failed => paint(style::ERROR, "[!]"),
+                ChecklistStatus::Human => "[ ]".to_string(),
             };
             s.push_str(&format!("  {mark} {} — {}\n", c.item, c.detail));
         }

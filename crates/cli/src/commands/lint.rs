@@ -90,17 +90,7 @@ pub fn run(args: LintArgs) -> CmdResult {
         if args.pg_version.is_none() {
             opts.pg_version = migsafe_pg::server_version_num(&mut c).map_err(Failure::environment)? / 10000;
         }
-        let rows = c
-            .query(
-                "SELECT n.nspname::text, c.relname::text, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.reltuples >= 0",
-                &[],
-            )
-            .map_err(Failure::environment)?;
-        for r in rows {
-            opts.table_rows
-                .insert(migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2));
-        }
+        opts.table_rows = migsafe_engine::lint::table_rows(&mut c).map_err(Failure::environment)?;
     }
     let fail_on = match args.fail_on {
         Some(f) => f,

@@ -61,7 +61,7 @@ pub fn run(a: VerifyArgs) -> CmdResult {
         baseline: a.baseline,
         save_baseline: a.save_baseline,
         fingerprints: a.fingerprints,
-        tolerance: a.tolerance.parse().map_err(|e: String| Failure::input(anyhow::anyhow!("--tolerance: {e}")))?,
+        tolerance: a.tolerance.parse().map_err(|e| Failure::input(anyhow::anyhow!("--tolerance: {e}")))?,
         jobs: a.jobs,
         statement_timeout: parse_duration(&a.statement_timeout).map_err(|e| Failure::input(anyhow::anyhow!(e)))?,
     };

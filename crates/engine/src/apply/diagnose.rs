@@ -21,9 +21,9 @@ pub struct Diagnosis {
     /// Name.
     pub name: String,
     /// History status (`running` = interrupted, `failed`).
-    pub status: String,
+    pub status: history::RunStatus,
     /// How it ran.
-    pub tx_mode: String,
+    pub tx_mode: history::RunMode,
     /// The error recorded.
     pub error: Option<String>,
     /// Statements that completed, as `line N: TAG`.
@@ -51,7 +51,7 @@ pub fn diagnose(
     let rows = history::latest(&mut c)?;
     let live = Snapshot::capture(&mut c)?;
     let mut out = Vec::new();
-    for r in rows.iter().filter(|r| r.status == "running" || r.status == "failed") {
+    for r in rows.iter().filter(|r| matches!(r.status, history::RunStatus::Running | history::RunStatus::Failed)) {
         let before_json: Option<String> =
             c.query_one("SELECT snapshot_before::text FROM migsafe.history WHERE id = $1", &[&r.id])?.get(0);
         let Some(before) = before_json.and_then(|j| Snapshot::from_json(&j).ok()) else { continue };
@@ -98,7 +98,7 @@ pub fn diagnose(
         };
         let db = spec.redacted();
         let mut next = vec![];
-        if r.tx_mode == "wrapped" {
+        if r.tx_mode == history::RunMode::Wrapped {
             next.push(format!(
                 "migsafe apply --db '{db}'   # it ran in one transaction: nothing of it is applied, run it again"
             ));
@@ -114,8 +114,8 @@ pub fn diagnose(
         out.push(Diagnosis {
             version: r.version.clone(),
             name: r.name.clone(),
-            status: r.status.clone(),
-            tx_mode: r.tx_mode.clone(),
+            status: r.status,
+            tx_mode: r.tx_mode,
             error: r.error.clone(),
             applied,
             not_applied,

@@ -35,6 +35,101 @@ CREATE TABLE IF NOT EXISTS migsafe.history (
 CREATE INDEX IF NOT EXISTS history_version ON migsafe.history (version, id);
 ";
 
+/// What a history row says of its run (`migsafe.history.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished: still going, or interrupted.
+    Running,
+    /// Finished.
+    Applied,
+    /// Failed (a transactional run left nothing behind).
+    Failed,
+    /// Applied, then rolled back.
+    RolledBack,
+}
+
+impl RunStatus {
+    /// The text the history table keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Applied => "applied",
+            RunStatus::Failed => "failed",
+            RunStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Read the history table's text; anything else (the table's CHECK allows nothing else)
+    /// counts as a run that never finished.
+    fn read(s: &str) -> RunStatus {
+        match s {
+            "applied" => RunStatus::Applied,
+            "failed" => RunStatus::Failed,
+            "rolled_back" => RunStatus::RolledBack,
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a recorded run executed (`migsafe.history.tx_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// In one transaction: interrupted, it left nothing.
+    Wrapped,
+    /// The file's own BEGIN/COMMIT.
+    OwnTransactions,
+    /// Statement by statement: interrupted, it may be half-applied.
+    Autocommit,
+    /// Recorded from another tool's history (`migsafe adopt`), never run by migsafe.
+    Imported,
+}
+
+impl RunMode {
+    /// The mode a prepared migration runs in.
+    pub fn of(tx: &migsafe_sql::lint::TxMode) -> RunMode {
+        match tx {
+            migsafe_sql::lint::TxMode::Wrapped => RunMode::Wrapped,
+            migsafe_sql::lint::TxMode::OwnTransactions => RunMode::OwnTransactions,
+            migsafe_sql::lint::TxMode::Autocommit { .. } => RunMode::Autocommit,
+        }
+    }
+
+    /// The text the history table keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Wrapped => "wrapped",
+            RunMode::OwnTransactions => "own_transactions",
+            RunMode::Autocommit => "autocommit",
+            RunMode::Imported => "imported",
+        }
+    }
+
+    /// Read the history table's text; an unknown mode is taken as not transactional (the
+    /// cautious reading: it may be half-applied).
+    fn read(s: &str) -> RunMode {
+        match s {
+            "wrapped" => RunMode::Wrapped,
+            "own_transactions" => RunMode::OwnTransactions,
+            "imported" => RunMode::Imported,
+            _ => RunMode::Autocommit,
+        }
+    }
+}
+
+impl std::fmt::Display for RunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The latest run of one version.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
@@ -46,10 +141,10 @@ pub struct HistoryRow {
     pub name: String,
     /// Forward checksum when it ran.
     pub checksum: String,
-    /// `running`, `applied`, `failed`, `rolled_back`.
-    pub status: String,
-    /// `wrapped`, `own_transactions`, `autocommit`.
-    pub tx_mode: String,
+    /// How the run ended (or that it did not).
+    pub status: RunStatus,
+    /// How it ran.
+    pub tx_mode: RunMode,
     /// When it started (text).
     pub started_at: String,
     /// Backend that ran it.
@@ -89,8 +184,8 @@ pub fn latest(c: &mut Client) -> Result<Vec<HistoryRow>, EngineError> {
             version: r.get(1),
             name: r.get(2),
             checksum: r.get(3),
-            status: r.get(4),
-            tx_mode: r.get(5),
+            status: RunStatus::read(r.get(4)),
+            tx_mode: RunMode::read(r.get(5)),
             started_at: r.get(6),
             backend_pid: r.get(7),
             statements_done: r.get(8),
@@ -139,8 +234,8 @@ pub fn status(set: &MigrationSet, rows: &[HistoryRow]) -> Vec<StatusLine> {
         let row = rows.iter().find(|r| m.version.matches(&r.version));
         let (state, detail) = match row {
             None => (State::Pending, String::new()),
-            Some(r) => match r.status.as_str() {
-                "applied" if r.checksum != m.checksum => (
+            Some(r) => match r.status {
+                RunStatus::Applied if r.checksum != m.checksum => (
                     State::Drifted,
                     format!(
                         "applied {} but the file changed since (checksum {}… now {}…)",
@@ -149,10 +244,10 @@ pub fn status(set: &MigrationSet, rows: &[HistoryRow]) -> Vec<StatusLine> {
                         &m.checksum[..8]
                     ),
                 ),
-                "applied" => (State::Applied, format!("applied {}", r.started_at)),
-                "failed" => (State::Failed, r.error.clone().unwrap_or_default()),
-                "rolled_back" => (State::RolledBack, format!("rolled back (applied {})", r.started_at)),
-                _ => (
+                RunStatus::Applied => (State::Applied, format!("applied {}", r.started_at)),
+                RunStatus::Failed => (State::Failed, r.error.clone().unwrap_or_default()),
+                RunStatus::RolledBack => (State::RolledBack, format!("rolled back (applied {})", r.started_at)),
+                RunStatus::Running => (
                     State::Running,
                     format!("started {} by backend {} and never finished", r.started_at, r.backend_pid.unwrap_or(0)),
                 ),
@@ -161,7 +256,7 @@ pub fn status(set: &MigrationSet, rows: &[HistoryRow]) -> Vec<StatusLine> {
         out.push(StatusLine { version: m.version.to_string(), name: m.name.clone(), state, detail });
     }
     for r in rows {
-        if !set.migrations.iter().any(|m| m.version.matches(&r.version)) && r.status != "rolled_back" {
+        if !set.migrations.iter().any(|m| m.version.matches(&r.version)) && r.status != RunStatus::RolledBack {
             out.push(StatusLine {
                 version: r.version.clone(),
                 name: r.name.clone(),

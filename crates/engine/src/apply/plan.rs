@@ -123,9 +123,13 @@ pub fn plan(
     let mut breaking = Vec::new();
     let mut tables = std::collections::BTreeSet::new();
     let mut worst = migsafe_sql::risk::RiskLevel::Low;
-    for m in &pending {
-        let mut l = migsafe_sql::lint::Linter::new(Default::default());
-        let r = l.lint(migsafe_sql::lint::SourceFile { path: "", source: &m.forward.text });
+    let mut linted = Vec::new();
+    crate::lint::lint_set(set, &Default::default(), &mut |m, l| {
+        if pending.iter().any(|p| p.version == m.version) {
+            linted.push((m, l));
+        }
+    });
+    for (m, r) in linted {
         risks.push(format!("{}: {}", m.id(), r.risk.level.as_str()));
         worst = worst.max(r.risk.level);
         for f in r.findings.iter().filter(|f| f.severity >= LintSeverity::Warning) {

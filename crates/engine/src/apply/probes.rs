@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 use postgres::Client;
@@ -68,42 +67,60 @@ pub struct Baseline {
     statements: HashMap<i64, (i64, f64)>,
 }
 
-fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("`{cmd}` exited with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
+use super::hooks::sh_output as sh;
 
 fn number(text: &str) -> Option<f64> {
     text.split_whitespace().find_map(|w| w.trim_end_matches('%').parse::<f64>().ok())
 }
 
+/// Why a health URL is not healthy.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// Not a plain http:// URL.
+    #[error("{0}: only http:// URLs (use --health-cmd 'curl -fsS …' for https)")]
+    NotHttp(String),
+    /// Its address could not be resolved, reached, or written to.
+    #[error("{url}: {source}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The name resolved to no address.
+    #[error("{0}: no address")]
+    NoAddress(String),
+    /// It answered something other than 2xx (0: nothing readable).
+    #[error("{url} answered {}", if *code == 0 { "nothing".to_string() } else { code.to_string() })]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        code: u16,
+    },
+}
+
 /// `GET url` must answer 2xx (plain HTTP; use --health-cmd with curl for anything fancier).
-fn http_ok(url: &str) -> Result<(), String> {
+fn http_ok(url: &str) -> Result<(), HealthError> {
     use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs (use --health-cmd 'curl -fsS …' for https)"))?;
+    let network = |source: std::io::Error| HealthError::Network { url: url.to_string(), source };
+    let rest = url.strip_prefix("http://").ok_or_else(|| HealthError::NotHttp(url.to_string()))?;
     let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
     let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-        .map_err(|e| format!("{url}: {e}"))?
+        .map_err(network)?
         .next()
-        .ok_or(format!("{url}: no address"))?;
-    let mut s =
-        std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(|e| format!("{url}: {e}"))?;
+        .ok_or_else(|| HealthError::NoAddress(url.to_string()))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(5)).map_err(network)?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: migsafe\r\n\r\n")
-        .map_err(|e| format!("{url}: {e}"))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: migsafe\r\n\r\n").map_err(network)?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
     let code: u16 = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     if (200..300).contains(&code) {
         Ok(())
     } else {
-        Err(format!("{url} answered {}", if code == 0 { "nothing".to_string() } else { code.to_string() }))
+        Err(HealthError::Status { url: url.to_string(), code })
     }
 }
 

@@ -147,8 +147,8 @@ fn log_entry(p: &Prepared, i: usize, ms: f64) -> String {
 pub struct Target<'a> {
     /// The history row.
     pub history_id: i64,
-    /// Status it gets when the run finishes (`applied`, `rolled_back`).
-    pub done_status: &'a str,
+    /// Status it gets when the run finishes (applied, or rolled back).
+    pub done_status: super::history::RunStatus,
     /// Statements an earlier, interrupted run already did.
     pub skip: &'a [usize],
 }
@@ -175,7 +175,7 @@ pub fn run_migration(
             &format!(
                 "UPDATE migsafe.history SET status = {}, finished_at = clock_timestamp(), duration_ms = $2, \
                  statement_log = statement_log || $3::text::jsonb WHERE id = $1",
-                quote_literal(done_status)
+                quote_literal(done_status.as_str())
             ),
             &[&history_id, &ms, &format!("[{}]", log.join(","))],
         )

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use migsafe_catalog::integrity;
 use migsafe_catalog::{Fingerprint, Snapshot};
-use migsafe_sql::lint::{LintOptions, Linter, SourceFile};
+use migsafe_sql::lint::LintOptions;
 use migsafe_sql::LineIndex;
 
 use crate::capture;
 use crate::exec::{reset_session, run_captured, run_plain, Prepared};
-use crate::lint::RiskView;
+use crate::lint::{RiskView, SetLinter};
 use crate::replay::Replay;
 use crate::report::{MigrationReport, Report, StepReport};
 use crate::rollback::{self, Step};
@@ -98,7 +98,7 @@ pub fn rehearse(
     // new backends start with cold catalog caches.
     let mut conn: Option<postgres::Client> = None;
     let mut checkpoint: Option<Checkpoint> = None;
-    let mut known = KnownFaults::new();
+    let mut carried = Carried { known: KnownFaults::new(), linter: SetLinter::new(&LintOptions::default()) };
     for (pos, m) in set.migrations.iter().enumerate() {
         let (after_from, before_to) = in_range(m, opts);
         if !before_to {
@@ -111,7 +111,8 @@ pub fn rehearse(
             continue;
         }
         if !after_from {
-            // Only replayed.
+            // Only replayed (and linted, so the migrations rehearsed see what it created).
+            carried.linter.lint(m);
             replay.s0 = apply_forward(session(&mut conn, &replay)?, m)?;
             continue;
         }
@@ -124,7 +125,7 @@ pub fn rehearse(
         progress.step(&id, index, total, "data");
         fill(&mut conn, &replay, opts)?;
         let (mut report, outcome) =
-            rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress }, &mut known)?;
+            rehearse_one(set, m, &mut replay, &mut conn, opts, &At { id: &id, index, total, progress }, &mut carried)?;
         match outcome {
             Outcome::Clean(s1) => replay.s0 = *s1,
             Outcome::Broken => broken = Some(format!("{id} failed to apply, so later migrations cannot run")),
@@ -335,7 +336,7 @@ fn rehearse_one<'s>(
     conn: &mut Option<postgres::Client>,
     opts: &RehearseOptions,
     at: &At,
-    known: &mut KnownFaults,
+    carried: &mut Carried,
 ) -> Result<(MigrationReport, Outcome), EngineError> {
     let mut rep = MigrationReport::new(m.version.as_str(), &m.name);
     let prepared = match Prepared::new(&m.forward) {
@@ -351,8 +352,13 @@ fn rehearse_one<'s>(
     // when not, the caller restores it from a checkpoint.
     let c = session(conn, replay)?;
     let f0 = Fingerprint::capture(c, &s0)?;
-    let table_rows = table_rows(c)?;
-    rep.risk = Some(risk(m, opts, table_rows));
+    // Real sizes only when the rehearsal has data at scale; empty tables say nothing about
+    // production.
+    if opts.rows.is_some() || opts.data.is_some() {
+        carried.linter.set_table_rows(crate::lint::table_rows(c)?);
+    }
+    let risk = RiskView::from(&carried.linter.lint(m).risk);
+    rep.risk = Some(risk.clone());
     // The rollback to use decides the capture step: the set's own, or the generated one.
     let plan = capture::plan(m.version.as_str(), &prepared.statements, &s0);
     let capture_sql = match (&m.rollback, &m.capture) {
@@ -374,7 +380,7 @@ fn rehearse_one<'s>(
     let s1 = Snapshot::capture(c)?;
 
     at.step("verify");
-    rep.push(verify_step(c, &s1, known, m.version.as_str())?);
+    rep.push(verify_step(c, &s1, &mut carried.known, m.version.as_str())?);
     if let Some(s) = user_checks(replay.base(), opts, "checks")? {
         rep.push(s);
     }
@@ -391,6 +397,7 @@ fn rehearse_one<'s>(
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
                 opaque: &seen,
+                risk: &risk,
             };
             // Composing tries the inversion on a copy of the base, which needs it without
             // sessions.
@@ -595,6 +602,14 @@ fn forward_traced(
 
 /// Integrity faults found by earlier migrations' verify steps: (check, object) → the
 /// migration that first showed it. A fault a migration inherits is not its failure.
+/// What one migration's rehearsal hands to the next: the integrity faults already reported
+/// (each is reported once, by the migration that caused it), and the linter's model of the
+/// schema so far.
+pub(crate) struct Carried {
+    known: KnownFaults,
+    linter: SetLinter,
+}
+
 pub(crate) type KnownFaults = std::collections::BTreeMap<(String, String), String>;
 
 fn verify_step(
@@ -637,27 +652,4 @@ fn verify_step(
     };
     step.warnings = warnings;
     Ok(step)
-}
-
-fn table_rows(c: &mut postgres::Client) -> Result<Vec<(migsafe_sql::QualName, i64)>, EngineError> {
-    let rows = c.query(
-        "SELECT n.nspname::text, c.relname::text, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND c.reltuples >= 0",
-        &[],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|r| (migsafe_sql::QualName::qualified(r.get::<_, String>(0), r.get::<_, String>(1)), r.get(2)))
-        .collect())
-}
-
-fn risk(m: &Migration, opts: &RehearseOptions, rows: Vec<(migsafe_sql::QualName, i64)>) -> RiskView {
-    let mut lo = LintOptions::default();
-    // Real sizes only when the rehearsal has data at scale; empty tables say nothing about
-    // production.
-    if opts.rows.is_some() || opts.data.is_some() {
-        lo.table_rows = rows.into_iter().collect();
-    }
-    let mut linter = Linter::new(lo);
-    RiskView::from(&linter.lint(SourceFile { path: "", source: &m.forward.text }).risk)
 }

@@ -32,6 +32,8 @@ pub struct Step<'a> {
     pub transaction: bool,
     /// What its opaque statements did to the schema, seen as it ran.
     pub opaque: &'a Opaque,
+    /// Its risk (the script's `Complexity` when the migration declares none).
+    pub risk: &'a crate::lint::RiskView,
 }
 
 /// A rollback composed but not yet proven.
@@ -191,12 +193,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         }
     }
     let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| line_of(prepared, i)).collect();
-    let complexity = step
-        .m
-        .directives
-        .complexity
-        .clone()
-        .unwrap_or_else(|| crate::lint::risk_of(step.m).level.as_str().to_uppercase());
+    let complexity = step.m.directives.complexity.clone().unwrap_or_else(|| step.risk.level.as_str().to_uppercase());
     // The data is undone in exact reverse statement order: captured values and rows are put
     // back, and rows the migration added are deleted, each where its statement was (a value
     // restored may point at an added row; a row re-added may share the key of an added one).

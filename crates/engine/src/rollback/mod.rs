@@ -88,7 +88,8 @@ pub fn generate(
 ) -> Result<Vec<GeneratedRollback>, EngineError> {
     let mut replay = Replay::new(server, set)?;
     let mut out = Vec::new();
-    for m in &set.migrations {
+    let risks = crate::lint::set_risks(set);
+    for (m, risk) in set.migrations.iter().zip(&risks) {
         let want = selected(m, &opts.versions) && (m.rollback.is_none() || opts.force);
         let prepared = Prepared::new(&m.forward)?;
         let plan = capture::plan(m.version.as_str(), &prepared.statements, &replay.s0);
@@ -121,6 +122,7 @@ pub fn generate(
                 s1: &s1,
                 transaction: set.layout != Layout::Dbmate,
                 opaque: &seen,
+                risk,
             };
             let mut g = prove::prove_generated(&step, replay.base(), &f0)?;
             if opts.write {

@@ -175,7 +175,7 @@ pub fn verification(s1: &Snapshot, s0: &Snapshot) -> Option<String> {
                 }
             }
             ObjectKind::Column => {
-                let Some((table, col)) = split_column(&diff.name) else { continue };
+                let Some((table, col)) = QName::parse_column(&diff.name) else { continue };
                 if whole_tables.contains(&table.to_string().as_str()) {
                     continue; // the table check covers its columns
                 }
@@ -204,42 +204,13 @@ pub fn verification(s1: &Snapshot, s0: &Snapshot) -> Option<String> {
     Some(s)
 }
 
-/// `"public"."users"."email"` → (public.users, email).
-fn split_column(name: &str) -> Option<(QName, String)> {
-    let parts = split_quoted(name);
-    match parts.as_slice() {
-        [s, t, c] => Some((QName::new(s, t), c.clone())),
-        _ => None,
-    }
-}
-
-fn split_quoted(text: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    parts.push(cur);
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn column_names_split_with_quotes() {
-        assert_eq!(split_column("public.users.email"), Some((QName::new("public", "users"), "email".into())));
-        assert_eq!(split_column("\"a.b\".\"T\".\"x\"\"y\""), Some((QName::new("a.b", "T"), "x\"y".into())));
+        assert_eq!(QName::parse_column("public.users.email"), Some((QName::new("public", "users"), "email".into())));
+        assert_eq!(QName::parse_column("\"a.b\".\"T\".\"x\"\"y\""), Some((QName::new("a.b", "T"), "x\"y".into())));
     }
 }

@@ -50,14 +50,19 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A name that is no severity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?} (expected info, warning or error)")]
+pub struct UnknownSeverity(pub String);
+
 impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSeverity;
+    fn from_str(s: &str) -> Result<Self, UnknownSeverity> {
         match s.to_ascii_lowercase().as_str() {
             "info" => Ok(Severity::Info),
             "warning" | "warn" => Ok(Severity::Warning),
             "error" => Ok(Severity::Error),
-            other => Err(format!("unknown severity {other:?} (expected info, warning or error)")),
+            other => Err(UnknownSeverity(other.to_string())),
         }
     }
 }
@@ -223,6 +228,12 @@ impl Linter {
     /// The options.
     pub fn options(&self) -> &LintOptions {
         &self.opts
+    }
+
+    /// Table sizes for the migrations linted from now on (a rehearsal's database grows as it
+    /// goes); the schema model of the migrations before stays.
+    pub fn set_table_rows(&mut self, rows: std::collections::BTreeMap<QualName, i64>) {
+        self.opts.table_rows = rows;
     }
 
     /// Lint one migration (the next in order); what it creates is existing for the next.

@@ -1,0 +1,92 @@
+//! After each migration and after the run: the objects it says it creates exist and no index
+//! is left invalid; then the watch window of the decision tree (observe, classify, decide).
+
+use postgres::Client;
+use std::time::{Duration, Instant};
+
+use migsafe_catalog::integrity;
+use migsafe_catalog::Snapshot;
+use migsafe_sql::model::StmtKind;
+
+use super::probes::{self, Probes, Severity};
+use super::{ApplyOptions, ApplyReport};
+use crate::exec::Prepared;
+use crate::EngineError;
+
+/// Objects the migration says it creates exist, and no index is left invalid.
+pub(super) fn post_verify(c: &mut Client, p: &Prepared) -> Result<Vec<String>, EngineError> {
+    let mut problems = Vec::new();
+    for s in &p.statements {
+        let names: Vec<String> = match &s.kind {
+            StmtKind::CreateTable { table, .. } => vec![table.resolved().to_string()],
+            StmtKind::CreateIndex { name: Some(n), table, .. } => {
+                vec![migsafe_sql::QualName { schema: table.schema.clone(), name: n.clone() }.resolved().to_string()]
+            }
+            StmtKind::CreateView { view, .. } => vec![view.resolved().to_string()],
+            _ => vec![],
+        };
+        for n in names {
+            let ok: bool = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&n])?.get(0);
+            if !ok {
+                problems.push(format!("{n} should exist after {} but does not", s.tag));
+            }
+        }
+    }
+    let snap = Snapshot::capture(c)?;
+    for check in integrity::plan_checks(c, &snap)? {
+        if check.check == "invalid_index" {
+            let r = check.run(c)?;
+            problems.push(r.detail);
+        }
+    }
+    Ok(problems)
+}
+
+/// The watch window: observe, classify, decide. Returns the failure to act on.
+pub(super) fn watch(
+    c: &mut Client,
+    probes: &Probes,
+    base: &probes::Baseline,
+    opts: &ApplyOptions,
+    rep: &mut ApplyReport,
+) -> Option<(Severity, String)> {
+    let start = Instant::now();
+    let mut first_bad: Option<(Instant, Severity, String)> = None;
+    loop {
+        let obs = probes.observe(c, base);
+        let worst = obs.iter().map(|o| o.severity).min();
+        for o in &obs {
+            if !rep.observations.iter().any(|x| x.what == o.what) {
+                rep.observations.push(o.clone());
+            }
+        }
+        match worst {
+            Some(Severity::P0) => {
+                return Some((
+                    Severity::P0,
+                    obs.iter().find(|o| o.severity == Severity::P0).map(|o| o.what.clone()).unwrap_or_default(),
+                ))
+            }
+            Some(s @ (Severity::P1 | Severity::P2)) => {
+                let what = obs.iter().find(|o| o.severity == s).map(|o| o.what.clone()).unwrap_or_default();
+                if opts.act_now {
+                    return Some((s, what));
+                }
+                let since = first_bad.get_or_insert((Instant::now(), s, what.clone())).0;
+                if since.elapsed() >= opts.assess {
+                    return Some((s, format!("{what} (still after the {:?} assessment window)", opts.assess)));
+                }
+            }
+            _ => first_bad = None,
+        }
+        let window_over = start.elapsed() >= opts.watch;
+        let assessing = first_bad.is_some();
+        if window_over && !assessing {
+            return None;
+        }
+        if opts.cancel.requested() {
+            return None;
+        }
+        std::thread::sleep(opts.watch_interval.min(Duration::from_secs(60)));
+    }
+}

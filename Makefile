@@ -20,7 +20,8 @@ demo: build
 	./target/release/migsafe lint examples/nchat/migrations
 	./target/release/migsafe rehearse examples/nchat/migrations --rows 1000 --report $(DEMO_OUT)/rehearsal.html
 	@echo "open $(DEMO_OUT)/rehearsal.html for the lock timelines"
-	-./target/release/migsafe lint examples/unsafe/migrations --format markdown --output $(DEMO_OUT)/unsafe-lint.md
+	@# Every file there is unsafe on purpose: report the findings, do not fail on them.
+	./target/release/migsafe lint examples/unsafe/migrations --format markdown --fail-on none --output $(DEMO_OUT)/unsafe-lint.md
 	@echo "wrote $(DEMO_OUT)/unsafe-lint.md (the linter on one example of each hazard)"
 
 test: setup-test

@@ -76,6 +76,7 @@ printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 mkdir -p "$root/opt/rust"
 git clone --quiet "$repo" "$root/root/migsafe"
+cloned=$(git -C "$root/root/migsafe" rev-parse --short HEAD)
 say "cloned $(git -C "$root/root/migsafe" log -1 --format='%h %s' | cut -c1-80)"
 
 IFS=';' read -r -a commands <<<"${FRESH_ONLY:-make demo;make test}"
@@ -111,7 +112,7 @@ for cmd in "${commands[@]}"; do
   ((rc == 0)) || failed=1
 done
 
-say "summary (Debian $suite, clean clone of $(git -C "$repo" rev-parse --short HEAD), $(nproc) cores):"
+say "summary (Debian $suite, clean clone of $cloned, $(nproc) cores):"
 for r in "${results[@]}"; do say "  $r"; done
 say "  total $(($(date +%s) - t0)) s including the root's build"
 exit $failed

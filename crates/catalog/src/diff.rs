@@ -8,8 +8,8 @@ use std::fmt;
 
 use crate::model::*;
 use crate::model::{
-    Collation, Column, Constraint, Extension, Function, Index, Policy, Rule, Schema, Sequence, Table, Trigger, TypeDef,
-    View,
+    Collation, Column, Constraint, Extension, Function, Index, Policy, RewriteRule, Schema, Sequence, Table, Trigger,
+    TypeDef, View,
 };
 
 /// The kind of a schema object.
@@ -324,7 +324,7 @@ enum Obj<'a> {
     Index(&'a Index),
     Trigger(&'a Trigger),
     Policy(&'a Policy),
-    Rule(&'a Rule),
+    Rule(&'a RewriteRule),
     Other(&'a OtherObject),
 }
 

@@ -9,11 +9,12 @@ mod ddl;
 pub mod diff;
 pub mod fingerprint;
 pub mod integrity;
+pub mod kinds;
 pub mod model;
 mod others;
 pub mod read;
 
-pub use ddl::{create_sequence, enable_clause, retype_using};
+pub use ddl::{create_sequence, retype_using};
 pub use diff::SchemaDiff;
 pub use fingerprint::Fingerprint;
 pub use model::{QName, Snapshot};

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::kinds::{
+    ConstraintType, Firing, FunctionKind, GeneratedKind, IdentityKind, Persistence, ReplicaIdentity,
+};
+
 /// A schema-qualified name. Serialised as its SQL spelling (`public.users`,
 /// `"My Schema"."T"`), so it can key JSON maps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,7 +136,7 @@ pub struct Column {
     /// DEFAULT expression (`pg_get_expr`).
     pub default: Option<String>,
     /// Identity: `always` or `by default`.
-    pub identity: Option<String>,
+    pub identity: Option<IdentityKind>,
     /// Generated expression and kind (`stored` / `virtual`).
     pub generated: Option<Generated>,
     /// Collation when it is not the type's default.
@@ -160,14 +164,13 @@ impl Column {
             d.push_str(&format!(" COLLATE {col}"));
         }
         if let Some(g) = &self.generated {
-            let kind = if g.kind == "virtual" { "VIRTUAL" } else { "STORED" };
-            d.push_str(&format!(" GENERATED ALWAYS AS ({}) {kind}", g.expr));
+            d.push_str(&format!(" GENERATED ALWAYS AS ({}) {}", g.expr, g.kind.sql()))
         }
         if let Some(def) = &self.default {
             d.push_str(&format!(" DEFAULT {def}"));
         }
         if let Some(id) = &self.identity {
-            d.push_str(&format!(" GENERATED {} AS IDENTITY", id.to_uppercase()));
+            d.push_str(&format!(" GENERATED {} AS IDENTITY", id.sql()));
         }
         if with_not_null && self.not_null {
             d.push_str(" NOT NULL");
@@ -180,7 +183,7 @@ impl Column {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
     /// `stored` or `virtual`.
-    pub kind: String,
+    pub kind: GeneratedKind,
     /// Expression.
     pub expr: String,
 }
@@ -188,8 +191,8 @@ pub struct Generated {
 /// A table constraint (not NOT NULL, which is a column property here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
-    /// `p` primary key, `u` unique, `f` foreign key, `c` check, `x` exclusion, `t` trigger.
-    pub kind: String,
+    /// Primary key, unique, foreign key, check, exclusion, constraint trigger.
+    pub kind: ConstraintType,
     /// `pg_get_constraintdef` (includes `NOT VALID` when not validated).
     pub definition: String,
     /// Validated.
@@ -224,8 +227,8 @@ pub struct Index {
 pub struct Trigger {
     /// `pg_get_triggerdef`.
     pub definition: String,
-    /// `O` origin/local (enabled), `D` disabled, `R` replica, `A` always.
-    pub enabled: String,
+    /// When it fires (enabled, disabled, replica only, always).
+    pub enabled: Firing,
     /// Cloned from the parent partitioned table.
     pub inherited: bool,
     /// COMMENT ON TRIGGER.
@@ -252,8 +255,8 @@ pub struct Policy {
 pub struct Table {
     /// Regular, partitioned or foreign.
     pub kind: TableKind,
-    /// `permanent` or `unlogged`.
-    pub persistence: String,
+    /// Permanent or unlogged.
+    pub persistence: Persistence,
     /// `PARTITION BY …` key of a partitioned table.
     pub partition_key: Option<String>,
     /// Parent and bound of a partition.
@@ -264,8 +267,8 @@ pub struct Table {
     pub rls: (bool, bool),
     /// Storage parameters (`fillfactor=70`), sorted.
     pub options: Vec<String>,
-    /// Replica identity: `d` default, `n` nothing, `f` full, `i` index.
-    pub replica_identity: String,
+    /// Replica identity: default, nothing, full, or an index.
+    pub replica_identity: ReplicaIdentity,
     /// Columns in their physical order (order matters to `SELECT *`).
     pub columns: Vec<Column>,
     /// Constraints by name.
@@ -289,13 +292,13 @@ impl Table {
     pub fn empty() -> Table {
         Table {
             kind: TableKind::Regular,
-            persistence: "permanent".into(),
+            persistence: Persistence::Permanent,
             partition_key: None,
             partition_of: None,
             inherits: vec![],
             rls: (false, false),
             options: vec![],
-            replica_identity: "d".into(),
+            replica_identity: ReplicaIdentity::Default,
             columns: vec![],
             constraints: BTreeMap::new(),
             indexes: BTreeMap::new(),
@@ -370,8 +373,8 @@ pub struct Function {
     pub schema: String,
     /// Name.
     pub name: String,
-    /// `function`, `procedure`, `aggregate` or `window`.
-    pub kind: String,
+    /// Function, procedure, aggregate or window function.
+    pub kind: FunctionKind,
     /// Identity arguments (`integer, text`): with the name, what identifies it.
     pub identity_args: String,
     /// Result type (`pg_get_function_result`).
@@ -393,10 +396,10 @@ impl Function {
 
     /// `FUNCTION`, `PROCEDURE` or `AGGREGATE` (for DDL).
     pub fn keyword(&self) -> &'static str {
-        match self.kind.as_str() {
-            "procedure" => "PROCEDURE",
-            "aggregate" => "AGGREGATE",
-            _ => "FUNCTION",
+        match self.kind {
+            FunctionKind::Procedure => "PROCEDURE",
+            FunctionKind::Aggregate => "AGGREGATE",
+            FunctionKind::Function | FunctionKind::Window => "FUNCTION",
         }
     }
 }
@@ -508,7 +511,7 @@ pub struct Snapshot {
     /// Rewrite rules (`CREATE RULE`) on tables and views, by `"schema"."relation"."rule"`;
     /// a view's own `_RETURN` rule is its definition and is not listed.
     #[serde(default)]
-    pub rules: BTreeMap<String, Rule>,
+    pub rules: BTreeMap<String, RewriteRule>,
     /// Objects of the kinds [`OtherObject`] covers, by `kind identity`.
     #[serde(default)]
     pub others: BTreeMap<String, OtherObject>,
@@ -516,22 +519,22 @@ pub struct Snapshot {
 
 /// A rewrite rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rule {
+pub struct RewriteRule {
     /// The table or view it is on.
     pub relation: QName,
     /// Its name (unique per relation).
     pub name: String,
     /// `pg_get_ruledef`, without the final `;`.
     pub definition: String,
-    /// `O` origin/local (enabled), `D` disabled, `R` replica, `A` always.
-    pub enabled: String,
+    /// When it fires (enabled, disabled, replica only, always).
+    pub enabled: Firing,
     /// Relations and functions its actions use (for ordering).
     pub depends_on: Vec<QName>,
     /// COMMENT ON RULE.
     pub comment: Option<String>,
 }
 
-impl Rule {
+impl RewriteRule {
     /// The key it has in [`Snapshot::rules`].
     pub fn key(relation: &QName, name: &str) -> String {
         format!("{relation}.{}", migsafe_sql::quote_ident(name))

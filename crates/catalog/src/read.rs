@@ -275,18 +275,14 @@ fn read_relations(
                 (Some(s), Some(n), Some(bound)) => Some((qname(s, n), bound)),
                 _ => None,
             };
-        let replident: String = r.get(8);
-        let replica_identity = match r.get::<_, Option<String>>(19) {
-            Some(idx) if replident == "i" => format!("i:{idx}"),
-            _ => replident,
-        };
+        let replica_identity = ReplicaIdentity::from_code(&r.get::<_, String>(8), r.get(19));
         let table = Table {
             kind: match kind {
                 'p' => TableKind::Partitioned,
                 'f' => TableKind::Foreign,
                 _ => TableKind::Regular,
             },
-            persistence: if r.get::<_, String>(4) == "u" { "unlogged".into() } else { "permanent".into() },
+            persistence: if r.get::<_, String>(4) == "u" { Persistence::Unlogged } else { Persistence::Permanent },
             partition_key: r.get(9),
             partition_of,
             inherits: r
@@ -396,8 +392,8 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
         let (default, generated) = if generated.is_empty() {
             (expr, None)
         } else {
-            let kind = if generated == "v" { "virtual" } else { "stored" };
-            (None, Some(Generated { kind: kind.into(), expr: expr.unwrap_or_default() }))
+            let kind = if generated == "v" { GeneratedKind::Virtual } else { GeneratedKind::Stored };
+            (None, Some(Generated { kind, expr: expr.unwrap_or_default() }))
         };
         let column = Column {
             name: col_name,
@@ -405,8 +401,8 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
             not_null: r.get(3),
             default,
             identity: match identity.as_str() {
-                "a" => Some("always".into()),
-                "d" => Some("by default".into()),
+                "a" => Some(IdentityKind::Always),
+                "d" => Some(IdentityKind::ByDefault),
                 _ => None,
             },
             generated,
@@ -445,8 +441,12 @@ fn read_constraints(
             (Some(s), Some(n)) => Some(qname(s, n)),
             _ => None,
         };
+        let contype: String = r.get(2);
+        let Some(kind) = ConstraintType::from_contype(&contype) else {
+            return Err(CatalogError::Unexpected(format!("constraint type {contype:?}")));
+        };
         let con = Constraint {
-            kind: r.get(2),
+            kind,
             definition: r.get(3),
             validated: r.get(4),
             references,
@@ -503,7 +503,12 @@ fn read_triggers(
         if let Some(t) = snap.tables.get_mut(name) {
             t.triggers.insert(
                 r.get(1),
-                Trigger { definition: r.get(2), enabled: r.get(3), inherited: r.get(4), comment: r.get(5) },
+                Trigger {
+                    definition: r.get(2),
+                    enabled: Firing::from_code(&r.get::<_, String>(3)),
+                    inherited: r.get(4),
+                    comment: r.get(5),
+                },
             );
         }
     }
@@ -524,15 +529,15 @@ fn read_rules(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snap
         let Some((relation, _)) = rels.get(&oid) else { continue };
         let name: String = r.get(1);
         let definition: String = r.get(2);
-        let rule = Rule {
+        let rule = RewriteRule {
             relation: relation.clone(),
             depends_on: deps.get(&(oid, name.clone())).cloned().unwrap_or_default(),
             name: name.clone(),
             definition: definition.trim_end().trim_end_matches(';').to_string(),
-            enabled: r.get(3),
+            enabled: Firing::from_code(&r.get::<_, String>(3)),
             comment: r.get(4),
         };
-        snap.rules.insert(Rule::key(relation, &name), rule);
+        snap.rules.insert(RewriteRule::key(relation, &name), rule);
     }
     Ok(())
 }
@@ -640,16 +645,11 @@ fn read_functions(
         not_extension_member("p.oid", "pg_proc")
     );
     for r in c.query(&sql, &[])? {
-        let kind = match r.get::<_, String>(2).as_str() {
-            "p" => "procedure",
-            "a" => "aggregate",
-            "w" => "window",
-            _ => "function",
-        };
+        let kind = FunctionKind::from_prokind(&r.get::<_, String>(2));
         let f = Function {
             schema: r.get(0),
             name: r.get(1),
-            kind: kind.into(),
+            kind,
             identity_args: r.get(3),
             result: r.get(4),
             definition: r.get::<_, Option<String>>(5).unwrap_or_default(),

@@ -2,51 +2,13 @@
 //! logic lives in the library crates; this binary only parses and prints.
 
 mod commands;
+mod exit;
 mod render;
+
+pub use exit::{CmdResult, Exit, Failure};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
-/// Exit codes (DESIGN.md): what happened, for scripts and CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Success, nothing at or above the threshold.
-    Ok = 0,
-    /// Findings or failed checks at or above the threshold.
-    Findings = 1,
-    /// Usage or input error.
-    Input = 2,
-    /// Database or environment error.
-    Environment = 3,
-    /// An apply failed and was rolled back.
-    RolledBack = 4,
-    /// An apply failed and could not be rolled back: a human is needed.
-    NeedsHuman = 5,
-}
-
-/// An error with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    /// Exit code.
-    pub exit: Exit,
-    /// What went wrong, with its causes.
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    /// A bad-input failure.
-    pub fn input(e: impl Into<anyhow::Error>) -> Failure {
-        Failure { exit: Exit::Input, error: e.into() }
-    }
-
-    /// A database/environment failure.
-    pub fn environment(e: impl Into<anyhow::Error>) -> Failure {
-        Failure { exit: Exit::Environment, error: e.into() }
-    }
-}
-
-/// Result of a command: the exit code to use.
-pub type CmdResult = Result<Exit, Failure>;
 
 #[derive(Parser)]
 #[command(
@@ -81,13 +43,13 @@ enum Command {
     /// Roll back applied migrations (`--db`), or generate / check rollback files.
     Rollback(commands::rollback::RollbackArgs),
     /// Applied, pending, failed, rolled back, drifted and missing migrations.
-    Status(commands::apply::StatusArgs),
+    Status(commands::status::StatusArgs),
     /// After a failed or interrupted migration: what is there, what is missing, how to go on.
-    Diagnose(commands::apply::DiagnoseArgs),
+    Diagnose(commands::diagnose::DiagnoseArgs),
     /// The guide's pre-migration checklist, filled in.
-    Plan(commands::apply::PlanArgs),
+    Plan(commands::plan::PlanArgs),
     /// Import the history of golang-migrate, dbmate, Flyway, sqlx, Diesel or Prisma, so nothing runs twice.
-    Adopt(commands::apply::AdoptArgs),
+    Adopt(commands::adopt::AdoptArgs),
     /// Batched, resumable, throttled background data migration (UPDATE in key order).
     Backfill(commands::ops::BackfillArgs),
     /// Connections, long-running queries, who blocks whom, largest tables; --watch refreshes.
@@ -105,10 +67,10 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Apply(args) => commands::apply::run(args),
-        Command::Status(args) => commands::apply::status(args),
-        Command::Diagnose(args) => commands::apply::diagnose(args),
-        Command::Plan(args) => commands::apply::plan(args),
-        Command::Adopt(args) => commands::apply::adopt(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Diagnose(args) => commands::diagnose::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Adopt(args) => commands::adopt::run(args),
         Command::Backfill(args) => commands::ops::backfill(args),
         Command::Monitor(args) => commands::ops::monitor(args),
         Command::Rehearse(args) => commands::rehearse::run(args),

@@ -96,11 +96,11 @@ pub fn validate(table: &str, set: &str, filter: Option<&str>) -> Result<(), Engi
     let sql = format!("UPDATE {table} SET {set}{}", filter.map(|w| format!(" WHERE {w}")).unwrap_or_default());
     let parsed = migsafe_sql::parse_sql(&sql);
     if let Some(e) = parsed.errors.first() {
-        return Err(EngineError::Input(format!("--set/--where do not parse as `{sql}`: {}", e.message)));
+        return Err(EngineError::Usage(format!("--set/--where do not parse as `{sql}`: {}", e.message)));
     }
     match parsed.statements.as_slice() {
         [s] if matches!(s.kind, StmtKind::Update { .. }) => Ok(()),
-        _ => Err(EngineError::Input(format!("--set/--where must form exactly one UPDATE statement, got: {sql}"))),
+        _ => Err(EngineError::Usage(format!("--set/--where must form exactly one UPDATE statement, got: {sql}"))),
     }
 }
 
@@ -108,7 +108,7 @@ pub fn validate(table: &str, set: &str, filter: Option<&str>) -> Result<(), Engi
 /// columns. Returns (qualified SQL name, [(column, type)]).
 fn key_of(c: &mut Client, table: &str) -> Result<(String, Vec<(String, String)>), EngineError> {
     let oid: Option<u32> = c.query_one("SELECT to_regclass($1)::oid", &[&table])?.get(0);
-    let oid = oid.ok_or_else(|| EngineError::Input(format!("table {table} does not exist")))?;
+    let oid = oid.ok_or_else(|| EngineError::Refused(format!("table {table} does not exist")))?;
     let name: String = c.query_one("SELECT $1::oid::regclass::text", &[&oid])?.get(0);
     let rows = c.query(
         "SELECT i.indisprimary, array_agg(a.attname::text ORDER BY k.o), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.o), \
@@ -127,7 +127,7 @@ fn key_of(c: &mut Client, table: &str) -> Result<(String, Vec<(String, String)>)
             return Ok((name, cols.into_iter().zip(types).collect()));
         }
     }
-    Err(EngineError::Input(format!(
+    Err(EngineError::Refused(format!(
         "{name} has no primary key and no unique index on NOT NULL columns: a backfill needs a key to walk the table in \
          order and resume exactly; add one (CREATE UNIQUE INDEX CONCURRENTLY …) first"
     )))
@@ -174,7 +174,7 @@ pub fn backfill(
     let mut lock = spec.with_application_name("migsafe backfill (lock)").connect()?;
     let got: bool = lock.query_one("SELECT pg_try_advisory_lock(7265, hashtext($1))", &[&name])?.get(0);
     if !got {
-        return Err(EngineError::Input(format!("backfill {name} is already running in another session")));
+        return Err(EngineError::Refused(format!("backfill {name} is already running in another session")));
     }
     let key_cols: Vec<String> = key.iter().map(|(k, _)| k.clone()).collect();
     let existing = c.query_opt("SELECT last_key, rows_done, finished_at IS NOT NULL, set_clause, coalesce(where_clause, '') FROM migsafe.backfills WHERE name = $1", &[&name])?;
@@ -183,7 +183,7 @@ pub fn backfill(
         Some(r) => {
             let (set0, where0): (String, String) = (r.get(3), r.get(4));
             if set0 != o.set || where0 != o.filter.clone().unwrap_or_default() {
-                return Err(EngineError::Input(format!(
+                return Err(EngineError::Refused(format!(
                     "checkpoint {name} belongs to another backfill (SET {set0} WHERE {where0}); pass --name"
                 )));
             }

@@ -80,12 +80,12 @@ fn manifest_path(dump: &Path) -> PathBuf {
 }
 
 fn sha256_file(path: &Path) -> Result<(u64, String), EngineError> {
-    let mut f = File::open(path).map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))?;
+    let mut f = File::open(path).map_err(|e| EngineError::file(path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))?;
+        let n = f.read(&mut buf).map_err(|e| EngineError::file(path, e))?;
         if n == 0 {
             break;
         }
@@ -103,7 +103,7 @@ pub fn toc(pg_restore: &Path, dump: &Path) -> Result<Vec<String>, EngineError> {
         .output()
         .map_err(|e| EngineError::Pg(PgError::io("running pg_restore --list")(e)))?;
     if !out.status.success() {
-        return Err(EngineError::Input(format!(
+        return Err(EngineError::Backup(format!(
             "{}: pg_restore --list failed: {}",
             dump.display(),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -123,8 +123,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), EngineError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))?;
-    f.write_all(text.as_bytes()).map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))
+        .map_err(|e| EngineError::file(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| EngineError::file(path, e))
 }
 
 /// Take a verified backup of `spec`.
@@ -137,7 +137,7 @@ pub fn backup(spec: &ConnSpec, opts: &BackupOptions) -> Result<BackupResult, Eng
     let pitr = pitr_status(&mut c)?;
     let pg_dump = client_program("pg_dump", major, &opts.tool_dirs)?;
     let pg_restore = client_program("pg_restore", major, &opts.tool_dirs)?;
-    std::fs::create_dir_all(&opts.dir).map_err(|e| EngineError::Input(format!("{}: {e}", opts.dir.display())))?;
+    std::fs::create_dir_all(&opts.dir).map_err(|e| EngineError::file(&opts.dir, e))?;
     let stamp = chrono::Utc::now();
     let clean_db: String =
         spec.dbname().chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '_' { ch } else { '_' }).collect();
@@ -151,7 +151,7 @@ pub fn backup(spec: &ConnSpec, opts: &BackupOptions) -> Result<BackupResult, Eng
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| EngineError::Input(format!("{}: {e}", tmp.display())))?;
+        .map_err(|e| EngineError::file(&tmp, e))?;
     let mut child = Command::new(&pg_dump)
         .args(&args)
         .args(["--format=custom", "--no-password", "--dbname", spec.dbname()])
@@ -180,7 +180,7 @@ pub fn backup(spec: &ConnSpec, opts: &BackupOptions) -> Result<BackupResult, Eng
     }
     let failed = |why: String| {
         let _ = std::fs::remove_file(&tmp);
-        EngineError::Input(why)
+        EngineError::Backup(why)
     };
     copy.map_err(|e| failed(format!("writing {}: {e}", tmp.display())))?;
     file.sync_all().map_err(|e| failed(format!("syncing {}: {e}", tmp.display())))?;
@@ -251,7 +251,7 @@ fn restore_test(
         .output()
         .map_err(|e| EngineError::Pg(PgError::io("running pg_restore")(e)))?;
     if !out.status.success() {
-        return Err(EngineError::Input(format!(
+        return Err(EngineError::Backup(format!(
             "the restore test failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -304,26 +304,26 @@ fn restore_test(
 /// Re-check a dump against its manifest: size, checksum and table of contents.
 pub fn verify_file(dump: &Path, tool_dirs: &[PathBuf]) -> Result<Manifest, EngineError> {
     let mp = manifest_path(dump);
-    let text =
-        std::fs::read_to_string(&mp).map_err(|e| EngineError::Input(format!("{}: no manifest ({e})", mp.display())))?;
+    let text = std::fs::read_to_string(&mp)
+        .map_err(|e| EngineError::Backup(format!("{}: no manifest ({e})", mp.display())))?;
     let m: Manifest =
-        serde_json::from_str(&text).map_err(|e| EngineError::Input(format!("{}: bad manifest: {e}", mp.display())))?;
+        serde_json::from_str(&text).map_err(|e| EngineError::Backup(format!("{}: bad manifest: {e}", mp.display())))?;
     let (size, sha) = sha256_file(dump)?;
     if size != m.size {
-        return Err(EngineError::Input(format!(
+        return Err(EngineError::Backup(format!(
             "{}: {size} bytes, but the manifest says {} (truncated or altered)",
             dump.display(),
             m.size
         )));
     }
     if sha != m.sha256 {
-        return Err(EngineError::Input(format!("{}: checksum differs from the manifest (altered)", dump.display())));
+        return Err(EngineError::Backup(format!("{}: checksum differs from the manifest (altered)", dump.display())));
     }
     let major: u32 = m.server_version.split('.').next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let pg_restore = client_program("pg_restore", major, tool_dirs)?;
     let entries = toc(&pg_restore, dump)?;
     if entries.len() != m.toc_entries {
-        return Err(EngineError::Input(format!(
+        return Err(EngineError::Backup(format!(
             "{}: {} table-of-contents entries, the manifest says {}",
             dump.display(),
             entries.len(),
@@ -339,7 +339,7 @@ pub fn list(dir: &Path) -> Result<Vec<(PathBuf, Manifest)>, EngineError> {
     let rd = match std::fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(EngineError::Input(format!("{}: {e}", dir.display()))),
+        Err(e) => return Err(EngineError::file(dir, e)),
     };
     for e in rd.flatten() {
         let p = e.path();

@@ -103,8 +103,8 @@ impl StepReport {
 pub struct LockHold {
     /// Relation.
     pub relation: String,
-    /// Lock mode (`AccessExclusiveLock`…).
-    pub mode: String,
+    /// Lock mode (serialised as `pg_locks` names it: `AccessExclusiveLock`…).
+    pub mode: migsafe_sql::lock::LockMode,
     /// Milliseconds from when it was first seen until it was released (commit).
     pub held_ms: f64,
     /// Milliseconds from the start of the migration when it was taken.
@@ -112,7 +112,7 @@ pub struct LockHold {
     /// The statement that took it (tag and line).
     pub statement: String,
     /// What it blocks for ordinary traffic (`reads_and_writes`, `writes`, `nothing`).
-    pub blocks: String,
+    pub blocks: migsafe_sql::lock::Blocks,
 }
 
 /// A table or index whose storage was rewritten (its relfilenode changed).

@@ -33,7 +33,7 @@ impl SchemaSource {
         } else if arg.contains("://") || arg.contains('=') {
             Ok(SchemaSource::Database(Box::new(ConnSpec::parse(arg)?)))
         } else {
-            Err(EngineError::Input(format!(
+            Err(EngineError::Usage(format!(
                 "`{arg}` is not a folder, a snapshot file or a connection string (postgresql://… or key=value)"
             )))
         }
@@ -44,10 +44,11 @@ impl SchemaSource {
         match self {
             SchemaSource::Database(spec) => Ok(Snapshot::capture(&mut spec.connect()?)?),
             SchemaSource::File(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| EngineError::Input(format!("{}: {e}", p.display())))?;
-                Snapshot::from_json(&text)
-                    .map_err(|e| EngineError::Input(format!("{}: not a migsafe snapshot: {e}", p.display())))
+                let text = std::fs::read_to_string(p).map_err(|e| EngineError::file(p, e))?;
+                Snapshot::from_json(&text).map_err(|e| EngineError::BadFile {
+                    path: p.to_path_buf(),
+                    problem: format!("not a migsafe snapshot: {e}"),
+                })
             }
             SchemaSource::Migrations(dir) => {
                 let set = MigrationSet::load(dir)?;

@@ -183,7 +183,9 @@ fn fill_table(
     let mut joins: Vec<String> = Vec::new();
     let mut covered: BTreeSet<String> = BTreeSet::new();
     // Foreign keys first: whole parent rows, so composite keys stay consistent.
-    for (i, (cn, c)) in t.constraints.iter().filter(|(_, c)| c.kind == "f").enumerate() {
+    for (i, (cn, c)) in
+        t.constraints.iter().filter(|(_, c)| c.kind == migsafe_catalog::model::ConstraintType::ForeignKey).enumerate()
+    {
         let Some(parent) = &c.references else { continue };
         let ref_cols = fk_ref_columns(&c.definition);
         if ref_cols.len() != c.columns.len() || c.columns.iter().any(|x| covered.contains(x)) {

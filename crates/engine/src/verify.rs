@@ -119,8 +119,7 @@ pub fn verify(spec: &ConnSpec, opts: &VerifyOptions) -> Result<VerifyReport, Eng
 
     // The guide's inventory: unique constraints and NOT NULL columns per table.
     for (name, t) in &snap.tables {
-        let uniques: Vec<&String> =
-            t.constraints.iter().filter(|(_, c)| c.kind == "u" || c.kind == "p").map(|(n, _)| n).collect();
+        let uniques: Vec<&String> = t.constraints.iter().filter(|(_, c)| c.kind.is_key()).map(|(n, _)| n).collect();
         let not_null: Vec<&String> = t.columns.iter().filter(|c| c.not_null).map(|c| &c.name).collect();
         results.push(info(
             "unique_constraints",
@@ -165,16 +164,17 @@ pub fn verify(spec: &ConnSpec, opts: &VerifyOptions) -> Result<VerifyReport, Eng
                 fingerprints,
             };
             let text = serde_json::to_string_pretty(&b).expect("baselines serialise");
-            std::fs::write(path, text).map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))?;
+            std::fs::write(path, text).map_err(|e| EngineError::file(path, e))?;
         }
     }
     let ok = results.iter().all(|r| r.ok);
     Ok(VerifyReport { ok, database: spec.redacted(), checks: results })
 }
 
-fn sql_files(dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
+/// The `*.sql` files of a folder of checks, in name order.
+pub(crate) fn sql_files(dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::Input(format!("{}: {e}", dir.display())))?
+        .map_err(|e| EngineError::file(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
@@ -234,7 +234,7 @@ fn run_parallel(
     });
     let errors = errors.into_inner().unwrap_or_default();
     if let Some(e) = errors.first() {
-        return Err(EngineError::Input(format!("verify could not open its connections: {e}")));
+        return Err(EngineError::Tool(format!("verify could not open its connections: {e}")));
     }
     let mut v = out.into_inner().unwrap_or_default();
     v.sort_by_key(|(i, _)| *i);
@@ -259,9 +259,11 @@ fn compare_baseline(
     counts: &BTreeMap<String, i64>,
     tol: Tolerance,
 ) -> Result<Vec<CheckResult>, EngineError> {
-    let text = std::fs::read_to_string(path).map_err(|e| EngineError::Input(format!("{}: {e}", path.display())))?;
-    let base: Baseline = serde_json::from_str(&text)
-        .map_err(|e| EngineError::Input(format!("{}: not a migsafe baseline: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| EngineError::file(path, e))?;
+    let base: Baseline = serde_json::from_str(&text).map_err(|e| EngineError::BadFile {
+        path: path.to_path_buf(),
+        problem: format!("not a migsafe baseline: {e}"),
+    })?;
     let mut out = Vec::new();
     for (table, before) in &base.rows {
         let after = counts.get(table).copied();

@@ -1,7 +1,7 @@
 //! PostgreSQL's table lock modes as a type that knows what each mode conflicts with and what
 //! it blocks, and the locks each statement takes (predicted from the grammar).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
@@ -41,7 +41,7 @@ pub const ALL_MODES: [LockMode; 8] = [
 ];
 
 /// What a held lock stops other sessions from doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Blocks {
     /// Nothing ordinary queries do (only other DDL/maintenance).
@@ -53,6 +53,15 @@ pub enum Blocks {
 }
 
 impl Blocks {
+    /// Its name in reports: `nothing`, `writes`, `reads_and_writes`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blocks::Nothing => "nothing",
+            Blocks::Writes => "writes",
+            Blocks::ReadsAndWrites => "reads_and_writes",
+        }
+    }
+
     /// Human description.
     pub fn describe(self) -> &'static str {
         match self {
@@ -139,6 +148,27 @@ impl fmt::Display for LockMode {
 impl Serialize for LockMode {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.pg_name())
+    }
+}
+
+/// What a mode blocks equals its name in reports (`writes`).
+impl PartialEq<&str> for Blocks {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+/// A mode equals the name `pg_locks` gives it (`AccessExclusiveLock`).
+impl PartialEq<&str> for LockMode {
+    fn eq(&self, name: &&str) -> bool {
+        self.pg_name() == *name
+    }
+}
+
+impl<'de> Deserialize<'de> for LockMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,19 +1,16 @@
-//! `migsafe apply`, `status`, `diagnose`, `plan`, `adopt`, and `rollback` against a database.
+//! `migsafe apply`, and the options it shares with `rollback` against a database.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use migsafe_engine::apply::{
-    self, history, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Check, ChecklistStatus, Outcome, Probes,
-    RunSettings,
-};
+use migsafe_engine::apply::{self, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Probes, RunSettings};
 use migsafe_engine::config::parse_duration;
 use migsafe_engine::MigrationSet;
 
 use super::common::{database, engine_failure, load_set};
-use crate::render::{self, paint, style};
-use crate::{CmdResult, Exit, Failure};
+use crate::render;
+use crate::{CmdResult, Failure};
 
 /// Human, JSON or Markdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,12 +121,12 @@ pub struct ApplyArgs {
     pub pg_bin: Option<PathBuf>,
 }
 
-fn dur(flag: &str, s: &str) -> Result<Duration, Failure> {
+pub(super) fn dur(flag: &str, s: &str) -> Result<Duration, Failure> {
     parse_duration(s).map_err(|e| Failure::input(anyhow::anyhow!("{flag}: {e}")))
 }
 
 /// Build the run settings from flags and migsafe.toml.
-fn run_settings(a: &SafetyArgs, set: &MigrationSet) -> Result<RunSettings, Failure> {
+pub(super) fn run_settings(a: &SafetyArgs, set: &MigrationSet) -> Result<RunSettings, Failure> {
     let cfg = &set.config.apply;
     Ok(RunSettings {
         lock_timeout: dur("--lock-timeout", a.lock_timeout.as_deref().or(cfg.lock_timeout.as_deref()).unwrap_or("2s"))?,
@@ -146,7 +143,7 @@ fn run_settings(a: &SafetyArgs, set: &MigrationSet) -> Result<RunSettings, Failu
 }
 
 /// A Ctrl-C handler that cancels the running statement instead of killing the process.
-fn ctrl_c() -> Cancel {
+pub(super) fn ctrl_c() -> Cancel {
     let cancel = Cancel::default();
     let c = cancel.clone();
     let _ = ctrlc::set_handler(move || {
@@ -211,94 +208,13 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
     })
 }
 
-/// Exit code of an apply/rollback outcome.
-pub fn exit_of(o: &Outcome) -> Exit {
-    match o {
-        Outcome::NothingToDo | Outcome::DryRun | Outcome::Applied => Exit::Ok,
-        Outcome::Refused => Exit::Findings,
-        Outcome::Locked { .. } => Exit::Environment,
-        Outcome::RolledBack { reason } if reason == "requested" => Exit::Ok,
-        Outcome::RolledBack { .. } => Exit::RolledBack,
-        Outcome::NeedsHuman { .. } => Exit::NeedsHuman,
-        Outcome::Interrupted { state } if state.contains("diagnose") => Exit::NeedsHuman,
-        Outcome::Interrupted { .. } => Exit::RolledBack,
-    }
-}
-
-/// Human rendering of an apply/rollback report.
-pub fn human(r: &ApplyReport) -> String {
-    let mut s = format!("{} {}\n", paint(style::BOLD, "database"), r.database);
-    if !r.preflight.is_empty() {
-        s.push_str(&format!("{}\n", paint(style::BOLD, "preflight")));
-        for p in &r.preflight {
-            let mark = match p.status {
-                Check::Pass => paint(style::OK, "pass"),
-                Check::Warn => paint(style::WARNING, "warn"),
-                Check::Fail => paint(style::ERROR, "FAIL"),
-            };
-            s.push_str(&format!("  {mark} {:<34} {}\n", p.item, p.detail));
-        }
-    }
-    if !r.pending.is_empty() {
-        s.push_str(&format!("{} {}\n", paint(style::BOLD, "plan:"), r.pending.join(" → ")));
-    }
-    for a in &r.applied {
-        s.push_str(&format!(
-            "  applied {}_{} in {:.0} ms{}\n",
-            a.version,
-            a.name,
-            a.ms,
-            if a.attempts > 1 { format!(" ({} attempts)", a.attempts) } else { String::new() }
-        ));
-        for e in &a.events {
-            s.push_str(&format!("    {e}\n"));
-        }
-    }
-    for o in &r.observations {
-        s.push_str(&format!("  observed {:?}: {}\n", o.severity, o.what));
-    }
-    if let Some(d) = &r.decision {
-        s.push_str(&format!("{} {d}\n", paint(style::BOLD, "decision:")));
-    }
-    for a in &r.rolled_back {
-        s.push_str(&format!("  rolled back {}_{} in {:.0} ms\n", a.version, a.name, a.ms));
-    }
-    let outcome = match &r.outcome {
-        Outcome::NothingToDo => paint(style::OK, "nothing to do: the database is up to date"),
-        Outcome::DryRun => paint(style::OK, "dry run: nothing changed"),
-        Outcome::Refused => paint(style::ERROR, "refused: fix the FAIL items above (nothing changed)"),
-        Outcome::Locked { holder } => {
-            paint(style::ERROR, format!("another migsafe apply is running ({holder}); use --wait to queue behind it"))
-        }
-        Outcome::Applied => paint(style::OK, format!("applied {} migrations", r.applied.len())),
-        Outcome::RolledBack { reason } => paint(style::WARNING, format!("rolled back: {reason}")),
-        Outcome::NeedsHuman { reason, state, next } => {
-            paint(style::ERROR, format!("NEEDS A HUMAN: {reason}\n  state: {state}\n  next: {next}"))
-        }
-        Outcome::Interrupted { state } => paint(style::WARNING, format!("interrupted: {state}")),
-    };
-    s.push_str(&format!("{} {outcome}\n", paint(style::BOLD, "outcome:")));
-    if !r.checklist.is_empty() {
-        s.push_str(&format!("{}\n", paint(style::BOLD, "post-migration checklist")));
-        for c in &r.checklist {
-            let mark = match c.status {
-                ChecklistStatus::Checked => paint(style::OK, "[x]"),
-                ChecklistStatus::Failed => paint(style::ERROR, "[!]"),
-                ChecklistStatus::Human => "[ ]".to_string(),
-            };
-            s.push_str(&format!("  {mark} {} — {}\n", c.item, c.detail));
-        }
-    }
-    s
-}
-
-fn emit_report(r: &ApplyReport, f: Format) -> CmdResult {
+pub(super) fn emit_report(r: &ApplyReport, f: Format) -> CmdResult {
     let text = match f {
         Format::Json => render::json(r),
-        _ => human(r),
+        _ => render::apply::human(r),
     };
     render::emit(&text, None).map_err(Failure::environment)?;
-    Ok(exit_of(&r.outcome))
+    Ok(crate::exit::exit_of(&r.outcome))
 }
 
 /// Run `migsafe apply`.
@@ -308,248 +224,4 @@ pub fn run(a: ApplyArgs) -> CmdResult {
     let opts = options(&a, &set)?;
     let r = apply::apply(&set, &spec, &opts).map_err(engine_failure)?;
     emit_report(&r, a.safety.format)
-}
-
-/// Arguments of `migsafe rollback` against a database.
-#[derive(Debug, Args, Clone)]
-pub struct DbRollbackArgs {
-    #[command(flatten)]
-    pub safety: SafetyArgs,
-    /// Roll back this many applied migrations (default 1).
-    #[arg(long, conflicts_with = "to")]
-    pub steps: Option<usize>,
-    /// Roll back every migration newer than this version.
-    #[arg(long)]
-    pub to: Option<String>,
-}
-
-/// Run `migsafe rollback --db …`.
-pub fn rollback(dir: Option<&std::path::Path>, a: DbRollbackArgs) -> CmdResult {
-    let set = load_set(dir)?;
-    let spec = database(a.safety.db.as_deref())?;
-    let opts = ApplyOptions {
-        dry_run: a.safety.dry_run,
-        run: run_settings(&a.safety, &set)?,
-        wait: a.safety.wait.as_deref().map(|w| dur("--wait", w)).transpose()?,
-        cancel: ctrl_c(),
-        ..ApplyOptions::default()
-    };
-    let r = apply::rollback(&set, &spec, a.steps, a.to.as_deref(), &opts).map_err(engine_failure)?;
-    emit_report(&r, a.safety.format)
-}
-
-/// Arguments of `migsafe status`.
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Migration folder (default: current folder).
-    pub dir: Option<PathBuf>,
-    /// Database URL (default: DATABASE_URL, PG* variables).
-    #[arg(long)]
-    pub db: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-}
-
-/// Run `migsafe status`.
-pub fn status(a: StatusArgs) -> CmdResult {
-    let set = load_set(a.dir.as_deref())?;
-    let spec = database(a.db.as_deref())?;
-    let mut c = spec.connect().map_err(Failure::environment)?;
-    let rows = history::latest(&mut c).map_err(engine_failure)?;
-    let lines = history::status(&set, &rows);
-    let text = match a.format {
-        Format::Json => render::json(&serde_json::json!({ "migrations": lines })),
-        _ => {
-            let mut s = String::new();
-            for l in &lines {
-                let st =
-                    serde_json::to_value(l.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                let styled = match l.state {
-                    history::State::Applied => paint(style::OK, &st),
-                    history::State::Pending => paint(style::DIM, &st),
-                    _ => paint(style::ERROR, &st),
-                };
-                s.push_str(&format!("{:<12} {}_{}  {}\n", styled, l.version, l.name, l.detail));
-            }
-            s
-        }
-    };
-    render::emit(&text, None).map_err(Failure::environment)?;
-    let bad = lines.iter().any(|l| {
-        matches!(
-            l.state,
-            history::State::Drifted | history::State::Failed | history::State::Running | history::State::Missing
-        )
-    });
-    Ok(if bad { Exit::Findings } else { Exit::Ok })
-}
-
-/// Arguments of `migsafe diagnose`.
-#[derive(Debug, Args)]
-pub struct DiagnoseArgs {
-    /// Migration folder (default: current folder).
-    pub dir: Option<PathBuf>,
-    /// Database URL (default: DATABASE_URL, PG* variables).
-    #[arg(long)]
-    pub db: Option<String>,
-    /// Write the custom rollback for the current state to this file.
-    #[arg(long)]
-    pub write: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-    /// PostgreSQL server binaries (to build the expected schema on a throwaway cluster).
-    #[arg(long, env = "PG_BIN")]
-    pub pg_bin: Option<PathBuf>,
-}
-
-/// Run `migsafe diagnose`.
-pub fn diagnose(a: DiagnoseArgs) -> CmdResult {
-    let set = load_set(a.dir.as_deref())?;
-    let spec = database(a.db.as_deref())?;
-    let ds = apply::diagnose::diagnose(&set, &spec, a.pg_bin.as_deref()).map_err(engine_failure)?;
-    if let Some(path) = &a.write {
-        let sql: String = ds
-            .iter()
-            .map(|d| {
-                format!("-- custom rollback for {}_{} (state at diagnosis)\n{}", d.version, d.name, d.custom_rollback)
-            })
-            .collect();
-        std::fs::write(path, sql).map_err(Failure::environment)?;
-    }
-    let text = match a.format {
-        Format::Json => render::json(&ds),
-        _ => {
-            let mut s = String::new();
-            if ds.is_empty() {
-                s.push_str("no failed or interrupted migrations\n");
-            }
-            for d in &ds {
-                s.push_str(&format!(
-                    "{} {}_{} ({}, {})\n",
-                    paint(style::BOLD, "migration"),
-                    d.version,
-                    d.name,
-                    d.status,
-                    d.tx_mode
-                ));
-                if let Some(e) = &d.error {
-                    s.push_str(&format!("  error: {e}\n"));
-                }
-                s.push_str(&format!("  applied ({}): {}\n", d.applied.len(), d.applied.join(", ")));
-                s.push_str(&format!("  not applied ({}): {}\n", d.not_applied.len(), d.not_applied.join(", ")));
-                s.push_str(&format!(
-                    "  changed since before it:\n    {}\n",
-                    d.changed_since_before.trim_end().replace('\n', "\n    ")
-                ));
-                if let Some(m) = &d.missing_vs_expected {
-                    s.push_str(&format!(
-                        "  still missing compared with the finished migration:\n    {}\n",
-                        m.trim_end().replace('\n', "\n    ")
-                    ));
-                }
-                s.push_str(&format!(
-                    "  custom rollback for this exact state:\n    {}\n",
-                    d.custom_rollback.trim_end().replace('\n', "\n    ")
-                ));
-                for n in &d.next {
-                    s.push_str(&format!("  next: {n}\n"));
-                }
-            }
-            s
-        }
-    };
-    render::emit(&text, None).map_err(Failure::environment)?;
-    Ok(if ds.is_empty() { Exit::Ok } else { Exit::Findings })
-}
-
-/// Arguments of `migsafe plan`.
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// Migration folder (default: current folder).
-    pub dir: Option<PathBuf>,
-    /// Database URL (default: DATABASE_URL, PG* variables).
-    #[arg(long)]
-    pub db: Option<String>,
-    /// A rehearsal report (`migsafe rehearse --report r.json`) to take evidence from.
-    #[arg(long)]
-    pub rehearsal: Option<PathBuf>,
-    /// Folder of backups (default: [backup] dir, else ./backups).
-    #[arg(long)]
-    pub backup_dir: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-}
-
-/// Run `migsafe plan`.
-pub fn plan(a: PlanArgs) -> CmdResult {
-    let set = load_set(a.dir.as_deref())?;
-    let spec = database(a.db.as_deref())?;
-    let rehearsal = a
-        .rehearsal
-        .as_ref()
-        .map(|p| -> Result<migsafe_engine::report::Report, Failure> {
-            let text = std::fs::read_to_string(p).map_err(Failure::input)?;
-            serde_json::from_str(&text)
-                .map_err(|e| Failure::input(anyhow::anyhow!("{}: not a rehearsal JSON report: {e}", p.display())))
-        })
-        .transpose()?;
-    let dir = a.backup_dir.clone().or(set.config.backup.dir.clone()).unwrap_or_else(|| PathBuf::from("backups"));
-    let p = apply::plan::plan(&set, &spec, rehearsal.as_ref(), &dir).map_err(engine_failure)?;
-    let text = match a.format {
-        Format::Json => render::json(&p),
-        Format::Markdown => {
-            let mut s = format!(
-                "## Pre-migration checklist\n\nPending: {}\n\n",
-                if p.pending.is_empty() { "none".into() } else { p.pending.join(", ") }
-            );
-            for i in &p.items {
-                let mark = match i.status.as_str() {
-                    "met" => "- [x]",
-                    "unmet" => "- [ ] ❌",
-                    _ => "- [ ] 👤",
-                };
-                s.push_str(&format!("{mark} **{}** — {}\n", i.item, i.detail));
-            }
-            s
-        }
-        Format::Human => {
-            let mut s = String::new();
-            for i in &p.items {
-                let mark = match i.status.as_str() {
-                    "met" => paint(style::OK, "[x]"),
-                    "unmet" => paint(style::ERROR, "[!]"),
-                    _ => "[ ]".into(),
-                };
-                s.push_str(&format!("{mark} {} — {}\n", i.item, i.detail));
-            }
-            s.push_str(&format!("{} items unmet\n", p.unmet().len()));
-            s
-        }
-    };
-    render::emit(&text, None).map_err(Failure::environment)?;
-    Ok(if p.unmet().is_empty() { Exit::Ok } else { Exit::Findings })
-}
-
-/// Arguments of `migsafe adopt`.
-#[derive(Debug, Args)]
-pub struct AdoptArgs {
-    /// Migration folder (default: current folder).
-    pub dir: Option<PathBuf>,
-    /// Database URL (default: DATABASE_URL, PG* variables).
-    #[arg(long)]
-    pub db: Option<String>,
-}
-
-/// Run `migsafe adopt`: import another tool's history.
-pub fn adopt(a: AdoptArgs) -> CmdResult {
-    let set = load_set(a.dir.as_deref())?;
-    let spec = database(a.db.as_deref())?;
-    let mut c = spec.connect().map_err(Failure::environment)?;
-    let (n, tool) = history::import(&mut c, &set).map_err(engine_failure)?;
-    render::emit(&format!("imported {n} applied migrations from {tool} into migsafe.history\n"), None)
-        .map_err(Failure::environment)?;
-    Ok(Exit::Ok)
 }

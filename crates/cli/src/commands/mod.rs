@@ -1,9 +1,13 @@
+pub mod adopt;
 pub mod apply;
 pub mod backup;
 pub mod common;
+pub mod diagnose;
 pub mod lint;
 pub mod ops;
+pub mod plan;
 pub mod rehearse;
 pub mod rollback;
 pub mod schema;
+pub mod status;
 pub mod verify;

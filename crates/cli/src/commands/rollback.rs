@@ -20,7 +20,7 @@ pub struct RollbackArgs {
     /// Migration folder (default: current folder), when rolling back a database.
     pub dir: Option<PathBuf>,
     #[command(flatten)]
-    pub db: super::apply::DbRollbackArgs,
+    pub db: DbRollbackArgs,
 }
 
 /// Rollback actions.
@@ -70,7 +70,7 @@ pub fn run(args: RollbackArgs) -> CmdResult {
     match args.action {
         Some(RollbackAction::Generate(a)) => generate(a),
         Some(RollbackAction::Check(a)) => check(a),
-        None => super::apply::rollback(args.dir.as_deref(), args.db),
+        None => rollback_db(args.dir.as_deref(), args.db),
     }
 }
 
@@ -143,4 +143,32 @@ fn check(a: CheckArgs) -> CmdResult {
 /// `PostgreSQL 15` for reports.
 pub fn server_version(server: &migsafe_engine::scratch::ScratchServer) -> String {
     format!("PostgreSQL {}", server.major())
+}
+
+/// Arguments of `migsafe rollback` against a database.
+#[derive(Debug, Args, Clone)]
+pub struct DbRollbackArgs {
+    #[command(flatten)]
+    pub safety: super::apply::SafetyArgs,
+    /// Roll back this many applied migrations (default 1).
+    #[arg(long, conflicts_with = "to")]
+    pub steps: Option<usize>,
+    /// Roll back every migration newer than this version.
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+/// Run `migsafe rollback --db …`.
+fn rollback_db(dir: Option<&std::path::Path>, a: DbRollbackArgs) -> CmdResult {
+    let set = load_set(dir)?;
+    let spec = super::common::database(a.safety.db.as_deref())?;
+    let opts = migsafe_engine::apply::ApplyOptions {
+        dry_run: a.safety.dry_run,
+        run: super::apply::run_settings(&a.safety, &set)?,
+        wait: a.safety.wait.as_deref().map(|w| super::apply::dur("--wait", w)).transpose()?,
+        cancel: super::apply::ctrl_c(),
+        ..migsafe_engine::apply::ApplyOptions::default()
+    };
+    let r = migsafe_engine::apply::rollback(&set, &spec, a.steps, a.to.as_deref(), &opts).map_err(engine_failure)?;
+    super::apply::emit_report(&r, a.safety.format)
 }

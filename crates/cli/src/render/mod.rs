@@ -1,6 +1,7 @@
 //! Output renderers. Each takes a library report and returns text; nothing here decides
 //! anything.
 
+pub mod apply;
 mod lint;
 mod report;
 

@@ -1,6 +1,7 @@
 //! Human rendering of rehearsal-shaped reports.
 
 use migsafe_engine::report::Report;
+use migsafe_sql::lock::Blocks;
 
 use super::{paint, style};
 
@@ -61,9 +62,9 @@ pub fn report_markdown(r: &Report) -> String {
         let lock = m
             .locks
             .iter()
-            .filter(|l| l.blocks != "nothing")
+            .filter(|l| l.blocks != Blocks::Nothing)
             .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
-            .map(|l| format!("{} on `{}` {:.0} ms", l.mode, l.relation, l.held_ms))
+            .map(|l| format!("{} on `{}` {:.0} ms", l.mode.pg_name(), l.relation, l.held_ms))
             .unwrap_or_else(|| "none".into());
         let risk = m.risk.as_ref().map(|r| r.level.as_str()).unwrap_or("");
         s.push_str(&format!(
@@ -115,11 +116,11 @@ pub fn report_junit(r: &Report) -> String {
     s
 }
 
-fn lock_color(blocks: &str) -> &'static str {
+fn lock_color(blocks: Blocks) -> &'static str {
     match blocks {
-        "reads_and_writes" => "#d93025",
-        "writes" => "#f29900",
-        _ => "#9aa0a6",
+        Blocks::ReadsAndWrites => "#d93025",
+        Blocks::Writes => "#f29900",
+        Blocks::Nothing => "#9aa0a6",
     }
 }
 
@@ -144,14 +145,14 @@ fn timeline(m: &migsafe_engine::report::MigrationReport) -> String {
             "<text x=\"0\" y=\"{}\" class=\"lbl\">{} · {}</text><rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" rx=\"3\" fill=\"{}\"><title>{} on {} held {:.1} ms, taken by {} ({})</title></rect><text x=\"{:.1}\" y=\"{}\" class=\"ms\">{:.1} ms</text>",
             y + 13.0,
             esc(&l.relation),
-            esc(l.mode.trim_end_matches("Lock")),
+            esc(l.mode.pg_name().trim_end_matches("Lock")),
             row - 6.0,
-            lock_color(&l.blocks),
-            esc(&l.mode),
+            lock_color(l.blocks),
+            esc(l.mode.pg_name()),
             esc(&l.relation),
             l.held_ms,
             esc(&l.statement),
-            esc(&l.blocks.replace('_', " ")),
+            esc(&l.blocks.as_str().replace('_', " ")),
             (x + w + 4.0).min(label_w + width - 30.0),
             y + 13.0,
             l.held_ms

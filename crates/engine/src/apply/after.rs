@@ -8,7 +8,7 @@ use migsafe_catalog::integrity;
 use migsafe_catalog::Snapshot;
 use migsafe_sql::model::StmtKind;
 
-use super::probes::{self, Probes, Severity};
+use super::probes::{self, IncidentSeverity, Probes};
 use super::{ApplyOptions, ApplyReport};
 use crate::exec::Prepared;
 use crate::EngineError;
@@ -49,9 +49,9 @@ pub(super) fn watch(
     base: &probes::Baseline,
     opts: &ApplyOptions,
     rep: &mut ApplyReport,
-) -> Option<(Severity, String)> {
+) -> Option<(IncidentSeverity, String)> {
     let start = Instant::now();
-    let mut first_bad: Option<(Instant, Severity, String)> = None;
+    let mut first_bad: Option<(Instant, IncidentSeverity, String)> = None;
     loop {
         let obs = probes.observe(c, base);
         let worst = obs.iter().map(|o| o.severity).min();
@@ -61,13 +61,13 @@ pub(super) fn watch(
             }
         }
         match worst {
-            Some(Severity::P0) => {
+            Some(IncidentSeverity::P0) => {
                 return Some((
-                    Severity::P0,
-                    obs.iter().find(|o| o.severity == Severity::P0).map(|o| o.what.clone()).unwrap_or_default(),
+                    IncidentSeverity::P0,
+                    obs.iter().find(|o| o.severity == IncidentSeverity::P0).map(|o| o.what.clone()).unwrap_or_default(),
                 ))
             }
-            Some(s @ (Severity::P1 | Severity::P2)) => {
+            Some(s @ (IncidentSeverity::P1 | IncidentSeverity::P2)) => {
                 let what = obs.iter().find(|o| o.severity == s).map(|o| o.what.clone()).unwrap_or_default();
                 if opts.act_now {
                     return Some((s, what));

@@ -6,7 +6,7 @@ use postgres::Client;
 use migsafe_catalog::integrity;
 use migsafe_catalog::Snapshot;
 
-use super::probes::Severity;
+use super::probes::IncidentSeverity;
 use super::{ApplyReport, ChecklistItem, ChecklistStatus};
 use crate::EngineError;
 
@@ -22,7 +22,7 @@ pub(super) fn checklist(c: &mut Client, rep: &ApplyReport) -> Result<Vec<Checkli
         status: ChecklistStatus::Human,
         detail: detail.into(),
     };
-    let health = rep.observations.iter().filter(|o| o.severity == Severity::P0).count();
+    let health = rep.observations.iter().filter(|o| o.severity == IncidentSeverity::P0).count();
     let snap = Snapshot::capture(c)?;
     let checks = integrity::run_all(c, &snap)?;
     let bad = checks.iter().filter(|r| !r.ok).count();

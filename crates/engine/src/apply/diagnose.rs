@@ -75,7 +75,7 @@ pub fn diagnose(
                 let empty = Snapshot::capture(&mut e)?;
                 let built = e
                     .batch_execute(&empty.diff(&before).to_sql())
-                    .map_err(|x| EngineError::Input(x.to_string()))
+                    .map_err(EngineError::Db)
                     .and_then(|_| run_plain(&mut e, &p).map_err(EngineError::from));
                 if built.is_ok() {
                     let expected = Snapshot::capture(&mut e)?;

@@ -297,7 +297,7 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
             .map(|r| r.get(0))
             .collect();
         if !unfinished.is_empty() {
-            return Err(EngineError::Input(format!(
+            return Err(EngineError::Refused(format!(
                 "Prisma records {} as started and not finished: it failed half-way; fix it (migsafe diagnose, then \
                  `prisma migrate resolve`) before importing",
                 unfinished.join(", ")
@@ -331,7 +331,7 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
             let r = c.query_one("SELECT version::text, dirty FROM schema_migrations LIMIT 1", &[])?;
             let (current, dirty): (String, bool) = (r.get(0), r.get(1));
             if dirty {
-                return Err(EngineError::Input(format!(
+                return Err(EngineError::Refused(format!(
                     "golang-migrate marks version {current} dirty: it failed half-way; fix it (migsafe diagnose) before importing"
                 )));
             }
@@ -348,7 +348,7 @@ pub fn import(c: &mut Client, set: &MigrationSet) -> Result<(usize, String), Eng
             ("dbmate", rows.iter().map(|r| r.get(0)).collect())
         }
     } else {
-        return Err(EngineError::Input(
+        return Err(EngineError::Refused(
             "no history of golang-migrate (schema_migrations), dbmate, Flyway (flyway_schema_history), sqlx (_sqlx_migrations), \
              Diesel (__diesel_schema_migrations) or Prisma (_prisma_migrations) found"
                 .into(),

@@ -31,7 +31,7 @@ use history::{RunMode, RunStatus};
 pub use hooks::{CommandError, StillConnected};
 pub use lock::{take_lock, LockAttempt, LOCK_KEY};
 pub use probes::HealthError;
-pub use probes::{Observation, Probes, Severity};
+pub use probes::{IncidentSeverity, Observation, Probes};
 pub use report::{Applied, ApplyReport, Check, ChecklistItem, ChecklistStatus, Outcome, PreflightItem};
 pub use revert::{rollback, rollback_one};
 pub use run::{Cancel, RunSettings};
@@ -151,7 +151,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
     )
     .unwrap_or_default();
     let mut applied_here: Vec<&Migration> = Vec::new();
-    let mut failure: Option<(Severity, String)> = None;
+    let mut failure: Option<(IncidentSeverity, String)> = None;
     for m in &todo {
         let run = Run { resumable: &resumable, approvals: &approvals, opts, done_before: applied_here.len() };
         match apply_one(&mut c, m, &run, &mut rep)? {
@@ -160,14 +160,14 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
                 let problems = after::post_verify(&mut c, &p)?;
                 if !problems.is_empty() {
                     failure = Some((
-                        Severity::P0,
+                        IncidentSeverity::P0,
                         format!("{} applied but verification failed: {}", m.id(), problems.join("; ")),
                     ));
                     break;
                 }
             }
             Ran::Failed { error, half_applied } => {
-                failure = Some((Severity::P0, format!("{} failed: {error}", m.id())));
+                failure = Some((IncidentSeverity::P0, format!("{} failed: {error}", m.id())));
                 if half_applied {
                     applied_here.push(m); // its rollback must run too
                 }
@@ -182,7 +182,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
     if failure.is_none() {
         if let Some(cmd) = &opts.post_apply {
             if let Err(e) = hooks::sh(cmd) {
-                failure = Some((Severity::P0, format!("post_apply hook failed: {e}")));
+                failure = Some((IncidentSeverity::P0, format!("post_apply hook failed: {e}")));
             }
         }
     }

@@ -28,7 +28,7 @@ pub struct Probes {
 
 /// The guide's incident severities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum Severity {
+pub enum IncidentSeverity {
     /// Critical: outage or corruption. Roll back immediately.
     P0,
     /// High: major functionality broken. Roll back after the assessment window.
@@ -39,13 +39,13 @@ pub enum Severity {
     P3,
 }
 
-impl Severity {
+impl IncidentSeverity {
     /// Roll back at once (P0), after assessment (P1/P2), or not at all (P3).
     pub fn action(self) -> &'static str {
         match self {
-            Severity::P0 => "roll back immediately",
-            Severity::P1 | Severity::P2 => "roll back after the assessment window unless it recovers",
-            Severity::P3 => "no rollback; track it",
+            IncidentSeverity::P0 => "roll back immediately",
+            IncidentSeverity::P1 | IncidentSeverity::P2 => "roll back after the assessment window unless it recovers",
+            IncidentSeverity::P3 => "no rollback; track it",
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct Observation {
     /// What was observed.
     pub what: String,
     /// Its severity.
-    pub severity: Severity,
+    pub severity: IncidentSeverity,
 }
 
 /// Latency baseline taken before the migration.
@@ -163,27 +163,28 @@ impl Probes {
         let mut out = Vec::new();
         if let Some(url) = &self.health_url {
             if let Err(e) = http_ok(url) {
-                out.push(Observation { what: format!("health check failed: {e}"), severity: Severity::P0 });
+                out.push(Observation { what: format!("health check failed: {e}"), severity: IncidentSeverity::P0 });
             }
         }
         if let Some(cmd) = &self.health_cmd {
             if let Err(e) = sh(cmd) {
-                out.push(Observation { what: format!("health command failed: {e}"), severity: Severity::P0 });
+                out.push(Observation { what: format!("health command failed: {e}"), severity: IncidentSeverity::P0 });
             }
         }
         if let Some(cmd) = &self.error_rate_cmd {
             match sh(cmd).map(|t| number(&t)) {
                 Ok(Some(rate)) if rate > self.error_rate_threshold => out.push(Observation {
                     what: format!("error rate {rate}% is above the {}% threshold", self.error_rate_threshold),
-                    severity: Severity::P1,
+                    severity: IncidentSeverity::P1,
                 }),
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    out.push(Observation { what: format!("`{cmd}` printed no number"), severity: Severity::P3 })
+                    out.push(Observation { what: format!("`{cmd}` printed no number"), severity: IncidentSeverity::P3 })
                 }
-                Err(e) => {
-                    out.push(Observation { what: format!("error-rate probe failed: {e}"), severity: Severity::P1 })
-                }
+                Err(e) => out.push(Observation {
+                    what: format!("error-rate probe failed: {e}"),
+                    severity: IncidentSeverity::P1,
+                }),
             }
         }
         if let (Some(cmd), Some(before)) = (&self.latency_cmd, base.latency_cmd) {
@@ -194,7 +195,7 @@ impl Probes {
                             "latency {now} is {:.0}% above the {before} measured before the migration",
                             (now / before - 1.0) * 100.0
                         ),
-                        severity: Severity::P2,
+                        severity: IncidentSeverity::P2,
                     });
                 }
             }
@@ -214,7 +215,7 @@ impl Probes {
                 if m1 > m0 * 1.5 {
                     out.push(Observation {
                         what: format!("queries on the migrated tables take {m1:.2} ms on average, up from {m0:.2} ms (pg_stat_statements)"),
-                        severity: Severity::P2,
+                        severity: IncidentSeverity::P2,
                     });
                 }
             }

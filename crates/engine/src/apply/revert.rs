@@ -90,18 +90,18 @@ fn restore_backup(spec: &ConnSpec, dump: &str, tool_dirs: &[PathBuf]) -> Result<
         .args(["--clean", "--if-exists", "--no-owner", "--dbname", spec.dbname(), dump])
         .envs(env)
         .output()
-        .map_err(|e| EngineError::Input(format!("pg_restore: {e}")))?;
+        .map_err(|e| EngineError::Tool(format!("pg_restore: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(EngineError::Input(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+        Err(EngineError::Tool(String::from_utf8_lossy(&out.stderr).trim().to_string()))
     }
 }
 
 /// Roll back one applied migration with the apply's safety, recording it in the history.
 pub fn rollback_one(c: &mut Client, m: &Migration, opts: &ApplyOptions) -> Result<Applied, EngineError> {
     let Some(rb) = &m.rollback else {
-        return Err(EngineError::Input(format!("{} has no rollback (migsafe rollback generate writes one)", m.id())));
+        return Err(EngineError::Refused(format!("{} has no rollback (migsafe rollback generate writes one)", m.id())));
     };
     let p = Prepared::new(rb)?;
     let row: Option<i64> = c
@@ -117,7 +117,7 @@ pub fn rollback_one(c: &mut Client, m: &Migration, opts: &ApplyOptions) -> Resul
         let err = out.error.map(|e| e.to_string()).unwrap_or_default();
         let _ = c
             .execute("UPDATE migsafe.history SET error = $2 WHERE id = $1", &[&id, &format!("rollback failed: {err}")]);
-        return Err(EngineError::Input(err));
+        return Err(EngineError::RollbackFailed(err));
     }
     c.execute("UPDATE migsafe.history SET rolled_back_at = clock_timestamp() WHERE id = $1", &[&id])?;
     Ok(Applied {

@@ -1,7 +1,7 @@
 //! Row keys: how the capture and the rollback find a row again (a primary key, a unique
 //! NOT NULL constraint or index, or the constants an INSERT or UPDATE gives).
 
-use migsafe_catalog::model::Table;
+use migsafe_catalog::model::{ConstraintType, Table};
 use migsafe_sql::model::{ColumnConstants, StmtKind};
 use migsafe_sql::{quote_ident as qi, Statement};
 
@@ -23,8 +23,8 @@ pub fn row_key_without(t: &Table, avoid: &[String]) -> Option<Vec<String>> {
             && !cols.iter().any(|x| avoid.contains(x))
     };
     let mut cands: Vec<(&String, &migsafe_catalog::model::Constraint)> =
-        t.constraints.iter().filter(|(_, c)| c.kind == "p" || c.kind == "u").collect();
-    cands.sort_by_key(|(n, c)| (c.kind != "p", (*n).clone()));
+        t.constraints.iter().filter(|(_, c)| c.kind.is_key()).collect();
+    cands.sort_by_key(|(n, c)| (c.kind != ConstraintType::PrimaryKey, (*n).clone()));
     if let Some((_, c)) = cands.into_iter().find(|(_, c)| usable(&c.columns)) {
         return Some(c.columns.clone());
     }
@@ -90,10 +90,9 @@ pub fn seeded_keys(t: &Table, v: &migsafe_sql::model::InsertValues) -> Option<(V
         })
         .map(|(_, c)| c.clone())
         .collect();
-    let unique_sets =
-        t.constraints.values().filter(|c| c.kind == "p" || c.kind == "u").map(|c| c.columns.clone()).chain(
-            t.indexes.values().filter(|i| i.valid && !i.constraint).filter_map(|i| unique_index_uses(&i.definition, t)),
-        );
+    let unique_sets = t.constraints.values().filter(|c| c.kind.is_key()).map(|c| c.columns.clone()).chain(
+        t.indexes.values().filter(|i| i.valid && !i.constraint).filter_map(|i| unique_index_uses(&i.definition, t)),
+    );
     for used in unique_sets {
         if !used.is_empty() && used.iter().all(|u| constant.contains(u)) {
             return project(&constant).map(|rows| (constant.clone(), rows));

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use migsafe_catalog::model::{Snapshot, Table};
+use migsafe_catalog::model::{ConstraintType, Firing, IdentityKind, Snapshot, Table};
 use migsafe_catalog::QName;
 use migsafe_sql::model::{AlterAction, ColumnConstants, ObjectKind, StmtKind};
 use migsafe_sql::Statement;
@@ -231,7 +231,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                 Some(k) if dropped => columns
                     .iter()
                     .filter(|c| !k.contains(c))
-                    .filter(|c| t.column(c).is_some_and(|col| col.identity.as_deref() != Some("always")))
+                    .filter(|c| t.column(c).is_some_and(|col| col.identity != Some(IdentityKind::Always)))
                     .cloned()
                     .collect(),
                 _ => vec![],
@@ -417,7 +417,7 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
 /// Whether an enabled BEFORE UPDATE row trigger on `t` may change columns an UPDATE does
 /// not assign (an updated_at stamp).
 fn reshaped_on_update(t: &Table) -> bool {
-    t.triggers.values().any(|g| g.enabled != "D" && row_trigger(&g.definition, "BEFORE", "UPDATE"))
+    t.triggers.values().any(|g| g.enabled != Firing::Disabled && row_trigger(&g.definition, "BEFORE", "UPDATE"))
 }
 
 /// Whether a trigger (`pg_get_triggerdef`) fires `when` (BEFORE, AFTER) for each row on an
@@ -442,7 +442,7 @@ fn cascade_closure(s0: &Snapshot, table: &QName, all: bool) -> (Vec<QName>, Vec<
         i += 1;
         for (tn, t) in &s0.tables {
             for c in t.constraints.values() {
-                if c.kind != "f" || c.references.as_ref() != Some(&parent) || c.inherited {
+                if c.kind != ConstraintType::ForeignKey || c.references.as_ref() != Some(&parent) || c.inherited {
                     continue;
                 }
                 let action = c.definition.split(" ON DELETE ").nth(1).unwrap_or("");

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use migsafe_catalog::model::Snapshot;
+use migsafe_catalog::model::{Firing, Snapshot};
 use migsafe_catalog::QName;
 use migsafe_sql::{quote_ident as qi, quote_literal as ql};
 
@@ -165,13 +165,13 @@ impl CapturePlan {
             // BEFORE row triggers shape the row written, and the restore writes rows exactly as
             // captured: they are always off. The others carry the change to other tables: off
             // when the destroying statement did not fire them (see `quiet`).
-            let triggers: Vec<(&String, &String)> = match s0.tables.get(table) {
+            let triggers: Vec<(&String, Firing)> = match s0.tables.get(table) {
                 Some(t) => t
                     .triggers
                     .iter()
-                    .filter(|(_, g)| !g.inherited && g.enabled != "D")
+                    .filter(|(_, g)| !g.inherited && g.enabled != Firing::Disabled)
                     .filter(|(_, g)| item.quiet() || row_trigger(&g.definition, "BEFORE", ""))
-                    .map(|(n, g)| (n, &g.enabled))
+                    .map(|(n, g)| (n, g.enabled))
                     .collect(),
                 None => vec![],
             };
@@ -183,7 +183,7 @@ impl CapturePlan {
                 ql(&b.to_string())
             ));
             for (name, enabled) in triggers {
-                let how = migsafe_catalog::enable_clause(enabled);
+                let how = enabled.enable_clause();
                 out.push(format!("ALTER TABLE {table} {how} TRIGGER {}", qi(name)));
             }
             blocks.push((item.statement(), out));

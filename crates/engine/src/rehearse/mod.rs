@@ -186,9 +186,9 @@ fn restore_dump(server: &ScratchServer, replay: &Replay, dump: &Path) -> Result<
         .arg(dump)
         .envs(env)
         .output()
-        .map_err(|e| EngineError::Input(format!("{}: cannot run pg_restore: {e}", dump.display())))?;
+        .map_err(|e| EngineError::Tool(format!("{}: cannot run pg_restore: {e}", dump.display())))?;
     if !out.status.success() {
-        return Err(EngineError::Input(format!(
+        return Err(EngineError::Tool(format!(
             "{}: pg_restore failed: {}",
             dump.display(),
             String::from_utf8_lossy(&out.stderr).trim()
@@ -212,12 +212,7 @@ fn user_checks(db: &ScratchDb, opts: &RehearseOptions, step: &str) -> Result<Opt
     let mut failures = Vec::new();
     let mut ran = 0;
     if let Some(dir) = &opts.checks {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| EngineError::Input(format!("{}: {e}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-            .collect();
-        files.sort();
+        let files = crate::verify::sql_files(dir)?;
         let mut c = db.connect()?;
         for f in files {
             let sql = crate::source::read_text(&f)?;
@@ -244,7 +239,7 @@ fn user_checks(db: &ScratchDb, opts: &RehearseOptions, step: &str) -> Result<Opt
             .env("PGUSER", spec.user())
             .env("MIGSAFE_STEP", step)
             .output()
-            .map_err(|e| EngineError::Input(format!("--check-cmd: cannot run `{cmd}`: {e}")))?;
+            .map_err(|e| EngineError::Tool(format!("--check-cmd: cannot run `{cmd}`: {e}")))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             failures.push(format!("`{cmd}` exited with {}: {}", out.status, err.trim().lines().last().unwrap_or("")));

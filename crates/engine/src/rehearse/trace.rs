@@ -99,21 +99,20 @@ impl Tracer {
             e.last = e.last.max(commit_ms);
         }
         seen.retain(|(rel, _), _| existing(rel));
+        // Relation locks only come in the eight table-lock modes; anything else pg_locks shows
+        // on a relation (SIReadLock, a serializable transaction's predicate lock) blocks no one.
         let mut out: Vec<LockHold> = seen
             .into_iter()
-            .map(|((relation, mode), s)| {
-                let blocks = mode.parse::<LockMode>().map(|m| m.blocks()).unwrap_or(migsafe_sql::lock::Blocks::Nothing);
-                LockHold {
+            .filter_map(|((relation, mode), s)| {
+                let mode = mode.parse::<LockMode>().ok()?;
+                Some(LockHold {
                     relation,
                     held_ms: (s.last - s.first) + POLL.as_secs_f64() * 1000.0,
                     start_ms: s.first,
                     statement: label(s.statement),
-                    blocks: serde_json::to_value(blocks)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    blocks: mode.blocks(),
                     mode,
-                }
+                })
             })
             .collect();
         out.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms).then(a.relation.cmp(&b.relation)));

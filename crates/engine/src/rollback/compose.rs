@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use migsafe_catalog::model::ConstraintType;
 use migsafe_catalog::Snapshot;
 use migsafe_sql::LineIndex;
 
@@ -255,12 +256,15 @@ fn relaxed(s0: &Snapshot, s1: &Snapshot, plan: &CapturePlan) -> Snapshot {
         let restored = tables.contains(n);
         t.constraints.retain(|_, c| {
             let on_restored_column = c.columns.iter().any(|col| columns.contains(&(n.clone(), col.clone())));
-            let fk_touching = c.kind == "f"
+            let fk_touching = c.kind == ConstraintType::ForeignKey
                 && (restored || on_restored_column || c.references.as_ref().is_some_and(|x| tables.contains(x)));
             // A key on restored values would see the values the re-added column got (new
             // sequence numbers) collide with those being put back, and a CHECK would judge the
             // values the migration wrote: they wait for the data too.
-            let key_on_restored = matches!(c.kind.as_str(), "p" | "u" | "x" | "c") && on_restored_column;
+            let key_on_restored = matches!(
+                c.kind,
+                ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion | ConstraintType::Check
+            ) && on_restored_column;
             !fk_touching && !key_on_restored
         });
     }

@@ -1,6 +1,7 @@
 //! Constraint actions of ALTER TABLE: an added constraint is dropped (the name PostgreSQL
 //! chose when unnamed), a dropped one added back, a validated one made NOT VALID again.
 
+use migsafe_catalog::model::ConstraintType;
 use migsafe_sql::model::{AlterAction, ConstraintKind, ObjectKind};
 use migsafe_sql::quote_ident as qi;
 
@@ -27,12 +28,12 @@ pub(super) fn invert(tc: &AlterCx, a: &AlterAction, actions: &[AlterAction], inv
                     // The constraint PostgreSQL named: new since S0, of the same kind, on the
                     // same columns when the statement lists them.
                     let kind = match &c.kind {
-                        ConstraintKind::PrimaryKey => "p",
-                        ConstraintKind::Unique => "u",
-                        ConstraintKind::ForeignKey { .. } => "f",
-                        ConstraintKind::Check(_) => "c",
-                        ConstraintKind::Exclude => "x",
-                        ConstraintKind::NotNull => "n",
+                        ConstraintKind::PrimaryKey => ConstraintType::PrimaryKey,
+                        ConstraintKind::Unique => ConstraintType::Unique,
+                        ConstraintKind::ForeignKey { .. } => ConstraintType::ForeignKey,
+                        ConstraintKind::Check(_) => ConstraintType::Check,
+                        ConstraintKind::Exclude => ConstraintType::Exclusion,
+                        ConstraintKind::NotNull => ConstraintType::NotNull,
                     };
                     let columns: &[String] = match &c.kind {
                         ConstraintKind::ForeignKey { columns, .. } => columns,
@@ -40,13 +41,7 @@ pub(super) fn invert(tc: &AlterCx, a: &AlterAction, actions: &[AlterAction], inv
                     };
                     // A name a DROP freed counts as new when it is one PostgreSQL would choose
                     // (`<table>_…_<check|key|fkey|pkey|excl>`).
-                    let suffix = match kind {
-                        "p" => "_pkey",
-                        "u" => "_key",
-                        "f" => "_fkey",
-                        "x" => "_excl",
-                        _ => "_check",
-                    };
+                    let suffix = kind.default_name_suffix();
                     let chosen = |k: &str| k.starts_with(&format!("{}_", t.name)) && k.ends_with(suffix);
                     let old: Vec<&String> = before
                         .map(|x| x.constraints.keys().filter(|k| !(dropped(k) && chosen(k))).collect())

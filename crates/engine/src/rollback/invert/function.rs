@@ -4,10 +4,10 @@
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::{quote_ident as qi, Statement};
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// CREATE FUNCTION / PROCEDURE and CREATE TRIGGER.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
         StmtKind::CreateFunction { name, arg_types, .. } => {

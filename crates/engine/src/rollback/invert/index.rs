@@ -5,10 +5,10 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::Statement;
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// CREATE INDEX and DROP INDEX.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
         StmtKind::CreateIndex { name, table, concurrently, .. } => {

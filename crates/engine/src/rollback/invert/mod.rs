@@ -42,7 +42,7 @@ pub struct Inverse {
     readds: Option<(QName, usize)>,
 }
 
-struct Cx<'a> {
+struct Inversion<'a> {
     /// The migration's text (the rows of `COPY … FROM STDIN` are in it).
     source: &'a str,
     s0: &'a Snapshot,
@@ -70,7 +70,7 @@ struct Earlier {
     defaults: Vec<String>,
 }
 
-impl Cx<'_> {
+impl Inversion<'_> {
     fn q(&self, n: &migsafe_sql::QualName) -> QName {
         self.before.names.named(n)
     }
@@ -145,7 +145,7 @@ pub fn invert_all(
         }
         now.names.observe(&st.kind);
     }
-    let mut cx = Cx { source, captured, s0, s1, before: Earlier::default(), functions_done: Default::default() };
+    let mut cx = Inversion { source, captured, s0, s1, before: Earlier::default(), functions_done: Default::default() };
     let mut out = Vec::new();
     for (st, e) in statements.iter().zip(earlier).rev() {
         cx.before = e;
@@ -178,7 +178,7 @@ pub fn invert_all(
 }
 
 /// The inverse of one statement, by the kind of object it works on.
-fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     match &st.kind {
         StmtKind::Insert { .. } | StmtKind::Copy { .. } => rows::invert(st, cx, inv),
         StmtKind::CreateTable { .. } | StmtKind::CreateTableAs { .. } | StmtKind::AlterTable { .. } => {

@@ -3,10 +3,10 @@
 use migsafe_sql::model::StmtKind;
 use migsafe_sql::{quote_ident as qi, Statement};
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// CREATE SCHEMA, SEQUENCE, EXTENSION and POLICY.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
         StmtKind::CreateSchema { name, .. } if !s0.schemas.contains_key(name) && s1.schemas.contains_key(name) => {

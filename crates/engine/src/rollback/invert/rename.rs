@@ -4,10 +4,10 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::{quote_ident as qi, Statement};
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// RENAME and SET SCHEMA.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     match &st.kind {
         StmtKind::Rename { kind, object, column, new_name } => {
             rename(cx, *kind, object, column.as_deref(), new_name, inv)
@@ -31,7 +31,7 @@ pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
 }
 
 fn rename(
-    cx: &Cx,
+    cx: &Inversion,
     kind: ObjectKind,
     object: &migsafe_sql::QualName,
     column: Option<&str>,

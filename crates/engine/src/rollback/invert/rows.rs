@@ -6,10 +6,10 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::{quote_ident as qi, Statement};
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// INSERT … VALUES and COPY … FROM stdin into an existing table.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     match &st.kind {
         StmtKind::Insert { table, values: Some(v), .. } if v.on_conflict.is_none() => {
             if let Some(sql) = delete_inserted(&cx.q(table), v, cx) {
@@ -31,7 +31,7 @@ pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
 /// The inverse of `INSERT INTO t … VALUES` into a table that existed before the migration:
 /// delete exactly those rows, by the table's key, when every row gives its key as constants.
 /// (Otherwise the rows stay, and the rollback's notes say so.)
-fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Cx) -> Option<String> {
+fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Inversion) -> Option<String> {
     let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
     let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
     match crate::capture::seeded_keys(t, v) {

@@ -7,13 +7,13 @@ use migsafe_catalog::QName;
 use migsafe_sql::model::{AlterAction, ObjectKind, StmtKind, TriggerTarget};
 use migsafe_sql::{quote_ident as qi, Statement};
 
-use super::{column, constraint, Cx, Inverse};
+use super::{column, constraint, Inverse, Inversion};
 
 /// One ALTER TABLE being undone: the table (as the statement names it) and the table as S0
 /// and S1 have it (S0's under the name it had there).
 pub(super) struct AlterCx<'a> {
     /// The inversion's context.
-    pub cx: &'a Cx<'a>,
+    pub cx: &'a Inversion<'a>,
     /// The table, as the statement names it.
     pub t: &'a QName,
     /// The table in S0, under its S0 name.
@@ -35,7 +35,7 @@ impl AlterCx<'_> {
 }
 
 /// CREATE TABLE, CREATE TABLE AS / MATERIALIZED VIEW, and ALTER TABLE (action by action).
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
         StmtKind::CreateTable { table, .. } => {
@@ -105,7 +105,7 @@ pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
 
 /// One action of an ALTER TABLE (`actions` are the statement's: a DROP CONSTRAINT among them
 /// runs before its ADDs).
-fn alter_action(cx: &Cx, t: &QName, a: &AlterAction, actions: &[AlterAction], inv: &mut Inverse) {
+fn alter_action(cx: &Inversion, t: &QName, a: &AlterAction, actions: &[AlterAction], inv: &mut Inverse) {
     let tc = AlterCx { cx, t, before: cx.s0.tables.get(&cx.original(t)), after: cx.s1.tables.get(t) };
     column::invert(&tc, a, actions, inv);
     constraint::invert(&tc, a, actions, inv);

@@ -4,10 +4,10 @@
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::Statement;
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// CREATE TYPE, CREATE DOMAIN and ALTER TYPE … RENAME VALUE.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     match &st.kind {
         StmtKind::CreateType { name, .. } | StmtKind::CreateDomain { name } => {

@@ -3,10 +3,10 @@
 use migsafe_sql::model::{ObjectKind, StmtKind};
 use migsafe_sql::Statement;
 
-use super::{Cx, Inverse};
+use super::{Inverse, Inversion};
 
 /// CREATE (OR REPLACE) VIEW.
-pub(super) fn invert(st: &Statement, cx: &Cx, inv: &mut Inverse) {
+pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     let (s0, s1) = (cx.s0, cx.s1);
     let StmtKind::CreateView { view, .. } = &st.kind else { return };
     let q = cx.q(view);

@@ -1,16 +1,13 @@
 //! ADD COLUMN … NOT NULL with nothing to fill existing rows.
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::AddColumn { column: c, .. } = a else {
             continue;

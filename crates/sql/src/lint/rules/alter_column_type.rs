@@ -1,17 +1,14 @@
 //! ALTER COLUMN … TYPE: a rewrite under ACCESS EXCLUSIVE unless PostgreSQL can skip it
 //! (binary-compatible changes such as widening varchar, varchar to text, widening numeric).
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::AlterAction;
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::AlterType { column, new_type, using, .. } = a else {
             continue;

@@ -4,7 +4,7 @@
 use pg_query::protobuf::ConstrType;
 use pg_query::NodeEnum;
 
-use super::{default_constraint_name, table_actions, violation, Cx, Violation};
+use super::{default_constraint_name, existing_table_actions, table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
 
 /// Rewrite every FOREIGN KEY / CHECK constraint added by the statement as NOT VALID, naming
@@ -66,12 +66,9 @@ fn recipe(cx: &Cx, kind: ConstrType) -> String {
 }
 
 pub(crate) fn foreign_key(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::AddConstraint(c) = a else {
             continue;
@@ -97,12 +94,9 @@ pub(crate) fn foreign_key(cx: &Cx, out: &mut Vec<Violation>) {
 }
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     let adds_check = actions.iter().any(
         |a| matches!(a, AlterAction::AddConstraint(c) if matches!(c.kind, ConstraintKind::Check(_)) && !c.not_valid),
     );
@@ -121,12 +115,9 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
 /// PostgreSQL 18's `ALTER CONSTRAINT … ENFORCED` on a NOT ENFORCED foreign key (or CHECK,
 /// where a later release allows it) validates every existing row in the same statement.
 pub(crate) fn enforce(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::AlterConstraint { name, enforce: Some(true) } = a else {
             continue;

@@ -1,16 +1,13 @@
 //! Statements that destroy data: DROP COLUMN, DROP TABLE, DROP SCHEMA, TRUNCATE.
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ObjectKind, StmtKind};
 use crate::quote_ident;
 
 pub(crate) fn drop_column(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::DropColumn { column, .. } = a else {
             continue;

@@ -1,15 +1,12 @@
 //! ALTER TABLE … DISABLE TRIGGER: it is not per-session.
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, TriggerTarget};
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::Trigger { enable: false, target } = a else {
             continue;

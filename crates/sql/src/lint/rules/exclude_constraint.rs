@@ -1,15 +1,12 @@
 //! EXCLUDE constraints on existing tables: no online way to add one.
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     if actions.iter().any(|a| matches!(a, AlterAction::AddConstraint(c) if c.kind == ConstraintKind::Exclude)) {
         out.push(violation(
             format!(

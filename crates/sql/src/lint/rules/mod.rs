@@ -183,6 +183,12 @@ pub(super) fn table_actions<'a>(cx: &'a Cx) -> Option<(&'a QualName, &'a [AlterA
     }
 }
 
+/// The ALTER TABLE actions of the statement, when it alters a table that existed before this
+/// migration (a table created earlier in it is new and empty: nothing to lock or scan).
+pub(super) fn existing_table_actions<'a>(cx: &'a Cx) -> Option<(&'a QualName, &'a [AlterAction])> {
+    table_actions(cx).filter(|(table, _)| cx.existing(table))
+}
+
 /// PostgreSQL's default name for a constraint: `table_col_suffix`, truncated as it does.
 pub(super) fn default_constraint_name(table: &str, columns: &[String], suffix: &str) -> String {
     let mut base = table.to_string();

@@ -1,6 +1,6 @@
 //! Maintenance and ALTER forms that rewrite a table under ACCESS EXCLUSIVE.
 
-use super::{table_actions, violation, Cx, Violation};
+use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, StmtKind};
 
 pub(crate) fn vacuum_full(cx: &Cx, out: &mut Vec<Violation>) {
@@ -53,12 +53,9 @@ pub(crate) fn refresh_matview(cx: &Cx, out: &mut Vec<Violation>) {
 }
 
 pub(crate) fn set_logged(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::SetPersistence { logged } = a else {
             continue;
@@ -81,12 +78,9 @@ pub(crate) fn set_logged(cx: &Cx, out: &mut Vec<Violation>) {
 }
 
 pub(crate) fn other_rewrites(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let what = match a {
             AlterAction::SetTablespace => "SET TABLESPACE copies the whole table",

@@ -1,17 +1,14 @@
 //! SET NOT NULL on an existing column, unless a validated CHECK (col IS NOT NULL) already
 //! proves it (PostgreSQL 12+ then skips the scan).
 
-use super::{default_constraint_name, table_actions, violation, Cx, Violation};
+use super::{default_constraint_name, existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     // SET NOT NULL, and PostgreSQL 18's `ADD CONSTRAINT name NOT NULL col` (without NOT VALID),
     // check every row the same way.
     let columns = actions.iter().flat_map(|a| match a {

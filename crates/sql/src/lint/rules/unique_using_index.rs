@@ -1,16 +1,13 @@
 //! UNIQUE and PRIMARY KEY constraints that build their index under ACCESS EXCLUSIVE.
 
-use super::{default_constraint_name, table_actions, violation, Cx, Violation};
+use super::{default_constraint_name, existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
-    let Some((table, actions)) = table_actions(cx) else {
+    let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
-    if !cx.existing(table) {
-        return;
-    }
     for a in actions {
         let AlterAction::AddConstraint(c) = a else {
             continue;

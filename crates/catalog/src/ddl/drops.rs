@@ -1,0 +1,228 @@
+//! Phase 1 of the DDL: what goes or changes is dropped, dependents before what they depend on.
+
+use super::*;
+
+/// Policies and triggers that go or change (on a retyped table, those naming its columns too).
+pub(super) fn drop_policies_and_triggers(c: &Change, s: &mut Script) {
+    let Change { a, b, retyped, .. } = c;
+    for (tn, t) in &a.tables {
+        let u = b.tables.get(tn);
+        let retyped = retyped.contains(tn);
+        for (pn, p) in &t.policies {
+            if u.and_then(|u| u.policies.get(pn)) != Some(p) || (retyped && u.is_some()) {
+                s.push(format!("DROP POLICY {} ON {tn}", qi(pn)));
+            }
+        }
+        for (gn, g) in &t.triggers {
+            if g.inherited {
+                continue;
+            }
+            let keep = u.and_then(|u| u.triggers.get(gn)).is_some_and(|h| h.definition == g.definition)
+                && !(retyped && names_columns(g));
+            if !keep && u.is_some() {
+                s.push(format!("DROP TRIGGER {} ON {tn}", qi(gn)));
+            }
+        }
+    }
+}
+
+/// Rules go before the tables and views they read or write (a rule blocks dropping them and
+/// changing the type of a column it uses) and come back at the end.
+pub(super) fn drop_rules(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (k, r) in &a.rules {
+        if b.rules.get(k).is_none_or(|x| x.definition != r.definition) || c.redo_rule(r) {
+            s.push(format!("DROP RULE {} ON {}", qi(&r.name), r.relation));
+        }
+    }
+}
+
+/// Views that go or are rebuilt, dependents first.
+pub(super) fn drop_views(c: &Change, s: &mut Script) {
+    let Change { a, b, rebuild_views, .. } = c;
+    let removed_views: BTreeSet<QName> =
+        a.views.keys().filter(|n| !b.views.contains_key(*n)).cloned().chain(rebuild_views.iter().cloned()).collect();
+    let mut drop_order = ordered_views(&removed_views, &a.views);
+    drop_order.reverse();
+    for n in &drop_order {
+        let v = &a.views[n];
+        let kw = if v.materialized { "MATERIALIZED VIEW" } else { "VIEW" };
+        s.push(format!("DROP {kw} {n}"));
+    }
+}
+
+/// Constraints that go or change: foreign keys first (they depend on unique indexes); a
+/// foreign key on a rekeyed table goes and comes back.
+pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
+    let Change { a, b, retyped, rekeyed, .. } = c;
+    for pass in [true, false] {
+        for (tn, t) in &a.tables {
+            let u = b.tables.get(tn);
+            let table_dropped = u.is_none();
+            let retyped = retyped.contains(tn);
+            for (cn, c) in &t.constraints {
+                if c.inherited || (c.kind == ConstraintType::ForeignKey) != pass {
+                    continue;
+                }
+                let other = u.and_then(|u| u.constraints.get(cn));
+                let keep = other.is_some_and(|o| constraint_same(c, o))
+                    && !(retyped && has_typed_constants(c))
+                    && !fk_on(rekeyed, c);
+                if table_dropped && !pass {
+                    continue; // dropped with the table
+                }
+                if !keep {
+                    s.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {}", qi(cn)));
+                }
+            }
+        }
+    }
+}
+
+/// Indexes of tables that stay, which go or change.
+pub(super) fn drop_table_indexes(c: &Change, s: &mut Script) {
+    let Change { a, b, retyped, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        let retyped = retyped.contains(tn);
+        for (iname, i) in &t.indexes {
+            if i.constraint || i.inherited {
+                continue;
+            }
+            let keep = u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint)
+                && !(retyped && has_typed_expressions(i));
+            if !keep {
+                s.push(format!("DROP INDEX {}", QName::new(&tn.schema, iname)));
+            }
+        }
+    }
+}
+
+/// Indexes of materialized views that stay, which go or change.
+pub(super) fn drop_view_indexes(c: &Change, s: &mut Script) {
+    let Change { a, b, rebuild_views, .. } = c;
+    for (vn, v) in &a.views {
+        let Some(w) = b.views.get(vn) else { continue };
+        if rebuild_views.contains(vn) {
+            continue;
+        }
+        for (iname, i) in &v.indexes {
+            if w.indexes.get(iname).is_none_or(|j| j.definition != i.definition) {
+                s.push(format!("DROP INDEX {}", QName::new(&vn.schema, iname)));
+            }
+        }
+    }
+}
+
+/// Functions that go and take or return the row type of a table that goes: before it.
+pub(super) fn drop_functions_of_gone_rows(c: &Change, s: &mut Script) {
+    let Change { a, b, gone_rows, .. } = c;
+    for (sig, f) in by_kind(&a.functions, true) {
+        if !b.functions.contains_key(sig) && uses_type(f, gone_rows) {
+            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
+}
+
+/// Dropping a table or column drops the sequences it owns: detach those that stay (a
+/// renamed table's sequence keeps its name) so they survive; ownership is set again later.
+pub(super) fn detach_owned_sequences(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (n, q) in &a.sequences {
+        let Some((t, c)) = &q.owned_by else { continue };
+        let column_goes = b.tables.get(t).is_none_or(|bt| bt.column(c).is_none());
+        if column_goes && b.sequences.contains_key(n) {
+            s.push(format!("ALTER SEQUENCE {n} OWNED BY NONE"));
+        }
+    }
+}
+
+/// Tables that go: children before parents; a partition goes with its parent.
+pub(super) fn drop_tables(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    let mut gone: Vec<&QName> = a.tables.keys().filter(|n| !b.tables.contains_key(*n)).collect();
+    gone.sort_by_key(|n| (std::cmp::Reverse(table_depth(a, n)), (*n).clone()));
+    for tn in gone {
+        let t = &a.tables[tn];
+        let parent_dropped = t.partition_of.as_ref().is_some_and(|(p, _)| !b.tables.contains_key(p));
+        if !parent_dropped {
+            let kw = if t.kind == TableKind::Foreign { "FOREIGN TABLE" } else { "TABLE" };
+            s.push(format!("DROP {kw} {tn}"));
+        }
+    }
+}
+
+/// A column that stays on a child while its parent drops it must become local first:
+/// re-attaching the child makes all its columns local.
+pub(super) fn relocalize_columns(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for p in t.inherits.iter().filter(|p| u.inherits.contains(p)) {
+            let (Some(pa), Some(pb)) = (a.tables.get(p), b.tables.get(p)) else { continue };
+            let orphaned = pa.columns.iter().any(|c| pb.column(&c.name).is_none() && u.column(&c.name).is_some());
+            if orphaned {
+                s.push(format!("ALTER TABLE {tn} NO INHERIT {p}"));
+                s.push(format!("ALTER TABLE {tn} INHERIT {p}"));
+            }
+        }
+    }
+}
+
+/// Partitions that move to another parent or bound are detached here, attached later.
+pub(super) fn detach_moved_partitions(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        if let Some((parent, _)) = &t.partition_of {
+            if t.partition_of != u.partition_of && b.tables.contains_key(parent) {
+                s.push(format!("ALTER TABLE {parent} DETACH PARTITION {tn}"));
+            }
+        }
+    }
+}
+
+/// Columns that go.
+pub(super) fn drop_columns(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for c in &t.columns {
+            if !c.inherited && u.column(&c.name).is_none() {
+                s.push(format!("ALTER TABLE {tn} DROP COLUMN {}", qi(&c.name)));
+            }
+        }
+    }
+}
+
+/// Defaults that change go now: they may use sequences or types dropped at the end.
+pub(super) fn drop_changed_defaults(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        for c in &t.columns {
+            if let Some(d) = u.column(&c.name) {
+                let retyped = c.type_name != d.type_name || c.collation != d.collation;
+                if c.default.is_some() && (c.default != d.default || retyped) && !c.inherited {
+                    s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} DROP DEFAULT", qi(&c.name)));
+                }
+            }
+        }
+    }
+}
+
+/// Functions whose result or kind changes cannot be replaced in place; nor can those that
+/// use a type that is rebuilt. Then the rebuilt types themselves.
+pub(super) fn drop_replaced_functions_and_types(c: &Change, s: &mut Script) {
+    let Change { a, b, renewed, gone_rows, rebuilt, .. } = c;
+    for (sig, f) in by_kind(&a.functions, true) {
+        let changed = b.functions.get(sig).is_some_and(|g| g.result != f.result || g.kind != f.kind);
+        let dropped_already = !b.functions.contains_key(sig) && uses_type(f, gone_rows);
+        if (changed || uses_type(f, renewed)) && !dropped_already {
+            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
+        }
+    }
+    for n in rebuilt.iter() {
+        s.push(format!("DROP {} {n}", type_keyword(&a.types[n])));
+    }
+}

@@ -1,0 +1,23 @@
+//! Sequences: their options as DDL.
+
+use super::*;
+
+/// The parameters of a sequence, as CREATE and ALTER SEQUENCE take them.
+pub(super) fn sequence_options(q: &Sequence) -> String {
+    format!(
+        "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
+        q.data_type,
+        q.increment,
+        q.min,
+        q.max,
+        q.start,
+        q.cache,
+        if q.cycle { "CYCLE" } else { "NO CYCLE" }
+    )
+}
+
+/// `CREATE SEQUENCE` for a sequence as the snapshot has it (ownership, comment and grants
+/// apart).
+pub fn create_sequence(n: &QName, q: &Sequence) -> String {
+    format!("CREATE SEQUENCE {n} {}", sequence_options(q))
+}

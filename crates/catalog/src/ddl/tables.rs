@@ -1,0 +1,478 @@
+//! Tables and columns: creating, altering, retyping, persistence, and the constraints and
+//! indexes that a retyped or rekeyed table takes down and puts back.
+
+use super::*;
+
+/// Tables with a column whose type changes in place (`ALTER COLUMN … TYPE`, also when its
+/// enum is rebuilt). PostgreSQL refuses that while a trigger (`WHEN`, `UPDATE OF`) or a
+/// policy uses the column, so on these tables such triggers and the policies are dropped
+/// first and created again after.
+pub(super) fn retyped_tables(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
+    let mut out = BTreeSet::new();
+    for n in renewed_types(a, b) {
+        for (tn, _) in columns_of_type(a, &n) {
+            out.insert(tn.clone());
+        }
+    }
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        if t.columns
+            .iter()
+            .any(|c| u.column(&c.name).is_some_and(|d| d.type_name != c.type_name || d.collation != c.collation))
+        {
+            out.insert(tn.clone());
+        }
+    }
+    out
+}
+
+/// An index with a predicate or typed constants is rebuilt by `ALTER COLUMN … TYPE` from its
+/// stored form, whose constants keep the old type: it goes first and is built again after.
+pub(super) fn has_typed_expressions(i: &Index) -> bool {
+    i.definition.contains(" WHERE ") || i.definition.contains("::")
+}
+
+/// A CHECK or EXCLUDE constraint with typed constants (`kind = 'a'::kind`) is checked again by
+/// `ALTER COLUMN … TYPE` with its constants still of the old type (no operator between an
+/// enum and its rebuilt twin): on a retyped table it goes first and is added again after.
+pub(super) fn has_typed_constants(c: &Constraint) -> bool {
+    matches!(c.kind, ConstraintType::Check | ConstraintType::Exclusion) && c.definition.contains("::")
+}
+
+/// Foreign keys referencing a table in `rekeyed` (see [`rekeyed_tables`]).
+pub(super) fn fk_on(rekeyed: &BTreeSet<QName>, c: &Constraint) -> bool {
+    c.kind == ConstraintType::ForeignKey && c.references.as_ref().is_some_and(|r| rekeyed.contains(r))
+}
+
+/// Tables of the source whose primary key, unique or exclusion constraints or unique indexes
+/// go or change (a foreign key referencing them may depend on one).
+pub(super) fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>) -> BTreeSet<QName> {
+    let mut out = BTreeSet::new();
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        let keys_change = t
+            .constraints
+            .iter()
+            .filter(|(_, c)| c.kind.is_key())
+            .any(|(cn, c)| !u.constraints.get(cn).is_some_and(|o| constraint_same(c, o)) || retyped.contains(tn));
+        let unique_index_changes = t
+            .indexes
+            .iter()
+            .filter(|(_, i)| !i.constraint && i.definition.starts_with("CREATE UNIQUE"))
+            .any(|(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition));
+        if keys_change || unique_index_changes {
+            out.insert(tn.clone());
+        }
+    }
+    out
+}
+
+/// A trigger that names columns (`WHEN (…)`, `UPDATE OF col`) blocks changing their type.
+pub(super) fn names_columns(t: &Trigger) -> bool {
+    t.definition.contains(" WHEN (") || t.definition.contains(" UPDATE OF ")
+}
+
+pub(super) fn constraint_same(a: &Constraint, b: &Constraint) -> bool {
+    // NOT VALID → valid is a VALIDATE, not a drop.
+    let strip = |d: &str| d.trim_end_matches(" NOT VALID").to_string();
+    a.kind == b.kind && strip(&a.definition) == strip(&b.definition) && (a.validated || !b.validated)
+}
+
+pub(super) fn table_ddl(tn: &QName, t: &Table) -> String {
+    let kw = match (t.kind, t.persistence) {
+        (TableKind::Foreign, _) => "CREATE FOREIGN TABLE",
+        (_, Persistence::Unlogged) => "CREATE UNLOGGED TABLE",
+        _ => "CREATE TABLE",
+    };
+    let cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(|c| c.definition(true)).collect();
+    let mut d = match &t.partition_of {
+        Some((parent, bound)) => {
+            let body = if cols.is_empty() { String::new() } else { format!(" ({})", cols.join(", ")) };
+            format!("{kw} {tn} PARTITION OF {parent}{body} {bound}")
+        }
+        None => format!("{kw} {tn} ({})", cols.join(", ")),
+    };
+    if !t.inherits.is_empty() {
+        let p: Vec<String> = t.inherits.iter().map(|q| q.to_string()).collect();
+        d.push_str(&format!(" INHERITS ({})", p.join(", ")));
+    }
+    if let Some(k) = &t.partition_key {
+        d.push_str(&format!(" PARTITION BY {k}"));
+    }
+    if !t.options.is_empty() {
+        d.push_str(&format!(" WITH ({})", t.options.join(", ")));
+    }
+    if let Some(f) = &t.foreign {
+        let (server, opts) = f.split_once(' ').unwrap_or((f.as_str(), ""));
+        d.push_str(&format!(" SERVER {}", qi(server)));
+        if !opts.is_empty() {
+            let o: Vec<String> = opts
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    format!("{} {}", qi(k), ql(v))
+                })
+                .collect();
+            d.push_str(&format!(" OPTIONS ({})", o.join(", ")));
+        }
+    }
+    d
+}
+
+/// How many partition/inheritance parents a table has above it.
+pub(super) fn table_depth(snap: &Snapshot, n: &QName) -> usize {
+    let mut d = 0;
+    let mut cur = snap.tables.get(n);
+    while let Some(t) = cur {
+        match t.partition_of.as_ref().map(|(p, _)| p).or(t.inherits.first()) {
+            Some(p) if d < 32 => {
+                d += 1;
+                cur = snap.tables.get(p);
+            }
+            _ => break,
+        }
+    }
+    d
+}
+
+/// `SET UNLOGGED` / `SET LOGGED` in an order PostgreSQL accepts: a table becomes logged only
+/// after every table it references, and unlogged only after every table referencing it.
+/// Foreign keys that tie the changing tables in a cycle are dropped for the change and added
+/// back after it. (Runs between the constraint drops and adds, so the foreign keys present
+/// are those both snapshots have.)
+pub(super) fn render_persistence(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    for to_logged in [false, true] {
+        let target = if to_logged { Persistence::Permanent } else { Persistence::Unlogged };
+        let changing: BTreeSet<&QName> = b
+            .tables
+            .iter()
+            .filter(|(n, u)| {
+                u.persistence == target && a.tables.get(*n).is_some_and(|t| t.persistence != u.persistence)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        if changing.is_empty() {
+            continue;
+        }
+        // Foreign keys among the changing tables that exist at this point of the script:
+        // (referencing table, constraint name, referenced table).
+        let mut fks: Vec<(&QName, &String, &QName)> = Vec::new();
+        for tn in &changing {
+            let (t, u) = (&a.tables[*tn], &b.tables[*tn]);
+            for (cn, c) in &t.constraints {
+                let Some(r) = c.references.as_ref() else { continue };
+                if c.kind == ConstraintType::ForeignKey
+                    && r != *tn
+                    && changing.contains(r)
+                    && u.constraints.get(cn).is_some_and(|o| constraint_same(c, o))
+                {
+                    fks.push((tn, cn, r));
+                }
+            }
+        }
+        // (first, then): `first` must change before `then`.
+        let edges: Vec<(&QName, &QName)> =
+            fks.iter().map(|fk| if to_logged { (fk.2, fk.0) } else { (fk.0, fk.2) }).collect();
+        let mut order: Vec<&QName> = Vec::new();
+        let mut left: BTreeSet<&QName> = changing.clone();
+        loop {
+            let ready: Vec<&QName> = left
+                .iter()
+                .copied()
+                .filter(|n| !edges.iter().any(|(first, then)| then == n && left.contains(first)))
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for n in ready {
+                left.remove(n);
+                order.push(n);
+            }
+        }
+        // What is left is tied in cycles: drop their foreign keys around the change.
+        let cut: Vec<&(&QName, &String, &QName)> =
+            fks.iter().filter(|fk| left.contains(fk.0) && left.contains(fk.2)).collect();
+        for fk in &cut {
+            s.push(format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.0, qi(fk.1)));
+        }
+        let kw = if to_logged { "LOGGED" } else { "UNLOGGED" };
+        for n in order.into_iter().chain(left.iter().copied()) {
+            s.push(format!("ALTER TABLE {n} SET {kw}"));
+        }
+        for fk in &cut {
+            s.push(format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                fk.0,
+                qi(fk.1),
+                b.tables[fk.0].constraints[fk.1].definition
+            ));
+        }
+    }
+}
+
+/// The `USING` expression that converts column `col` (SQL text) from type `from` to `to`;
+/// `via` is `::text` (or `::text[]`) when one side is a user type with no direct cast. bytea
+/// casts to nothing: values moved into it are text encoded as UTF-8 bytes (`convert_to`), and
+/// go back the same way (`convert_from`).
+pub fn retype_using(col: &str, from: &str, to: &str, via: &str) -> String {
+    match (from == "bytea", to == "bytea") {
+        (true, false) => format!("convert_from({col}, 'UTF8')::{to}"),
+        (false, true) => format!("convert_to({col}::text, 'UTF8')"),
+        _ => format!("{col}{via}::{to}"),
+    }
+}
+
+pub(super) fn render_tables(
+    a: &Snapshot,
+    b: &Snapshot,
+    retyped: &BTreeSet<QName>,
+    rekeyed: &BTreeSet<QName>,
+    s: &mut Script,
+) {
+    // New tables: parents before partitions and children.
+    let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
+    new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
+    for tn in &new_tables {
+        s.push(table_ddl(tn, &b.tables[*tn]));
+    }
+    render_persistence(a, b, s);
+    // Existing tables: table properties and columns.
+    for (tn, u) in &b.tables {
+        let Some(t) = a.tables.get(tn) else { continue };
+        if t.options != u.options {
+            let gone: Vec<String> = t
+                .options
+                .iter()
+                .map(|o| o.split('=').next().unwrap_or("").to_string())
+                .filter(|k| !u.options.iter().any(|o| o.split('=').next() == Some(k.as_str())))
+                .collect();
+            if !gone.is_empty() {
+                s.push(format!("ALTER TABLE {tn} RESET ({})", gone.join(", ")));
+            }
+            if !u.options.is_empty() {
+                s.push(format!("ALTER TABLE {tn} SET ({})", u.options.join(", ")));
+            }
+        }
+        if t.partition_of != u.partition_of {
+            if let Some((parent, bound)) = &u.partition_of {
+                s.push(format!("ALTER TABLE {parent} ATTACH PARTITION {tn} {bound}"));
+            }
+        }
+        for p in u.inherits.iter().filter(|p| !t.inherits.contains(p)) {
+            s.push(format!("ALTER TABLE {tn} INHERIT {p}"));
+        }
+        for p in t.inherits.iter().filter(|p| !u.inherits.contains(p)) {
+            s.push(format!("ALTER TABLE {tn} NO INHERIT {p}"));
+        }
+        for c in &u.columns {
+            if c.inherited {
+                continue;
+            }
+            match t.column(&c.name) {
+                None => s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", c.definition(true))),
+                Some(old) => alter_column(tn, old, c, a, b, s),
+            }
+        }
+    }
+    // Constraints other than foreign keys, then indexes, then foreign keys.
+    for fk_pass in [false, true] {
+        for (tn, u) in &b.tables {
+            let t = a.tables.get(tn);
+            let retyped = retyped.contains(tn);
+            for (cn, c) in &u.constraints {
+                if c.inherited || (c.kind == ConstraintType::ForeignKey) != fk_pass {
+                    continue;
+                }
+                match t.and_then(|t| t.constraints.get(cn)) {
+                    Some(old)
+                        if constraint_same(old, c)
+                            && !(retyped && has_typed_constants(old))
+                            && !fk_on(rekeyed, old) =>
+                    {
+                        if !old.validated && c.validated {
+                            s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
+                        }
+                        if old.comment != c.comment {
+                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                        }
+                    }
+                    _ => {
+                        s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
+                        if c.comment.is_some() {
+                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                        }
+                    }
+                }
+            }
+        }
+        if fk_pass {
+            break;
+        }
+        for (tn, u) in &b.tables {
+            let t = a.tables.get(tn);
+            let retyped = retyped.contains(tn);
+            for (iname, i) in &u.indexes {
+                if i.constraint || i.inherited {
+                    continue;
+                }
+                let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
+                    j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j))
+                });
+                let qn = QName::new(&tn.schema, iname);
+                if old.is_none() {
+                    s.push(i.definition.clone());
+                }
+                if old.map(|j| &j.comment) != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                    s.push(comment_sql(&format!("INDEX {qn}"), &i.comment));
+                }
+            }
+            // Comments on constraint-backing indexes.
+            for (iname, i) in u.indexes.iter().filter(|(_, i)| i.constraint && !i.inherited) {
+                let old = t.and_then(|t| t.indexes.get(iname)).map(|j| &j.comment);
+                if old != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                    s.push(comment_sql(&format!("INDEX {}", QName::new(&tn.schema, iname)), &i.comment));
+                }
+            }
+        }
+    }
+    // Row level security, replica identity, comments, grants.
+    for (tn, u) in &b.tables {
+        let t = a.tables.get(tn);
+        let (rls0, force0) = t.map(|t| t.rls).unwrap_or((false, false));
+        if rls0 != u.rls.0 {
+            s.push(format!("ALTER TABLE {tn} {} ROW LEVEL SECURITY", if u.rls.0 { "ENABLE" } else { "DISABLE" }));
+        }
+        if force0 != u.rls.1 {
+            s.push(format!("ALTER TABLE {tn} {} ROW LEVEL SECURITY", if u.rls.1 { "FORCE" } else { "NO FORCE" }));
+        }
+        let ri0 = t.map(|t| t.replica_identity.clone()).unwrap_or(ReplicaIdentity::Default);
+        if ri0 != u.replica_identity {
+            let ri = match &u.replica_identity {
+                ReplicaIdentity::Nothing => "NOTHING".to_string(),
+                ReplicaIdentity::Full => "FULL".to_string(),
+                ReplicaIdentity::Index(i) => format!("USING INDEX {}", qi(i)),
+                ReplicaIdentity::Default => "DEFAULT".to_string(),
+            };
+            s.push(format!("ALTER TABLE {tn} REPLICA IDENTITY {ri}"));
+        }
+        if t.map(|t| &t.comment) != Some(&u.comment) && (u.comment.is_some() || t.is_some()) {
+            s.push(comment_sql(&format!("TABLE {tn}"), &u.comment));
+        }
+        grant_sql(&format!("TABLE {tn}"), t.map(|t| t.grants.as_slice()).unwrap_or(&[]), &u.grants, None, s);
+        for c in &u.columns {
+            let old = t.and_then(|t| t.column(&c.name));
+            column_settings(tn, c, old.map(|o| o.settings.as_slice()).unwrap_or(&[]), b.server_version, s);
+            if old.map(|o| &o.comment) != Some(&c.comment) && (c.comment.is_some() || old.is_some()) {
+                s.push(comment_sql(&format!("COLUMN {tn}.{}", qi(&c.name)), &c.comment));
+            }
+            grant_sql(
+                &format!("TABLE {tn}"),
+                old.map(|o| o.grants.as_slice()).unwrap_or(&[]),
+                &c.grants,
+                Some(&qi(&c.name)),
+                s,
+            );
+        }
+    }
+}
+
+/// Set a column's storage, compression, statistics target and attribute options from `before`
+/// to what `c` has, resetting the ones it no longer has.
+pub(super) fn column_settings(tn: &QName, c: &Column, before: &[String], version: u32, s: &mut Script) {
+    if before == c.settings.as_slice() {
+        return;
+    }
+    let at = format!("ALTER TABLE {tn} ALTER COLUMN {}", qi(&c.name));
+    let split = |x: &str| x.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or_default();
+    let now: BTreeMap<String, String> = c.settings.iter().map(|x| split(x)).collect();
+    let was: BTreeMap<String, String> = before.iter().map(|x| split(x)).collect();
+    let mut reset_options = Vec::new();
+    for k in was.keys().filter(|k| !now.contains_key(*k)) {
+        match k.as_str() {
+            "storage" if version >= 160000 => s.push(format!("{at} SET STORAGE DEFAULT")),
+            // Before 16 there is no SET STORAGE DEFAULT: look the type's default up.
+            "storage" => s.push(format!(
+                "DO $migsafe$ BEGIN EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE %s', {table}, {column}, \
+                 (SELECT CASE t.typstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' \
+                 ELSE 'EXTENDED' END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = {table}::regclass AND a.attname = {column})); END $migsafe$",
+                table = ql(&tn.to_string()),
+                column = ql(&c.name),
+            )),
+            "compression" => s.push(format!("{at} SET COMPRESSION DEFAULT")),
+            "statistics" => s.push(format!("{at} SET STATISTICS -1")),
+            _ => reset_options.push(k.clone()),
+        }
+    }
+    if !reset_options.is_empty() {
+        s.push(format!("{at} RESET ({})", reset_options.join(", ")));
+    }
+    let mut set_options = Vec::new();
+    for (k, v) in now.iter().filter(|(k, v)| was.get(*k) != Some(*v)) {
+        match k.as_str() {
+            "storage" => s.push(format!("{at} SET STORAGE {}", v.to_uppercase())),
+            "compression" => s.push(format!("{at} SET COMPRESSION {v}")),
+            "statistics" => s.push(format!("{at} SET STATISTICS {v}")),
+            _ => set_options.push(format!("{k}={v}")),
+        }
+    }
+    if !set_options.is_empty() {
+        s.push(format!("{at} SET ({})", set_options.join(", ")));
+    }
+}
+
+/// Is `type_name` (as format_type spells it) a user-defined type of `snap`?
+pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    let col = qi(&c.name);
+    let at = format!("ALTER TABLE {tn} ALTER COLUMN {col}");
+    if old.generated != c.generated {
+        match (&old.generated, &c.generated) {
+            (Some(_), None) => s.push(format!("{at} DROP EXPRESSION")),
+            // Same kind, new expression: PostgreSQL 17+ changes it in place, keeping the column's
+            // position, its indexes and the views on it.
+            (Some(o), Some(g)) if o.kind == g.kind && a.server_version.min(b.server_version) >= 170000 => {
+                s.push(format!("{at} SET EXPRESSION AS ({})", g.expr));
+            }
+            _ => {
+                // Expression changes: drop and re-add (generated values are recomputed).
+                s.push(format!("ALTER TABLE {tn} DROP COLUMN {col}"));
+                s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", c.definition(true)));
+                return;
+            }
+        }
+    }
+    if old.identity.is_some() && old.identity != c.identity {
+        s.push(format!("{at} DROP IDENTITY"));
+    }
+    // A changing default was dropped in the first phase.
+    let retyped = old.type_name != c.type_name || old.collation != c.collation;
+    if retyped {
+        let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
+        // Between user types (enums) there is no direct cast: go through text.
+        let via = if a.has_user_type(&old.type_name) || b.has_user_type(&c.type_name) {
+            if c.type_name.ends_with("[]") {
+                "::text[]"
+            } else {
+                "::text"
+            }
+        } else {
+            ""
+        };
+        s.push(format!(
+            "{at} TYPE {}{collate} USING {}",
+            c.type_name,
+            retype_using(&col, &old.type_name, &c.type_name, via)
+        ));
+    }
+    if (old.default != c.default || (retyped && old.default.is_some())) && c.default.is_some() {
+        if let Some(d) = &c.default {
+            s.push(format!("{at} SET DEFAULT {d}"));
+        }
+    }
+    if old.not_null != c.not_null {
+        s.push(format!("{at} {} NOT NULL", if c.not_null { "SET" } else { "DROP" }));
+    }
+    if c.identity.is_some() && old.identity != c.identity {
+        s.push(format!("{at} ADD GENERATED {} AS IDENTITY", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
+    }
+}

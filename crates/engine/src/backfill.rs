@@ -177,72 +177,14 @@ pub fn backfill(
         return Err(EngineError::Refused(format!("backfill {name} is already running in another session")));
     }
     let key_cols: Vec<String> = key.iter().map(|(k, _)| k.clone()).collect();
-    let existing = c.query_opt("SELECT last_key, rows_done, finished_at IS NOT NULL, set_clause, coalesce(where_clause, '') FROM migsafe.backfills WHERE name = $1", &[&name])?;
-    let mut last: Option<Vec<String>> = None;
-    match existing {
-        Some(r) => {
-            let (set0, where0): (String, String) = (r.get(3), r.get(4));
-            if set0 != o.set || where0 != o.filter.clone().unwrap_or_default() {
-                return Err(EngineError::Refused(format!(
-                    "checkpoint {name} belongs to another backfill (SET {set0} WHERE {where0}); pass --name"
-                )));
-            }
-            last = r.get(0);
-            rep.total_updated = r.get(1);
-            rep.resumed = last.is_some();
-            if r.get::<_, bool>(2) {
-                // Finished before: walk again (new rows may match), from the start.
-                last = None;
-                c.execute(
-                    "UPDATE migsafe.backfills SET last_key = NULL, finished_at = NULL WHERE name = $1",
-                    &[&name],
-                )?;
-            }
-        }
-        None => {
-            c.execute(
-                "INSERT INTO migsafe.backfills (name, table_name, set_clause, where_clause, key_columns) VALUES ($1, $2, $3, $4, $5)",
-                &[&name, &table, &o.set, &o.filter, &key_cols],
-            )?;
-        }
-    }
+    let mut last = checkpoint(&mut c, &name, &table, o, &key_cols, &mut rep)?;
     let total: i64 = c
         .query_one(
             &format!("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = {}::regclass", ql(&table)),
             &[],
         )?
         .get(0);
-    let keys = key_cols.iter().map(|k| qi(k)).collect::<Vec<_>>().join(", ");
-    let tuple = |prefix: &str| key_cols.iter().map(|k| format!("{prefix}{}", qi(k))).collect::<Vec<_>>().join(", ");
-    let typed = |base: usize| {
-        key.iter().enumerate().map(|(i, (_, t))| format!("${}::text::{t}", base + i)).collect::<Vec<_>>().join(", ")
-    };
-    // Upper key of the next batch, and the update up to it; the checkpoint moves in the same transaction.
-    let next_after = format!(
-        "SELECT ARRAY[{}] FROM {table} t WHERE ({}) > ({}) ORDER BY {keys} OFFSET $1 LIMIT 1",
-        key_cols.iter().map(|k| format!("t.{}::text", qi(k))).collect::<Vec<_>>().join(", "),
-        tuple("t."),
-        typed(2)
-    );
-    let next_first = format!(
-        "SELECT ARRAY[{}] FROM {table} t ORDER BY {keys} OFFSET $1 LIMIT 1",
-        key_cols.iter().map(|k| format!("t.{}::text", qi(k))).collect::<Vec<_>>().join(", ")
-    );
-    let n = key_cols.len();
-    let lower = |have_lower: bool, start: usize| {
-        if have_lower {
-            format!(" AND ({}) > ({})", tuple("t."), typed(start))
-        } else {
-            String::new()
-        }
-    };
-    let upper = |have_upper: bool, start: usize| {
-        if have_upper {
-            format!(" AND ({}) <= ({})", tuple("t."), typed(start))
-        } else {
-            String::new()
-        }
-    };
+    let walk = Walk { table: &table, filter: &filter, set: &o.set, key: &key };
     let mut batch = o.batch.max(1);
     let t0 = Instant::now();
     let mut walked = 0i64;
@@ -253,51 +195,7 @@ pub fn backfill(
         }
         throttle(&mut c, o, &table, &mut rep)?;
         let bt = Instant::now();
-        let result = (|| -> Result<(i64, Option<Vec<String>>), postgres::Error> {
-            let mut tx = c.transaction()?;
-            tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", o.lock_timeout.as_millis()))?;
-            let offset = batch - 1;
-            let upper_key: Option<Vec<String>> = match &last {
-                Some(l) => {
-                    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&offset];
-                    for v in l {
-                        params.push(v);
-                    }
-                    tx.query_opt(&next_after, &params)?.map(|r| r.get(0))
-                }
-                None => tx.query_opt(&next_first, &[&offset])?.map(|r| r.get(0)),
-            };
-            let sql = format!(
-                "UPDATE {table} t SET {} WHERE {filter}{}{}",
-                o.set,
-                lower(last.is_some(), 1),
-                upper(upper_key.is_some(), 1 + if last.is_some() { n } else { 0 })
-            );
-            let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![];
-            if let Some(l) = &last {
-                for v in l {
-                    params.push(v);
-                }
-            }
-            if let Some(u) = &upper_key {
-                for v in u {
-                    params.push(v);
-                }
-            }
-            let updated = tx.execute(&sql, &params)? as i64;
-            match &upper_key {
-                Some(u) => tx.execute(
-                    "UPDATE migsafe.backfills SET last_key = $2, rows_done = rows_done + $3, batches = batches + 1, updated_at = clock_timestamp() WHERE name = $1",
-                    &[&name, u, &updated],
-                )?,
-                None => tx.execute(
-                    "UPDATE migsafe.backfills SET last_key = NULL, rows_done = rows_done + $2, batches = batches + 1, updated_at = clock_timestamp(), finished_at = clock_timestamp() WHERE name = $1",
-                    &[&name, &updated],
-                )?,
-            };
-            tx.commit()?;
-            Ok((updated, upper_key))
-        })();
+        let result = walk.batch(&mut c, &name, last.as_deref(), batch - 1, o.lock_timeout);
         let ms = bt.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok((updated, upper_key)) => {
@@ -347,6 +245,143 @@ pub fn backfill(
     }
     drop(lock);
     Ok(rep)
+}
+
+/// The backfill's checkpoint: resumed (the last key done) when it exists for the same SET and
+/// WHERE, started again from the first key when that run had finished, created otherwise.
+fn checkpoint(
+    c: &mut Client,
+    name: &str,
+    table: &str,
+    o: &BackfillOptions,
+    key_cols: &[String],
+    rep: &mut BackfillReport,
+) -> Result<Option<Vec<String>>, EngineError> {
+    let existing = c.query_opt("SELECT last_key, rows_done, finished_at IS NOT NULL, set_clause, coalesce(where_clause, '') FROM migsafe.backfills WHERE name = $1", &[&name])?;
+    match existing {
+        Some(r) => {
+            let (set0, where0): (String, String) = (r.get(3), r.get(4));
+            if set0 != o.set || where0 != o.filter.clone().unwrap_or_default() {
+                return Err(EngineError::Refused(format!(
+                    "checkpoint {name} belongs to another backfill (SET {set0} WHERE {where0}); pass --name"
+                )));
+            }
+            let mut last: Option<Vec<String>> = r.get(0);
+            rep.total_updated = r.get(1);
+            rep.resumed = last.is_some();
+            if r.get::<_, bool>(2) {
+                // Finished before: walk again (new rows may match), from the start.
+                last = None;
+                c.execute(
+                    "UPDATE migsafe.backfills SET last_key = NULL, finished_at = NULL WHERE name = $1",
+                    &[&name],
+                )?;
+            }
+            Ok(last)
+        }
+        None => {
+            c.execute(
+                "INSERT INTO migsafe.backfills (name, table_name, set_clause, where_clause, key_columns) VALUES ($1, $2, $3, $4, $5)",
+                &[&name, &table, &o.set, &o.filter, &key_cols],
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+/// One backfill's walk over its table in key order, a batch per transaction.
+struct Walk<'a> {
+    /// The table, as SQL.
+    table: &'a str,
+    /// The WHERE condition (`true` when none).
+    filter: &'a str,
+    /// The SET clause.
+    set: &'a str,
+    /// The row key: (column, type).
+    key: &'a [(String, String)],
+}
+
+impl Walk<'_> {
+    /// `prefix.k1, prefix.k2`.
+    fn tuple(&self, prefix: &str) -> String {
+        self.key.iter().map(|(k, _)| format!("{prefix}{}", qi(k))).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The key as parameters from `$base`, each cast from text to its type.
+    fn typed(&self, base: usize) -> String {
+        self.key
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| format!("${}::text::{t}", base + i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The key of the row `offset` rows after `last` (or from the start), as text.
+    fn next_key_sql(&self, after: bool) -> String {
+        let keys = self.key.iter().map(|(k, _)| qi(k)).collect::<Vec<_>>().join(", ");
+        let select = self.key.iter().map(|(k, _)| format!("t.{}::text", qi(k))).collect::<Vec<_>>().join(", ");
+        let from = if after { format!(" WHERE ({}) > ({})", self.tuple("t."), self.typed(2)) } else { String::new() };
+        format!("SELECT ARRAY[{select}] FROM {} t{from} ORDER BY {keys} OFFSET $1 LIMIT 1", self.table)
+    }
+
+    /// One batch in one transaction: the rows after `last` up to the key `offset` rows on
+    /// (to the end when there is none), updated, and the checkpoint moved in the same
+    /// transaction. Returns the rows updated and the batch's upper key (None: the walk is done).
+    fn batch(
+        &self,
+        c: &mut Client,
+        name: &str,
+        last: Option<&[String]>,
+        offset: i64,
+        lock_timeout: Duration,
+    ) -> Result<(i64, Option<Vec<String>>), postgres::Error> {
+        let n = self.key.len();
+        let mut tx = c.transaction()?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis()))?;
+        let upper_key: Option<Vec<String>> = match last {
+            Some(l) => {
+                let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&offset];
+                for v in l {
+                    params.push(v);
+                }
+                tx.query_opt(&self.next_key_sql(true), &params)?.map(|r| r.get(0))
+            }
+            None => tx.query_opt(&self.next_key_sql(false), &[&offset])?.map(|r| r.get(0)),
+        };
+        let lower =
+            if last.is_some() { format!(" AND ({}) > ({})", self.tuple("t."), self.typed(1)) } else { String::new() };
+        let upper = if upper_key.is_some() {
+            format!(" AND ({}) <= ({})", self.tuple("t."), self.typed(1 + if last.is_some() { n } else { 0 }))
+        } else {
+            String::new()
+        };
+        let sql = format!("UPDATE {} t SET {} WHERE {}{lower}{upper}", self.table, self.set, self.filter);
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![];
+        if let Some(l) = last {
+            for v in l {
+                params.push(v);
+            }
+        }
+        if let Some(u) = &upper_key {
+            for v in u {
+                params.push(v);
+            }
+        }
+        let updated = tx.execute(&sql, &params)? as i64;
+        match &upper_key {
+            Some(u) => tx.execute(
+                "UPDATE migsafe.backfills SET last_key = $2, rows_done = rows_done + $3, batches = batches + 1, updated_at = clock_timestamp() WHERE name = $1",
+                &[&name, u, &updated],
+            )?,
+            None => tx.execute(
+                "UPDATE migsafe.backfills SET last_key = NULL, rows_done = rows_done + $2, batches = batches + 1, updated_at = clock_timestamp(), finished_at = clock_timestamp() WHERE name = $1",
+                &[&name, &updated],
+            )?,
+        };
+        tx.commit()?;
+        Ok((updated, upper_key))
+    }
 }
 
 /// Pause while replicas lag or sessions queue for locks on the table.

@@ -26,6 +26,8 @@ pub struct Prepared {
     pub statements: Vec<Statement>,
     /// How it runs.
     pub tx_mode: TxMode,
+    /// The line each statement starts on (one pass over the text, not one per statement).
+    lines: Vec<usize>,
 }
 
 /// Why SQL could not be run.
@@ -120,7 +122,14 @@ impl Prepared {
         }
         let directives = Directives::parse(&sql.text);
         let tx_mode = TxMode::of(&directives, &parsed.statements);
-        Ok(Prepared { file: sql.path.clone(), source: sql.text.clone(), statements: parsed.statements, tx_mode })
+        let index = LineIndex::new(&sql.text);
+        let lines = parsed.statements.iter().map(|s| index.line_col(&sql.text, s.span.start).line).collect();
+        Ok(Prepared { file: sql.path.clone(), source: sql.text.clone(), statements: parsed.statements, tx_mode, lines })
+    }
+
+    /// The line statement `i` starts on (0 when there is no such statement).
+    pub fn line(&self, i: usize) -> usize {
+        self.lines.get(i).copied().unwrap_or(0)
     }
 
     /// Parse SQL that is not in a file (generated scripts).

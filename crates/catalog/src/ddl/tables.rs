@@ -236,7 +236,16 @@ pub(super) fn render_tables(
         s.push(table_ddl(tn, &b.tables[*tn]));
     }
     render_persistence(a, b, s);
-    // Existing tables: table properties and columns.
+    alter_tables(a, b, s);
+    // Constraints other than foreign keys, then indexes, then foreign keys.
+    add_constraints(a, b, retyped, rekeyed, false, s);
+    add_indexes(a, b, retyped, s);
+    add_constraints(a, b, retyped, rekeyed, true, s);
+    table_settings(a, b, s);
+}
+
+/// Existing tables: storage options, partition and inheritance links, and their columns.
+fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     for (tn, u) in &b.tables {
         let Some(t) = a.tables.get(tn) else { continue };
         if t.options != u.options {
@@ -274,68 +283,80 @@ pub(super) fn render_tables(
             }
         }
     }
-    // Constraints other than foreign keys, then indexes, then foreign keys.
-    for fk_pass in [false, true] {
-        for (tn, u) in &b.tables {
-            let t = a.tables.get(tn);
-            let retyped = retyped.contains(tn);
-            for (cn, c) in &u.constraints {
-                if c.inherited || (c.kind == ConstraintType::ForeignKey) != fk_pass {
-                    continue;
-                }
-                match t.and_then(|t| t.constraints.get(cn)) {
-                    Some(old)
-                        if constraint_same(old, c)
-                            && !(retyped && has_typed_constants(old))
-                            && !fk_on(rekeyed, old) =>
-                    {
-                        if !old.validated && c.validated {
-                            s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
-                        }
-                        if old.comment != c.comment {
-                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
-                        }
-                    }
-                    _ => {
-                        s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
-                        if c.comment.is_some() {
-                            s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
-                        }
-                    }
-                }
+}
+
+/// Constraints that are new or changed (foreign keys in their own pass, after the indexes);
+/// one only validated since is validated, one whose comment changed gets it.
+fn add_constraints(
+    a: &Snapshot,
+    b: &Snapshot,
+    retyped: &BTreeSet<QName>,
+    rekeyed: &BTreeSet<QName>,
+    fk_pass: bool,
+    s: &mut Script,
+) {
+    for (tn, u) in &b.tables {
+        let t = a.tables.get(tn);
+        let retyped = retyped.contains(tn);
+        for (cn, c) in &u.constraints {
+            if c.inherited || (c.kind == ConstraintType::ForeignKey) != fk_pass {
+                continue;
             }
-        }
-        if fk_pass {
-            break;
-        }
-        for (tn, u) in &b.tables {
-            let t = a.tables.get(tn);
-            let retyped = retyped.contains(tn);
-            for (iname, i) in &u.indexes {
-                if i.constraint || i.inherited {
-                    continue;
+            match t.and_then(|t| t.constraints.get(cn)) {
+                Some(old)
+                    if constraint_same(old, c) && !(retyped && has_typed_constants(old)) && !fk_on(rekeyed, old) =>
+                {
+                    if !old.validated && c.validated {
+                        s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
+                    }
+                    if old.comment != c.comment {
+                        s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                    }
                 }
-                let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
-                    j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j))
-                });
-                let qn = QName::new(&tn.schema, iname);
-                if old.is_none() {
-                    s.push(i.definition.clone());
-                }
-                if old.map(|j| &j.comment) != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
-                    s.push(comment_sql(&format!("INDEX {qn}"), &i.comment));
-                }
-            }
-            // Comments on constraint-backing indexes.
-            for (iname, i) in u.indexes.iter().filter(|(_, i)| i.constraint && !i.inherited) {
-                let old = t.and_then(|t| t.indexes.get(iname)).map(|j| &j.comment);
-                if old != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
-                    s.push(comment_sql(&format!("INDEX {}", QName::new(&tn.schema, iname)), &i.comment));
+                _ => {
+                    s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
+                    if c.comment.is_some() {
+                        s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
+                    }
                 }
             }
         }
     }
-    // Row level security, replica identity, comments, grants.
+}
+
+/// Indexes that are new or changed, and index comments (those of constraint-backing indexes
+/// too).
+fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Script) {
+    for (tn, u) in &b.tables {
+        let t = a.tables.get(tn);
+        let retyped = retyped.contains(tn);
+        for (iname, i) in &u.indexes {
+            if i.constraint || i.inherited {
+                continue;
+            }
+            let old = t
+                .and_then(|t| t.indexes.get(iname))
+                .filter(|j| j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j)));
+            let qn = QName::new(&tn.schema, iname);
+            if old.is_none() {
+                s.push(i.definition.clone());
+            }
+            if old.map(|j| &j.comment) != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                s.push(comment_sql(&format!("INDEX {qn}"), &i.comment));
+            }
+        }
+        // Comments on constraint-backing indexes.
+        for (iname, i) in u.indexes.iter().filter(|(_, i)| i.constraint && !i.inherited) {
+            let old = t.and_then(|t| t.indexes.get(iname)).map(|j| &j.comment);
+            if old != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
+                s.push(comment_sql(&format!("INDEX {}", QName::new(&tn.schema, iname)), &i.comment));
+            }
+        }
+    }
+}
+
+/// Row level security, replica identity, comments, grants and column settings.
+fn table_settings(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     for (tn, u) in &b.tables {
         let t = a.tables.get(tn);
         let (rls0, force0) = t.map(|t| t.rls).unwrap_or((false, false));

@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use migsafe_engine::apply;
+use migsafe_engine::apply::plan::PlanStatus;
 
 use super::apply::Format;
 use super::common::{database, engine_failure, load_set};
@@ -52,10 +53,10 @@ pub fn run(a: PlanArgs) -> CmdResult {
                 if p.pending.is_empty() { "none".into() } else { p.pending.join(", ") }
             );
             for i in &p.items {
-                let mark = match i.status.as_str() {
-                    "met" => "- [x]",
-                    "unmet" => "- [ ] ❌",
-                    _ => "- [ ] 👤",
+                let mark = match i.status {
+                    PlanStatus::Met => "- [x]",
+                    PlanStatus::Unmet => "- [ ] ❌",
+                    PlanStatus::Human => "- [ ] 👤",
                 };
                 s.push_str(&format!("{mark} **{}** — {}\n", i.item, i.detail));
             }
@@ -64,10 +65,10 @@ pub fn run(a: PlanArgs) -> CmdResult {
         Format::Human => {
             let mut s = String::new();
             for i in &p.items {
-                let mark = match i.status.as_str() {
-                    "met" => paint(style::OK, "[x]"),
-                    "unmet" => paint(style::ERROR, "[!]"),
-                    _ => "[ ]".into(),
+                let mark = match i.status {
+                    PlanStatus::Met => paint(style::OK, "[x]"),
+                    PlanStatus::Unmet => paint(style::ERROR, "[!]"),
+                    PlanStatus::Human => "[ ]".into(),
                 };
                 s.push_str(&format!("{mark} {} — {}\n", i.item, i.detail));
             }

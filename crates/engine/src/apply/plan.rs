@@ -10,16 +10,38 @@ use migsafe_sql::lint::Severity as LintSeverity;
 use super::history;
 use crate::backup;
 use crate::report::Report;
-use crate::source::MigrationSet;
+use crate::source::{Migration, MigrationSet};
 use crate::EngineError;
+
+/// Whether a checklist item holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    /// migsafe checked it: it holds.
+    Met,
+    /// migsafe checked it: it does not hold yet.
+    Unmet,
+    /// A person has to see to it.
+    Human,
+}
+
+impl PlanStatus {
+    fn of(ok: bool) -> PlanStatus {
+        if ok {
+            PlanStatus::Met
+        } else {
+            PlanStatus::Unmet
+        }
+    }
+}
 
 /// One checklist item.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanItem {
     /// The guide's wording.
     pub item: String,
-    /// `met`, `unmet`, or `human`.
-    pub status: String,
+    /// Met, unmet, or for a person.
+    pub status: PlanStatus,
     /// Evidence.
     pub detail: String,
 }
@@ -36,7 +58,19 @@ pub struct Plan {
 impl Plan {
     /// Items not met.
     pub fn unmet(&self) -> Vec<&PlanItem> {
-        self.items.iter().filter(|i| i.status == "unmet").collect()
+        self.items.iter().filter(|i| i.status == PlanStatus::Unmet).collect()
+    }
+
+    fn add(&mut self, item: &str, status: PlanStatus, detail: impl Into<String>) {
+        self.items.push(PlanItem { item: item.into(), status, detail: detail.into() });
+    }
+
+    fn check(&mut self, item: &str, ok: bool, detail: impl Into<String>) {
+        self.add(item, PlanStatus::of(ok), detail);
+    }
+
+    fn human(&mut self, item: &str, detail: &str) {
+        self.add(item, PlanStatus::Human, detail);
     }
 }
 
@@ -50,7 +84,7 @@ pub fn plan(
     let mut c = spec.connect()?;
     let rows = history::latest(&mut c)?;
     let states = history::status(set, &rows);
-    let pending: Vec<&crate::source::Migration> = set
+    let pending: Vec<&Migration> = set
         .migrations
         .iter()
         .zip(&states)
@@ -59,35 +93,69 @@ pub fn plan(
         })
         .map(|(m, _)| m)
         .collect();
-    let mut items = Vec::new();
-    let mut add = |item: &str, status: &str, detail: String| {
-        items.push(PlanItem { item: item.into(), status: status.into(), detail })
-    };
-    let met = |ok: bool| if ok { "met" } else { "unmet" };
+    let mut plan = Plan { pending: pending.iter().map(|m| m.id()).collect(), items: Vec::new() };
+    testing_items(&mut plan, &pending, rehearsal);
+    lint_items(&mut plan, set, &pending);
+    let no_rollback = pending.iter().any(|m| m.rollback.is_none());
+    plan.check(
+        "Rollback plan documented",
+        !no_rollback,
+        "rollback files beside the migrations; apply's decision tree rolls back automatically",
+    );
+    for h in [
+        "Stakeholders notified of planned migration",
+        "Maintenance window scheduled (if needed)",
+        "Support team briefed",
+    ] {
+        plan.human(h, "a person");
+    }
+    let probes = set.config.apply.health_url.is_some()
+        || set.config.apply.health_cmd.is_some()
+        || set.config.apply.error_rate_cmd.is_some();
+    plan.check(
+        "Rollback decision tree prepared",
+        probes,
+        if probes {
+            "probes configured in migsafe.toml [apply]"
+        } else {
+            "configure health_url/health_cmd and error_rate_cmd in migsafe.toml [apply]"
+        },
+    );
+    backup_items(&mut plan, &mut c, set, spec, backup_dir)?;
+    for h in [
+        "Application code compatible with old schema (if zero-downtime)",
+        "Application code compatible with new schema",
+        "Feature flags configured (if needed)",
+        "Deployment order documented",
+    ] {
+        plan.human(h, "a person");
+    }
+    Ok(plan)
+}
+
+/// What the rehearsal report (and the rollback files) say: tested, rollbacks proven,
+/// performance, checks, integrity.
+fn testing_items(plan: &mut Plan, pending: &[&Migration], rehearsal: Option<&Report>) {
     let ids: Vec<String> = pending.iter().map(|m| m.id()).collect();
     let reh: Vec<&crate::report::MigrationReport> =
         rehearsal.map(|r| r.migrations.iter().filter(|m| ids.contains(&m.id())).collect()).unwrap_or_default();
     let rehearsed = !pending.is_empty() && reh.len() == pending.len();
     let step_ok = |name: &str| rehearsed && reh.iter().all(|m| m.steps.iter().filter(|s| s.step == name).all(|s| s.ok));
-    add(
+    plan.check(
         "Migration tested in local development environment",
-        met(rehearsed && reh.iter().all(|m| m.ok)),
+        rehearsed && reh.iter().all(|m| m.ok),
         if rehearsed {
             format!("rehearsal: {} of {} passed", reh.iter().filter(|m| m.ok).count(), reh.len())
         } else {
             "no rehearsal report covers the pending migrations: run `migsafe rehearse --report rehearsal.json` and pass --rehearsal".into()
         },
     );
-    add("Unit tests pass for affected database interactions", "human", "your test suite".into());
-    add(
-        "Integration tests pass",
-        "human",
-        "your test suite (rehearse --check-cmd runs it against the new schema)".into(),
-    );
+    plan.human("Unit tests pass for affected database interactions", "your test suite");
+    plan.human("Integration tests pass", "your test suite (rehearse --check-cmd runs it against the new schema)");
     let no_rollback: Vec<String> = pending.iter().filter(|m| m.rollback.is_none()).map(|m| m.id()).collect();
-    add(
+    plan.check(
         "Rollback script generated and tested",
-        met(no_rollback.is_empty() && step_ok("compare")),
+        no_rollback.is_empty() && step_ok("compare"),
         if no_rollback.is_empty() {
             format!(
                 "every pending migration has a rollback{}",
@@ -97,28 +165,25 @@ pub fn plan(
             format!("missing: {}", no_rollback.join(", "))
         },
     );
-    add(
+    plan.check(
         "Performance impact assessed",
-        met(step_ok("performance")),
-        if rehearsed { "rehearsal timings and lock traces".into() } else { "rehearse with --rows N".into() },
+        step_ok("performance"),
+        if rehearsed { "rehearsal timings and lock traces" } else { "rehearse with --rows N" },
     );
-    add("Migration applied to staging environment", "human", "apply to staging with `migsafe apply`".into());
-    add(
-        "Application functions correctly after migration",
-        met(step_ok("checks")),
-        "rehearse --check-cmd / --checks".into(),
-    );
-    add("Rollback tested successfully in staging", "human", "a rollback on staging (`migsafe rollback`)".into());
-    add(
+    plan.human("Migration applied to staging environment", "apply to staging with `migsafe apply`");
+    plan.check("Application functions correctly after migration", step_ok("checks"), "rehearse --check-cmd / --checks");
+    plan.human("Rollback tested successfully in staging", "a rollback on staging (`migsafe rollback`)");
+    plan.check(
         "Data integrity verified post-migration",
-        met(step_ok("verify") && step_ok("data")),
-        "rehearsal verify and data steps".into(),
+        step_ok("verify") && step_ok("data"),
+        "rehearsal verify and data steps",
     );
-    add(
-        "Performance metrics collected",
-        met(rehearsed),
-        "statement timings and lock holds in the rehearsal report".into(),
-    );
+    plan.check("Performance metrics collected", rehearsed, "statement timings and lock holds in the rehearsal report");
+}
+
+/// What lint says of the pending migrations (linted in the set's order): complexity, breaking
+/// changes, affected tables, downtime.
+fn lint_items(plan: &mut Plan, set: &MigrationSet, pending: &[&Migration]) {
     let mut risks = Vec::new();
     let mut breaking = Vec::new();
     let mut tables = std::collections::BTreeSet::new();
@@ -146,79 +211,61 @@ pub fn plan(
             }
         }
     }
-    add("Migration complexity assessed (Low/Medium/High)", "met", risks.join(", "));
-    add(
+    plan.add("Migration complexity assessed (Low/Medium/High)", PlanStatus::Met, risks.join(", "));
+    plan.add(
         "Breaking changes identified",
-        "met",
+        PlanStatus::Met,
         if breaking.is_empty() { "none found by lint".into() } else { breaking.join("; ") },
     );
-    add(
+    plan.add(
         "Affected tables and relationships documented",
-        "met",
+        PlanStatus::Met,
         if tables.is_empty() { "none".into() } else { tables.into_iter().collect::<Vec<_>>().join(", ") },
     );
-    add("Downtime requirement estimated", "met", format!("{} (highest risk: {})", worst.downtime(), worst.as_str()));
-    add(
-        "Rollback plan documented",
-        met(no_rollback.is_empty()),
-        "rollback files beside the migrations; apply's decision tree rolls back automatically".into(),
+    plan.add(
+        "Downtime requirement estimated",
+        PlanStatus::Met,
+        format!("{} (highest risk: {})", worst.downtime(), worst.as_str()),
     );
-    for h in [
-        "Stakeholders notified of planned migration",
-        "Maintenance window scheduled (if needed)",
-        "Support team briefed",
-    ] {
-        add(h, "human", "a person".into());
-    }
-    let probes = set.config.apply.health_url.is_some()
-        || set.config.apply.health_cmd.is_some()
-        || set.config.apply.error_rate_cmd.is_some();
-    add(
-        "Rollback decision tree prepared",
-        met(probes),
-        if probes {
-            "probes configured in migsafe.toml [apply]".into()
-        } else {
-            "configure health_url/health_cmd and error_rate_cmd in migsafe.toml [apply]".into()
-        },
-    );
+}
+
+/// The backups in the folder and the server's WAL archiving.
+fn backup_items(
+    plan: &mut Plan,
+    c: &mut postgres::Client,
+    set: &MigrationSet,
+    spec: &ConnSpec,
+    backup_dir: &Path,
+) -> Result<(), EngineError> {
     let backups = backup::list(backup_dir)?;
     let newest = backups.iter().find(|(_, m)| m.dbname == spec.dbname());
-    add(
+    plan.check(
         "Full database backup completed",
-        met(newest.is_some()),
+        newest.is_some(),
         newest
             .map(|(p, m)| format!("{} ({})", p.display(), m.created_utc))
             .unwrap_or_else(|| format!("none in {}: `migsafe backup`", backup_dir.display())),
     );
-    add(
+    plan.check(
         "Backup integrity verified",
-        met(newest.is_some_and(|(_, m)| m.verified)),
-        "pg_restore --list against the catalog, checksum in the manifest".into(),
+        newest.is_some_and(|(_, m)| m.verified),
+        "pg_restore --list against the catalog, checksum in the manifest",
     );
-    add(
+    plan.check(
         "Backup restoration tested",
-        met(newest.is_some_and(|(_, m)| m.restore_tested && m.restore_differences.is_empty())),
-        "`migsafe backup --restore-test`".into(),
+        newest.is_some_and(|(_, m)| m.restore_tested && m.restore_differences.is_empty()),
+        "`migsafe backup --restore-test`",
     );
-    add(
+    plan.check(
         "Backup retention policy confirmed",
-        met(set.config.backup.keep.is_some() || set.config.backup.max_age.is_some()),
-        "[backup] keep / max_age in migsafe.toml".into(),
+        set.config.backup.keep.is_some() || set.config.backup.max_age.is_some(),
+        "[backup] keep / max_age in migsafe.toml",
     );
-    let pitr = backup::pitr_status(&mut c)?;
-    add(
+    let pitr = backup::pitr_status(c)?;
+    plan.check(
         "Point-in-time recovery (PITR) enabled",
-        met(pitr.enabled),
+        pitr.enabled,
         pitr.advice.unwrap_or_else(|| "WAL is archived".into()),
     );
-    for h in [
-        "Application code compatible with old schema (if zero-downtime)",
-        "Application code compatible with new schema",
-        "Feature flags configured (if needed)",
-        "Deployment order documented",
-    ] {
-        add(h, "human", "a person".into());
-    }
-    Ok(Plan { pending: ids, items })
+    Ok(())
 }

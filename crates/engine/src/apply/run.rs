@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use migsafe_sql::lint::TxMode;
 use migsafe_sql::model::StmtKind;
-use migsafe_sql::{quote_literal, LineIndex};
+use migsafe_sql::quote_literal;
 
 use crate::exec::{ExecError, Prepared};
 use migsafe_pg::ConnSpec;
@@ -138,9 +138,7 @@ fn settings_sql(s: &RunSettings, local: bool) -> String {
 }
 
 fn log_entry(p: &Prepared, i: usize, ms: f64) -> String {
-    let idx = LineIndex::new(&p.source);
-    let line = idx.line_col(&p.source, p.statements[i].span.start).line;
-    serde_json::json!({"index": i, "tag": p.statements[i].tag, "line": line, "ms": ms}).to_string()
+    serde_json::json!({"index": i, "tag": p.statements[i].tag, "line": p.line(i), "ms": ms}).to_string()
 }
 
 /// Where a run is recorded.
@@ -182,38 +180,85 @@ pub fn run_migration(
         .map(|_| ())
     };
     if p.tx_mode == TxMode::Wrapped {
-        loop {
-            out.attempts += 1;
-            match wrapped_attempt(c, p, capture, s, cancel, &finish, t0) {
-                Ok(()) => {
-                    out.ok = true;
-                    out.done = (0..p.statements.len()).collect();
-                    break;
-                }
-                Err(e) => {
-                    if retryable(&e) && out.attempts <= s.lock_retries && !cancel.requested() {
-                        let waited = sleep_backoff(s, out.attempts);
-                        out.events.push(format!(
-                            "attempt {} hit the {} ms lock_timeout ({}); rolled back, retrying after {} ms",
-                            out.attempts,
-                            s.lock_timeout.as_millis(),
-                            e,
-                            waited.as_millis()
-                        ));
-                        continue;
-                    }
-                    out.error = Some(e);
-                    break;
-                }
-            }
-        }
-        out.ms = t0.elapsed().as_secs_f64() * 1000.0;
+        run_wrapped(c, p, capture, s, cancel, &finish, t0, &mut out);
         return out;
     }
+    if !run_statements(c, p, capture, target, s, cancel, &mut out) {
+        return out;
+    }
+    out.ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if out.error.is_none() {
+        let done = c.transaction().and_then(|mut tx| {
+            finish(&mut tx, out.ms, &[])?;
+            tx.commit()
+        });
+        match done {
+            Ok(()) => out.ok = true,
+            Err(e) => out.error = Some(ExecError::Connection(e.to_string())),
+        }
+    }
+    out
+}
+
+/// A migration in one transaction: the whole of it again after a lock_timeout, up to the
+/// retries allowed (nothing of a failed attempt stays).
+#[allow(clippy::too_many_arguments)]
+fn run_wrapped(
+    c: &mut Client,
+    p: &Prepared,
+    capture: Option<&Prepared>,
+    s: &RunSettings,
+    cancel: &Cancel,
+    finish: &Finish,
+    t0: Instant,
+    out: &mut RunOutcome,
+) {
+    loop {
+        out.attempts += 1;
+        match wrapped_attempt(c, p, capture, s, cancel, &finish, t0) {
+            Ok(()) => {
+                out.ok = true;
+                out.done = (0..p.statements.len()).collect();
+                break;
+            }
+            Err(e) => {
+                if retryable(&e) && out.attempts <= s.lock_retries && !cancel.requested() {
+                    let waited = sleep_backoff(s, out.attempts);
+                    out.events.push(format!(
+                        "attempt {} hit the {} ms lock_timeout ({}); rolled back, retrying after {} ms",
+                        out.attempts,
+                        s.lock_timeout.as_millis(),
+                        e,
+                        waited.as_millis()
+                    ));
+                    continue;
+                }
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    out.ms = t0.elapsed().as_secs_f64() * 1000.0;
+}
+
+/// A migration statement by statement (no-transaction files, and files with their own
+/// BEGIN/COMMIT): each statement logged as it commits, so an interruption leaves an exact log
+/// and `--resume` goes on from the first statement not done. False when it could not start
+/// (the session settings or the capture step failed): nothing ran.
+fn run_statements(
+    c: &mut Client,
+    p: &Prepared,
+    capture: Option<&Prepared>,
+    target: &Target,
+    s: &RunSettings,
+    cancel: &Cancel,
+    out: &mut RunOutcome,
+) -> bool {
+    let (history_id, skip) = (target.history_id, target.skip);
     // Statement by statement (no-transaction files, and files with their own BEGIN/COMMIT).
     if let Err(e) = c.batch_execute(&settings_sql(s, false)) {
         out.error = Some(ExecError::Connection(e.to_string()));
-        return out;
+        return false;
     }
     // A file that opens with BEGIN takes the capture inside that transaction (see below).
     let after_begin = p.opens_with_begin();
@@ -222,7 +267,7 @@ pub fn run_migration(
             out.events.push("capture step skipped: the interrupted run already took it".into());
         } else if let Err(e) = crate::exec::run_plain(c, cap) {
             out.error = Some(e);
-            return out;
+            return false;
         }
     }
     let mut i = 0;
@@ -259,16 +304,8 @@ pub fn run_migration(
         // have finished it unlogged. Resuming there, a valid index of that name is that build
         // (recorded as done); an invalid one is its failed remains (dropped, built again).
         if resume_at == Some(i) {
-            if let StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } = &stmt.kind {
-                let q = migsafe_sql::QualName { schema: table.schema.clone(), name: name.clone() };
-                let valid: Option<bool> = c
-                    .query_one(
-                        "SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1))",
-                        &[&q.sql()],
-                    )
-                    .ok()
-                    .and_then(|r| r.get(0));
-                match valid {
+            if let Some(q) = concurrent_index(stmt) {
+                match index_valid(c, &q) {
                     Some(true) => {
                         let _ = log(c, 0.0);
                         out.done.push(i);
@@ -327,14 +364,9 @@ pub fn run_migration(
             }
             Err(e) => {
                 let _ = c.batch_execute("ROLLBACK");
-                if let StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } = &stmt.kind {
+                if let Some(q) = concurrent_index(stmt) {
                     // A failed concurrent build leaves an INVALID index behind: drop it first.
-                    let q = migsafe_sql::QualName { schema: table.schema.clone(), name: name.clone() };
-                    let invalid: bool = c
-                        .query_one("SELECT coalesce((SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)), false)", &[&q.sql()])
-                        .map(|r| r.get(0))
-                        .unwrap_or(false);
-                    if invalid {
+                    if index_valid(c, &q) == Some(false) {
                         let _ = c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", q.sql()));
                         out.events
                             .push(format!("dropped the INVALID index {} left by the failed concurrent build", q.sql()));
@@ -360,18 +392,7 @@ pub fn run_migration(
             }
         }
     }
-    out.ms = t0.elapsed().as_secs_f64() * 1000.0;
-    if out.error.is_none() {
-        let done = c.transaction().and_then(|mut tx| {
-            finish(&mut tx, out.ms, &[])?;
-            tx.commit()
-        });
-        match done {
-            Ok(()) => out.ok = true,
-            Err(e) => out.error = Some(ExecError::Connection(e.to_string())),
-        }
-    }
-    out
+    true
 }
 
 fn wrapped_attempt(
@@ -402,4 +423,21 @@ fn wrapped_attempt(
     }
     finish(&mut tx, t0.elapsed().as_secs_f64() * 1000.0, &log).map_err(conn)?;
     tx.commit().map_err(conn)
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY name` builds, when the statement is one.
+fn concurrent_index(stmt: &migsafe_sql::Statement) -> Option<migsafe_sql::QualName> {
+    match &stmt.kind {
+        StmtKind::CreateIndex { name: Some(name), concurrently: true, table, .. } => {
+            Some(migsafe_sql::QualName { schema: table.schema.clone(), name: name.clone() })
+        }
+        _ => None,
+    }
+}
+
+/// Whether an index is valid (`pg_index.indisvalid`); None when there is no such index.
+fn index_valid(c: &mut Client, q: &migsafe_sql::QualName) -> Option<bool> {
+    c.query_one("SELECT (SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1))", &[&q.sql()])
+        .ok()
+        .and_then(|r| r.get(0))
 }

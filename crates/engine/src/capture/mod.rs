@@ -156,17 +156,6 @@ impl CaptureItem {
     }
 }
 
-/// Record the keys of an existing table that a statement adds rows to (once per table: the
-/// first item's rollback deletes every row the transaction added).
-fn added(version: &str, statement: usize, table: Option<QName>, s0: &Snapshot, plan: &mut CapturePlan) {
-    let Some(q) = table else { return };
-    let Some(key) = s0.tables.get(&q).and_then(row_key) else { return };
-    if plan.items.iter().any(|i| matches!(i, CaptureItem::Added { table, .. } if *table == q)) {
-        return;
-    }
-    plan.items.push(CaptureItem::Added { backup: backup_name(version, statement, &q), table: q, key, statement });
-}
-
 /// The capture plan of a migration: items, and statements whose data cannot be captured.
 #[derive(Debug, Clone, Default)]
 pub struct CapturePlan {
@@ -206,8 +195,7 @@ fn stored_columns(t: &Table) -> Vec<String> {
 
 /// Decide what to capture for a migration whose statements run against `s0`.
 pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePlan {
-    let mut plan = CapturePlan::default();
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut planner = Planner { version, s0, plan: CapturePlan::default(), seen: BTreeSet::new() };
     // Names as the migration uses them, traced to S0: a table renamed (or moved) by an earlier
     // statement is captured under its S0 name, which is what it has when the capture runs and
     // again once the rollback renamed it back; a table the migration created has no S0 data.
@@ -216,37 +204,24 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
         // The statement's names as the statements before it left them.
         let names = after.clone();
         after.observe(&stmt.kind);
-        let rows = |table: QName,
-                    dropped: bool,
-                    quiet: bool,
-                    plan: &mut CapturePlan,
-                    seen: &mut BTreeSet<(String, String)>| {
-            let Some(t) = s0.tables.get(&table) else { return };
-            if !seen.insert((table.to_string(), "*".into())) {
-                return;
-            }
-            let columns = stored_columns(t);
-            let key = row_key(t);
-            let reset = match &key {
-                Some(k) if dropped => columns
-                    .iter()
-                    .filter(|c| !k.contains(c))
-                    .filter(|c| t.column(c).is_some_and(|col| col.identity != Some(IdentityKind::Always)))
-                    .cloned()
-                    .collect(),
-                _ => vec![],
-            };
-            plan.items.push(CaptureItem::Rows {
-                statement: stmt.index,
-                backup: backup_name(version, stmt.index, &table),
-                casts: as_text(t, &columns),
-                columns,
-                key,
-                table,
-                reset,
-                quiet,
-            });
-        };
+        planner.statement(stmt, &names);
+    }
+    planner.name_copies();
+    planner.plan
+}
+
+/// A capture plan being built: the items so far, and what they already copy ((table, column),
+/// or (table, `*`) for whole rows), so nothing is copied twice.
+struct Planner<'a> {
+    version: &'a str,
+    s0: &'a Snapshot,
+    plan: CapturePlan,
+    seen: BTreeSet<(String, String)>,
+}
+
+impl Planner<'_> {
+    /// What one statement destroys of existing data, or adds to existing tables.
+    fn statement(&mut self, stmt: &Statement, names: &Names) {
         // What the statement does to existing rows: the table it deletes from (MERGE too), the
         // table and columns it updates (MERGE's UPDATE actions too).
         let (deletes_from, updates) = match &stmt.kind {
@@ -260,88 +235,102 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
             _ => (None, None),
         };
         if let Some((table, assignments)) = updates {
-            let Some(q) = names.s0_table(table) else { continue };
-            // A key renamed by constants is renamed back, if the UPDATE found its row.
-            if let Some(r) = s0.tables.get(&q).and_then(|t| key_rename(t, stmt)) {
-                plan.items.push(CaptureItem::Seeded {
-                    backup: backup_name(version, stmt.index, &q),
-                    table: q,
-                    key: r.key,
-                    rows: vec![r.old],
-                    statement: stmt.index,
-                    rename: Some((r.back, r.now)),
-                });
-                continue;
+            if !self.updated(stmt, names, table, assignments) {
+                return;
             }
-            // Columns as S0 names them (a column renamed away is not there: it is new).
-            let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
-            // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
-            // stamp): then every column is captured, not only those assigned.
-            let reshaped = s0.tables.get(&q).is_some_and(reshaped_on_update);
-            let cols: Vec<String> = match s0.tables.get(&q) {
-                Some(t) if reshaped => {
-                    let key = row_key(t).unwrap_or_default();
-                    stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
-                }
-                _ => assigned.clone(),
-            };
-            // Rows whose key the UPDATE changes are not found by it again.
-            values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, "UPDATE", false, &assigned);
         }
         if let Some(table) = deletes_from {
-            if let Some(q) = names.s0_table(table) {
-                // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
-                // NULL / SET DEFAULT columns lose their values.
-                let (gone, cleared) = cascade_closure(s0, &q, false);
-                for t in gone {
-                    rows(t, false, false, &mut plan, &mut seen);
-                }
-                for (t, cols) in cleared {
-                    values(
-                        version,
-                        stmt.index,
-                        t,
-                        cols.clone(),
-                        s0,
-                        &mut plan,
-                        &mut seen,
-                        "DELETE (ON DELETE SET NULL)",
-                        false,
-                        &cols,
-                    );
-                }
+            self.deleted(stmt, names, table);
+        }
+        self.dropped_or_added(stmt, names);
+    }
+
+    /// The rows and columns an UPDATE (or MERGE's update, or an upsert's SET) changes. False
+    /// when that was all of the statement (a key renamed back, or a table new since S0).
+    fn updated(
+        &mut self,
+        stmt: &Statement,
+        names: &Names,
+        table: &migsafe_sql::QualName,
+        assignments: &[(String, String)],
+    ) -> bool {
+        let Some(q) = names.s0_table(table) else { return false };
+        // A key renamed by constants is renamed back, if the UPDATE found its row.
+        if let Some(r) = self.s0.tables.get(&q).and_then(|t| key_rename(t, stmt)) {
+            self.plan.items.push(CaptureItem::Seeded {
+                backup: backup_name(self.version, stmt.index, &q),
+                table: q,
+                key: r.key,
+                rows: vec![r.old],
+                statement: stmt.index,
+                rename: Some((r.back, r.now)),
+            });
+            return false;
+        }
+        // Columns as S0 names them (a column renamed away is not there: it is new).
+        let assigned: Vec<String> = assignments.iter().filter_map(|(c, _)| names.s0_column(table, c)).collect();
+        // A BEFORE UPDATE row trigger may change any column of the rows (an updated_at
+        // stamp): then every column is captured, not only those assigned.
+        let reshaped = self.s0.tables.get(&q).is_some_and(reshaped_on_update);
+        let cols: Vec<String> = match self.s0.tables.get(&q) {
+            Some(t) if reshaped => {
+                let key = row_key(t).unwrap_or_default();
+                stored_columns(t).into_iter().filter(|c| !key.contains(c)).collect()
+            }
+            _ => assigned.clone(),
+        };
+        // Rows whose key the UPDATE changes are not found by it again.
+        self.values(stmt.index, q, cols, "UPDATE", false, &assigned);
+        true
+    }
+
+    /// The rows a DELETE (or MERGE's delete) removes, with what its foreign keys cascade to.
+    fn deleted(&mut self, stmt: &Statement, names: &Names, table: &migsafe_sql::QualName) {
+        if let Some(q) = names.s0_table(table) {
+            // Rows of tables referencing it ON DELETE CASCADE go too, and ON DELETE SET
+            // NULL / SET DEFAULT columns lose their values.
+            let (gone, cleared) = cascade_closure(self.s0, &q, false);
+            for t in gone {
+                self.rows(stmt.index, t, false, false);
+            }
+            for (t, cols) in cleared {
+                self.values(stmt.index, t, cols.clone(), "DELETE (ON DELETE SET NULL)", false, &cols);
             }
         }
+    }
+
+    /// Tables, schemas and columns dropped, tables truncated, and rows added to existing tables.
+    fn dropped_or_added(&mut self, stmt: &Statement, names: &Names) {
         match &stmt.kind {
             StmtKind::Drop { kind: ObjectKind::Table, names: dropped, .. } => {
                 for q in dropped.iter().filter_map(|n| names.s0_table(n)) {
-                    rows(q, true, true, &mut plan, &mut seen);
+                    self.rows(stmt.index, q, true, true);
                 }
             }
             StmtKind::Drop { kind: ObjectKind::Schema, names: dropped, .. } => {
                 for n in dropped {
-                    let tables: Vec<QName> = s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
+                    let tables: Vec<QName> = self.s0.tables.keys().filter(|q| q.schema == n.name).cloned().collect();
                     for t in tables {
-                        rows(t, true, true, &mut plan, &mut seen);
+                        self.rows(stmt.index, t, true, true);
                     }
                 }
             }
             StmtKind::Truncate { tables, cascade } => {
                 for q in tables.iter().filter_map(|n| names.s0_table(n)) {
                     // TRUNCATE … CASCADE empties every table referencing it, whatever the action.
-                    let reached = if *cascade { cascade_closure(s0, &q, true) } else { (vec![q], vec![]) };
+                    let reached = if *cascade { cascade_closure(self.s0, &q, true) } else { (vec![q], vec![]) };
                     for t in reached.0 {
-                        rows(t, false, true, &mut plan, &mut seen);
+                        self.rows(stmt.index, t, false, true);
                     }
                 }
             }
             StmtKind::Insert { table, values: Some(v), .. }
                 if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
             {
-                let Some(q) = names.s0_table(table) else { continue };
-                if let Some((key, keys)) = s0.tables.get(&q).and_then(|t| seeded_keys(t, v)) {
-                    plan.items.push(CaptureItem::Seeded {
-                        backup: backup_name(version, stmt.index, &q),
+                let Some(q) = names.s0_table(table) else { return };
+                if let Some((key, keys)) = self.s0.tables.get(&q).and_then(|t| seeded_keys(t, v)) {
+                    self.plan.items.push(CaptureItem::Seeded {
+                        backup: backup_name(self.version, stmt.index, &q),
                         table: q,
                         key,
                         rows: keys,
@@ -349,26 +338,26 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                         rename: None,
                     });
                 } else {
-                    added(version, stmt.index, Some(q), s0, &mut plan);
+                    self.added(stmt.index, Some(q));
                 }
             }
             // Rows given as constants with their key are deleted by it (see the inversion);
             // the others are told apart by the transaction that wrote them.
             StmtKind::Insert { table, values, .. } => {
                 let q = names.s0_table(table);
-                let by_constants = match (values, q.as_ref().and_then(|q| s0.tables.get(q))) {
+                let by_constants = match (values, q.as_ref().and_then(|q| self.s0.tables.get(q))) {
                     (Some(v), Some(t)) => v.on_conflict.is_none() && seeded_keys(t, v).is_some(),
                     _ => false,
                 };
                 if !by_constants {
-                    added(version, stmt.index, q, s0, &mut plan);
+                    self.added(stmt.index, q);
                 }
             }
             StmtKind::Merge { table, inserts: true, .. } => {
-                added(version, stmt.index, names.s0_table(table), s0, &mut plan);
+                self.added(stmt.index, names.s0_table(table));
             }
             StmtKind::AlterTable { table, actions, .. } => {
-                let Some(q) = names.s0_table(table) else { continue };
+                let Some(q) = names.s0_table(table) else { return };
                 let cols: Vec<String> = actions
                     .iter()
                     .filter_map(|a| match a {
@@ -388,30 +377,114 @@ pub fn plan(version: &str, statements: &[Statement], s0: &Snapshot) -> CapturePl
                     })
                     .collect();
                 if !cols.is_empty() {
-                    values(version, stmt.index, q, cols, s0, &mut plan, &mut seen, &stmt.tag, true, &dropped);
+                    self.values(stmt.index, q, cols, &stmt.tag, true, &dropped);
                 }
             }
             _ => {}
         }
     }
-    // One statement can capture a table twice (its rows through a cascade, and values it
-    // clears): each copy gets its own name.
-    let mut taken: BTreeSet<String> = BTreeSet::new();
-    for item in &mut plan.items {
-        let name = item.backup_name_mut();
-        let mut n = 2;
-        let base = name.clone();
-        while !taken.insert(name.clone()) {
-            let suffix = format!("_{n}");
-            let mut b = base.clone();
-            while b.len() + suffix.len() > 63 {
-                b.pop();
+
+    /// Whole rows of `table` that statement `statement` destroys; `dropped` when the whole
+    /// table goes (DROP TABLE / DROP SCHEMA), `quiet` when the statement fires no row triggers.
+    fn rows(&mut self, statement: usize, table: QName, dropped: bool, quiet: bool) {
+        let Some(t) = self.s0.tables.get(&table) else { return };
+        if !self.seen.insert((table.to_string(), "*".into())) {
+            return;
+        }
+        let columns = stored_columns(t);
+        let key = row_key(t);
+        let reset = match &key {
+            Some(k) if dropped => columns
+                .iter()
+                .filter(|c| !k.contains(c))
+                .filter(|c| t.column(c).is_some_and(|col| col.identity != Some(IdentityKind::Always)))
+                .cloned()
+                .collect(),
+            _ => vec![],
+        };
+        self.plan.items.push(CaptureItem::Rows {
+            statement,
+            backup: backup_name(self.version, statement, &table),
+            casts: as_text(t, &columns),
+            columns,
+            key,
+            table,
+            reset,
+            quiet,
+        });
+    }
+
+    /// The values of `cols` that statement `index` destroys (`what` names it in the manual note),
+    /// copied with the row key (one avoiding the columns in `avoid`).
+    fn values(&mut self, index: usize, table: QName, cols: Vec<String>, what: &str, quiet: bool, avoid: &[String]) {
+        let Some(t) = self.s0.tables.get(&table) else { return };
+        let cols: Vec<String> = cols
+            .into_iter()
+            .filter(|c| t.column(c).is_some_and(|col| col.generated.is_none()))
+            .filter(|c| self.seen.insert((table.to_string(), c.clone())))
+            .collect();
+        if cols.is_empty() {
+            return;
+        }
+        match row_key_without(t, avoid) {
+            Some(key) => {
+                let casts = as_text(t, &key.iter().chain(&cols).cloned().collect::<Vec<_>>());
+                self.plan.items.push(CaptureItem::Values {
+                    statement: index,
+                    backup: backup_name(self.version, index, &table),
+                    table,
+                    columns: cols,
+                    key,
+                    casts,
+                    quiet,
+                })
             }
-            *name = format!("{b}{suffix}");
-            n += 1;
+            None => self.plan.manual.push((
+                index,
+                format!(
+                    "{what} destroys values of {} in {table}, which has no primary key or unique NOT NULL key to put them \
+                     back by; restore them from the backup by hand",
+                    cols.join(", ")
+                ),
+            )),
         }
     }
-    plan
+
+    /// Record the keys of an existing table that a statement adds rows to (once per table: the
+    /// first item's rollback deletes every row the transaction added).
+    fn added(&mut self, statement: usize, table: Option<QName>) {
+        let Some(q) = table else { return };
+        let Some(key) = self.s0.tables.get(&q).and_then(row_key) else { return };
+        if self.plan.items.iter().any(|i| matches!(i, CaptureItem::Added { table, .. } if *table == q)) {
+            return;
+        }
+        self.plan.items.push(CaptureItem::Added {
+            backup: backup_name(self.version, statement, &q),
+            table: q,
+            key,
+            statement,
+        });
+    }
+
+    /// One statement can capture a table twice (its rows through a cascade, and values it
+    /// clears): each copy gets its own name.
+    fn name_copies(&mut self) {
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for item in &mut self.plan.items {
+            let name = item.backup_name_mut();
+            let mut n = 2;
+            let base = name.clone();
+            while !taken.insert(name.clone()) {
+                let suffix = format!("_{n}");
+                let mut b = base.clone();
+                while b.len() + suffix.len() > 63 {
+                    b.pop();
+                }
+                *name = format!("{b}{suffix}");
+                n += 1;
+            }
+        }
+    }
 }
 
 /// Whether an enabled BEFORE UPDATE row trigger on `t` may change columns an UPDATE does
@@ -457,50 +530,4 @@ fn cascade_closure(s0: &Snapshot, table: &QName, all: bool) -> (Vec<QName>, Vec<
         }
     }
     (gone, cleared)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn values(
-    version: &str,
-    index: usize,
-    table: QName,
-    cols: Vec<String>,
-    s0: &Snapshot,
-    plan: &mut CapturePlan,
-    seen: &mut BTreeSet<(String, String)>,
-    what: &str,
-    quiet: bool,
-    avoid: &[String],
-) {
-    let Some(t) = s0.tables.get(&table) else { return };
-    let cols: Vec<String> = cols
-        .into_iter()
-        .filter(|c| t.column(c).is_some_and(|col| col.generated.is_none()))
-        .filter(|c| seen.insert((table.to_string(), c.clone())))
-        .collect();
-    if cols.is_empty() {
-        return;
-    }
-    match row_key_without(t, avoid) {
-        Some(key) => {
-            let casts = as_text(t, &key.iter().chain(&cols).cloned().collect::<Vec<_>>());
-            plan.items.push(CaptureItem::Values {
-                statement: index,
-                backup: backup_name(version, index, &table),
-                table,
-                columns: cols,
-                key,
-                casts,
-                quiet,
-            })
-        }
-        None => plan.manual.push((
-            index,
-            format!(
-                "{what} destroys values of {} in {table}, which has no primary key or unique NOT NULL key to put them \
-                 back by; restore them from the backup by hand",
-                cols.join(", ")
-            ),
-        )),
-    }
 }

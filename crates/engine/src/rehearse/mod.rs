@@ -397,14 +397,7 @@ fn rehearse_one<'s>(
             // Composing tries the inversion on a copy of the base, which needs it without
             // sessions.
             *conn = None;
-            let composed = rollback::compose(&step, replay.base())?;
-            (
-                SqlText {
-                    path: PathBuf::from(format!("{} (generated rollback)", m.id())),
-                    text: composed.render("rehearsal"),
-                },
-                "generated",
-            )
+            (generated_rollback(&step, replay)?, "generated")
         }
     };
     rep.rollback = Some(source.to_string());
@@ -423,76 +416,116 @@ fn rehearse_one<'s>(
         }
     };
     if rolled_back {
-        let t = Instant::now();
-        reset_session(c)?;
-        let sr = Snapshot::capture(c)?;
-        let step =
-            StepReport::rollback_compare(ms(t), sr.diff(&s0), &StepReport::shared_extensions(&prepared.statements));
-        let compared = step.ok;
-        rep.push(step);
-        let t = Instant::now();
-        let fr = Fingerprint::capture_tables(c, f0.tables.keys())?;
-        let data = f0.compare(&fr);
-        let data_ok = data.is_empty();
-        rep.push(if data_ok {
-            StepReport::pass("data", ms(t), format!("pre-existing rows of {} tables are identical", f0.tables.len()))
-        } else {
-            let lines: Vec<String> = data
-                .iter()
-                .map(|d| match (d.rows_before, d.rows_after) {
-                    (Some(a), Some(b)) if a != b => format!("{}: {a} rows before, {b} after the rollback", d.table),
-                    (_, None) => format!("{}: gone after the rollback", d.table),
-                    _ => format!("{}: same number of rows, different contents", d.table),
-                })
-                .collect();
-            StepReport::fail(
-                "data",
-                ms(t),
-                format!("pre-existing data differs after the rollback:\n{}", lines.join("\n")),
-            )
-        });
-        if let Some(s) = user_checks(replay.base(), opts, "checks_after_rollback")? {
-            rep.push(s);
-        }
-        at.step("reapply");
-        // The step's time is the migration's own (capture and forward SQL), not the snapshot.
-        let mut sql_ms = 0.0;
-        let t = Instant::now();
-        let c = session(conn, replay)?;
-        let again = (|| -> Result<Snapshot, EngineError> {
-            let cap = capture_sql.as_deref().map(|t| Prepared::from_text("capture.sql", t)).transpose()?;
-            run_captured(c, cap.as_ref(), &prepared, &mut |_, _, _| {})?;
-            sql_ms = ms(t);
-            reset_session(c)?;
-            Ok(Snapshot::capture(c)?)
-        })();
-        rep.push(match again {
-            Ok(s) => {
-                let d = s.diff(&s1);
-                // Columns in another order change what later migrations see (INSERT without a
-                // column list, SELECT *): the base is rebuilt rather than carried on.
-                let same_order = d.column_order.is_empty();
-                let step = StepReport::schema_compare(
-                    "reapply",
-                    sql_ms,
-                    d,
-                    "applied again after the rollback: same schema as the first time",
-                    "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed)",
-                );
-                if compared && data_ok && step.ok && same_order {
-                    clean = Some(s);
-                }
-                step
-            }
-            Err(e) => StepReport::fail("reapply", ms(t), format!("does not apply again after the rollback: {e}")),
-        });
+        let done = Done { prepared: &prepared, capture_sql: capture_sql.as_deref(), s0: &s0, s1: &s1, f0: &f0 };
+        clean = after_rollback(&done, replay, conn, opts, at, &mut rep)?;
     }
-    // Performance.
+    rep.push(performance(&rep, forward_ms, opts));
+    Ok((rep, clean.map_or(Outcome::Dirty, |s| Outcome::Clean(Box::new(s)))))
+}
+
+/// A generated rollback for the migration of `step`, composed on a copy of the base.
+fn generated_rollback(step: &Step, replay: &Replay) -> Result<SqlText, EngineError> {
+    let composed = rollback::compose(step, replay.base())?;
+    Ok(SqlText {
+        path: PathBuf::from(format!("{} (generated rollback)", step.m.id())),
+        text: composed.render("rehearsal"),
+    })
+}
+
+/// What the forward run left for the steps after the rollback.
+struct Done<'a> {
+    prepared: &'a Prepared,
+    capture_sql: Option<&'a str>,
+    /// The schema before the migration and after it.
+    s0: &'a Snapshot,
+    s1: &'a Snapshot,
+    /// The rows of every table before it.
+    f0: &'a Fingerprint,
+}
+
+/// After the rollback ran: the schema and the data must be as before the migration, the
+/// team's checks must pass, and the migration must apply again to the same schema. Returns
+/// that schema when every step passed (the base can go on from it).
+fn after_rollback(
+    d: &Done,
+    replay: &Replay,
+    conn: &mut Option<postgres::Client>,
+    opts: &RehearseOptions,
+    at: &At,
+    rep: &mut MigrationReport,
+) -> Result<Option<Snapshot>, EngineError> {
+    let mut clean: Option<Snapshot> = None;
+    let c = session(conn, replay)?;
+    let t = Instant::now();
+    reset_session(c)?;
+    let sr = Snapshot::capture(c)?;
+    let step =
+        StepReport::rollback_compare(ms(t), sr.diff(d.s0), &StepReport::shared_extensions(&d.prepared.statements));
+    let compared = step.ok;
+    rep.push(step);
+    let t = Instant::now();
+    let fr = Fingerprint::capture_tables(c, d.f0.tables.keys())?;
+    let data = d.f0.compare(&fr);
+    let data_ok = data.is_empty();
+    rep.push(if data_ok {
+        StepReport::pass("data", ms(t), format!("pre-existing rows of {} tables are identical", d.f0.tables.len()))
+    } else {
+        let lines: Vec<String> = data
+            .iter()
+            .map(|d| match (d.rows_before, d.rows_after) {
+                (Some(a), Some(b)) if a != b => format!("{}: {a} rows before, {b} after the rollback", d.table),
+                (_, None) => format!("{}: gone after the rollback", d.table),
+                _ => format!("{}: same number of rows, different contents", d.table),
+            })
+            .collect();
+        StepReport::fail("data", ms(t), format!("pre-existing data differs after the rollback:\n{}", lines.join("\n")))
+    });
+    if let Some(s) = user_checks(replay.base(), opts, "checks_after_rollback")? {
+        rep.push(s);
+    }
+    at.step("reapply");
+    // The step's time is the migration's own (capture and forward SQL), not the snapshot.
+    let mut sql_ms = 0.0;
+    let t = Instant::now();
+    let c = session(conn, replay)?;
+    let again = (|| -> Result<Snapshot, EngineError> {
+        let cap = d.capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose()?;
+        run_captured(c, cap.as_ref(), d.prepared, &mut |_, _, _| {})?;
+        sql_ms = ms(t);
+        reset_session(c)?;
+        Ok(Snapshot::capture(c)?)
+    })();
+    rep.push(match again {
+        Ok(s) => {
+            let d = s.diff(d.s1);
+            // Columns in another order change what later migrations see (INSERT without a
+            // column list, SELECT *): the base is rebuilt rather than carried on.
+            let same_order = d.column_order.is_empty();
+            let step = StepReport::schema_compare(
+                "reapply",
+                sql_ms,
+                d,
+                "applied again after the rollback: same schema as the first time",
+                "applied again, but the schema differs from the first time (- extra now, + missing now, ~ changed)",
+            );
+            if compared && data_ok && step.ok && same_order {
+                clean = Some(s);
+            }
+            step
+        }
+        Err(e) => StepReport::fail("reapply", ms(t), format!("does not apply again after the rollback: {e}")),
+    });
+    Ok(clean)
+}
+
+/// The guide's performance check: the migration's own time against the budget, naming the
+/// slowest statements when it is over.
+fn performance(rep: &MigrationReport, forward_ms: f64, opts: &RehearseOptions) -> StepReport {
     let budget_ms = opts.budget.as_secs_f64() * 1000.0;
     let mut slowest: Vec<(usize, String, f64)> = rep.statements.clone();
     slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
     let top: Vec<String> = slowest.iter().take(3).map(|(l, t, ms)| format!("line {l} {t}: {ms:.0} ms")).collect();
-    rep.push(if forward_ms <= budget_ms {
+    if forward_ms <= budget_ms {
         StepReport::pass(
             "performance",
             forward_ms,
@@ -508,8 +541,7 @@ fn rehearse_one<'s>(
                 top.join(", ")
             ),
         )
-    });
-    Ok((rep, clean.map_or(Outcome::Dirty, |s| Outcome::Clean(Box::new(s)))))
+    }
 }
 
 /// Forward run with lock trace and rewrite detection. Returns its duration, or None when it

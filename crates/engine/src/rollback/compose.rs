@@ -6,7 +6,6 @@ use std::path::Path;
 
 use migsafe_catalog::model::ConstraintType;
 use migsafe_catalog::Snapshot;
-use migsafe_sql::LineIndex;
 
 use super::invert::{self, Inverse};
 use super::opaque::{opaque, Opaque};
@@ -145,55 +144,14 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (enum_values, residual): (Vec<String>, Vec<String>) = residual.into_iter().partition(adds_enum_value);
     let (more_values, finalize): (Vec<String>, Vec<String>) = finalize.into_iter().partition(adds_enum_value);
     let enum_values: Vec<String> = enum_values.into_iter().chain(more_values).collect();
+    let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| prepared.line(i)).collect();
     let manual: Vec<String> = step
         .plan
         .manual
         .iter()
-        .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, line_of(prepared, *i)))
+        .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, prepared.line(*i)))
         .collect();
-    let added = adds_rows_to(&prepared.statements);
-    if !prepared.captures_in_transaction()
-        && step.plan.items.iter().any(|i| matches!(i, capture::CaptureItem::Added { .. }))
-    {
-        notes.push(
-            "this migration does not run in one transaction that the capture step can join (migsafe's own, or a \
-             BEGIN opening the file), so the rows it adds to existing tables cannot be told apart by the transaction \
-             that wrote them: they stay"
-                .into(),
-        );
-    }
-    for st in &prepared.statements {
-        if let Some((_, q)) = added.iter().find(|(i, _)| *i == st.index) {
-            let inverted = inverses.iter().any(|i| i.statement == st.index)
-                || step.plan.items.iter().any(|i| match i {
-                    capture::CaptureItem::Seeded { statement, .. } => *statement == st.index,
-                    capture::CaptureItem::Added { table, .. } => table == q,
-                    _ => false,
-                });
-            if s0.tables.contains_key(q) && !inverted {
-                notes.push(format!(
-                    "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
-                     from other rows (the table has no primary key or unique NOT NULL key to record), so they stay",
-                    st.index + 1,
-                    line_of(prepared, st.index)
-                ));
-            }
-        }
-        if let Some(what) = opaque(st, &|c| s1.functions.values().any(|f| f.name == c)) {
-            notes.push(format!(
-                "statement {} (line {}) {what}: migsafe cannot see inside it, so data it changes is not reverted here \
-                 (the data proof and `migsafe rehearse` compare every table's rows and will say)",
-                st.index + 1,
-                line_of(prepared, st.index)
-            ));
-        }
-        if let migsafe_sql::StmtKind::AlterEnum { name, add_value: Some(v), .. } = &st.kind {
-            notes.push(format!(
-                "enum values cannot be removed in place: {name} is rebuilt without '{v}' and its columns converted (this fails if rows use '{v}')"
-            ));
-        }
-    }
-    let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| line_of(prepared, i)).collect();
+    notes.extend(statement_notes(step, &inverses, &lines));
     let complexity = step.m.directives.complexity.clone().unwrap_or_else(|| step.risk.level.as_str().to_uppercase());
     // The data is undone in exact reverse statement order: captured values and rows are put
     // back, and rows the migration added are deleted, each where its statement was (a value
@@ -217,6 +175,56 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         forward_file: file_name(&step.m.forward.path),
         transaction: step.transaction,
     })
+}
+
+/// What the rollback's notes say of individual statements: rows added that cannot be told
+/// apart, statements migsafe cannot see into, enum values that cannot be removed in place.
+fn statement_notes(step: &Step, inverses: &[Inverse], lines: &[usize]) -> Vec<String> {
+    let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
+    let mut out = Vec::new();
+    let added = adds_rows_to(&prepared.statements);
+    if !prepared.captures_in_transaction()
+        && step.plan.items.iter().any(|i| matches!(i, capture::CaptureItem::Added { .. }))
+    {
+        out.push(
+            "this migration does not run in one transaction that the capture step can join (migsafe's own, or a \
+             BEGIN opening the file), so the rows it adds to existing tables cannot be told apart by the transaction \
+             that wrote them: they stay"
+                .into(),
+        );
+    }
+    for st in &prepared.statements {
+        if let Some((_, q)) = added.iter().find(|(i, _)| *i == st.index) {
+            let inverted = inverses.iter().any(|i| i.statement == st.index)
+                || step.plan.items.iter().any(|i| match i {
+                    capture::CaptureItem::Seeded { statement, .. } => *statement == st.index,
+                    capture::CaptureItem::Added { table, .. } => table == q,
+                    _ => false,
+                });
+            if s0.tables.contains_key(q) && !inverted {
+                out.push(format!(
+                    "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
+                     from other rows (the table has no primary key or unique NOT NULL key to record), so they stay",
+                    st.index + 1,
+                    lines[st.index]
+                ));
+            }
+        }
+        if let Some(what) = opaque(st, &|c| s1.functions.values().any(|f| f.name == c)) {
+            out.push(format!(
+                "statement {} (line {}) {what}: migsafe cannot see inside it, so data it changes is not reverted here \
+                 (the data proof and `migsafe rehearse` compare every table's rows and will say)",
+                st.index + 1,
+                lines[st.index]
+            ));
+        }
+        if let migsafe_sql::StmtKind::AlterEnum { name, add_value: Some(v), .. } = &st.kind {
+            out.push(format!(
+                "enum values cannot be removed in place: {name} is rebuilt without '{v}' and its columns converted (this fails if rows use '{v}')"
+            ));
+        }
+    }
+    out
 }
 
 /// Relax `s0` for the restore: restored columns accept NULL, and constraints that the missing
@@ -362,11 +370,6 @@ fn adds_rows_to(statements: &[migsafe_sql::Statement]) -> Vec<(usize, migsafe_ca
         names.observe(&st.kind);
     }
     out
-}
-
-fn line_of(p: &Prepared, i: usize) -> usize {
-    let idx = LineIndex::new(&p.source);
-    p.statements.get(i).map(|s| idx.line_col(&p.source, s.span.start).line).unwrap_or(0)
 }
 
 pub(super) fn file_name(p: &Path) -> String {

@@ -146,66 +146,17 @@ fn has_dbmate_marker(text: &str) -> bool {
 
 /// Load every migration of `dir` in `layout`.
 pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceError> {
-    let mut forwards: BTreeMap<Version, (String, SqlText)> = BTreeMap::new();
-    let mut rollbacks: Vec<(Version, SqlText)> = Vec::new();
-    let mut captures: Vec<(Version, SqlText)> = Vec::new();
-    let mut add_forward = |v: Version, name: &str, sql: SqlText| -> Result<(), SourceError> {
-        if let Some((_, first)) = forwards.get(&v) {
-            return Err(SourceError::DuplicateVersion {
-                version: v.to_string(),
-                first: first.path.clone(),
-                second: sql.path,
-            });
-        }
-        forwards.insert(v, (name.to_string(), sql));
-        Ok(())
+    let mut found = Found {
+        layout,
+        forwards: BTreeMap::new(),
+        rollbacks: Vec::new(),
+        captures: Vec::new(),
+        seen_prisma: BTreeMap::new(),
     };
-    let no_fit =
-        |path: &Path, hint: &str| SourceError::NoLayout { path: path.to_path_buf(), layout, hint: hint.into() };
-    // Prisma orders its folders by name, so two may share a timestamp: the later ones get
-    // `.1`, `.2`… after it (in name order, as Prisma runs them).
-    let mut seen_prisma: BTreeMap<String, usize> = BTreeMap::new();
     for (name, path, is_dir) in entries(dir)? {
         if is_dir {
             if matches!(layout, Layout::Diesel | Layout::Prisma) {
-                let Some((v, n)) = split_version(&name, true) else { continue };
-                let (file, what) = match layout {
-                    Layout::Prisma => ("migration.sql", "a prisma migration folder needs migration.sql"),
-                    _ => ("up.sql", "a diesel migration folder needs up.sql"),
-                };
-                let version = match layout {
-                    Layout::Prisma => {
-                        // Timestamps are 14 digits; a shorter one sorts (as text) like its
-                        // zero-padded form.
-                        let padded = if v.len() < 14 && v.chars().all(|c| c.is_ascii_digit()) {
-                            format!("{v:0<14}")
-                        } else {
-                            v.to_string()
-                        };
-                        let k = seen_prisma.entry(padded.clone()).or_insert(0);
-                        *k += 1;
-                        let (raw, order) = match *k {
-                            1 => (v.to_string(), padded),
-                            k => (format!("{v}.{}", k - 1), format!("{padded}.{}", k - 1)),
-                        };
-                        Version::parse_ordered_as(&raw, &order)
-                    }
-                    _ => Version::parse(v),
-                }
-                .ok_or_else(|| no_fit(&path, "bad version"))?;
-                let up = path.join(file);
-                if !up.is_file() {
-                    return Err(no_fit(&path, what));
-                }
-                add_forward(version.clone(), n, SqlText { text: read_text(&up)?, path: up })?;
-                let down = path.join("down.sql");
-                if down.is_file() {
-                    rollbacks.push((version.clone(), SqlText { text: read_text(&down)?, path: down }));
-                }
-                let capture = path.join("capture.sql");
-                if capture.is_file() {
-                    captures.push((version, SqlText { text: read_text(&capture)?, path: capture }));
-                }
+                found.folder(&name, &path)?;
             }
             continue;
         }
@@ -213,115 +164,198 @@ pub(super) fn load(dir: &Path, layout: Layout) -> Result<Vec<Migration>, SourceE
             continue;
         }
         if let Some(stem) = name.strip_suffix(".capture.sql") {
-            let v = match layout {
-                Layout::Flyway => flyway_parts(&format!("{stem}.sql")).map(|(_, v, _)| v.to_string()),
-                _ => split_version(stem, false).map(|(v, _)| v.to_string()),
-            };
-            let version = v
-                .and_then(|v| Version::parse(&v))
-                .ok_or_else(|| no_fit(&path, "expected <forward file name>.capture.sql"))?;
-            captures.push((version, SqlText { text: read_text(&path)?, path }));
+            found.capture(stem, path)?;
             continue;
         }
-        match layout {
-            Layout::Diesel => return Err(no_fit(&path, "diesel migrations live in folders VERSION_name/up.sql")),
+        found.file(&name, path)?;
+    }
+    found.migrations()
+}
+
+/// The files of a migration folder, sorted out by version as they are found.
+struct Found {
+    layout: Layout,
+    forwards: BTreeMap<Version, (String, SqlText)>,
+    rollbacks: Vec<(Version, SqlText)>,
+    captures: Vec<(Version, SqlText)>,
+    /// Prisma orders its folders by name, so two may share a timestamp: the later ones get
+    /// `.1`, `.2`… after it (in name order, as Prisma runs them).
+    seen_prisma: BTreeMap<String, usize>,
+}
+
+impl Found {
+    fn no_fit(&self, path: &Path, hint: &str) -> SourceError {
+        SourceError::NoLayout { path: path.to_path_buf(), layout: self.layout, hint: hint.into() }
+    }
+
+    fn add_forward(&mut self, v: Version, name: &str, sql: SqlText) -> Result<(), SourceError> {
+        if let Some((_, first)) = self.forwards.get(&v) {
+            return Err(SourceError::DuplicateVersion {
+                version: v.to_string(),
+                first: first.path.clone(),
+                second: sql.path,
+            });
+        }
+        self.forwards.insert(v, (name.to_string(), sql));
+        Ok(())
+    }
+
+    /// A Diesel or Prisma migration folder: `VERSION_name/up.sql` (`migration.sql`), with
+    /// `down.sql` and `capture.sql` beside it.
+    fn folder(&mut self, name: &str, path: &Path) -> Result<(), SourceError> {
+        let Some((v, n)) = split_version(name, true) else { return Ok(()) };
+        let (file, what) = match self.layout {
+            Layout::Prisma => ("migration.sql", "a prisma migration folder needs migration.sql"),
+            _ => ("up.sql", "a diesel migration folder needs up.sql"),
+        };
+        let version = match self.layout {
             Layout::Prisma => {
-                return Err(no_fit(&path, "prisma migrations live in folders VERSION_name/migration.sql"))
+                // Timestamps are 14 digits; a shorter one sorts (as text) like its
+                // zero-padded form.
+                let padded = if v.len() < 14 && v.chars().all(|c| c.is_ascii_digit()) {
+                    format!("{v:0<14}")
+                } else {
+                    v.to_string()
+                };
+                let k = self.seen_prisma.entry(padded.clone()).or_insert(0);
+                *k += 1;
+                let (raw, order) = match *k {
+                    1 => (v.to_string(), padded),
+                    k => (format!("{v}.{}", k - 1), format!("{padded}.{}", k - 1)),
+                };
+                Version::parse_ordered_as(&raw, &order)
             }
+            _ => Version::parse(v),
+        }
+        .ok_or_else(|| self.no_fit(path, "bad version"))?;
+        let up = path.join(file);
+        if !up.is_file() {
+            return Err(self.no_fit(path, what));
+        }
+        self.add_forward(version.clone(), n, SqlText { text: read_text(&up)?, path: up })?;
+        let down = path.join("down.sql");
+        if down.is_file() {
+            self.rollbacks.push((version.clone(), SqlText { text: read_text(&down)?, path: down }));
+        }
+        let capture = path.join("capture.sql");
+        if capture.is_file() {
+            self.captures.push((version, SqlText { text: read_text(&capture)?, path: capture }));
+        }
+        Ok(())
+    }
+
+    /// A data-capture step, `<forward file name>.capture.sql`.
+    fn capture(&mut self, stem: &str, path: PathBuf) -> Result<(), SourceError> {
+        let v = match self.layout {
+            Layout::Flyway => flyway_parts(&format!("{stem}.sql")).map(|(_, v, _)| v.to_string()),
+            _ => split_version(stem, false).map(|(v, _)| v.to_string()),
+        };
+        let version = v
+            .and_then(|v| Version::parse(&v))
+            .ok_or_else(|| self.no_fit(&path, "expected <forward file name>.capture.sql"))?;
+        self.captures.push((version, SqlText { text: read_text(&path)?, path }));
+        Ok(())
+    }
+
+    /// A `.sql` file, as the layout names forward and rollback files.
+    fn file(&mut self, name: &str, path: PathBuf) -> Result<(), SourceError> {
+        let stem = name.strip_suffix(".sql").unwrap_or(name);
+        match self.layout {
+            Layout::Diesel => Err(self.no_fit(&path, "diesel migrations live in folders VERSION_name/up.sql")),
+            Layout::Prisma => Err(self.no_fit(&path, "prisma migrations live in folders VERSION_name/migration.sql")),
             Layout::GolangMigrate => {
-                let stem = name.strip_suffix(".sql").unwrap_or(&name);
                 let (base, up) = if let Some(b) = stem.strip_suffix(".up") {
                     (b, true)
                 } else if let Some(b) = stem.strip_suffix(".down") {
                     (b, false)
                 } else {
-                    return Err(no_fit(&path, "expected NNN_name.up.sql or NNN_name.down.sql"));
+                    return Err(self.no_fit(&path, "expected NNN_name.up.sql or NNN_name.down.sql"));
                 };
-                let (v, n) = split_version(base, false).ok_or_else(|| no_fit(&path, "expected NNN_name.up.sql"))?;
-                let version = Version::parse(v).ok_or_else(|| no_fit(&path, "bad version"))?;
-                let sql = SqlText { text: read_text(&path)?, path };
-                if up {
-                    add_forward(version, n, sql)?;
-                } else {
-                    rollbacks.push((version, sql));
-                }
+                let (v, n) =
+                    split_version(base, false).ok_or_else(|| self.no_fit(&path, "expected NNN_name.up.sql"))?;
+                self.forward_or_rollback(v, n, path, !up)
             }
             Layout::Flyway => {
                 if name.starts_with("R__") {
-                    return Err(no_fit(
+                    return Err(self.no_fit(
                         &path,
                         "repeatable migrations (R__) are not supported; run them as versioned migrations",
                     ));
                 }
-                let (kind, v, desc) = flyway_parts(&name)
-                    .ok_or_else(|| no_fit(&path, "expected V<version>__name.sql or U<version>__name.sql"))?;
-                let version = Version::parse(v).ok_or_else(|| no_fit(&path, "bad version"))?;
-                let sql = SqlText { text: read_text(&path)?, path };
-                if kind == 'V' {
-                    add_forward(version, desc, sql)?;
-                } else {
-                    rollbacks.push((version, sql));
-                }
+                let (kind, v, desc) = flyway_parts(name)
+                    .ok_or_else(|| self.no_fit(&path, "expected V<version>__name.sql or U<version>__name.sql"))?;
+                self.forward_or_rollback(v, desc, path, kind != 'V')
             }
             Layout::Native => {
-                let stem = name.strip_suffix(".sql").unwrap_or(&name);
                 let (base, rollback) = match stem.strip_suffix(".rollback") {
                     Some(b) => (b, true),
                     None => (stem, false),
                 };
                 let (v, n) = split_version(base, false)
-                    .ok_or_else(|| no_fit(&path, "expected NNN_name.sql or NNN_name.rollback.sql"))?;
-                let version = Version::parse(v).ok_or_else(|| no_fit(&path, "bad version"))?;
-                let sql = SqlText { text: read_text(&path)?, path };
-                if rollback {
-                    rollbacks.push((version, sql));
-                } else {
-                    add_forward(version, n, sql)?;
-                }
+                    .ok_or_else(|| self.no_fit(&path, "expected NNN_name.sql or NNN_name.rollback.sql"))?;
+                self.forward_or_rollback(v, n, path, rollback)
             }
             Layout::Dbmate => {
-                let stem = name.strip_suffix(".sql").unwrap_or(&name);
-                let (v, n) = split_version(stem, false).ok_or_else(|| no_fit(&path, "expected NNN_name.sql"))?;
-                let version = Version::parse(v).ok_or_else(|| no_fit(&path, "bad version"))?;
+                let (v, n) = split_version(stem, false).ok_or_else(|| self.no_fit(&path, "expected NNN_name.sql"))?;
+                let version = Version::parse(v).ok_or_else(|| self.no_fit(&path, "bad version"))?;
                 let text = read_text(&path)?;
                 let (up, down) = dbmate_sections(&text)
-                    .ok_or_else(|| no_fit(&path, "a dbmate migration needs a `-- migrate:up` line"))?;
-                add_forward(version.clone(), n, SqlText { text: up, path: path.clone() })?;
+                    .ok_or_else(|| self.no_fit(&path, "a dbmate migration needs a `-- migrate:up` line"))?;
+                self.add_forward(version.clone(), n, SqlText { text: up, path: path.clone() })?;
                 if let Some(down) = down {
-                    rollbacks.push((version, SqlText { text: down, path }));
+                    self.rollbacks.push((version, SqlText { text: down, path }));
                 }
+                Ok(())
             }
         }
     }
-    let mut migrations: BTreeMap<Version, Migration> = forwards
-        .into_iter()
-        .map(|(v, (name, forward))| {
-            let directives = Directives::parse(&forward.text);
-            let m = Migration {
-                version: v.clone(),
-                name,
-                checksum: checksum(&forward.text),
-                forward,
-                rollback: None,
-                capture: None,
-                directives,
-            };
-            (v, m)
-        })
-        .collect();
-    for (v, sql) in rollbacks {
-        match migrations.get_mut(&v) {
-            Some(m) => m.rollback = Some(sql),
-            None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
+
+    /// A file of version `v`: the migration (named `name`), or its rollback.
+    fn forward_or_rollback(&mut self, v: &str, name: &str, path: PathBuf, rollback: bool) -> Result<(), SourceError> {
+        let version = Version::parse(v).ok_or_else(|| self.no_fit(&path, "bad version"))?;
+        let sql = SqlText { text: read_text(&path)?, path };
+        if rollback {
+            self.rollbacks.push((version, sql));
+            Ok(())
+        } else {
+            self.add_forward(version, name, sql)
         }
     }
-    for (v, sql) in captures {
-        match migrations.get_mut(&v) {
-            Some(m) => m.capture = Some(sql),
-            None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
+
+    /// The migrations in version order, each with its rollback and capture step; a rollback
+    /// or capture with no forward migration is an error.
+    fn migrations(self) -> Result<Vec<Migration>, SourceError> {
+        let mut migrations: BTreeMap<Version, Migration> = self
+            .forwards
+            .into_iter()
+            .map(|(v, (name, forward))| {
+                let directives = Directives::parse(&forward.text);
+                let m = Migration {
+                    version: v.clone(),
+                    name,
+                    checksum: checksum(&forward.text),
+                    forward,
+                    rollback: None,
+                    capture: None,
+                    directives,
+                };
+                (v, m)
+            })
+            .collect();
+        for (v, sql) in self.rollbacks {
+            match migrations.get_mut(&v) {
+                Some(m) => m.rollback = Some(sql),
+                None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
+            }
         }
+        for (v, sql) in self.captures {
+            match migrations.get_mut(&v) {
+                Some(m) => m.capture = Some(sql),
+                None => return Err(SourceError::OrphanRollback { path: sql.path, version: v.to_string() }),
+            }
+        }
+        Ok(migrations.into_values().collect())
     }
-    Ok(migrations.into_values().collect())
 }
 
 /// Split a dbmate file: each section keeps the whole file's layout with the other section

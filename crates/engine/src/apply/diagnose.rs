@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use migsafe_catalog::Snapshot;
 use migsafe_pg::ConnSpec;
-use migsafe_sql::LineIndex;
 
 use super::history;
 use crate::exec::{run_plain, Prepared};
@@ -60,9 +59,8 @@ pub fn diagnose(
         let mut expected_missing = None;
         if let Some(m) = m {
             let p = Prepared::new(&m.forward)?;
-            let idx = LineIndex::new(&p.source);
             for (i, s) in p.statements.iter().enumerate() {
-                let label = format!("line {}: {}", idx.line_col(&p.source, s.span.start).line, s.tag);
+                let label = format!("line {}: {}", p.line(i), s.tag);
                 if r.statements_done.contains(&(i as i64)) {
                     applied.push(label);
                 } else {

@@ -11,15 +11,18 @@
 //! since are applied again forward only, so a sloppy rollback never spoils the rehearsal of
 //! the migrations after it.
 
+mod checks;
+mod forward;
 pub mod trace;
+
+use checks::{user_checks, verify_step, Carried, KnownFaults};
+use forward::forward_traced;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use migsafe_catalog::integrity;
 use migsafe_catalog::{Fingerprint, Snapshot};
 use migsafe_sql::lint::LintOptions;
-use migsafe_sql::LineIndex;
 
 use crate::capture;
 use crate::exec::{reset_session, run_captured, run_plain, Prepared};
@@ -31,7 +34,6 @@ use crate::scratch::{ScratchDb, ScratchServer};
 use crate::source::{Layout, Migration, MigrationSet, SqlText};
 use crate::synth;
 use crate::EngineError;
-use trace::Tracer;
 
 /// Options of a rehearsal.
 #[derive(Debug, Clone, Default)]
@@ -201,64 +203,6 @@ fn replay_spec(server: &ScratchServer, replay: &Replay) -> Result<migsafe_pg::Co
     let mut c = replay.connect()?;
     let db: String = c.query_one("SELECT current_database()", &[])?.get(0);
     Ok(server.conn(&db))
-}
-
-/// Run the team's checks on `db`: SQL files that must return no rows, and a command.
-fn user_checks(db: &ScratchDb, opts: &RehearseOptions, step: &str) -> Result<Option<StepReport>, EngineError> {
-    if opts.checks.is_none() && opts.check_cmd.is_none() {
-        return Ok(None);
-    }
-    let t = Instant::now();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    if let Some(dir) = &opts.checks {
-        let files = crate::verify::sql_files(dir)?;
-        let mut c = db.connect()?;
-        for f in files {
-            let sql = crate::source::read_text(&f)?;
-            let r = integrity::run_custom(&mut c, &f.display().to_string(), &sql);
-            ran += 1;
-            if !r.ok {
-                failures.push(format!(
-                    "{}: {}{}",
-                    r.object,
-                    r.detail,
-                    if r.sample.is_empty() { String::new() } else { format!(" (e.g. {})", r.sample.join("; ")) }
-                ));
-            }
-        }
-    }
-    if let Some(cmd) = &opts.check_cmd {
-        ran += 1;
-        let spec = &db.spec;
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("DATABASE_URL", spec.redacted().replace(":***", ""))
-            .env("PGDATABASE", spec.dbname())
-            .env("PGUSER", spec.user())
-            .env("MIGSAFE_STEP", step)
-            .output()
-            .map_err(|e| EngineError::Tool(format!("--check-cmd: cannot run `{cmd}`: {e}")))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            failures.push(format!("`{cmd}` exited with {}: {}", out.status, err.trim().lines().last().unwrap_or("")));
-        }
-    }
-    Ok(Some(if failures.is_empty() {
-        StepReport::pass(step, ms(t), format!("{ran} checks passed"))
-    } else {
-        StepReport::fail(step, ms(t), failures.join("\n"))
-    }))
-}
-
-/// Statement label `line N: TAG`.
-fn label(p: &Prepared) -> impl Fn(usize) -> String + '_ {
-    let idx = LineIndex::new(&p.source);
-    move |i| match p.statements.get(i) {
-        Some(s) => format!("line {}: {}", idx.line_col(&p.source, s.span.start).line, s.tag),
-        None => "commit".into(),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -542,141 +486,4 @@ fn performance(rep: &MigrationReport, forward_ms: f64, opts: &RehearseOptions) -
             ),
         )
     }
-}
-
-/// Forward run with lock trace and rewrite detection. Returns its duration, or None when it
-/// failed (the failure is recorded in the report).
-fn forward_traced(
-    db: &ScratchDb,
-    c: &mut postgres::Client,
-    prepared: &Prepared,
-    capture_sql: Option<&str>,
-    synthetic: bool,
-    mut opaque: Option<&mut rollback::Opaque>,
-    rep: &mut MigrationReport,
-) -> Result<Option<f64>, EngineError> {
-    let capture = match capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose() {
-        Ok(c) => c,
-        Err(e) => {
-            rep.push(StepReport::fail("forward", 0.0, format!("the data capture step does not parse: {e}")));
-            return Ok(None);
-        }
-    };
-    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let mut nodes = trace::relfilenodes(c);
-    let tracer = Tracer::start(&db.spec, pid)?;
-    std::thread::sleep(trace::POLL * 2);
-    let labels = label(prepared);
-    let existing: std::collections::HashSet<String> = nodes.values().map(|(n, _)| n.clone()).collect();
-    let mut rewrites = Vec::new();
-    let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
-    let current = tracer.current.clone();
-    let t = Instant::now();
-    let result = run_captured(c, capture.as_ref(), prepared, &mut |client, i, took| {
-        let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
-        for key in trace::own_locks(client) {
-            held.entry(key).or_insert((started, i));
-        }
-        let after = trace::relfilenodes(client);
-        rewrites.extend(trace::rewrites(&nodes, &after, &labels(i)));
-        nodes = after;
-        if let Some(o) = opaque.as_deref_mut() {
-            o.observe(client, i);
-        }
-        current.store(i + 1, std::sync::atomic::Ordering::Relaxed);
-    });
-    let took = ms(t);
-    let commit_ms = tracer.elapsed_ms();
-    std::thread::sleep(trace::POLL * 2);
-    // Relations created by the migration are invisible to everyone else: only pre-existing ones matter.
-    rep.locks = tracer.finish(&labels, &held, commit_ms, &|rel| existing.contains(rel));
-    rep.rewrites = rewrites;
-    match result {
-        Ok(runs) => {
-            rep.statements = runs.iter().map(|r| (r.line, r.tag.clone(), r.ms)).collect();
-            rep.push(StepReport::pass("forward", took, format!("{} statements", runs.len())));
-            Ok(Some(took))
-        }
-        Err(e) => {
-            let mut detail = e.to_string();
-            // RAISE, a value a function or cast rejects, or a constraint the data breaks: with
-            // made-up rows that may be the rows.
-            // Not for NOT NULL on ALTER TABLE (adding a NOT NULL column without a default, SET
-            // NOT NULL over NULLs): that fails on any rows, made up or not.
-            let any_rows = matches!(&e, crate::exec::ExecError::Statement { sqlstate, tag, .. }
-                if sqlstate == "23502" && tag == "ALTER TABLE");
-            if any_rows && detail.contains("contains null values") {
-                detail.push_str(
-                    " (rows already in the table hold NULL there: a new NOT NULL column needs a DEFAULT; an existing \
-                     column needs a backfill first, e.g. `migsafe backfill --set \"col = …\" --where \"col IS NULL\"`, \
-                     then CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL)",
-                );
-            }
-            if synthetic
-                && !any_rows
-                && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("22") || s.starts_with("23"))
-            {
-                detail.push_str(
-                    " (the rows were made up by --rows: a migration that checks or relies on what real data looks \
-                     like may reject them; rehearse on a copy of real data with --data DUMP)",
-                );
-            }
-            rep.push(StepReport::fail("forward", took, detail));
-            Ok(None)
-        }
-    }
-}
-
-/// Integrity faults found by earlier migrations' verify steps: (check, object) → the
-/// migration that first showed it. A fault a migration inherits is not its failure.
-/// What one migration's rehearsal hands to the next: the integrity faults already reported
-/// (each is reported once, by the migration that caused it), and the linter's model of the
-/// schema so far.
-pub(crate) struct Carried {
-    known: KnownFaults,
-    linter: SetLinter,
-}
-
-pub(crate) type KnownFaults = std::collections::BTreeMap<(String, String), String>;
-
-fn verify_step(
-    c: &mut postgres::Client,
-    s1: &Snapshot,
-    known: &mut KnownFaults,
-    version: &str,
-) -> Result<StepReport, EngineError> {
-    let t = Instant::now();
-    let results = integrity::run_all(c, s1)?;
-    let text = |r: &integrity::CheckResult| {
-        format!(
-            "{} {}: {}{}",
-            r.check,
-            r.object,
-            r.detail,
-            if r.sample.is_empty() { String::new() } else { format!(" (e.g. {})", r.sample.join("; ")) }
-        )
-    };
-    let mut failed: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    for r in &results {
-        let k = (r.check.clone(), r.object.clone());
-        if r.ok {
-            known.remove(&k);
-            if r.warning {
-                warnings.push(format!("{}: {}", r.object, r.detail));
-            }
-        } else if let Some(first) = known.get(&k) {
-            warnings.push(format!("{} (already so since {first}: not this migration's doing)", text(r)));
-        } else {
-            known.insert(k, version.to_string());
-            failed.push(text(r));
-        }
-    }
-    let mut step = if failed.is_empty() {
-        StepReport::pass("verify", ms(t), format!("{} integrity checks passed", results.len()))
-    } else {
-        StepReport::fail("verify", ms(t), failed.join("\n"))
-    };
-    step.warnings = warnings;
-    Ok(step)
 }

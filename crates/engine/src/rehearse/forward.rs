@@ -1,0 +1,103 @@
+//! The forward run of a rehearsal: timed statement by statement, with the lock tracer on a
+//! second connection and rewrites seen by relfilenode.
+
+use std::time::Instant;
+
+use super::ms;
+use super::trace::{self, Tracer};
+use crate::exec::{run_captured, Prepared};
+use crate::report::{MigrationReport, StepReport};
+use crate::rollback;
+use crate::scratch::ScratchDb;
+use crate::EngineError;
+
+/// Statement label `line N: TAG`.
+fn label(p: &Prepared) -> impl Fn(usize) -> String + '_ {
+    move |i| match p.statements.get(i) {
+        Some(s) => format!("line {}: {}", p.line(i), s.tag),
+        None => "commit".into(),
+    }
+}
+
+/// Forward run with lock trace and rewrite detection. Returns its duration, or None when it
+/// failed (the failure is recorded in the report).
+pub(super) fn forward_traced(
+    db: &ScratchDb,
+    c: &mut postgres::Client,
+    prepared: &Prepared,
+    capture_sql: Option<&str>,
+    synthetic: bool,
+    mut opaque: Option<&mut rollback::Opaque>,
+    rep: &mut MigrationReport,
+) -> Result<Option<f64>, EngineError> {
+    let capture = match capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            rep.push(StepReport::fail("forward", 0.0, format!("the data capture step does not parse: {e}")));
+            return Ok(None);
+        }
+    };
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+    let mut nodes = trace::relfilenodes(c);
+    let tracer = Tracer::start(&db.spec, pid)?;
+    std::thread::sleep(trace::POLL * 2);
+    let labels = label(prepared);
+    let existing: std::collections::HashSet<String> = nodes.values().map(|(n, _)| n.clone()).collect();
+    let mut rewrites = Vec::new();
+    let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
+    let current = tracer.current.clone();
+    let t = Instant::now();
+    let result = run_captured(c, capture.as_ref(), prepared, &mut |client, i, took| {
+        let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
+        for key in trace::own_locks(client) {
+            held.entry(key).or_insert((started, i));
+        }
+        let after = trace::relfilenodes(client);
+        rewrites.extend(trace::rewrites(&nodes, &after, &labels(i)));
+        nodes = after;
+        if let Some(o) = opaque.as_deref_mut() {
+            o.observe(client, i);
+        }
+        current.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let took = ms(t);
+    let commit_ms = tracer.elapsed_ms();
+    std::thread::sleep(trace::POLL * 2);
+    // Relations created by the migration are invisible to everyone else: only pre-existing ones matter.
+    rep.locks = tracer.finish(&labels, &held, commit_ms, &|rel| existing.contains(rel));
+    rep.rewrites = rewrites;
+    match result {
+        Ok(runs) => {
+            rep.statements = runs.iter().map(|r| (r.line, r.tag.clone(), r.ms)).collect();
+            rep.push(StepReport::pass("forward", took, format!("{} statements", runs.len())));
+            Ok(Some(took))
+        }
+        Err(e) => {
+            let mut detail = e.to_string();
+            // RAISE, a value a function or cast rejects, or a constraint the data breaks: with
+            // made-up rows that may be the rows.
+            // Not for NOT NULL on ALTER TABLE (adding a NOT NULL column without a default, SET
+            // NOT NULL over NULLs): that fails on any rows, made up or not.
+            let any_rows = matches!(&e, crate::exec::ExecError::Statement { sqlstate, tag, .. }
+                if sqlstate == "23502" && tag == "ALTER TABLE");
+            if any_rows && detail.contains("contains null values") {
+                detail.push_str(
+                    " (rows already in the table hold NULL there: a new NOT NULL column needs a DEFAULT; an existing \
+                     column needs a backfill first, e.g. `migsafe backfill --set \"col = …\" --where \"col IS NULL\"`, \
+                     then CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL)",
+                );
+            }
+            if synthetic
+                && !any_rows
+                && e.sqlstate().is_some_and(|s| s == "P0001" || s.starts_with("22") || s.starts_with("23"))
+            {
+                detail.push_str(
+                    " (the rows were made up by --rows: a migration that checks or relies on what real data looks \
+                     like may reject them; rehearse on a copy of real data with --data DUMP)",
+                );
+            }
+            rep.push(StepReport::fail("forward", took, detail));
+            Ok(None)
+        }
+    }
+}

@@ -56,15 +56,35 @@ impl SessionConfig {
     }
 }
 
-/// `[lint]` settings.
+/// The lowest severity that fails a lint run, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// Findings of this severity or worse fail it.
+    Severity(migsafe_sql::lint::Severity),
+    /// Findings never fail it (syntax errors still do).
+    Never,
+}
+
+impl<'de> Deserialize<'de> for FailOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Ok(FailOn::Never),
+            other => other.parse().map(FailOn::Severity).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `[lint]` settings, checked when the file is read (an unknown rule or severity is an error
+/// there, for every command).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LintConfig {
-    /// Lowest severity that fails the run (`info`, `warning`, `error`).
-    pub fail_on: Option<String>,
-    /// Rule ids switched off.
+    /// Lowest severity that fails the run (`info`, `warning`, `error`, or `none`).
+    pub fail_on: Option<FailOn>,
+    /// Rules switched off, by id.
     #[serde(default)]
-    pub disable: Vec<String>,
+    pub disable: Vec<migsafe_sql::lint::Rule>,
     /// PostgreSQL major version to lint for.
     pub pg_version: Option<u32>,
 }
@@ -224,5 +244,18 @@ mod tests {
         assert_eq!(c.lint.disable, vec!["prefer-text"]);
         assert_eq!(c.apply.lock_retries, Some(5));
         assert!(toml::from_str::<Config>("[lint]\nfail_onn = \"error\"").is_err());
+    }
+
+    #[test]
+    fn lint_settings_are_checked_when_read() {
+        let c: Config = toml::from_str("[lint]\nfail_on = \"None\"\ndisable = [\"drop-column\"]").unwrap();
+        assert_eq!(c.lint.fail_on, Some(FailOn::Never));
+        assert_eq!(c.lint.disable, vec![migsafe_sql::lint::Rule::DropColumn]);
+        let c: Config = toml::from_str("[lint]\nfail_on = \"warn\"").unwrap();
+        assert_eq!(c.lint.fail_on, Some(FailOn::Severity(migsafe_sql::lint::Severity::Warning)));
+        let bad = toml::from_str::<Config>("[lint]\ndisable = [\"no-such-rule\"]").unwrap_err().to_string();
+        assert!(bad.contains("unknown rule `no-such-rule`"), "{bad}");
+        let bad = toml::from_str::<Config>("[lint]\nfail_on = \"sometimes\"").unwrap_err().to_string();
+        assert!(bad.contains("unknown severity"), "{bad}");
     }
 }

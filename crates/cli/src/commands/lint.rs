@@ -4,6 +4,7 @@ use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 
+use migsafe_engine::config::FailOn as ConfigFailOn;
 use migsafe_engine::lint::{lint_each, lint_inputs, LintInput};
 use migsafe_sql::lint::{LintOptions, Rule, Severity, DEFAULT_PG_VERSION};
 
@@ -78,7 +79,11 @@ pub fn run(args: LintArgs) -> CmdResult {
         pg_version: args.pg_version.or(config.as_ref().and_then(|c| c.pg_version)).unwrap_or(DEFAULT_PG_VERSION),
         ..Default::default()
     };
-    for id in config.iter().flat_map(|c| c.disable.iter()).chain(args.disable.iter()) {
+    // The config's rules were checked when it was read; the command line's are checked here.
+    for rule in config.iter().flat_map(|c| c.disable.iter()) {
+        opts.disabled.insert(rule.id().to_string());
+    }
+    for id in &args.disable {
         if Rule::from_id(id).is_none() {
             return Err(Failure::input(anyhow::anyhow!("unknown rule `{id}` (run `migsafe rules` for the list)")));
         }
@@ -94,18 +99,11 @@ pub fn run(args: LintArgs) -> CmdResult {
     }
     let fail_on = match args.fail_on {
         Some(f) => f,
-        None => match config.as_ref().and_then(|c| c.fail_on.as_deref()) {
-            Some(s) => match s.to_ascii_lowercase().as_str() {
-                "none" => FailOn::None,
-                other => match other
-                    .parse::<Severity>()
-                    .map_err(|e| Failure::input(anyhow::anyhow!("migsafe.toml [lint] fail_on: {e}")))?
-                {
-                    Severity::Info => FailOn::Info,
-                    Severity::Warning => FailOn::Warning,
-                    Severity::Error => FailOn::Error,
-                },
-            },
+        None => match config.as_ref().and_then(|c| c.fail_on) {
+            Some(ConfigFailOn::Never) => FailOn::None,
+            Some(ConfigFailOn::Severity(Severity::Info)) => FailOn::Info,
+            Some(ConfigFailOn::Severity(Severity::Warning)) => FailOn::Warning,
+            Some(ConfigFailOn::Severity(Severity::Error)) => FailOn::Error,
             None => FailOn::Warning,
         },
     };

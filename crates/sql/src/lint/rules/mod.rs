@@ -168,6 +168,23 @@ impl Rule {
     }
 }
 
+/// A rule equals its id (`index-not-concurrent`).
+impl PartialEq<&str> for Rule {
+    fn eq(&self, id: &&str) -> bool {
+        self.id() == *id
+    }
+}
+
+/// Rules are named by their ids in settings (`[lint] disable = ["prefer-text"]`); an id that
+/// names no rule is an error where the settings are read.
+impl<'de> serde::Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = <String as serde::Deserialize>::deserialize(d)?;
+        Rule::from_id(&id)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown rule `{id}` (run `migsafe rules` for the list)")))
+    }
+}
+
 /// A violation with this message and help.
 pub(super) fn violation(message: impl Into<String>, help: impl Into<String>) -> Violation {
     Violation { message: message.into(), help: help.into() }

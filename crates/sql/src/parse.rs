@@ -212,9 +212,12 @@ fn push_statements(
         let loc = raw.stmt_location.max(0) as usize;
         let end = if raw.stmt_len == 0 { source.len() } else { loc + raw.stmt_len as usize };
         // stmt_location may include leading whitespace and comments: start at the first token.
-        let start = tokens
+        // The tokens are in source order, so the search starts where `loc` falls (a scan from the
+        // first token for every statement made parsing quadratic in the number of statements).
+        let from = tokens.partition_point(|t| (t.start as usize) < loc);
+        let start = tokens[from..]
             .iter()
-            .find(|t| t.start as usize >= loc && !is_comment(t))
+            .find(|t| !is_comment(t))
             .map(|t| t.start as usize)
             .unwrap_or(loc)
             .min(end);

@@ -215,12 +215,7 @@ fn push_statements(
         // The tokens are in source order, so the search starts where `loc` falls (a scan from the
         // first token for every statement made parsing quadratic in the number of statements).
         let from = tokens.partition_point(|t| (t.start as usize) < loc);
-        let start = tokens[from..]
-            .iter()
-            .find(|t| !is_comment(t))
-            .map(|t| t.start as usize)
-            .unwrap_or(loc)
-            .min(end);
+        let start = tokens[from..].iter().find(|t| !is_comment(t)).map(|t| t.start as usize).unwrap_or(loc).min(end);
         let mut real_end = end;
         while real_end > start && source.as_bytes()[real_end - 1].is_ascii_whitespace() {
             real_end -= 1;

@@ -184,7 +184,7 @@ pub fn backfill(
             &[],
         )?
         .get(0);
-    let walk = Walk { table: &table, filter: &filter, set: &o.set, key: &key };
+    let walk = Walk::new(&table, &filter, &o.set, &key);
     let mut batch = o.batch.max(1);
     let t0 = Instant::now();
     let mut walked = 0i64;
@@ -299,9 +299,19 @@ struct Walk<'a> {
     set: &'a str,
     /// The row key: (column, type).
     key: &'a [(String, String)],
+    /// The key of the row `$1` rows into the table, and after the key in `$2…`.
+    next_first: String,
+    next_after: String,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(table: &'a str, filter: &'a str, set: &'a str, key: &'a [(String, String)]) -> Walk<'a> {
+        let mut w = Walk { table, filter, set, key, next_first: String::new(), next_after: String::new() };
+        w.next_first = w.next_key_sql(false);
+        w.next_after = w.next_key_sql(true);
+        w
+    }
+
     /// `prefix.k1, prefix.k2`.
     fn tuple(&self, prefix: &str) -> String {
         self.key.iter().map(|(k, _)| format!("{prefix}{}", qi(k))).collect::<Vec<_>>().join(", ")
@@ -345,9 +355,9 @@ impl Walk<'_> {
                 for v in l {
                     params.push(v);
                 }
-                tx.query_opt(&self.next_key_sql(true), &params)?.map(|r| r.get(0))
+                tx.query_opt(&self.next_after, &params)?.map(|r| r.get(0))
             }
-            None => tx.query_opt(&self.next_key_sql(false), &[&offset])?.map(|r| r.get(0)),
+            None => tx.query_opt(&self.next_first, &[&offset])?.map(|r| r.get(0)),
         };
         let lower =
             if last.is_some() { format!(" AND ({}) > ({})", self.tuple("t."), self.typed(1)) } else { String::new() };

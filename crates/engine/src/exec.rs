@@ -132,6 +132,11 @@ impl Prepared {
         self.lines.get(i).copied().unwrap_or(0)
     }
 
+    /// The line each statement starts on, in statement order.
+    pub fn lines(&self) -> &[usize] {
+        &self.lines
+    }
+
     /// Parse SQL that is not in a file (generated scripts).
     pub fn from_text(label: &str, text: &str) -> Result<Prepared, ExecError> {
         Prepared::new(&SqlText { path: PathBuf::from(label), text: text.to_string() })

@@ -84,9 +84,7 @@ pub fn run(args: LintArgs) -> CmdResult {
         opts.disabled.insert(rule.id().to_string());
     }
     for id in &args.disable {
-        if Rule::from_id(id).is_none() {
-            return Err(Failure::input(anyhow::anyhow!("unknown rule `{id}` (run `migsafe rules` for the list)")));
-        }
+        id.parse::<Rule>().map_err(Failure::input)?;
         opts.disabled.insert(id.clone());
     }
     if let Some(url) = &args.db {

@@ -94,12 +94,11 @@ pub fn plan(
         .map(|(m, _)| m)
         .collect();
     let mut plan = Plan { pending: pending.iter().map(|m| m.id()).collect(), items: Vec::new() };
-    testing_items(&mut plan, &pending, rehearsal);
+    let all_have_rollbacks = testing_items(&mut plan, &pending, rehearsal);
     lint_items(&mut plan, set, &pending);
-    let no_rollback = pending.iter().any(|m| m.rollback.is_none());
     plan.check(
         "Rollback plan documented",
-        !no_rollback,
+        all_have_rollbacks,
         "rollback files beside the migrations; apply's decision tree rolls back automatically",
     );
     for h in [
@@ -134,8 +133,8 @@ pub fn plan(
 }
 
 /// What the rehearsal report (and the rollback files) say: tested, rollbacks proven,
-/// performance, checks, integrity.
-fn testing_items(plan: &mut Plan, pending: &[&Migration], rehearsal: Option<&Report>) {
+/// performance, checks, integrity. Returns whether every pending migration has a rollback.
+fn testing_items(plan: &mut Plan, pending: &[&Migration], rehearsal: Option<&Report>) -> bool {
     let ids: Vec<String> = pending.iter().map(|m| m.id()).collect();
     let reh: Vec<&crate::report::MigrationReport> =
         rehearsal.map(|r| r.migrations.iter().filter(|m| ids.contains(&m.id())).collect()).unwrap_or_default();
@@ -179,6 +178,7 @@ fn testing_items(plan: &mut Plan, pending: &[&Migration], rehearsal: Option<&Rep
         "rehearsal verify and data steps",
     );
     plan.check("Performance metrics collected", rehearsed, "statement timings and lock holds in the rehearsal report");
+    no_rollback.is_empty()
 }
 
 /// What lint says of the pending migrations (linted in the set's order): complexity, breaking

@@ -144,14 +144,13 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     let (enum_values, residual): (Vec<String>, Vec<String>) = residual.into_iter().partition(adds_enum_value);
     let (more_values, finalize): (Vec<String>, Vec<String>) = finalize.into_iter().partition(adds_enum_value);
     let enum_values: Vec<String> = enum_values.into_iter().chain(more_values).collect();
-    let lines: Vec<usize> = (0..prepared.statements.len()).map(|i| prepared.line(i)).collect();
     let manual: Vec<String> = step
         .plan
         .manual
         .iter()
         .map(|(i, why)| format!("statement {} (line {}): {why}", i + 1, prepared.line(*i)))
         .collect();
-    notes.extend(statement_notes(step, &inverses, &lines));
+    notes.extend(statement_notes(step, &inverses));
     let complexity = step.m.directives.complexity.clone().unwrap_or_else(|| step.risk.level.as_str().to_uppercase());
     // The data is undone in exact reverse statement order: captured values and rows are put
     // back, and rows the migration added are deleted, each where its statement was (a value
@@ -164,7 +163,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     Ok(Composed {
         inverses,
         enum_values,
-        lines,
+        lines: prepared.lines().to_vec(),
         residual,
         restore,
         finalize,
@@ -179,7 +178,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
 
 /// What the rollback's notes say of individual statements: rows added that cannot be told
 /// apart, statements migsafe cannot see into, enum values that cannot be removed in place.
-fn statement_notes(step: &Step, inverses: &[Inverse], lines: &[usize]) -> Vec<String> {
+fn statement_notes(step: &Step, inverses: &[Inverse]) -> Vec<String> {
     let (prepared, s0, s1) = (step.prepared, step.s0, step.s1);
     let mut out = Vec::new();
     let added = adds_rows_to(&prepared.statements);
@@ -206,7 +205,7 @@ fn statement_notes(step: &Step, inverses: &[Inverse], lines: &[usize]) -> Vec<St
                     "statement {} (line {}) inserts rows into {q}, which existed before: the rollback cannot tell them \
                      from other rows (the table has no primary key or unique NOT NULL key to record), so they stay",
                     st.index + 1,
-                    lines[st.index]
+                    prepared.line(st.index)
                 ));
             }
         }
@@ -215,7 +214,7 @@ fn statement_notes(step: &Step, inverses: &[Inverse], lines: &[usize]) -> Vec<St
                 "statement {} (line {}) {what}: migsafe cannot see inside it, so data it changes is not reverted here \
                  (the data proof and `migsafe rehearse` compare every table's rows and will say)",
                 st.index + 1,
-                lines[st.index]
+                prepared.line(st.index)
             ));
         }
         if let migsafe_sql::StmtKind::AlterEnum { name, add_value: Some(v), .. } = &st.kind {

@@ -16,7 +16,7 @@ use crate::model::{QualName, Statement};
 use crate::parse::{parse_sql, ParsedSql};
 use crate::risk::{self, Risk};
 use crate::span::{LineIndex, Span};
-pub use rules::Rule;
+pub use rules::{Rule, UnknownRule};
 use schema::SchemaModel;
 pub use tx::TxMode;
 use tx::TxTracker;

@@ -175,13 +175,23 @@ impl PartialEq<&str> for Rule {
     }
 }
 
+/// An id that names no rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown rule `{0}` (run `migsafe rules` for the list)")]
+pub struct UnknownRule(pub String);
+
+impl std::str::FromStr for Rule {
+    type Err = UnknownRule;
+    fn from_str(id: &str) -> Result<Rule, UnknownRule> {
+        Rule::from_id(id).ok_or_else(|| UnknownRule(id.to_string()))
+    }
+}
+
 /// Rules are named by their ids in settings (`[lint] disable = ["prefer-text"]`); an id that
 /// names no rule is an error where the settings are read.
 impl<'de> serde::Deserialize<'de> for Rule {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let id = <String as serde::Deserialize>::deserialize(d)?;
-        Rule::from_id(&id)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown rule `{id}` (run `migsafe rules` for the list)")))
+        <String as serde::Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -14,11 +14,13 @@ use crate::CatalogError;
 pub struct SnapshotOptions {
     /// Schemas to skip entirely (besides the system ones). Default: migsafe's own.
     pub exclude_schemas: Vec<String>,
+    /// When not empty, only these schemas (a tenant schema of a database holding many).
+    pub only_schemas: Vec<String>,
 }
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
-        SnapshotOptions { exclude_schemas: vec!["migsafe".into(), "migsafe_backup".into()] }
+        SnapshotOptions { exclude_schemas: vec!["migsafe".into(), "migsafe_backup".into()], only_schemas: vec![] }
     }
 }
 
@@ -32,6 +34,10 @@ pub(crate) fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
         s.push_str(&format!(" OR nspname = {}", migsafe_sql::quote_literal(e)));
     }
     s.push(')');
+    if !opts.only_schemas.is_empty() {
+        let names: Vec<String> = opts.only_schemas.iter().map(|n| migsafe_sql::quote_literal(n)).collect();
+        s.push_str(&format!(" AND {col} IN (SELECT oid FROM pg_namespace WHERE nspname IN ({}))", names.join(", ")));
+    }
     s
 }
 

@@ -54,6 +54,9 @@ enum Command {
     Backfill(commands::ops::BackfillArgs),
     /// Connections, long-running queries, who blocks whom, largest tables; --watch refreshes.
     Monitor(commands::ops::MonitorArgs),
+    /// The safety procedure across many databases or tenant schemas: survey, canary, waves, ledger.
+    #[command(subcommand)]
+    Fleet(Box<commands::fleet::FleetCommand>),
     /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
     Diff(commands::schema::DiffArgs),
 }
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Apply(args) => commands::apply::run(args),
+        Command::Fleet(c) => commands::fleet::run(*c),
         Command::Status(args) => commands::status::run(args),
         Command::Diagnose(args) => commands::diagnose::run(args),
         Command::Plan(args) => commands::plan::run(args),

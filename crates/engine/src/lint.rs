@@ -39,6 +39,20 @@ pub struct MigrationLint {
     pub risk_detail: Risk,
 }
 
+/// Each migration's findings and risk, by version: what a fleet computes once for all targets.
+pub type Linted = BTreeMap<String, (Vec<Finding>, RiskView)>;
+
+/// Lint every migration of `set` once, with these table sizes (a fleet passes the largest size
+/// of each table among its targets, so the risk is the worst target's).
+pub fn lint_once(set: &MigrationSet, table_rows: BTreeMap<QualName, i64>) -> Linted {
+    let opts = LintOptions { table_rows, ..Default::default() };
+    let mut out = Linted::new();
+    lint_set(set, &opts, &mut |m, l| {
+        out.insert(m.version.to_string(), (l.findings, RiskView::from(&l.risk)));
+    });
+    out
+}
+
 /// The documented JSON shape of a risk.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RiskView {

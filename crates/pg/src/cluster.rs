@@ -61,6 +61,8 @@ pub struct Cluster {
     bins: PgBinaries,
     dir: PathBuf,
     port: u16,
+    user: ServerUser,
+    options: ClusterOptions,
     server: Option<Child>,
     guardian: Option<Child>,
     keep: bool,
@@ -258,39 +260,22 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        let log = std::fs::File::create(dir.join("server.log")).map_err(PgError::io("creating the server log"))?;
-        let _ = chown_tree(&dir.join("server.log"), user);
-        let mut cmd = command_as(user, &bins.program("postgres"));
-        cmd.arg("-D").arg(&data).arg("-k").arg(&dir);
-        for (k, v) in SETTINGS {
-            cmd.arg("-c").arg(format!("{k}={v}"));
-        }
-        for (k, v) in &options.settings {
-            cmd.arg("-c").arg(format!("{k}={}", v.replace("{dir}", &dir.display().to_string())));
-        }
         let port =
             options.settings.iter().rev().find(|(k, _)| k == "port").and_then(|(_, v)| v.parse().ok()).unwrap_or(5432);
-        let server = cmd
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(PgError::io("server log"))?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal reaches migsafe, not the server.
-            .process_group(0)
-            .spawn()
-            .map_err(PgError::io("starting postgres"))?;
         let keep = std::env::var("MIGSAFE_KEEP_CLUSTER").is_ok_and(|v| v == "1");
-        let guardian = if keep { None } else { Some(spawn_guardian(server.id(), &dir)?) };
         let mut cluster = Cluster {
             bins: bins.clone(),
             dir,
             port,
-            server: Some(server),
-            guardian,
+            user,
+            options: options.clone(),
+            server: None,
+            guardian: None,
             keep,
             start_time: Duration::ZERO,
             warm,
         };
+        cluster.spawn()?;
         cluster.wait_ready()?;
         cluster.start_time = t0.elapsed();
         if keep {
@@ -301,6 +286,79 @@ impl Cluster {
             );
         }
         Ok(cluster)
+    }
+
+    /// Start the server on the cluster's folder, with a guardian that stops it and removes the
+    /// folder when this process goes away.
+    fn spawn(&mut self) -> Result<(), PgError> {
+        let dir = &self.dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .map_err(PgError::io("creating the server log"))?;
+        let _ = chown_tree(&dir.join("server.log"), self.user);
+        let mut cmd = command_as(self.user, &self.bins.program("postgres"));
+        cmd.arg("-D").arg(dir.join("data")).arg("-k").arg(dir);
+        for (k, v) in SETTINGS {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
+        for (k, v) in &self.options.settings {
+            cmd.arg("-c").arg(format!("{k}={}", v.replace("{dir}", &dir.display().to_string())));
+        }
+        let server = cmd
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(PgError::io("server log"))?)
+            .stderr(log)
+            // Own process group: a Ctrl-C in the terminal reaches migsafe, not the server.
+            .process_group(0)
+            .spawn()
+            .map_err(PgError::io("starting postgres"))?;
+        if !self.keep {
+            self.guardian = Some(spawn_guardian(server.id(), dir)?);
+        }
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// Stop the server as `pg_ctl stop -m immediate` does (a crash: no checkpoint, clients cut
+    /// off), keeping its folder, so [`Cluster::restart`] brings it back with crash recovery.
+    /// For fault tests: several clusters stand in for several hosts.
+    pub fn stop_immediate(&mut self) -> Result<(), PgError> {
+        let status = command_as(self.user, &self.bins.program("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(PgError::io("running pg_ctl stop"))?;
+        if let Some(mut s) = self.server.take() {
+            if !status.success() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(s.id() as i32),
+                    nix::sys::signal::Signal::SIGQUIT,
+                );
+            }
+            let _ = s.wait();
+        }
+        // The guardian would remove the folder on EOF: end it without letting it.
+        if let Some(mut g) = self.guardian.take() {
+            let _ = g.kill();
+            let _ = g.wait();
+        }
+        Ok(())
+    }
+
+    /// Start the server again after [`Cluster::stop_immediate`].
+    pub fn restart(&mut self) -> Result<(), PgError> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        self.spawn()?;
+        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), PgError> {

@@ -188,6 +188,28 @@ impl ConnSpec {
         ConnSpec { config, tls: self.tls.clone() }
     }
 
+    /// The same settings, every session starting with `search_path` set to `schema` and then
+    /// `public` (a tenant schema of `migsafe fleet --schemas`: unqualified names in the
+    /// migrations are the tenant's, extensions in `public` still resolve).
+    pub fn with_search_path(&self, schema: &str) -> ConnSpec {
+        let mut config = self.config.clone();
+        let ident = format!("\"{}\"", schema.replace('"', "\"\""));
+        // The startup `options` are split at spaces; a backslash escapes the next character.
+        let value = format!("{ident}, public").replace('\\', "\\\\").replace(' ', "\\ ");
+        let mut options = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+        options.push_str(&format!("-c search_path={value}"));
+        config.options(&options);
+        ConnSpec { config, tls: self.tls.clone() }
+    }
+
+    /// The server this connects to, as `host:port` (a socket folder for Unix sockets): targets
+    /// that share it share its CPU, locks and I/O.
+    pub fn server(&self) -> String {
+        let host = self.config.get_hosts().first().map(host_text).unwrap_or_default();
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
     /// The same settings with another application_name (shown in pg_stat_activity).
     pub fn with_application_name(&self, name: &str) -> ConnSpec {
         let mut config = self.config.clone();
@@ -269,6 +291,38 @@ fn host_text(h: &Host) -> String {
 /// libpq's compiled-in socket folder on Debian.
 fn default_socket_dir() -> &'static str {
     "/var/run/postgresql"
+}
+
+/// Hide every password in free text (an error message, a command's output): the password of
+/// each `scheme://user:password@` URL and each `password=` value.
+pub fn redact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest.find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == '\'').unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            let cred = &rest[..at];
+            match cred.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(cred),
+            }
+            rest = &rest[at..];
+        }
+    }
+    out.push_str(rest);
+    let mut masked = String::with_capacity(out.len());
+    let mut tail = out.as_str();
+    while let Some(i) = tail.find("password=") {
+        masked.push_str(&tail[..i + 9]);
+        tail = &tail[i + 9..];
+        let end = tail.find(|c: char| c.is_whitespace() || c == '&' || c == '"').unwrap_or(tail.len());
+        masked.push_str("***");
+        tail = &tail[end..];
+    }
+    masked.push_str(tail);
+    masked
 }
 
 /// Hide a password in a raw connection string that failed to parse (for the error message).
@@ -367,6 +421,16 @@ fn split_pgpass(line: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redact_text_hides_every_password() {
+        let t = redact_text(
+            "failed on postgresql://app:s3cr3t@db1:5432/t1 and host=x password=hunter2 user=u, see http://x/y",
+        );
+        assert!(!t.contains("s3cr3t") && !t.contains("hunter2"), "{t}");
+        assert!(t.contains("postgresql://app:***@db1:5432/t1"), "{t}");
+        assert!(t.contains("see http://x/y"), "{t}");
+    }
+
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@ pub mod tls;
 
 pub use binaries::PgBinaries;
 pub use cluster::Cluster;
-pub use conn::ConnSpec;
+pub use conn::{redact_text, ConnSpec};
 pub use error::PgError;
 pub use postgres;
 

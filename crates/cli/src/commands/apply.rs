@@ -153,7 +153,7 @@ pub(super) fn ctrl_c() -> Cancel {
     cancel
 }
 
-fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
+pub(super) fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
     let cfg = &set.config.apply;
     let approvals = a
         .approved_by
@@ -189,6 +189,7 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
             error_rate_threshold: a.error_rate_threshold.or(cfg.error_rate_threshold).unwrap_or(5.0),
             latency_cmd: a.latency_cmd.clone().or(cfg.latency_cmd.clone()),
             tables: vec![],
+            env: vec![],
         },
         watch: a
             .watch
@@ -205,6 +206,7 @@ fn options(a: &ApplyArgs, set: &MigrationSet) -> Result<ApplyOptions, Failure> {
         tool_dirs: a.pg_bin.iter().cloned().collect(),
         resume: a.resume,
         cancel: ctrl_c(),
+        ..ApplyOptions::default()
     })
 }
 

@@ -3,6 +3,7 @@ pub mod apply;
 pub mod backup;
 pub mod common;
 pub mod diagnose;
+pub mod fleet;
 pub mod lint;
 pub mod ops;
 pub mod plan;

@@ -2,6 +2,7 @@
 //! anything.
 
 pub mod apply;
+pub mod fleet;
 mod lint;
 mod report;
 

@@ -5,7 +5,6 @@ use postgres::Client;
 use std::time::{Duration, Instant};
 
 use migsafe_catalog::integrity;
-use migsafe_catalog::Snapshot;
 use migsafe_sql::model::StmtKind;
 
 use super::probes::{self, IncidentSeverity, Probes};
@@ -14,15 +13,21 @@ use crate::exec::Prepared;
 use crate::EngineError;
 
 /// Objects the migration says it creates exist, and no index is left invalid.
-pub(super) fn post_verify(c: &mut Client, p: &Prepared) -> Result<Vec<String>, EngineError> {
+pub(super) fn post_verify(
+    c: &mut Client,
+    p: &Prepared,
+    snapshot: &migsafe_catalog::SnapshotOptions,
+) -> Result<Vec<String>, EngineError> {
     let mut problems = Vec::new();
     for s in &p.statements {
         let names: Vec<String> = match &s.kind {
-            StmtKind::CreateTable { table, .. } => vec![table.resolved().to_string()],
+            // Unqualified names are looked up the way the migration's own statements found
+            // them: through the session's search_path (a tenant schema's, in a fleet).
+            StmtKind::CreateTable { table, .. } => vec![table.sql()],
             StmtKind::CreateIndex { name: Some(n), table, .. } => {
-                vec![migsafe_sql::QualName { schema: table.schema.clone(), name: n.clone() }.resolved().to_string()]
+                vec![migsafe_sql::QualName { schema: table.schema.clone(), name: n.clone() }.sql()]
             }
-            StmtKind::CreateView { view, .. } => vec![view.resolved().to_string()],
+            StmtKind::CreateView { view, .. } => vec![view.sql()],
             _ => vec![],
         };
         for n in names {
@@ -32,7 +37,7 @@ pub(super) fn post_verify(c: &mut Client, p: &Prepared) -> Result<Vec<String>, E
             }
         }
     }
-    let snap = Snapshot::capture(c)?;
+    let snap = migsafe_catalog::read_snapshot(c, snapshot)?;
     for check in integrity::plan_checks(c, &snap)? {
         if check.check == "invalid_index" {
             let r = check.run(c)?;

@@ -4,14 +4,17 @@
 use postgres::Client;
 
 use migsafe_catalog::integrity;
-use migsafe_catalog::Snapshot;
 
 use super::probes::IncidentSeverity;
 use super::{ApplyReport, ChecklistItem, ChecklistStatus};
 use crate::EngineError;
 
 /// The guide's post-migration checklist, checked where migsafe can.
-pub(super) fn checklist(c: &mut Client, rep: &ApplyReport) -> Result<Vec<ChecklistItem>, EngineError> {
+pub(super) fn checklist(
+    c: &mut Client,
+    rep: &ApplyReport,
+    opts: &super::ApplyOptions,
+) -> Result<Vec<ChecklistItem>, EngineError> {
     let auto = |item: &str, ok: bool, detail: String| ChecklistItem {
         item: item.into(),
         status: if ok { ChecklistStatus::Checked } else { ChecklistStatus::Failed },
@@ -23,7 +26,7 @@ pub(super) fn checklist(c: &mut Client, rep: &ApplyReport) -> Result<Vec<Checkli
         detail: detail.into(),
     };
     let health = rep.observations.iter().filter(|o| o.severity == IncidentSeverity::P0).count();
-    let snap = Snapshot::capture(c)?;
+    let snap = migsafe_catalog::read_snapshot(c, &opts.snapshot)?;
     let checks = integrity::run_all(c, &snap)?;
     let bad = checks.iter().filter(|r| !r.ok).count();
     let deadlocks: i64 =
@@ -54,7 +57,7 @@ pub(super) fn checklist(c: &mut Client, rep: &ApplyReport) -> Result<Vec<Checkli
         human("Lessons learned documented", "a person"),
         {
             let missing: i64 = c
-                .query_one("SELECT count(*) FROM migsafe.history WHERE id = ANY($1) AND rollback_checksum IS NULL", &[&rep.history_ids])?
+                .query_one(&format!("SELECT count(*) FROM {} WHERE id = ANY($1) AND rollback_checksum IS NULL", opts.history.table()), &[&rep.history_ids])?
                 .get(0);
             auto(
                 "Rollback scripts archived",

@@ -4,9 +4,70 @@
 
 use postgres::Client;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::source::MigrationSet;
 use crate::EngineError;
+
+/// Where a target keeps its history: `migsafe.history` for a database; for one tenant schema
+/// of a database that holds many (`migsafe fleet --schemas`), a history schema of its own
+/// (`migsafe_<tenant>`), so each tenant's history, advisory lock and drift are its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryTable {
+    schema: String,
+}
+
+impl Default for HistoryTable {
+    fn default() -> Self {
+        HistoryTable::database()
+    }
+}
+
+impl HistoryTable {
+    /// `migsafe.history`: the history of the whole database.
+    pub fn database() -> HistoryTable {
+        HistoryTable { schema: "migsafe".into() }
+    }
+
+    /// The history of the tenant schema `tenant`: schema `migsafe_<tenant>` (a name over
+    /// PostgreSQL's 63 bytes keeps its first 40 characters and a hash of the whole).
+    pub fn tenant(tenant: &str) -> HistoryTable {
+        let full = format!("migsafe_{tenant}");
+        if full.len() <= 63 {
+            return HistoryTable { schema: full };
+        }
+        let head: String = full.chars().take(40).collect();
+        let hash = hex::encode(&Sha256::digest(tenant.as_bytes())[..6]);
+        HistoryTable { schema: format!("{head}_{hash}") }
+    }
+
+    /// The schema holding the history table.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The history table, quoted for SQL.
+    pub fn table(&self) -> String {
+        format!("{}.history", migsafe_sql::quote_ident(&self.schema))
+    }
+
+    /// The advisory lock key of this history: one apply at a time per history.
+    pub fn lock_key(&self) -> i64 {
+        if self.schema == "migsafe" {
+            return super::lock::LOCK_KEY;
+        }
+        let h = Sha256::digest(self.schema.as_bytes());
+        super::lock::LOCK_KEY ^ i64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// The DDL of this history (idempotent).
+    pub fn schema_sql(&self) -> String {
+        SCHEMA_SQL.replace("migsafe.history", &self.table()).replace(
+            "SCHEMA IF NOT EXISTS migsafe;",
+            &format!("SCHEMA IF NOT EXISTS {};", migsafe_sql::quote_ident(&self.schema)),
+        )
+    }
+}
 
 /// The DDL of migsafe's own schema (idempotent).
 pub const SCHEMA_SQL: &str = "
@@ -157,24 +218,42 @@ pub struct HistoryRow {
 
 /// Whether the history table exists.
 pub fn exists(c: &mut Client) -> Result<bool, EngineError> {
-    Ok(c.query_one("SELECT to_regclass('migsafe.history') IS NOT NULL", &[])?.get(0))
+    exists_in(c, &HistoryTable::database())
+}
+
+/// Whether this history table exists.
+pub fn exists_in(c: &mut Client, h: &HistoryTable) -> Result<bool, EngineError> {
+    Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&h.table()])?.get(0))
 }
 
 /// Create migsafe's schema and history table if needed.
 pub fn ensure(c: &mut Client) -> Result<(), EngineError> {
-    c.batch_execute(SCHEMA_SQL)?;
+    ensure_in(c, &HistoryTable::database())
+}
+
+/// Create this history's schema and table if needed.
+pub fn ensure_in(c: &mut Client, h: &HistoryTable) -> Result<(), EngineError> {
+    c.batch_execute(&h.schema_sql())?;
     Ok(())
 }
 
 /// The latest row of every version.
 pub fn latest(c: &mut Client) -> Result<Vec<HistoryRow>, EngineError> {
-    if !exists(c)? {
+    latest_in(c, &HistoryTable::database())
+}
+
+/// The latest row of every version of this history.
+pub fn latest_in(c: &mut Client, h: &HistoryTable) -> Result<Vec<HistoryRow>, EngineError> {
+    if !exists_in(c, h)? {
         return Ok(vec![]);
     }
     let rows = c.query(
-        "SELECT DISTINCT ON (version) id, version, name, checksum, status, tx_mode, started_at::text, backend_pid, \
-           ARRAY(SELECT (e ->> 'index')::bigint FROM jsonb_array_elements(statement_log) e), error \
-         FROM migsafe.history ORDER BY version, id DESC",
+        &format!(
+            "SELECT DISTINCT ON (version) id, version, name, checksum, status, tx_mode, started_at::text, backend_pid, \
+               ARRAY(SELECT (e ->> 'index')::bigint FROM jsonb_array_elements(statement_log) e), error \
+             FROM {} ORDER BY version, id DESC",
+            h.table()
+        ),
         &[],
     )?;
     Ok(rows

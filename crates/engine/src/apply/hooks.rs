@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::EngineError;
 
 /// The name of this machine, for the history's `host`.
-pub(super) fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
@@ -48,11 +48,13 @@ pub(super) fn sh(cmd: &str) -> Result<(), CommandError> {
     }
 }
 
-/// Run a probe command with `sh -c` and return what it printed (trimmed).
-pub(super) fn sh_output(cmd: &str) -> Result<String, CommandError> {
+/// Run a probe command with `sh -c`, with these environment variables added, and return what
+/// it printed (trimmed).
+pub(super) fn sh_output_with(cmd: &str, env: &[(String, String)]) -> Result<String, CommandError> {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .map_err(|source| CommandError::Spawn { command: cmd.to_string(), source })?;
     if !out.status.success() {

@@ -18,11 +18,12 @@ pub enum LockAttempt {
     HeldBy(String),
 }
 
-/// Take the advisory lock on `lock` (its own connection), waiting up to `wait`.
-pub fn take_lock(lock: &mut Client, wait: Option<Duration>) -> Result<LockAttempt, EngineError> {
+/// Take the advisory lock `key` (`HistoryTable::lock_key`) on `lock` (its own connection),
+/// waiting up to `wait`.
+pub fn take_lock(lock: &mut Client, key: i64, wait: Option<Duration>) -> Result<LockAttempt, EngineError> {
     let deadline = Instant::now() + wait.unwrap_or_default();
     loop {
-        let got: bool = lock.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?.get(0);
+        let got: bool = lock.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
         if got {
             return Ok(LockAttempt::Taken);
         }
@@ -33,7 +34,7 @@ pub fn take_lock(lock: &mut Client, wait: Option<Duration>) -> Result<LockAttemp
                      || ' as ' || a.usename || ', since ' || a.backend_start::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
                      WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 \
                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
-                    &[&LOCK_KEY],
+                    &[&key],
                 )?
                 .map(|r| r.get::<_, String>(0))
                 .unwrap_or_else(|| "another session".into());

@@ -20,7 +20,6 @@ pub mod run;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use migsafe_catalog::Snapshot;
 use migsafe_pg::ConnSpec;
 use postgres::Client;
 
@@ -28,6 +27,7 @@ use crate::exec::Prepared;
 use crate::source::{Migration, MigrationSet};
 use crate::EngineError;
 use history::{RunMode, RunStatus};
+pub(crate) use hooks::host as host_name;
 pub use hooks::{CommandError, StillConnected};
 pub use lock::{take_lock, LockAttempt, LOCK_KEY};
 pub use probes::HealthError;
@@ -92,6 +92,13 @@ pub struct ApplyOptions {
     pub resume: bool,
     /// Ctrl-C.
     pub cancel: Cancel,
+    /// Where the target keeps its history (`migsafe.history`, or a tenant schema's own).
+    pub history: history::HistoryTable,
+    /// Lint results computed once for many targets (`crate::lint::lint_once`); `None`: lint
+    /// against this database's table sizes.
+    pub linted: Option<std::sync::Arc<crate::lint::Linted>>,
+    /// What the snapshots of the target read (a tenant schema: that schema only).
+    pub snapshot: migsafe_catalog::SnapshotOptions,
 }
 
 impl Default for ApplyOptions {
@@ -118,6 +125,9 @@ impl Default for ApplyOptions {
             tool_dirs: vec![],
             resume: false,
             cancel: Cancel::default(),
+            history: history::HistoryTable::database(),
+            linted: None,
+            snapshot: migsafe_catalog::SnapshotOptions::default(),
         }
     }
 }
@@ -127,12 +137,12 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
     let mut rep = ApplyReport::new(spec.redacted());
     opts.cancel.connections_from(spec);
     let mut lock = spec.with_application_name("migsafe apply (lock)").connect()?;
-    if let LockAttempt::HeldBy(holder) = take_lock(&mut lock, opts.wait)? {
+    if let LockAttempt::HeldBy(holder) = take_lock(&mut lock, opts.history.lock_key(), opts.wait)? {
         rep.outcome = Outcome::Locked { holder };
         return Ok(rep);
     }
     let mut c = spec.with_application_name("migsafe apply").connect()?;
-    history::ensure(&mut c)?;
+    history::ensure_in(&mut c, &opts.history)?;
     let resumable = preflight::resumable_runs(&mut c, opts)?;
     let todo = preflight::preflight(&mut c, set, spec, opts, &mut rep)?;
     if let Some(outcome) = before_applying(&mut c, &todo, opts, &mut rep)? {
@@ -157,7 +167,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         match apply_one(&mut c, m, &run, &mut rep)? {
             Ran::Applied(p) => {
                 applied_here.push(m);
-                let problems = after::post_verify(&mut c, &p)?;
+                let problems = after::post_verify(&mut c, &p, &opts.snapshot)?;
                 if !problems.is_empty() {
                     failure = Some((
                         IncidentSeverity::P0,
@@ -203,7 +213,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
             revert::rollback_these(&mut c, spec, &applied_here, opts, &mut rep, &reason)?;
         }
     }
-    rep.checklist = checklist::checklist(&mut c, &rep)?;
+    rep.checklist = checklist::checklist(&mut c, &rep, opts)?;
     drop(lock);
     Ok(rep)
 }
@@ -268,7 +278,7 @@ enum Ran {
 /// retries, and the row updated when it fails.
 fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) -> Result<Ran, EngineError> {
     let p = Prepared::new(&m.forward)?;
-    let before = Snapshot::capture(c)?;
+    let before = migsafe_catalog::read_snapshot(c, &run.opts.snapshot)?;
     let capture_text = m.capture.as_ref().map(|c| c.text.clone()).or_else(|| {
         m.rollback
             .is_none()
@@ -280,8 +290,8 @@ fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) ->
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
     let id: i64 = c
         .query_one(
-            "INSERT INTO migsafe.history (version, name, checksum, rollback_checksum, status, tx_mode, host, backend_pid, approved_by, snapshot_before) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8::text::jsonb, $9::text::jsonb) RETURNING id",
+            &format!("INSERT INTO {} (version, name, checksum, rollback_checksum, status, tx_mode, host, backend_pid, approved_by, snapshot_before) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8::text::jsonb, $9::text::jsonb) RETURNING id", run.opts.history.table()),
             &[
                 &m.version.to_string(),
                 &m.name,
@@ -298,7 +308,8 @@ fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) ->
     rep.history_ids.push(id);
     let skip: Vec<usize> =
         run.resumable.iter().find(|(v, _)| *v == m.version.to_string()).map(|(_, d)| d.clone()).unwrap_or_default();
-    let target = run::Target { history_id: id, done_status: RunStatus::Applied, skip: &skip };
+    let target =
+        run::Target { history_id: id, done_status: RunStatus::Applied, skip: &skip, history: &run.opts.history };
     let out = run::run_migration(c, &p, capture.as_ref(), &target, &run.opts.run, &run.opts.cancel);
     rep.applied.push(Applied {
         version: m.version.to_string(),
@@ -312,7 +323,10 @@ fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) ->
     }
     let error = out.error.map(|e| e.to_string()).unwrap_or_default();
     c.execute(
-        "UPDATE migsafe.history SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1",
+        &format!(
+            "UPDATE {} SET status = 'failed', finished_at = clock_timestamp(), error = $2 WHERE id = $1",
+            run.opts.history.table()
+        ),
         &[&id, &error],
     )?;
     if run.opts.cancel.requested() {

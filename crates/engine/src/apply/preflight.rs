@@ -25,7 +25,7 @@ pub(super) fn preflight<'a>(
     rep: &mut ApplyReport,
 ) -> Result<Vec<&'a Migration>, EngineError> {
     history_checks(c, set, opts, rep)?;
-    let rows = history::latest(c)?;
+    let rows = history::latest_in(c, &opts.history)?;
     let todo = pending(set, &rows, opts.to.as_deref());
     rep.pending = todo.iter().map(|m| m.id()).collect();
     if todo.is_empty() {
@@ -46,7 +46,9 @@ fn history_checks(
     opts: &ApplyOptions,
     rep: &mut ApplyReport,
 ) -> Result<(), EngineError> {
-    let rows = history::latest(c)?;
+    let rows = history::latest_in(c, &opts.history)?;
+    end_orphaned_backends(c, &rows)?;
+    let rows = history::latest_in(c, &opts.history)?;
     let states = history::status(set, &rows);
     let drifted: Vec<String> =
         states.iter().filter(|s| s.state == State::Drifted).map(|s| format!("{}_{}", s.version, s.name)).collect();
@@ -63,7 +65,7 @@ fn history_checks(
         let row = rows.iter().find(|r| r.version == s.version);
         let wrapped = row.is_some_and(|r| r.tx_mode == RunMode::Wrapped);
         if opts.resume && row.is_some() && !wrapped {
-            c.execute("UPDATE migsafe.history SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted; resumed by a later run' WHERE id = $1", &[&row.map(|r| r.id).unwrap_or(0)])?;
+            c.execute(&format!("UPDATE {} SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted; resumed by a later run' WHERE id = $1", opts.history.table()), &[&row.map(|r| r.id).unwrap_or(0)])?;
             rep.pre(
                 "interrupted runs",
                 Check::Warn,
@@ -79,8 +81,8 @@ fn history_checks(
         if wrapped {
             // We hold the lock: that run is dead, and its transaction left nothing.
             c.execute(
-                "UPDATE migsafe.history SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted; it ran in one transaction, so nothing of it was applied' \
-                 WHERE id = $1",
+                &format!("UPDATE {} SET status = 'failed', finished_at = clock_timestamp(), error = 'interrupted; it ran in one transaction, so nothing of it was applied' \
+                 WHERE id = $1", opts.history.table()),
                 &[&row.map(|r| r.id).unwrap_or(0)],
             )?;
             rep.pre(
@@ -102,6 +104,40 @@ fn history_checks(
     Ok(())
 }
 
+/// A `running` row whose backend still exists belongs to a run whose client died (kill -9, a
+/// lost machine) while the server was still executing its statement: the advisory lock we hold
+/// says no migsafe is running it. That backend could still commit what it was sent, so it is
+/// ended (after a grace period for it to finish on its own) before the row is judged.
+fn end_orphaned_backends(c: &mut Client, rows: &[HistoryRow]) -> Result<(), EngineError> {
+    let running: Vec<&HistoryRow> =
+        rows.iter().filter(|r| r.status == RunStatus::Running && r.backend_pid.is_some()).collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    let pids: Vec<i32> = running.iter().filter_map(|r| r.backend_pid).collect();
+    let since: Vec<String> = running.iter().map(|r| r.started_at.clone()).collect();
+    // The same pid, a migsafe session, started before the row was written: that run's backend,
+    // not a later session that got the pid again.
+    const THEIRS: &str = "FROM pg_stat_activity a JOIN unnest($1::int[], $2::text[]) r(pid, since) ON r.pid = a.pid \
+        WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() AND a.application_name LIKE 'migsafe%' \
+        AND a.backend_start <= r.since::timestamptz";
+    let alive = |c: &mut Client| -> Result<i64, EngineError> {
+        Ok(c.query_one(&format!("SELECT count(*) {THEIRS}"), &[&pids, &since])?.get(0))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(c)? > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if alive(c)? > 0 {
+        c.execute(&format!("SELECT pg_terminate_backend(a.pid) {THEIRS}"), &[&pids, &since])?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive(c)? > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
 /// Per pending migration: lint and risk (with the database's real table sizes), the approvals
 /// its risk level needs, a rollback, and that it parses.
 fn migration_checks(
@@ -111,14 +147,28 @@ fn migration_checks(
     opts: &ApplyOptions,
     rep: &mut ApplyReport,
 ) -> Result<(), EngineError> {
-    let lint_opts = LintOptions { table_rows: crate::lint::table_rows(c)?, ..Default::default() };
     let given: Vec<String> = opts.approvals.iter().map(|(r, _)| r.to_ascii_lowercase()).collect();
-    let mut linted = Vec::new();
-    crate::lint::lint_set(set, &lint_opts, &mut |m, l| {
-        if todo.iter().any(|w| w.version == m.version) {
-            linted.push((l.findings, RiskView::from(&l.risk)));
+    let linted = match &opts.linted {
+        // A fleet lints once for all its targets (with the largest table sizes among them).
+        Some(all) => todo
+            .iter()
+            .map(|m| {
+                all.get(&m.version.to_string())
+                    .cloned()
+                    .ok_or_else(|| EngineError::Usage(format!("{} is not in the set that was linted", m.id())))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let lint_opts = LintOptions { table_rows: crate::lint::table_rows(c)?, ..Default::default() };
+            let mut linted = Vec::new();
+            crate::lint::lint_set(set, &lint_opts, &mut |m, l| {
+                if todo.iter().any(|w| w.version == m.version) {
+                    linted.push((l.findings, RiskView::from(&l.risk)));
+                }
+            });
+            linted
         }
-    });
+    };
     for (m, (findings, risk)) in todo.iter().zip(linted) {
         let errors = findings.iter().filter(|f| f.severity == LintSeverity::Error).count();
         let warnings = findings.iter().filter(|f| f.severity == LintSeverity::Warning).count();
@@ -333,7 +383,7 @@ pub(super) fn resumable_runs(c: &mut Client, opts: &ApplyOptions) -> Result<Vec<
     if !opts.resume {
         return Ok(vec![]);
     }
-    Ok(history::latest(c)?
+    Ok(history::latest_in(c, &opts.history)?
         .into_iter()
         .filter(|r| r.status == RunStatus::Running && r.tx_mode != RunMode::Wrapped)
         .map(|r| (r.version, r.statements_done.iter().map(|i| *i as usize).collect()))

@@ -24,6 +24,8 @@ pub struct Probes {
     pub latency_cmd: Option<String>,
     /// Tables the migrations touched (for pg_stat_statements).
     pub tables: Vec<String>,
+    /// Environment given to the probe commands (a fleet names the wave's targets).
+    pub env: Vec<(String, String)>,
 }
 
 /// The guide's incident severities.
@@ -67,7 +69,7 @@ pub struct Baseline {
     statements: HashMap<i64, (i64, f64)>,
 }
 
-use super::hooks::sh_output as sh;
+use super::hooks::sh_output_with;
 
 fn number(text: &str) -> Option<f64> {
     text.split_whitespace().find_map(|w| w.trim_end_matches('%').parse::<f64>().ok())
@@ -142,6 +144,11 @@ fn statement_stats(c: &mut Client, tables: &[String]) -> HashMap<i64, (i64, f64)
 }
 
 impl Probes {
+    /// Run a probe command with this probe's environment; what it printed.
+    fn sh(&self, cmd: &str) -> Result<String, super::CommandError> {
+        sh_output_with(cmd, &self.env)
+    }
+
     /// Anything to watch?
     pub fn any(&self) -> bool {
         self.health_url.is_some()
@@ -153,13 +160,21 @@ impl Probes {
     /// Measure before the migration.
     pub fn baseline(&self, c: &mut Client) -> Baseline {
         Baseline {
-            latency_cmd: self.latency_cmd.as_deref().and_then(|cmd| sh(cmd).ok()).and_then(|t| number(&t)),
+            latency_cmd: self.latency_cmd.as_deref().and_then(|cmd| self.sh(cmd).ok()).and_then(|t| number(&t)),
             statements: statement_stats(c, &self.tables),
         }
     }
 
     /// Look once; the problems found.
     pub fn observe(&self, c: &mut Client, base: &Baseline) -> Vec<Observation> {
+        let mut out = self.observe_app();
+        self.observe_latency(c, base, &mut out);
+        out
+    }
+
+    /// Look once at what the application says (health URL and command, error rate), without a
+    /// database or a baseline: a fleet between waves.
+    pub fn observe_app(&self) -> Vec<Observation> {
         let mut out = Vec::new();
         if let Some(url) = &self.health_url {
             if let Err(e) = http_ok(url) {
@@ -167,12 +182,12 @@ impl Probes {
             }
         }
         if let Some(cmd) = &self.health_cmd {
-            if let Err(e) = sh(cmd) {
+            if let Err(e) = self.sh(cmd) {
                 out.push(Observation { what: format!("health command failed: {e}"), severity: IncidentSeverity::P0 });
             }
         }
         if let Some(cmd) = &self.error_rate_cmd {
-            match sh(cmd).map(|t| number(&t)) {
+            match self.sh(cmd).map(|t| number(&t)) {
                 Ok(Some(rate)) if rate > self.error_rate_threshold => out.push(Observation {
                     what: format!("error rate {rate}% is above the {}% threshold", self.error_rate_threshold),
                     severity: IncidentSeverity::P1,
@@ -187,8 +202,13 @@ impl Probes {
                 }),
             }
         }
+        out
+    }
+
+    /// Latency against the baseline, from the latency command and pg_stat_statements.
+    fn observe_latency(&self, c: &mut Client, base: &Baseline, out: &mut Vec<Observation>) {
         if let (Some(cmd), Some(before)) = (&self.latency_cmd, base.latency_cmd) {
-            if let Some(now) = sh(cmd).ok().and_then(|t| number(&t)) {
+            if let Some(now) = self.sh(cmd).ok().and_then(|t| number(&t)) {
                 if before > 0.0 && now > before * 1.5 {
                     out.push(Observation {
                         what: format!(
@@ -220,6 +240,5 @@ impl Probes {
                 }
             }
         }
-        out
     }
 }

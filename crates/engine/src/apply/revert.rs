@@ -106,20 +106,25 @@ pub fn rollback_one(c: &mut Client, m: &Migration, opts: &ApplyOptions) -> Resul
     let p = Prepared::new(rb)?;
     let row: Option<i64> = c
         .query_opt(
-            "SELECT id FROM migsafe.history WHERE version = $1 ORDER BY id DESC LIMIT 1",
+            &format!("SELECT id FROM {} WHERE version = $1 ORDER BY id DESC LIMIT 1", opts.history.table()),
             &[&m.version.to_string()],
         )?
         .map(|r| r.get(0));
     let id = row.unwrap_or(0);
-    let target = run::Target { history_id: id, done_status: RunStatus::RolledBack, skip: &[] };
+    let target = run::Target { history_id: id, done_status: RunStatus::RolledBack, skip: &[], history: &opts.history };
     let out = run::run_migration(c, &p, None, &target, &opts.run, &opts.cancel);
     if !out.ok {
         let err = out.error.map(|e| e.to_string()).unwrap_or_default();
-        let _ = c
-            .execute("UPDATE migsafe.history SET error = $2 WHERE id = $1", &[&id, &format!("rollback failed: {err}")]);
+        let _ = c.execute(
+            &format!("UPDATE {} SET error = $2 WHERE id = $1", opts.history.table()),
+            &[&id, &format!("rollback failed: {err}")],
+        );
         return Err(EngineError::RollbackFailed(err));
     }
-    c.execute("UPDATE migsafe.history SET rolled_back_at = clock_timestamp() WHERE id = $1", &[&id])?;
+    c.execute(
+        &format!("UPDATE {} SET rolled_back_at = clock_timestamp() WHERE id = $1", opts.history.table()),
+        &[&id],
+    )?;
     Ok(Applied {
         version: m.version.to_string(),
         name: m.name.clone(),
@@ -140,13 +145,13 @@ pub fn rollback(
     let mut rep = ApplyReport::new(spec.redacted());
     opts.cancel.connections_from(spec);
     let mut lock = spec.with_application_name("migsafe rollback (lock)").connect()?;
-    if let LockAttempt::HeldBy(holder) = take_lock(&mut lock, opts.wait)? {
+    if let LockAttempt::HeldBy(holder) = take_lock(&mut lock, opts.history.lock_key(), opts.wait)? {
         rep.outcome = Outcome::Locked { holder };
         return Ok(rep);
     }
     let mut c = spec.with_application_name("migsafe rollback").connect()?;
-    history::ensure(&mut c)?;
-    let rows = history::latest(&mut c)?;
+    history::ensure_in(&mut c, &opts.history)?;
+    let rows = history::latest_in(&mut c, &opts.history)?;
     let states = history::status(set, &rows);
     let applied: Vec<&Migration> = set
         .migrations

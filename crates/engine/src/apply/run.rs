@@ -149,6 +149,8 @@ pub struct Target<'a> {
     pub done_status: super::history::RunStatus,
     /// Statements an earlier, interrupted run already did.
     pub skip: &'a [usize],
+    /// The history table the row is in.
+    pub history: &'a super::history::HistoryTable,
 }
 
 /// Marks the history row finished, inside the migration's transaction when it has one.
@@ -171,8 +173,9 @@ pub fn run_migration(
     let finish = |c: &mut postgres::Transaction, ms: f64, log: &[String]| -> Result<(), postgres::Error> {
         c.execute(
             &format!(
-                "UPDATE migsafe.history SET status = {}, finished_at = clock_timestamp(), duration_ms = $2, \
+                "UPDATE {} SET status = {}, finished_at = clock_timestamp(), duration_ms = $2, \
                  statement_log = statement_log || $3::text::jsonb WHERE id = $1",
+                target.history.table(),
                 quote_literal(done_status.as_str())
             ),
             &[&history_id, &ms, &format!("[{}]", log.join(","))],
@@ -296,7 +299,10 @@ fn run_statements(
         let own_tx = block_start.is_none() && !stmt.forbids_transaction() && !stmt.is_control();
         let log = |c: &mut postgres::Client, ms: f64| {
             c.execute(
-                "UPDATE migsafe.history SET statement_log = statement_log || $2::text::jsonb WHERE id = $1",
+                &format!(
+                    "UPDATE {} SET statement_log = statement_log || $2::text::jsonb WHERE id = $1",
+                    target.history.table()
+                ),
                 &[&history_id, &format!("[{}]", log_entry(p, i, ms))],
             )
         };

@@ -137,3 +137,51 @@ fn passwords_never_appear_in_output() {
     assert!(!all.contains("SuperSecret123"), "{all}");
     assert!(all.contains("app:***@127.0.0.1"), "{all}");
 }
+
+#[test]
+fn a_rolled_back_apply_notifies_and_writes_an_incident_report_with_its_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("001_a.sql"), "CREATE TABLE a (id int);").unwrap();
+    std::fs::write(dir.path().join("001_a.rollback.sql"), "DROP TABLE a;").unwrap();
+    std::fs::write(dir.path().join("002_bad.sql"), "CREATE TABLE b (id int);\nSELECT 1 / 0;\n").unwrap();
+    std::fs::write(dir.path().join("002_bad.rollback.sql"), "DROP TABLE b;").unwrap();
+    let db = TestDb::new("incident");
+    let url = db.spec.redacted();
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("events.jsonl");
+    let report = work.path().join("out/apply.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let notify = format!("cat >> '{}'; echo >> '{}'", events.display(), events.display());
+    let out =
+        apply_cmd(dir.path(), &url, &["--notify-cmd", &notify, "--report", report.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(!exists(&db, "a") && !exists(&db, "b"));
+    // The command got the start and the rollback, as JSON with a `text` Slack would show.
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = got.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "rollback"], "{got:?}");
+    assert!(got[1]["text"].as_str().unwrap().contains("division by zero"), "{got:?}");
+    // The report file, and the incident report beside it: P0, the timeline in order, mode 0600.
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(rep["outcome"]["outcome"], "rolled_back", "{rep}");
+    assert!(rep["outcome"]["reason"].as_str().unwrap().contains("002_bad"), "{rep}");
+    let incident = std::fs::read_dir(report.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-incident.md"))
+        .expect("an incident report beside the report");
+    let md = std::fs::read_to_string(&incident).unwrap();
+    assert!(md.contains("**Severity**: P0"), "{md}");
+    let timeline = &md[md.find("## Timeline").expect("a timeline")..];
+    let at = |s: &str| timeline.find(s).unwrap_or_else(|| panic!("{s:?} not in {md}"));
+    assert!(at("001_a applied") < at("002_bad failed") && at("002_bad failed") < at("001_a rolled back"), "{md}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&incident).unwrap().permissions().mode() & 0o777, 0o600);
+}

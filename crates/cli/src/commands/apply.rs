@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use migsafe_engine::apply::{self, ApplyOptions, ApplyReport, BackupPolicy, Cancel, Probes, RunSettings};
 use migsafe_engine::config::parse_duration;
+use migsafe_engine::notify::{Notice, Notifier};
 use migsafe_engine::MigrationSet;
 
 use super::common::{database, engine_failure, load_set};
@@ -119,6 +120,34 @@ pub struct ApplyArgs {
     /// PostgreSQL binaries (pg_dump of the server's version).
     #[arg(long, env = "PG_BIN")]
     pub pg_bin: Option<PathBuf>,
+    /// JSON webhook told of the start, every failure or rollback, and the end (Slack and Teams
+    /// incoming webhooks accept its payload).
+    #[arg(long, value_name = "URL")]
+    pub notify_url: Option<String>,
+    /// Command run on each notification (the JSON on stdin, the event in MIGSAFE_EVENT).
+    #[arg(long, value_name = "CMD")]
+    pub notify_cmd: Option<String>,
+    /// Write the report to this file too (.json, .md; a fleet also .html, .xml for JUnit); an
+    /// incident report is written beside it when a rollback happened.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl ApplyArgs {
+    /// Where notifications go.
+    pub fn notifier(&self) -> Notifier {
+        Notifier { url: self.notify_url.clone(), cmd: self.notify_cmd.clone() }
+    }
+
+    /// The folder of `--report` (the incident report goes there), else the current folder.
+    pub fn report_dir(&self) -> PathBuf {
+        self.report
+            .as_ref()
+            .and_then(|p| p.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
 }
 
 pub(super) fn dur(flag: &str, s: &str) -> Result<Duration, Failure> {
@@ -224,6 +253,41 @@ pub fn run(a: ApplyArgs) -> CmdResult {
     let set = load_set(a.dir.as_deref())?;
     let spec = database(a.safety.db.as_deref())?;
     let opts = options(&a, &set)?;
-    let r = apply::apply(&set, &spec, &opts).map_err(engine_failure)?;
+    let notifier = a.notifier();
+    let notice = |event: &str, text: String| Notice { text, event: event.into(), run: 0, target: None, counts: None };
+    let mut warnings = notifier.send(&notice("start", format!("migsafe apply on {} starts", spec.redacted())));
+    let mut r = apply::apply(&set, &spec, &opts).map_err(engine_failure)?;
+    let event = match &r.outcome {
+        apply::Outcome::RolledBack { .. } => "rollback",
+        apply::Outcome::NeedsHuman { .. } | apply::Outcome::Refused | apply::Outcome::Interrupted { .. } => "failure",
+        _ => "end",
+    };
+    warnings.extend(notifier.send(&notice(event, format!("migsafe apply on {}: {}", spec.redacted(), r.outcome))));
+    after_report(&mut r, &a, warnings)?;
     emit_report(&r, a.safety.format)
+}
+
+/// `--report`, and the incident report when a rollback happened; notifications not delivered
+/// are warnings in the report.
+pub(super) fn after_report(r: &mut ApplyReport, a: &ApplyArgs, warnings: Vec<String>) -> Result<(), Failure> {
+    for w in warnings {
+        r.pre("notification", apply::Check::Warn, w);
+    }
+    if let Some(md) = migsafe_engine::incident::for_apply(r) {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let path = a.report_dir().join(format!("migsafe-apply-{stamp}-incident.md"));
+        match migsafe_engine::incident::write(&path, &md) {
+            Ok(()) => r.pre("incident report", apply::Check::Warn, format!("written to {}", path.display())),
+            Err(e) => r.pre("incident report", apply::Check::Warn, format!("not written: {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &a.report {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("md") => render::apply::human(r),
+            _ => render::json(r),
+        };
+        render::emit(&text, Some(path))
+            .map_err(|e| Failure::environment(anyhow::anyhow!("{}: {e}", path.display())))?;
+    }
+    Ok(())
 }

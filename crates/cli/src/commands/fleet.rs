@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migsafe_engine::fleet::{self, FleetOptions, FleetProgress, FleetReport, Limits, MaxFailures, Target, TargetState};
-use migsafe_engine::notify::Notifier;
 use migsafe_pg::ConnSpec;
 
 use super::apply::{options, ApplyArgs, Format};
@@ -66,22 +65,6 @@ pub struct FleetApplyArgs {
     /// With --resume: the run to go on with (default: the latest unfinished one).
     #[arg(long, value_name = "RUN", requires = "resume")]
     pub run: Option<i64>,
-    #[command(flatten)]
-    pub out: OutputArgs,
-}
-
-/// Notifications and report files.
-#[derive(Debug, Args, Clone)]
-pub struct OutputArgs {
-    /// JSON webhook (Slack and Teams incoming webhooks accept its payload).
-    #[arg(long, value_name = "URL")]
-    pub notify_url: Option<String>,
-    /// Command run on each notification (the JSON on stdin, the event in MIGSAFE_EVENT).
-    #[arg(long, value_name = "CMD")]
-    pub notify_cmd: Option<String>,
-    /// Write the report to this file too (.json, .html, .xml for JUnit, .md).
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
 }
 
 /// Arguments of `migsafe fleet status`.
@@ -108,8 +91,6 @@ pub struct FleetRunArgs {
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub targets: TargetArgs,
-    #[command(flatten)]
-    pub out: OutputArgs,
 }
 
 /// `migsafe fleet …`.
@@ -164,12 +145,7 @@ fn targets(a: &TargetArgs, db: Option<&str>) -> Result<Vec<Target>, Failure> {
     Ok(list)
 }
 
-fn fleet_options(
-    a: &ApplyArgs,
-    t: &TargetArgs,
-    out: &OutputArgs,
-    set: &migsafe_engine::MigrationSet,
-) -> Result<FleetOptions, Failure> {
+fn fleet_options(a: &ApplyArgs, t: &TargetArgs, set: &migsafe_engine::MigrationSet) -> Result<FleetOptions, Failure> {
     let apply = options(a, set)?;
     let cancel = apply.cancel.clone();
     if t.jobs == 0 || t.per_host == 0 {
@@ -178,14 +154,8 @@ fn fleet_options(
     Ok(FleetOptions {
         apply,
         limits: Limits { jobs: t.jobs, per_host: t.per_host },
-        notify: Notifier { url: out.notify_url.clone(), cmd: out.notify_cmd.clone() },
-        report_dir: out
-            .report
-            .as_ref()
-            .and_then(|p| p.parent())
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".")),
+        notify: a.notifier(),
+        report_dir: a.report_dir(),
         cancel,
         ..FleetOptions::default()
     })
@@ -195,7 +165,7 @@ fn apply(a: FleetApplyArgs) -> CmdResult {
     let set = load_set(a.apply.dir.as_deref())?;
     let control = control(&a.targets)?;
     let list = targets(&a.targets, a.apply.safety.db.as_deref())?;
-    let mut opts = fleet_options(&a.apply, &a.targets, &a.out, &set)?;
+    let mut opts = fleet_options(&a.apply, &a.targets, &set)?;
     opts.canary = a.canary;
     opts.waves = fleet::parse_waves(&a.waves).map_err(engine_failure)?;
     opts.max_failures = MaxFailures::parse(&a.max_failures).map_err(engine_failure)?;
@@ -211,14 +181,14 @@ fn apply(a: FleetApplyArgs) -> CmdResult {
     }
     .map_err(engine_failure)?;
     bar.0.finish_and_clear();
-    emit(&rep, a.apply.safety.format, &a.out, false)
+    emit(&rep, a.apply.safety.format, &a.apply, false)
 }
 
 fn run_existing(a: FleetRunArgs, rollback: bool) -> CmdResult {
     let set = load_set(a.apply.dir.as_deref())?;
     let control = control(&a.targets)?;
     let list = targets(&a.targets, a.apply.safety.db.as_deref())?;
-    let opts = fleet_options(&a.apply, &a.targets, &a.out, &set)?;
+    let opts = fleet_options(&a.apply, &a.targets, &set)?;
     let bar = Bar::new();
     let rep = if rollback {
         fleet::rollback(&set, &list, &control, a.run, &opts, &bar)
@@ -227,7 +197,7 @@ fn run_existing(a: FleetRunArgs, rollback: bool) -> CmdResult {
     }
     .map_err(engine_failure)?;
     bar.0.finish_and_clear();
-    emit(&rep, a.apply.safety.format, &a.out, rollback)
+    emit(&rep, a.apply.safety.format, &a.apply, rollback)
 }
 
 fn status(a: FleetStatusArgs) -> CmdResult {
@@ -246,7 +216,7 @@ fn status(a: FleetStatusArgs) -> CmdResult {
 /// Print the report (and write `--report`); the exit code says how the targets ended: 5 when one
 /// needs a human, 4 when the run stopped or quarantined targets (for a rollback: 0 once
 /// everything the run applied is rolled back), 3 when targets were unreachable or left pending.
-fn emit(rep: &FleetReport, f: Format, out: &OutputArgs, rollback: bool) -> CmdResult {
+fn emit(rep: &FleetReport, f: Format, out: &ApplyArgs, rollback: bool) -> CmdResult {
     if let Some(path) = &out.report {
         let text = match path.extension().and_then(|e| e.to_str()) {
             Some("html") | Some("htm") => render::fleet::html(rep),

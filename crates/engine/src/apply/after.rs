@@ -62,6 +62,7 @@ pub(super) fn watch(
         let worst = obs.iter().map(|o| o.severity).min();
         for o in &obs {
             if !rep.observations.iter().any(|x| x.what == o.what) {
+                rep.note(format!("observed ({:?}): {}", o.severity, o.what));
                 rep.observations.push(o.clone());
             }
         }

@@ -32,7 +32,7 @@ pub use hooks::{CommandError, StillConnected};
 pub use lock::{take_lock, LockAttempt, LOCK_KEY};
 pub use probes::HealthError;
 pub use probes::{IncidentSeverity, Observation, Probes};
-pub use report::{Applied, ApplyReport, Check, ChecklistItem, ChecklistStatus, Outcome, PreflightItem};
+pub use report::{Applied, ApplyReport, Check, ChecklistItem, ChecklistStatus, Outcome, PreflightItem, TimelineEntry};
 pub use revert::{rollback, rollback_one};
 pub use run::{Cancel, RunSettings};
 
@@ -145,6 +145,8 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
     history::ensure_in(&mut c, &opts.history)?;
     let resumable = preflight::resumable_runs(&mut c, opts)?;
     let todo = preflight::preflight(&mut c, set, spec, opts, &mut rep)?;
+    let refused = rep.preflight.iter().filter(|p| p.status == Check::Fail).count();
+    rep.note(format!("preflight: {} checks, {refused} failed; {} migrations pending", rep.preflight.len(), todo.len()));
     if let Some(outcome) = before_applying(&mut c, &todo, opts, &mut rep)? {
         rep.outcome = outcome;
         return Ok(rep);
@@ -166,6 +168,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         let run = Run { resumable: &resumable, approvals: &approvals, opts, done_before: applied_here.len() };
         match apply_one(&mut c, m, &run, &mut rep)? {
             Ran::Applied(p) => {
+                rep.note(format!("{} applied", m.id()));
                 applied_here.push(m);
                 let problems = after::post_verify(&mut c, &p, &opts.snapshot)?;
                 if !problems.is_empty() {
@@ -177,6 +180,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
                 }
             }
             Ran::Failed { error, half_applied } => {
+                rep.note(format!("{} failed: {error}", m.id()));
                 failure = Some((IncidentSeverity::P0, format!("{} failed: {error}", m.id())));
                 if half_applied {
                     applied_here.push(m); // its rollback must run too
@@ -210,9 +214,11 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         }
         Some((sev, reason)) => {
             rep.decision = Some(format!("{sev:?}: {reason} → {}", sev.action()));
+            rep.note(format!("decision: {sev:?}: {reason} → {}", sev.action()));
             revert::rollback_these(&mut c, spec, &applied_here, opts, &mut rep, &reason)?;
         }
     }
+    rep.note(format!("outcome: {}", rep.outcome));
     rep.checklist = checklist::checklist(&mut c, &rep, opts)?;
     drop(lock);
     Ok(rep)

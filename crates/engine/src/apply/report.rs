@@ -81,6 +81,21 @@ pub enum Outcome {
     },
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::NothingToDo => f.write_str("nothing to do"),
+            Outcome::DryRun => f.write_str("dry run"),
+            Outcome::Refused => f.write_str("refused by the preflight"),
+            Outcome::Locked { holder } => write!(f, "another apply holds the lock: {holder}"),
+            Outcome::Applied => f.write_str("applied"),
+            Outcome::RolledBack { reason } => write!(f, "rolled back: {reason}"),
+            Outcome::NeedsHuman { reason, state, next } => write!(f, "needs a human: {reason}; {state}; next: {next}"),
+            Outcome::Interrupted { state } => write!(f, "interrupted: {state}"),
+        }
+    }
+}
+
 /// Who checked a checklist item, and how it came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,9 +142,20 @@ pub struct ApplyReport {
     pub checklist: Vec<ChecklistItem>,
     /// The backup taken or found.
     pub backup: Option<String>,
+    /// What was observed and decided, when (for the incident report).
+    pub timeline: Vec<TimelineEntry>,
     /// History rows written by this run.
     #[serde(skip)]
     pub history_ids: Vec<i64>,
+}
+
+/// One line of a run's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// When (UTC, ISO 8601 with milliseconds).
+    pub at: String,
+    /// What happened.
+    pub what: String,
 }
 
 impl ApplyReport {
@@ -145,11 +171,20 @@ impl ApplyReport {
             outcome: Outcome::NothingToDo,
             checklist: vec![],
             backup: None,
+            timeline: vec![],
             history_ids: vec![],
         }
     }
 
-    pub(super) fn pre(&mut self, item: &str, status: Check, detail: impl Into<String>) {
+    /// Add a line to the timeline, stamped now.
+    pub(super) fn note(&mut self, what: impl Into<String>) {
+        let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        self.timeline.push(TimelineEntry { at, what: what.into() });
+    }
+
+    /// Add an item to the preflight list (also: notifications not delivered, where the incident
+    /// report went).
+    pub fn pre(&mut self, item: &str, status: Check, detail: impl Into<String>) {
         self.preflight.push(PreflightItem { item: item.into(), status, detail: detail.into() });
     }
 }

@@ -26,8 +26,12 @@ pub(super) fn rollback_these(
 ) -> Result<(), EngineError> {
     for m in done.iter().rev() {
         match rollback_one(c, m, opts) {
-            Ok(a) => rep.rolled_back.push(a),
+            Ok(a) => {
+                rep.note(format!("{} rolled back", m.id()));
+                rep.rolled_back.push(a)
+            }
             Err(e) => {
+                rep.note(format!("the rollback of {} failed: {e}", m.id()));
                 let state = format!(
                     "{} applied in this run; rolled back: {}; the rollback of {} failed: {e}",
                     done.iter().map(|m| m.id()).collect::<Vec<_>>().join(", "),

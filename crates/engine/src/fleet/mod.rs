@@ -8,10 +8,10 @@
 //! - `targets.rs`: where targets come from (file, query, tenant schemas);
 //! - `survey.rs`: history positions, fingerprints, drift;
 //! - `ledger.rs`: the control database (runs, targets, leases, timeline);
-//! - `rollout.rs`: the runners (claim, apply, record, close waves);
-//! - `incident.rs`: the incident report.
+//! - `rollout.rs`: the runners (claim, apply, record, close waves).
+//!
+//! The incident report is `crate::incident`, shared with `apply`.
 
-mod incident;
 pub mod ledger;
 mod rollout;
 pub mod survey;

@@ -164,7 +164,7 @@ pub(super) fn report(ledger: &mut Ledger, run: i64, opts: &FleetOptions) -> Resu
     };
     if rep.events.iter().any(|e| matches!(e.kind.as_str(), "quarantine" | "rollback" | "needs_human" | "unhealthy")) {
         let path = opts.report_dir.join(format!("migsafe-fleet-run-{run}-incident.md"));
-        match super::incident::write(&path, &rep) {
+        match crate::incident::write(&path, &crate::incident::for_fleet(&rep)) {
             Ok(()) => rep.incident_report = Some(path),
             Err(e) => rep.warnings.push(format!("incident report not written: {}: {e}", path.display())),
         }

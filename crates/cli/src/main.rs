@@ -39,7 +39,7 @@ enum Command {
     /// Take a verified (and optionally restore-tested) backup; verify, list and prune backups.
     Backup(commands::backup::BackupArgs),
     /// Apply pending migrations with the safety procedure: preflight, lock, timeouts, verify, decision tree.
-    Apply(commands::apply::ApplyArgs),
+    Apply(Box<commands::apply::ApplyArgs>),
     /// Roll back applied migrations (`--db`), or generate / check rollback files.
     Rollback(commands::rollback::RollbackArgs),
     /// Applied, pending, failed, rolled back, drifted and missing migrations.
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => commands::schema::snapshot(args),
         Command::Diff(args) => commands::schema::diff(args),
         Command::Rollback(args) => commands::rollback::run(args),
-        Command::Apply(args) => commands::apply::run(args),
+        Command::Apply(args) => commands::apply::run(*args),
         Command::Fleet(c) => commands::fleet::run(*c),
         Command::Status(args) => commands::status::run(args),
         Command::Diagnose(args) => commands::diagnose::run(args),

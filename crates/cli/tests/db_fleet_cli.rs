@@ -680,8 +680,46 @@ fn two_runners_share_a_run_and_a_failing_canary_stops_everything() {
         .unwrap();
     let order: Vec<usize> = (0..g.dbs.len()).collect();
     let targets = g.targets_file(&order);
+    // --targets-sql: the same tenants, listed in a table of the control database.
+    let mut c = g.control();
+    c.batch_execute("CREATE TABLE tenants (name text, url text, tier text, active bool)").unwrap();
+    for (i, (h, db)) in g.dbs.iter().enumerate() {
+        c.execute("INSERT INTO tenants VALUES ($1, $2, 'gold', $3)", &[db, &url(&g.hosts[*h], db), &(i != 5)]).unwrap();
+    }
+    let out = migsafe()
+        .args(["fleet", "status"])
+        .arg(g.set.path())
+        .args([
+            "--control-db",
+            &g.control_url(),
+            "--targets-sql",
+            "SELECT name, url, tier FROM tenants WHERE active",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let st = json(&out);
+    assert_eq!(st["targets"].as_array().unwrap().len(), 5, "{}", text(&out));
+    assert!(st["targets"].as_array().unwrap().iter().all(|t| t["state"] == "pending"), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD));
+    let junit = g.work.path().join("canary.xml");
     let out = g
-        .fleet("apply", &targets, &["--no-rehearse", "--canary", "1", "--max-failures", "50%", "--format", "json"])
+        .fleet(
+            "apply",
+            &targets,
+            &[
+                "--no-rehearse",
+                "--canary",
+                "1",
+                "--max-failures",
+                "50%",
+                "--format",
+                "json",
+                "--report",
+                junit.to_str().unwrap(),
+            ],
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -695,4 +733,54 @@ fn two_runners_share_a_run_and_a_failing_canary_stops_everything() {
     for i in 1..6 {
         assert!(history_of(&g.spec(i), "migsafe.history", "public").iter().all(|v| v.as_str() == "001"));
     }
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"tests="6" failures="1""#) && xml.contains("<skipped"), "{xml}");
+}
+
+#[test]
+fn an_unhealthy_wave_is_rolled_back_and_the_run_stops() {
+    let f = Fleet::new(1, 6);
+    let order: Vec<usize> = (0..f.dbs.len()).collect();
+    let targets = f.targets_file(&order);
+    let seen = f.work.path().join("waves.txt");
+    // Healthy for each target's own apply and after the canary; unhealthy after wave 1.
+    let health = format!(
+        r#"if [ -n "$MIGSAFE_WAVE" ]; then echo "wave $MIGSAFE_WAVE: $(echo "$MIGSAFE_WAVE_TARGETS" | tr '\n' ' ')" >> '{}'; fi; test "$MIGSAFE_WAVE" != 1"#,
+        seen.display()
+    );
+    let html = f.work.path().join("run.html");
+    let out = f
+        .fleet(
+            "apply",
+            &targets,
+            &[
+                "--no-rehearse",
+                "--canary",
+                "1",
+                "--waves",
+                "50%,100%",
+                "--health-cmd",
+                &health,
+                "--format",
+                "json",
+                "--report",
+                html.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let rep = json(&out);
+    assert_eq!(rep["status"], "stopped");
+    assert!(rep["stop_reason"].as_str().unwrap().contains("wave 1 unhealthy"), "{}", text(&out));
+    let run = rep["run"].as_i64().unwrap();
+    let states = check_consistent(&f, run, &db_targets(&f));
+    assert_eq!(states["tenant_0_000"], "applied", "the canary's wave was healthy: {states:?}");
+    assert_eq!(count(&states, "rolled_back"), 3, "wave 1 is rolled back: {states:?}");
+    assert_eq!(count(&states, "pending"), 2, "wave 2 never starts: {states:?}");
+    let waves = std::fs::read_to_string(&seen).unwrap();
+    assert!(waves.contains("wave 0: tenant_0_000"), "{waves}");
+    assert!(waves.contains("wave 1: tenant_0_001 tenant_0_002 tenant_0_003"), "{waves}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains(r#"class="rolled_back""#) && page.contains("<th>004</th>"), "{page}");
 }

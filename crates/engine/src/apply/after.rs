@@ -4,7 +4,6 @@
 use postgres::Client;
 use std::time::{Duration, Instant};
 
-use migsafe_catalog::integrity;
 use migsafe_sql::model::StmtKind;
 
 use super::probes::{self, IncidentSeverity, Probes};
@@ -37,12 +36,17 @@ pub(super) fn post_verify(
             }
         }
     }
-    let snap = migsafe_catalog::read_snapshot(c, snapshot)?;
-    for check in integrity::plan_checks(c, &snap)? {
-        if check.check == "invalid_index" {
-            let r = check.run(c)?;
-            problems.push(r.detail);
-        }
+    // An index left invalid (a failed concurrent build): one catalog query, not a snapshot.
+    let rows = c.query(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT (i.indisvalid AND i.indisready) AND n.nspname NOT IN ('pg_catalog', 'pg_toast') \
+           AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1)) ORDER BY 1",
+        &[&snapshot.only_schemas],
+    )?;
+    for r in rows {
+        let index: String = r.get(0);
+        problems.push(format!("index {index} is invalid (a failed concurrent build): drop it and build it again"));
     }
     Ok(problems)
 }

@@ -509,6 +509,16 @@ fn tenant_schemas_of_one_database() {
     assert!(!text(&out).contains(PASSWORD));
     assert_eq!(rep["status"], "finished", "{}", text(&out));
     assert_eq!(rep["counts"]["applied"], 99, "{}", text(&out));
+    // One rehearsal for the 99 tenants that share a schema, built from that schema (their
+    // tables exist only in tenant schemas, which the set's own migrations never created).
+    let rehearsals = rep["rehearsals"].as_array().unwrap();
+    assert_eq!(rehearsals.len(), 1, "{}", text(&out));
+    assert_eq!(
+        (rehearsals[0]["ok"].as_bool(), rehearsals[0]["targets"].as_u64()),
+        (Some(true), Some(99)),
+        "{}",
+        text(&out)
+    );
     assert_eq!(rep["counts"]["skipped_drift"], 1);
     let run = rep["run"].as_i64().unwrap();
     let ledger: BTreeMap<String, String> = host

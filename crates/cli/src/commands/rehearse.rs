@@ -110,6 +110,7 @@ pub fn run(a: RehearseArgs) -> CmdResult {
         check_cmd: a.check_cmd.clone().or(cfg.check_cmd.clone()),
         checks: a.checks.clone().or(cfg.checks.clone().map(|c| set.dir.join(c))),
         budget,
+        base: None,
     };
     let server = scratch_server(&a.scratch)?;
     let bar = ProgressBar::new(0);

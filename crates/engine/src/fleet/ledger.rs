@@ -363,6 +363,15 @@ impl Ledger {
         Ok(Some(name))
     }
 
+    /// The run's migrations a target had pending at the survey.
+    pub fn pending_of(&mut self, run: i64, name: &str) -> Result<Vec<String>, EngineError> {
+        let row = self.c.query_opt(
+            "SELECT ARRAY(SELECT jsonb_array_elements_text(pending)) FROM migsafe_fleet.targets WHERE run_id = $1 AND name = $2",
+            &[&run, &name],
+        )?;
+        Ok(row.map(|r| r.get(0)).unwrap_or_default())
+    }
+
     /// Renew the leases of every target this runner is running.
     pub fn renew(&mut self, run: i64, lease: Duration) -> Result<(), EngineError> {
         self.c.execute(

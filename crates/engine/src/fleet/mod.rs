@@ -169,6 +169,8 @@ impl FleetProgress for NoProgress {
 pub struct Rehearsal {
     /// The history position it started from (the last applied version, or none).
     pub from: Option<String>,
+    /// The schema fingerprint of the targets it stands for.
+    pub fingerprint: String,
     /// Targets it stands for.
     pub targets: usize,
     /// Whether it passed.
@@ -273,7 +275,7 @@ pub fn apply(
             Ok(v) => {
                 n.fingerprint = Some(v.fingerprint.clone());
                 n.pending = v.pending.iter().filter(|p| versions.contains(p)).cloned().collect();
-                let rehearsal = rehearsals.iter().find(|(pos, _)| *pos == v.position).map(|(_, r)| r);
+                let rehearsal = rehearsals.iter().find(|(fp, _)| *fp == v.fingerprint).map(|(_, r)| r);
                 if !v.changed.is_empty() {
                     n.state = TargetState::SkippedDrift;
                     n.error = Some(format!("applied migrations changed since they ran: {}", v.changed.join(", ")));
@@ -358,24 +360,28 @@ fn assign_waves(plan: &mut [NewTarget], opts: &FleetOptions) -> i32 {
     bounds.len() as i32
 }
 
-/// Rehearse once per distinct history position among the targets that will be migrated (a
-/// drifted target is not; every other target at a position has its group's schema), on one
-/// throwaway cluster.
+/// Rehearse once per distinct schema (history position and fingerprint) among the targets that
+/// will be migrated, on one throwaway cluster: each rehearsal starts from that schema, built
+/// from its snapshot by the diff's DDL.
 fn rehearse_groups(
     set: &MigrationSet,
     targets: &[Target],
     seen: &[survey::Surveyed],
     drifted: &BTreeMap<&str, &Drifted>,
     opts: &FleetOptions,
-) -> Result<Vec<(Vec<String>, Rehearsal)>, EngineError> {
+) -> Result<Vec<(String, Rehearsal)>, EngineError> {
     let Some(pg_bin) = &opts.rehearse else { return Ok(vec![]) };
-    let mut positions: BTreeMap<Vec<String>, (usize, Vec<String>)> = BTreeMap::new();
+    // Per distinct schema (history position and fingerprint): how many targets, their pending
+    // migrations, the schema, whether it is a tenant schema.
+    type Key = (Vec<String>, String);
+    let mut positions: BTreeMap<Key, (usize, Vec<String>, Arc<migsafe_catalog::Snapshot>, bool)> = BTreeMap::new();
     for (t, s) in targets.iter().zip(seen) {
         let Ok(v) = &s.seen else { continue };
         if v.pending.is_empty() || (drifted.contains_key(t.name.as_str()) && !opts.include_drifted) {
             continue;
         }
-        let e = positions.entry(v.position.clone()).or_insert((0, v.pending.clone()));
+        let key = (v.position.clone(), v.fingerprint.clone());
+        let e = positions.entry(key).or_insert((0, v.pending.clone(), v.snapshot.clone(), t.schema.is_some()));
         e.0 += 1;
     }
     if positions.is_empty() {
@@ -383,15 +389,16 @@ fn rehearse_groups(
     }
     let server = crate::scratch::ScratchServer::throwaway(pg_bin.as_deref())?;
     let mut out = Vec::new();
-    for (position, (count, pending)) in positions {
+    for ((position, fingerprint), (count, pending, schema, tenant)) in positions {
+        // A tenant schema's snapshot names it `$tenant`: rehearsed as `public`, where the
+        // migrations' unqualified names land on a scratch database.
+        let base = if tenant { survey::as_public(&schema) } else { (*schema).clone() };
         let ropts = crate::rehearse::RehearseOptions {
             from: pending.first().cloned(),
             to: opts.apply.to.clone(),
-            rows: None,
-            data: None,
-            check_cmd: None,
-            checks: None,
             budget: Duration::from_secs(30),
+            base: Some(base),
+            ..Default::default()
         };
         let r = crate::rehearse::rehearse(set, &server, &ropts, &crate::rehearse::Quiet);
         let (ok, error) = match r {
@@ -399,7 +406,10 @@ fn rehearse_groups(
             Ok(rep) => (false, Some(rehearsal_failure(&rep))),
             Err(e) => (false, Some(e.to_string())),
         };
-        out.push((position.clone(), Rehearsal { from: position.last().cloned(), targets: count, ok, error }));
+        out.push((
+            fingerprint.clone(),
+            Rehearsal { from: position.last().cloned(), fingerprint, targets: count, ok, error },
+        ));
     }
     Ok(out)
 }
@@ -591,5 +601,39 @@ mod tests {
         assert_eq!(parse_waves("50%").unwrap(), vec![50.0, 100.0]);
         assert!(parse_waves("50%,20%").is_err());
         assert!(parse_waves("0%").is_err());
+    }
+
+    #[test]
+    fn canary_then_cumulative_waves_and_the_rest_last() {
+        let targets: Vec<Target> = (0..12)
+            .map(|i| {
+                Target::database(Some(format!("t{i}")), ConnSpec::parse(&format!("postgresql://u@h/t{i}")).unwrap())
+            })
+            .collect();
+        let mut plan: Vec<NewTarget> = targets
+            .iter()
+            .map(|t| NewTarget {
+                target: t,
+                wave: 0,
+                state: TargetState::Pending,
+                fingerprint: None,
+                pending: vec![],
+                error: None,
+            })
+            .collect();
+        plan[3].state = TargetState::SkippedDrift;
+        plan[7].state = TargetState::Unreachable;
+        let opts = FleetOptions { canary: 2, waves: vec![25.0, 100.0], ..FleetOptions::default() };
+        let waves = assign_waves(&mut plan, &opts);
+        // 10 pending: 2 canaries, then 25 % of the other 8 (2), then the rest (6).
+        assert_eq!(waves, 3);
+        let of = |w: i32| plan.iter().filter(|n| n.state == TargetState::Pending && n.wave == w).count();
+        assert_eq!((of(0), of(1), of(2)), (2, 2, 6));
+        assert_eq!(plan[0].wave, 0);
+        assert_eq!((plan[3].wave, plan[7].wave), (2, 2), "targets not pending go in the last wave");
+        // No canary and one wave: everything in wave 0.
+        let opts = FleetOptions { canary: 0, waves: vec![100.0], ..FleetOptions::default() };
+        assert_eq!(assign_waves(&mut plan, &opts), 1);
+        assert!(plan.iter().all(|n| n.wave == 0));
     }
 }

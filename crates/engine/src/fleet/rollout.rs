@@ -219,7 +219,7 @@ fn worker(shared: &Shared, mut ledger: Ledger) -> Result<(), EngineError> {
             ledger.finish(run, &name, TargetState::Unreachable, 0.0, None, Some(why))?;
             continue;
         };
-        let pending = ledger.targets(run)?.into_iter().find(|t| t.name == name).map(|t| t.pending).unwrap_or_default();
+        let pending = ledger.pending_of(run, &name)?;
         let t0 = Instant::now();
         let (state, error, event) = run_target(shared, target);
         let applied = read_applied(target, &pending);

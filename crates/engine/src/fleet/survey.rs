@@ -125,6 +125,12 @@ fn read_one(
     Ok(Seen { position, pending, changed, fingerprint, snapshot, table_rows })
 }
 
+/// A tenant schema's normalised snapshot with `$tenant` renamed `public`.
+pub(super) fn as_public(snap: &Snapshot) -> Snapshot {
+    let json = snap.to_json().replace(TENANT, "public");
+    Snapshot::from_json(&json).unwrap_or_else(|_| snap.clone())
+}
+
 /// Replace the identifier `name` wherever it stands as a whole word in `text`.
 fn replace_ident(text: &str, name: &str, with: &str) -> String {
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';

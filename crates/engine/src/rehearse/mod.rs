@@ -53,6 +53,9 @@ pub struct RehearseOptions {
     pub checks: Option<PathBuf>,
     /// Time budget of one forward migration (the guide: 30 s).
     pub budget: Duration,
+    /// Start from this schema (a fleet group's snapshot, created by the diff's DDL) instead of
+    /// replaying the migrations before `from`, which it already holds.
+    pub base: Option<Snapshot>,
 }
 
 /// Progress events for a progress bar.
@@ -88,6 +91,17 @@ pub fn rehearse(
 ) -> Result<Report, EngineError> {
     let t0 = Instant::now();
     let mut replay = Replay::new(server, set)?;
+    if let Some(schema) = &opts.base {
+        let ddl = replay.s0.diff(schema).to_sql();
+        let mut c = replay.connect()?;
+        c.batch_execute(&ddl).map_err(|e| {
+            EngineError::Refused(format!(
+                "the schema to rehearse on could not be created: {}",
+                migsafe_pg::db_message(&e)
+            ))
+        })?;
+        replay.s0 = Snapshot::capture(&mut c)?;
+    }
     if let Some(dump) = &opts.data {
         restore_dump(server, &replay, dump)?;
         replay.s0 = Snapshot::capture(&mut replay.connect()?)?;
@@ -113,9 +127,12 @@ pub fn rehearse(
             continue;
         }
         if !after_from {
-            // Only replayed (and linted, so the migrations rehearsed see what it created).
+            // Only replayed (and linted, so the migrations rehearsed see what it created); a
+            // base built from a schema already holds it.
             carried.linter.lint(m);
-            replay.s0 = apply_forward(session(&mut conn, &replay)?, m)?;
+            if opts.base.is_none() {
+                replay.s0 = apply_forward(session(&mut conn, &replay)?, m)?;
+            }
             continue;
         }
         index += 1;

@@ -761,6 +761,23 @@ fn an_unhealthy_wave_is_rolled_back_and_the_run_stops() {
         r#"if [ -n "$MIGSAFE_WAVE" ]; then echo "wave $MIGSAFE_WAVE: $(echo "$MIGSAFE_WAVE_TARGETS" | tr '\n' ' ')" >> '{}'; fi; test "$MIGSAFE_WAVE" != 1"#,
         seen.display()
     );
+    // A dry run plans the waves and touches nothing.
+    let out = f
+        .fleet(
+            "apply",
+            &targets,
+            &["--no-rehearse", "--canary", "1", "--waves", "50%,100%", "--dry-run", "--format", "json"],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = json(&out);
+    assert_eq!(plan["status"], "dry_run");
+    let waves: Vec<i64> = plan["targets"].as_array().unwrap().iter().map(|t| t["wave"].as_i64().unwrap()).collect();
+    assert_eq!(waves, [0, 1, 1, 1, 2, 2]);
+    let runs: i64 = f.control().query_one("SELECT count(*) FROM migsafe_fleet.runs", &[]).unwrap().get(0);
+    assert_eq!(runs, 0);
+    assert!((0..6).all(|i| history_of(&f.spec(i), "migsafe.history", "public").iter().all(|v| v.as_str() == "001")));
     let html = f.work.path().join("run.html");
     let out = f
         .fleet(

@@ -234,6 +234,9 @@ fn emit(rep: &FleetReport, f: Format, out: &ApplyArgs, rollback: bool) -> CmdRes
     };
     render::emit(&text, None).map_err(Failure::environment)?;
     let any = |s: TargetState| rep.targets.iter().any(|t| t.state == s);
+    if rep.status == "dry_run" {
+        return Ok(if any(TargetState::Failed) { Exit::Findings } else { Exit::Ok });
+    }
     if rollback {
         let left = rep.targets.iter().any(|t| !t.applied.is_empty());
         return Ok(if any(TargetState::Failed) {

@@ -37,12 +37,24 @@ pub fn human(r: &FleetReport) -> String {
         "finished" => paint(style::OK, "finished"),
         other => paint(style::ERROR, other),
     };
-    let _ = writeln!(
-        s,
-        "fleet run {}: {status}{}",
-        r.run,
-        r.stop_reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
-    );
+    if r.status == "dry_run" {
+        let _ = writeln!(s, "fleet dry run: nothing applied, no run recorded");
+        let mut waves: std::collections::BTreeMap<i32, usize> = Default::default();
+        for t in r.targets.iter().filter(|t| t.state == TargetState::Pending) {
+            *waves.entry(t.wave).or_default() += 1;
+        }
+        for (w, n) in waves {
+            let what = if w == 0 { "canary" } else { "wave" };
+            let _ = writeln!(s, "  {what} {w}: {n} targets");
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "fleet run {}: {status}{}",
+            r.run,
+            r.stop_reason.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+        );
+    }
     let _ = writeln!(s, "  migrations: {}", r.migrations.join(", "));
     for g in &r.groups {
         if !g.drifted.is_empty() {

@@ -296,6 +296,9 @@ pub fn apply(
         plan.push(n);
     }
     let waves = assign_waves(&mut plan, opts);
+    if opts.apply.dry_run {
+        return Ok(dry_run(plan, groups, rehearsals, &versions, t0));
+    }
     let settings = serde_json::json!({
         "canary": opts.canary, "waves": opts.waves, "jobs": opts.limits.jobs, "per_host": opts.limits.per_host,
         "max_failures": opts.max_failures, "include_drifted": opts.include_drifted, "to": opts.apply.to,
@@ -329,6 +332,51 @@ pub fn apply(
     rep.rehearsals = rehearsals.into_iter().map(|(_, r)| r).collect();
     rep.ms = t0.elapsed().as_secs_f64() * 1000.0;
     Ok(rep)
+}
+
+/// `--dry-run`: the survey, the rehearsals and the waves each target would be in; no run is
+/// recorded and nothing is applied.
+fn dry_run(
+    plan: Vec<NewTarget>,
+    groups: Vec<Group>,
+    rehearsals: Vec<(String, Rehearsal)>,
+    versions: &[String],
+    t0: Instant,
+) -> FleetReport {
+    let targets: Vec<TargetRow> = plan
+        .into_iter()
+        .map(|n| TargetRow {
+            name: n.target.name.clone(),
+            url: n.target.url(),
+            host: n.target.host(),
+            wave: n.wave,
+            state: n.state,
+            attempts: 0,
+            ms: None,
+            pending: n.pending,
+            applied: vec![],
+            error: n.error,
+            fingerprint: n.fingerprint,
+        })
+        .collect();
+    let mut counts = BTreeMap::new();
+    for t in &targets {
+        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
+    }
+    FleetReport {
+        run: 0,
+        status: "dry_run".into(),
+        stop_reason: None,
+        migrations: versions.to_vec(),
+        groups,
+        rehearsals: rehearsals.into_iter().map(|(_, r)| r).collect(),
+        counts,
+        targets,
+        events: vec![],
+        warnings: vec![],
+        incident_report: None,
+        ms: t0.elapsed().as_secs_f64() * 1000.0,
+    }
 }
 
 /// Canary first, then the waves, over the targets still pending (in the order given); targets

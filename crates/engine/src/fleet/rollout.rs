@@ -349,7 +349,8 @@ fn run_target(shared: &Shared, t: &Target) -> (TargetState, Option<String>, Opti
     match result {
         Ok(rep) => match rep.outcome {
             Outcome::Applied | Outcome::NothingToDo => (TargetState::Applied, None, None),
-            Outcome::DryRun => (TargetState::Pending, None, None),
+            // `fleet apply --dry-run` stops before any target runs; a runner never sees one.
+            Outcome::DryRun => (TargetState::Unreachable, Some("a dry run applies nothing".into()), None),
             Outcome::RolledBack { reason } => (TargetState::Quarantined, Some(redact(reason)), Some("quarantine")),
             Outcome::Refused => {
                 let why = rep

@@ -40,6 +40,30 @@ pub struct Diagnosis {
     pub next: Vec<String>,
 }
 
+/// The diagnosis of a transactional run that did not finish: nothing of it is applied.
+fn nothing_applied(r: &history::HistoryRow, m: Option<&crate::source::Migration>, spec: &ConnSpec) -> Diagnosis {
+    let not_applied = m
+        .and_then(|m| Prepared::new(&m.forward).ok())
+        .map(|p| p.statements.iter().enumerate().map(|(i, s)| format!("line {}: {}", p.line(i), s.tag)).collect())
+        .unwrap_or_default();
+    Diagnosis {
+        version: r.version.clone(),
+        name: r.name.clone(),
+        status: r.status,
+        tx_mode: r.tx_mode,
+        error: r.error.clone(),
+        applied: vec![],
+        not_applied,
+        changed_since_before: "nothing: it ran in one transaction, which did not commit".into(),
+        missing_vs_expected: None,
+        custom_rollback: String::new(),
+        next: vec![format!(
+            "migsafe apply --db '{}'   # it ran in one transaction: nothing of it is applied, run it again",
+            spec.redacted()
+        )],
+    }
+}
+
 /// Diagnose every failed or interrupted migration.
 pub fn diagnose(
     set: &MigrationSet,
@@ -53,8 +77,15 @@ pub fn diagnose(
     for r in rows.iter().filter(|r| matches!(r.status, history::RunStatus::Running | history::RunStatus::Failed)) {
         let before_json: Option<String> =
             c.query_one("SELECT snapshot_before::text FROM migsafe.history WHERE id = $1", &[&r.id])?.get(0);
-        let Some(before) = before_json.and_then(|j| Snapshot::from_json(&j).ok()) else { continue };
         let m = set.migrations.iter().find(|m| m.version.matches(&r.version));
+        let Some(before) = before_json.and_then(|j| Snapshot::from_json(&j).ok()) else {
+            // A transactional run records no schema before it: whatever stopped it, its
+            // transaction left nothing.
+            if r.tx_mode == history::RunMode::Wrapped {
+                out.push(nothing_applied(r, m, spec));
+            }
+            continue;
+        };
         let (mut applied, mut not_applied) = (vec![], vec![]);
         let mut expected_missing = None;
         if let Some(m) = m {

@@ -219,6 +219,11 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         }
     }
     rep.note(format!("outcome: {}", rep.outcome));
+    rep.applied_now = history::latest_in(&mut c, &opts.history)?
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Applied)
+        .map(|r| r.version)
+        .collect();
     rep.checklist = checklist::checklist(&mut c, &rep, opts)?;
     drop(lock);
     Ok(rep)
@@ -284,15 +289,21 @@ enum Ran {
 /// retries, and the row updated when it fails.
 fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) -> Result<Ran, EngineError> {
     let p = Prepared::new(&m.forward)?;
-    let before = migsafe_catalog::read_snapshot(c, &run.opts.snapshot)?;
+    let mode = RunMode::of(&p.tx_mode);
+    // The schema before, for `diagnose` (a migration that runs statement by statement can stop
+    // half-way) and for planning a capture step (no rollback file). A transactional migration
+    // with its rollback needs neither: if it fails or is interrupted, its transaction leaves
+    // nothing, which PostgreSQL guarantees.
+    let needs_before = mode != RunMode::Wrapped || (m.rollback.is_none() && m.capture.is_none());
+    let before = if needs_before { Some(migsafe_catalog::read_snapshot(c, &run.opts.snapshot)?) } else { None };
     let capture_text = m.capture.as_ref().map(|c| c.text.clone()).or_else(|| {
+        let before = before.as_ref()?;
         m.rollback
             .is_none()
-            .then(|| crate::capture::plan(m.version.as_str(), &p.statements, &before).capture_sql(&m.id()))
+            .then(|| crate::capture::plan(m.version.as_str(), &p.statements, before).capture_sql(&m.id()))
             .flatten()
     });
     let capture = capture_text.as_deref().map(|t| Prepared::from_text("capture.sql", t)).transpose()?;
-    let mode = RunMode::of(&p.tx_mode);
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
     let id: i64 = c
         .query_one(
@@ -307,7 +318,7 @@ fn apply_one(c: &mut Client, m: &Migration, run: &Run, rep: &mut ApplyReport) ->
                 &hooks::host(),
                 &pid,
                 &run.approvals,
-                &before.to_json(),
+                &before.as_ref().map(|b| b.to_json()),
             ],
         )?
         .get(0);

@@ -147,6 +147,10 @@ pub struct ApplyReport {
     /// History rows written by this run.
     #[serde(skip)]
     pub history_ids: Vec<i64>,
+    /// The versions the history shows applied when the run ended (read on its own session,
+    /// so a fleet needs no connection of its own to reconcile).
+    #[serde(skip)]
+    pub applied_now: Vec<String>,
 }
 
 /// One line of a run's timeline.
@@ -173,6 +177,7 @@ impl ApplyReport {
             backup: None,
             timeline: vec![],
             history_ids: vec![],
+            applied_now: vec![],
         }
     }
 

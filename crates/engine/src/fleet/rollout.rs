@@ -221,8 +221,12 @@ fn worker(shared: &Shared, mut ledger: Ledger) -> Result<(), EngineError> {
         };
         let pending = ledger.pending_of(run, &name)?;
         let t0 = Instant::now();
-        let (state, error, event) = run_target(shared, target);
-        let applied = read_applied(target, &pending);
+        let (state, error, event, now) = run_target(shared, target);
+        // What the target's history shows applied: from the apply's own session, else asked.
+        let applied = match now {
+            Some(now) => Some(pending.iter().filter(|v| now.contains(v)).cloned().collect::<Vec<_>>()),
+            None => read_applied(target, &pending),
+        };
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         // A target that answered but did not end with its migrations all applied is not "applied".
         let state = match (&applied, state) {
@@ -335,56 +339,67 @@ fn close_wave_held(shared: &Shared, ledger: &mut Ledger, wave: i32) -> Result<()
     Ok(())
 }
 
-/// Run the single-database procedure on one target: the state it ends in, the error, and the
-/// event worth a line in the timeline.
-fn run_target(shared: &Shared, t: &Target) -> (TargetState, Option<String>, Option<&'static str>) {
+/// What one attempt on a target came to: its state, the error, the event worth a line in the
+/// timeline, and the versions its history showed applied at the end (when the apply finished).
+type Attempt = (TargetState, Option<String>, Option<&'static str>, Option<Vec<String>>);
+
+/// Run the single-database procedure on one target.
+fn run_target(shared: &Shared, t: &Target) -> Attempt {
     let mut o: ApplyOptions = shared.opts.apply.clone();
     o.history = t.history();
     o.snapshot = t.snapshot_options();
     o.linted = shared.linted.clone();
     o.cancel = Cancel::default();
     shared.active.lock().unwrap_or_else(|p| p.into_inner()).push(o.cancel.clone());
-    let result = apply::apply(shared.set, &t.spec, &o);
-    let redact = |s: String| migsafe_pg::redact_text(&s);
-    match result {
-        Ok(rep) => match rep.outcome {
-            Outcome::Applied | Outcome::NothingToDo => (TargetState::Applied, None, None),
-            // `fleet apply --dry-run` stops before any target runs; a runner never sees one.
-            Outcome::DryRun => (TargetState::Unreachable, Some("a dry run applies nothing".into()), None),
-            Outcome::RolledBack { reason } => (TargetState::Quarantined, Some(redact(reason)), Some("quarantine")),
-            Outcome::Refused => {
-                let why = rep
-                    .preflight
-                    .iter()
-                    .filter(|p| p.status == apply::Check::Fail)
-                    .map(|p| format!("{}: {}", p.item, p.detail))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                (TargetState::Failed, Some(redact(format!("refused by its preflight: {why}"))), Some("failure"))
-            }
-            Outcome::Locked { holder } => (
-                TargetState::Unreachable,
-                Some(format!("another migsafe holds its lock: {holder}")),
-                Some("unreachable"),
-            ),
-            Outcome::NeedsHuman { reason, state, next } => (
-                TargetState::Failed,
-                Some(redact(format!("{reason}; the rollback failed too: {state}; next: {next}"))),
-                Some("needs_human"),
-            ),
-            Outcome::Interrupted { state } => {
-                (TargetState::Unreachable, Some(redact(format!("interrupted: {state}"))), Some("interrupted"))
-            }
-        },
+    match apply::apply(shared.set, &t.spec, &o) {
+        Ok(mut rep) => {
+            // A run that got to its end read the history on its own session.
+            let now = matches!(rep.outcome, Outcome::Applied | Outcome::RolledBack { .. } | Outcome::NeedsHuman { .. })
+                .then(|| std::mem::take(&mut rep.applied_now));
+            let (state, error, event) = outcome_state(rep);
+            (state, error, event, now)
+        }
         Err(e) => {
             // Whether it is the target that is gone or the migration that failed: ask the target.
             let reachable = t.spec.connect().is_ok();
-            let error = redact(e.to_string());
+            let error = migsafe_pg::redact_text(&e.to_string());
             if reachable {
-                (TargetState::Failed, Some(error), Some("failure"))
+                (TargetState::Failed, Some(error), Some("failure"), None)
             } else {
-                (TargetState::Unreachable, Some(error), Some("unreachable"))
+                (TargetState::Unreachable, Some(error), Some("unreachable"), None)
             }
+        }
+    }
+}
+
+/// The ledger state of an apply's outcome, with its error and the event worth a line.
+fn outcome_state(rep: apply::ApplyReport) -> (TargetState, Option<String>, Option<&'static str>) {
+    let redact = |s: String| Some(migsafe_pg::redact_text(&s));
+    match rep.outcome {
+        Outcome::Applied | Outcome::NothingToDo => (TargetState::Applied, None, None),
+        // `fleet apply --dry-run` stops before any target runs; a runner never sees one.
+        Outcome::DryRun => (TargetState::Unreachable, Some("a dry run applies nothing".into()), None),
+        Outcome::RolledBack { reason } => (TargetState::Quarantined, redact(reason), Some("quarantine")),
+        Outcome::Refused => {
+            let why = rep
+                .preflight
+                .iter()
+                .filter(|p| p.status == apply::Check::Fail)
+                .map(|p| format!("{}: {}", p.item, p.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (TargetState::Failed, redact(format!("refused by its preflight: {why}")), Some("failure"))
+        }
+        Outcome::Locked { holder } => {
+            (TargetState::Unreachable, Some(format!("another migsafe holds its lock: {holder}")), Some("unreachable"))
+        }
+        Outcome::NeedsHuman { reason, state, next } => (
+            TargetState::Failed,
+            redact(format!("{reason}; the rollback failed too: {state}; next: {next}")),
+            Some("needs_human"),
+        ),
+        Outcome::Interrupted { state } => {
+            (TargetState::Unreachable, redact(format!("interrupted: {state}")), Some("interrupted"))
         }
     }
 }

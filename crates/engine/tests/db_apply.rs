@@ -194,7 +194,7 @@ fn a_migration_error_rolls_back_the_whole_run() {
     assert_eq!(r.rolled_back.len(), 1);
     // The failed transactional migration recorded no schema before it (its transaction left
     // nothing); diagnose says so and says to run it again.
-    let d = apply::diagnose::diagnose(&MigrationSet::load(&set(files).0.path()).unwrap(), &db.spec, None).unwrap();
+    let d = apply::diagnose::diagnose(&MigrationSet::load(set(files).0.path()).unwrap(), &db.spec, None).unwrap();
     let b = d.iter().find(|d| d.version == "002").expect("002 is diagnosed");
     assert!(b.applied.is_empty() && b.not_applied.len() == 2, "{b:?}");
     assert!(b.changed_since_before.starts_with("nothing") && b.next[0].contains("run it again"), "{b:?}");

@@ -379,6 +379,17 @@ fn databases_over_three_hosts_with_drift_a_violating_tenant_notifications_and_re
         .unwrap()
         .get(0);
     assert!(canary_first);
+    // --per-host 2: never more than two targets of one server running at once.
+    let busiest: i64 = c
+        .query_one(
+            "SELECT max(n) FROM (SELECT (SELECT count(*) FROM migsafe_fleet.targets o WHERE o.run_id = t.run_id AND o.host = t.host \
+               AND o.started_at <= t.started_at AND o.finished_at > t.started_at) AS n \
+             FROM migsafe_fleet.targets t WHERE t.run_id = $1 AND t.started_at IS NOT NULL) x",
+            &[&run],
+        )
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&busiest), "{busiest} targets of one server ran at once");
     // Nothing in the ledger holds a password.
     let ledger_text: String = c
         .query_one(
@@ -748,6 +759,40 @@ fn two_runners_share_a_run_and_a_failing_canary_stops_everything() {
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"tests="6" failures="1""#) && xml.contains("<skipped"), "{xml}");
+}
+
+#[test]
+fn failures_past_the_budget_stop_the_run() {
+    let f = Fleet::new(1, 8);
+    for db in ["tenant_0_002", "tenant_0_003"] {
+        f.spec(f.index(db))
+            .connect()
+            .unwrap()
+            .batch_execute("INSERT INTO accounts VALUES (999, 'x@example.com', 'legacy')")
+            .unwrap();
+    }
+    let order: Vec<usize> = (0..f.dbs.len()).collect();
+    let targets = f.targets_file(&order);
+    // One at a time, so the order is known: 000 (canary), 001, then 002 fails (1, within the
+    // budget), 003 fails (2, past it): the run stops and nothing after 003 is touched.
+    let out = f
+        .fleet(
+            "apply",
+            &targets,
+            &["--no-rehearse", "--jobs", "1", "--per-host", "1", "--max-failures", "1", "--format", "json"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let rep = json(&out);
+    assert_eq!(rep["status"], "stopped");
+    assert!(rep["stop_reason"].as_str().unwrap().contains("--max-failures"), "{}", text(&out));
+    let states = check_consistent(&f, rep["run"].as_i64().unwrap(), &db_targets(&f));
+    assert_eq!(
+        (states["tenant_0_001"].as_str(), states["tenant_0_002"].as_str(), states["tenant_0_003"].as_str()),
+        ("applied", "quarantined", "quarantined")
+    );
+    assert_eq!(count(&states, "pending"), 4, "{states:?}");
 }
 
 #[test]

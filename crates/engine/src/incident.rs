@@ -118,10 +118,10 @@ pub fn for_fleet(rep: &FleetReport) -> String {
     );
     let _ = writeln!(
         md,
-        "migsafe fleet apply DIR --resume {} …      # go on with the run (unreachable targets are retried)",
+        "migsafe fleet apply DIR --resume --run {} …   # go on with the run (unreachable targets are retried)",
         rep.run
     );
-    let _ = writeln!(md, "migsafe fleet rollback DIR {} …            # roll back everything the run applied", rep.run);
+    let _ = writeln!(md, "migsafe fleet rollback {} DIR …             # roll back everything the run applied", rep.run);
     let _ = writeln!(md, "```");
     md
 }

@@ -100,7 +100,7 @@ pub fn human(r: &FleetReport) -> String {
     if r.status != "finished" {
         let _ = writeln!(
             s,
-            "  next: `migsafe fleet apply … --resume --run {}` goes on; `migsafe fleet rollback {} …` undoes it",
+            "  next: `migsafe fleet apply DIR … --resume --run {}` goes on; `migsafe fleet rollback {} DIR …` undoes it",
             r.run, r.run
         );
     }

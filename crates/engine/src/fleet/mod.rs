@@ -281,7 +281,10 @@ pub fn apply(
                     n.error = Some(format!("applied migrations changed since they ran: {}", v.changed.join(", ")));
                 } else if let (Some(d), false) = (drifted.get(t.name.as_str()), opts.include_drifted) {
                     n.state = TargetState::SkippedDrift;
-                    n.error = Some(format!("schema differs from the others at the same history position:\n{}", d.diff));
+                    n.error = Some(format!(
+                        "schema differs from the others at the same history position: {}",
+                        d.diff.replace('\n', "; ")
+                    ));
                 } else if n.pending.is_empty() {
                     n.state = TargetState::Applied;
                 } else if let Some(r) = rehearsal.filter(|r| !r.ok) {
@@ -310,7 +313,7 @@ pub fn apply(
     let run = ledger.create_run(&set.dir.display().to_string(), &mig_json, &settings, waves, &plan)?;
     let count = |s: TargetState| plan.iter().filter(|n| n.state == s).count();
     let text = format!(
-        "migsafe fleet run {run}: {} migrations on {} targets ({} to migrate, {} already up to date, {} drifted and skipped, {} unreachable), {} waves after a canary of {}",
+        "migsafe fleet run {run}: {} migrations on {} targets ({} to migrate, {} already up to date, {} drifted and skipped, {} unreachable), {} wave(s) after a canary of {}",
         versions.len(),
         targets.len(),
         count(TargetState::Pending),
@@ -608,7 +611,11 @@ pub fn status(set: &MigrationSet, targets: &[Target], limits: &Limits) -> FleetS
     for l in &lines {
         let key = match l.state.as_str() {
             "pending" => {
-                format!("pending {} (from {})", l.pending.len(), l.pending.first().cloned().unwrap_or_default())
+                format!(
+                    "pending: {} migrations, from {}",
+                    l.pending.len(),
+                    l.pending.first().cloned().unwrap_or_default()
+                )
             }
             s => s.to_string(),
         };

@@ -379,7 +379,9 @@ fn outcome_state(rep: apply::ApplyReport) -> (TargetState, Option<String>, Optio
         Outcome::Applied | Outcome::NothingToDo => (TargetState::Applied, None, None),
         // `fleet apply --dry-run` stops before any target runs; a runner never sees one.
         Outcome::DryRun => (TargetState::Unreachable, Some("a dry run applies nothing".into()), None),
-        Outcome::RolledBack { reason } => (TargetState::Quarantined, redact(reason), Some("quarantine")),
+        Outcome::RolledBack { reason } => {
+            (TargetState::Quarantined, redact(format!("rolled back and quarantined: {reason}")), Some("quarantine"))
+        }
         Outcome::Refused => {
             let why = rep
                 .preflight

@@ -184,6 +184,46 @@ pub fn rows_text(n: i64) -> String {
 }
 
 /// What each statement contributes to the migration's risk.
+/// The floor an `error` finding puts under a migration's risk: an error on an existing table is
+/// never LOW; on a large table, or one of unknown size, it is HIGH (the guide's 1M rows).
+pub(crate) fn error_floor(cx: &Cx, rule: &str) -> Option<RiskReason> {
+    let table = match &cx.stmt.kind {
+        StmtKind::AlterTable { table, .. }
+        | StmtKind::CreateIndex { table, .. }
+        | StmtKind::Update { table, .. }
+        | StmtKind::Delete { table, .. }
+        | StmtKind::Insert { table, .. }
+        | StmtKind::Merge { table, .. } => table,
+        StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables, .. } => tables.first()?,
+        // A statement on no one table (REINDEX, VACUUM, a trigger…): an error finding there is
+        // never LOW either.
+        _ => {
+            return Some(RiskReason {
+                level: RiskLevel::Medium,
+                statement: cx.stmt.index,
+                text: format!("error finding {rule}"),
+                destroys_data: false,
+                table: None,
+            })
+        }
+    };
+    if !cx.existing(table) {
+        return None;
+    }
+    let (level, sized) = match cx.rows(table) {
+        Some(n) if n < LARGE_TABLE_ROWS => (RiskLevel::Medium, format!("{table} ({})", rows_text(n))),
+        Some(n) => (RiskLevel::High, format!("{table} ({})", rows_text(n))),
+        None => (RiskLevel::High, format!("{table} (size unknown: treated as over 1M rows)")),
+    };
+    Some(RiskReason {
+        level,
+        statement: cx.stmt.index,
+        text: format!("error finding {rule} on existing table {sized}"),
+        destroys_data: false,
+        table: Some(table.clone()),
+    })
+}
+
 pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
     let mut out = Vec::new();
     let idx = cx.stmt.index;
@@ -331,6 +371,32 @@ fn alter_reason(
             let c = &column.name;
             let rewrite =
                 column.type_name.is_serial() || column.identity || column.generated == Some(Generated::Stored);
+            // Constraints written inline reach every existing row like ADD CONSTRAINT does: a
+            // CHECK or FOREIGN KEY is validated by a scan, PRIMARY KEY / UNIQUE build an index,
+            // all under the ACCESS EXCLUSIVE lock ADD COLUMN holds.
+            // (NOT VALID and NOT ENFORCED only exist for CHECK and FOREIGN KEY.)
+            let checked = |k: &&Constraint| {
+                !matches!(k.kind, ConstraintKind::Check(_) | ConstraintKind::ForeignKey { .. })
+                    || !(k.not_valid || k.not_enforced)
+            };
+            for k in column.constraints.iter().filter(checked) {
+                let (is_large, sized) = match cx.rows(table) {
+                    Some(n) => (n >= LARGE_TABLE_ROWS, format!("{table} ({})", rows_text(n))),
+                    None => (true, format!("{table} (size unknown: treated as over 1M rows)")),
+                };
+                let what = match &k.kind {
+                    ConstraintKind::ForeignKey { references, .. } => {
+                        format!("a FOREIGN KEY to {references}, validated by scanning")
+                    }
+                    ConstraintKind::Check(_) => "a CHECK, validated by scanning".to_string(),
+                    ConstraintKind::PrimaryKey | ConstraintKind::Unique | ConstraintKind::Exclude => {
+                        "a unique/exclusion index, built by scanning".to_string()
+                    }
+                    ConstraintKind::NotNull => continue,
+                };
+                let level = if is_large { High } else { Medium };
+                push(level, format!("adds column {table}.{c} with {what} {sized} under ACCESS EXCLUSIVE"), false, t);
+            }
             if rewrite {
                 push(High, format!("adds column {table}.{c} that rewrites the table"), false, t)
             } else if column.not_null {

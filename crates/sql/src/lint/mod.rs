@@ -250,6 +250,8 @@ impl Linter {
         let mut tracker = TxTracker::new(&tx_mode);
         let mut raw: Vec<(Rule, usize, Violation)> = Vec::new();
         let mut reasons = Vec::new();
+        // Risk reasons implied by error findings, kept when the finding is (not suppressed).
+        let mut floors: Vec<(&'static str, risk::RiskReason)> = Vec::new();
         for stmt in &parsed.statements {
             tracker.before(stmt);
             let cx = Cx {
@@ -264,6 +266,9 @@ impl Linter {
             for rule in Rule::ALL {
                 let mut out = Vec::new();
                 rule.check(&cx, &mut out);
+                if !out.is_empty() && rule.severity() == Severity::Error {
+                    floors.extend(risk::error_floor(&cx, rule.id()).map(|r| (rule.id(), r)));
+                }
                 raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v)));
             }
             reasons.extend(risk::assess(&cx));
@@ -272,6 +277,18 @@ impl Linter {
         }
         let mut end_violations = Vec::new();
         tracker.finish(&parsed.statements, &mut end_violations);
+        for (rule, idx, _) in end_violations.iter().filter(|(r, _, _)| r.severity() == Severity::Error) {
+            floors.push((
+                rule.id(),
+                risk::RiskReason {
+                    level: crate::risk::RiskLevel::Medium,
+                    statement: *idx,
+                    text: format!("error finding {}", rule.id()),
+                    destroys_data: false,
+                    table: None,
+                },
+            ));
+        }
         raw.extend(end_violations);
         self.schema.finish_migration();
 
@@ -343,6 +360,12 @@ impl Linter {
                 }
             })
             .collect();
+        reasons.extend(
+            floors
+                .into_iter()
+                .filter(|(id, r)| findings.iter().any(|f| f.rule == *id && f.statement == r.statement))
+                .map(|(_, r)| r),
+        );
         let risk = Risk::from_reasons(reasons, &directives);
         FileLint { path: file.path.to_string(), parsed, directives, tx_mode, findings, suppressed, errors, risk }
     }

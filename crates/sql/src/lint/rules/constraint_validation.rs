@@ -4,7 +4,10 @@
 use pg_query::protobuf::ConstrType;
 use pg_query::NodeEnum;
 
-use super::{default_constraint_name, existing_table_actions, table_actions, violation, Cx, Violation};
+use super::{
+    default_constraint_name, existing_table_actions, inline_constraints, split_column_recipe, table_actions, violation,
+    Cx, Violation,
+};
 use crate::model::{AlterAction, ConstraintKind};
 
 /// Rewrite every FOREIGN KEY / CHECK constraint added by the statement as NOT VALID, naming
@@ -65,7 +68,68 @@ fn recipe(cx: &Cx, kind: ConstrType) -> String {
     )
 }
 
+/// `ADD COLUMN c … REFERENCES t` / `CHECK (…)` on an existing table: validated by a scan.
+fn inline(cx: &Cx, fk: bool, out: &mut Vec<Violation>) {
+    for (table, col, k) in inline_constraints(cx) {
+        if k.not_valid || k.not_enforced {
+            continue;
+        }
+        let t = table.sql();
+        let (message, add) = match &k.kind {
+            ConstraintKind::ForeignKey { references, ref_columns, .. } if fk => {
+                let name = k
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), "fkey"));
+                let refs =
+                    if ref_columns.is_empty() { String::new() } else { format!(" ({})", ref_columns.join(", ")) };
+                (
+                    format!(
+                        "the FOREIGN KEY written inline in ADD COLUMN {} is validated by scanning every row of {} while \
+                         holding SHARE ROW EXCLUSIVE on {} and ACCESS EXCLUSIVE on the table",
+                        col.name,
+                        cx.sized(table),
+                        references
+                    ),
+                    format!(
+                        "  ALTER TABLE {t} ADD CONSTRAINT {n} FOREIGN KEY ({c}) REFERENCES {}{refs} NOT VALID;\n  -- next migration:\n  ALTER TABLE {t} VALIDATE CONSTRAINT {n};",
+                        references.sql(),
+                        n = crate::quote_ident(&name),
+                        c = crate::quote_ident(&col.name),
+                    ),
+                )
+            }
+            ConstraintKind::Check(e) if !fk => {
+                let name = k
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), "check"));
+                (
+                    format!(
+                        "the CHECK written inline in ADD COLUMN {} is validated by scanning every row of {} under the \
+                         ACCESS EXCLUSIVE lock: every query on the table, SELECT included, waits for the scan",
+                        col.name,
+                        cx.sized(table)
+                    ),
+                    format!(
+                        "  ALTER TABLE {t} ADD CONSTRAINT {n} CHECK ({}) NOT VALID;\n  -- next migration:\n  ALTER TABLE {t} VALIDATE CONSTRAINT {n};",
+                        e.text,
+                        n = crate::quote_ident(&name),
+                    ),
+                )
+            }
+            _ => continue,
+        };
+        out.push(violation(message, split_column_recipe(table, col, &add)));
+        return;
+    }
+}
+
 pub(crate) fn foreign_key(cx: &Cx, out: &mut Vec<Violation>) {
+    inline(cx, true, out);
+    if !out.is_empty() {
+        return;
+    }
     let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
@@ -94,6 +158,10 @@ pub(crate) fn foreign_key(cx: &Cx, out: &mut Vec<Violation>) {
 }
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
+    inline(cx, false, out);
+    if !out.is_empty() {
+        return;
+    }
     let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
@@ -171,6 +239,27 @@ pub(crate) fn validate_same_tx(cx: &Cx, out: &mut Vec<Violation>) {
 #[cfg(test)]
 mod tests {
     use crate::lint::testing::*;
+
+    #[test]
+    fn constraints_written_inline_in_add_column() {
+        let f = lint("ALTER TABLE messages ADD COLUMN owner_id bigint REFERENCES users (id);");
+        assert_eq!(ids(&f), vec!["foreign-key-without-not-valid"]);
+        assert!(f[0].message.contains("inline in ADD COLUMN owner_id"), "{}", f[0].message);
+        assert!(
+            f[0].help.contains("ADD COLUMN owner_id bigint;")
+                && f[0].help.contains(
+                    "ADD CONSTRAINT messages_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES users (id) NOT VALID"
+                )
+                && f[0].help.contains("VALIDATE CONSTRAINT messages_owner_id_fkey"),
+            "{}",
+            f[0].help
+        );
+        let f = lint("ALTER TABLE messages ADD COLUMN n int CONSTRAINT n_positive CHECK (n > 0);");
+        assert_eq!(ids(&f), vec!["check-without-not-valid"]);
+        assert!(f[0].help.contains("ADD CONSTRAINT n_positive CHECK (n > 0) NOT VALID"), "{}", f[0].help);
+        // A new table is empty: nothing to scan.
+        assert!(lint("CREATE TABLE t (id int); ALTER TABLE t ADD COLUMN n int CHECK (n > 0);").is_empty());
+    }
 
     #[test]
     fn foreign_key_without_not_valid() {

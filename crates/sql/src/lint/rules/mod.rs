@@ -2,7 +2,7 @@
 //! model, with its tests beside it; this registry is the only other place a rule is named.
 
 use super::{Cx, Severity, Violation};
-use crate::model::{AlterAction, QualName, RelKind, StmtKind};
+use crate::model::{AlterAction, ColumnDef, Constraint, QualName, RelKind, StmtKind};
 
 mod add_column_not_null;
 mod add_column_rewrite;
@@ -214,6 +214,33 @@ pub(super) fn table_actions<'a>(cx: &'a Cx) -> Option<(&'a QualName, &'a [AlterA
 /// migration (a table created earlier in it is new and empty: nothing to lock or scan).
 pub(super) fn existing_table_actions<'a>(cx: &'a Cx) -> Option<(&'a QualName, &'a [AlterAction])> {
     table_actions(cx).filter(|(table, _)| cx.existing(table))
+}
+
+/// Constraints written inline in `ADD COLUMN` on an existing table, with their column: they
+/// reach every existing row just as `ADD CONSTRAINT` does.
+pub(super) fn inline_constraints<'a>(cx: &'a Cx) -> Vec<(&'a QualName, &'a ColumnDef, &'a Constraint)> {
+    let Some((table, actions)) = existing_table_actions(cx) else {
+        return vec![];
+    };
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            AlterAction::AddColumn { column, .. } => Some(column),
+            _ => None,
+        })
+        .flat_map(|col| col.constraints.iter().map(move |k| (table, col, k)))
+        .collect()
+}
+
+/// The safe form of an inline constraint: the column alone, then the constraint added the way
+/// `add` says, in a later step.
+pub(super) fn split_column_recipe(table: &QualName, col: &ColumnDef, add: &str) -> String {
+    format!(
+        "add the column alone (instant), then the constraint without the blocking scan:\n  ALTER TABLE {t} ADD COLUMN {c} {ty};\n{add}",
+        t = table.sql(),
+        c = crate::quote_ident(&col.name),
+        ty = col.type_name.sql()
+    )
 }
 
 /// PostgreSQL's default name for a constraint: `table_col_suffix`, truncated as it does.

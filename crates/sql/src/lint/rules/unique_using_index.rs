@@ -1,10 +1,42 @@
 //! UNIQUE and PRIMARY KEY constraints that build their index under ACCESS EXCLUSIVE.
 
-use super::{default_constraint_name, existing_table_actions, violation, Cx, Violation};
+use super::{
+    default_constraint_name, existing_table_actions, inline_constraints, split_column_recipe, violation, Cx, Violation,
+};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
+    // `ADD COLUMN c … UNIQUE` / `PRIMARY KEY` on an existing table builds the index in place.
+    for (table, col, k) in inline_constraints(cx) {
+        let (what, suffix) = match k.kind {
+            ConstraintKind::PrimaryKey => ("PRIMARY KEY", "pkey"),
+            ConstraintKind::Unique => ("UNIQUE", "key"),
+            _ => continue,
+        };
+        let name = k
+            .name
+            .clone()
+            .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), suffix));
+        let qn = quote_ident(&name);
+        let c = quote_ident(&col.name);
+        out.push(violation(
+            format!(
+                "the {what} written inline in ADD COLUMN {} builds its unique index while holding an ACCESS EXCLUSIVE \
+                 lock on {}: every query on the table, SELECT included, is blocked for the whole build",
+                col.name,
+                cx.sized(table)
+            ),
+            split_column_recipe(
+                table,
+                col,
+                &format!(
+                    "  -- next migration (after filling it):\n  CREATE UNIQUE INDEX CONCURRENTLY {qn} ON {t} ({c});\n  ALTER TABLE {t} ADD CONSTRAINT {qn} {what} USING INDEX {qn};",
+                    t = table.sql()
+                ),
+            ),
+        ));
+    }
     let Some((table, actions)) = existing_table_actions(cx) else {
         return;
     };
@@ -49,6 +81,18 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
 #[cfg(test)]
 mod tests {
     use crate::lint::testing::*;
+
+    #[test]
+    fn unique_written_inline_in_add_column() {
+        let f = lint("ALTER TABLE users ADD COLUMN handle text UNIQUE;");
+        assert_eq!(ids(&f), vec!["unique-without-using-index"]);
+        assert!(
+            f[0].help.contains("ADD COLUMN handle text;")
+                && f[0].help.contains("CREATE UNIQUE INDEX CONCURRENTLY users_handle_key ON users (handle)"),
+            "{}",
+            f[0].help
+        );
+    }
 
     #[test]
     fn unique_without_index() {

@@ -9,6 +9,27 @@ use crate::EngineError;
 /// The advisory lock key every migsafe apply/rollback takes ("migsafe" in ASCII).
 pub const LOCK_KEY: i64 = 0x006d_6967_7361_6665;
 
+/// The held lock: released with `pg_advisory_unlock` when dropped, on every path, before its
+/// connection closes. Closing alone releases it too, but only once the server has noticed the
+/// connection is gone, so the next apply could find it still held.
+pub struct HeldLock {
+    client: Client,
+    key: i64,
+}
+
+impl HeldLock {
+    /// The lock `key`, taken on `client`.
+    pub fn new(client: Client, key: i64) -> HeldLock {
+        HeldLock { client, key }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
+    }
+}
+
 /// What trying to take the lock gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockAttempt {

@@ -141,6 +141,7 @@ pub fn apply(set: &MigrationSet, spec: &ConnSpec, opts: &ApplyOptions) -> Result
         rep.outcome = Outcome::Locked { holder };
         return Ok(rep);
     }
+    let lock = lock::HeldLock::new(lock, opts.history.lock_key());
     let mut c = spec.with_application_name("migsafe apply").connect()?;
     history::ensure_in(&mut c, &opts.history)?;
     let resumable = preflight::resumable_runs(&mut c, opts)?;

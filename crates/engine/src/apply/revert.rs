@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use migsafe_pg::ConnSpec;
 
 use super::history::{self, RunStatus, State};
-use super::lock::{take_lock, LockAttempt};
+use super::lock::{self, take_lock, LockAttempt};
 use super::{run, Applied, ApplyOptions, ApplyReport, Outcome};
 use crate::exec::Prepared;
 use crate::source::{Migration, MigrationSet, Version};
@@ -153,6 +153,7 @@ pub fn rollback(
         rep.outcome = Outcome::Locked { holder };
         return Ok(rep);
     }
+    let lock = lock::HeldLock::new(lock, opts.history.lock_key());
     let mut c = spec.with_application_name("migsafe rollback").connect()?;
     history::ensure_in(&mut c, &opts.history)?;
     let rows = history::latest_in(&mut c, &opts.history)?;

@@ -210,11 +210,8 @@ pub(crate) fn error_floor(cx: &Cx, rule: &str) -> Option<RiskReason> {
     if !cx.existing(table) {
         return None;
     }
-    let (level, sized) = match cx.rows(table) {
-        Some(n) if n < LARGE_TABLE_ROWS => (RiskLevel::Medium, format!("{table} ({})", rows_text(n))),
-        Some(n) => (RiskLevel::High, format!("{table} ({})", rows_text(n))),
-        None => (RiskLevel::High, format!("{table} (size unknown: treated as over 1M rows)")),
-    };
+    let (is_large, sized) = large(cx, table);
+    let level = if is_large { RiskLevel::High } else { RiskLevel::Medium };
     Some(RiskReason {
         level,
         statement: cx.stmt.index,
@@ -224,18 +221,22 @@ pub(crate) fn error_floor(cx: &Cx, rule: &str) -> Option<RiskReason> {
     })
 }
 
+/// Whether `t` counts as large (over the guide's 1M rows, or of unknown size), and its name
+/// with its size for a reason's text.
+fn large(cx: &Cx, t: &QualName) -> (bool, String) {
+    match cx.rows(t) {
+        Some(n) => (n >= LARGE_TABLE_ROWS, format!("{t} ({})", rows_text(n))),
+        None => (true, format!("{t} (size unknown: treated as over 1M rows)")),
+    }
+}
+
 pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
     let mut out = Vec::new();
     let idx = cx.stmt.index;
     let mut push = |level: RiskLevel, text: String, destroys: bool, table: Option<&QualName>| {
         out.push(RiskReason { level, statement: idx, text, destroys_data: destroys, table: table.cloned() })
     };
-    let large = |t: &QualName| -> (bool, String) {
-        match cx.rows(t) {
-            Some(n) => (n >= LARGE_TABLE_ROWS, format!("{t} ({})", rows_text(n))),
-            None => (true, format!("{t} (size unknown: treated as over 1M rows)")),
-        }
-    };
+    let large = |t: &QualName| large(cx, t);
     match &cx.stmt.kind {
         StmtKind::CreateTable { table, .. } => {
             push(RiskLevel::Low, format!("creates table {table}"), false, Some(table))
@@ -380,10 +381,7 @@ fn alter_reason(
                     || !(k.not_valid || k.not_enforced)
             };
             for k in column.constraints.iter().filter(checked) {
-                let (is_large, sized) = match cx.rows(table) {
-                    Some(n) => (n >= LARGE_TABLE_ROWS, format!("{table} ({})", rows_text(n))),
-                    None => (true, format!("{table} (size unknown: treated as over 1M rows)")),
-                };
+                let (is_large, sized) = large(cx, table);
                 let what = match &k.kind {
                     ConstraintKind::ForeignKey { references, .. } => {
                         format!("a FOREIGN KEY to {references}, validated by scanning")

@@ -362,10 +362,7 @@ fn dry_run(
             fingerprint: n.fingerprint,
         })
         .collect();
-    let mut counts = BTreeMap::new();
-    for t in &targets {
-        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
-    }
+    let counts = counts(&targets);
     FleetReport {
         run: 0,
         status: "dry_run".into(),
@@ -622,6 +619,15 @@ pub fn status(set: &MigrationSet, targets: &[Target], limits: &Limits) -> FleetS
         *summary.entry(key).or_default() += 1;
     }
     FleetStatus { targets: lines, summary: summary.into_iter().collect(), groups }
+}
+
+/// How many targets are in each state.
+pub(crate) fn counts(targets: &[TargetRow]) -> BTreeMap<String, i64> {
+    let mut counts = BTreeMap::new();
+    for t in targets {
+        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// Run `f` over `items`, at most `limits.jobs` at a time; results in any order.

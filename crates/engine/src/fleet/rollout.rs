@@ -138,10 +138,7 @@ pub(super) fn counts_text(counts: &BTreeMap<String, i64>) -> String {
 pub(super) fn report(ledger: &mut Ledger, run: i64, opts: &FleetOptions) -> Result<FleetReport, EngineError> {
     let row = ledger.run(Some(run))?;
     let targets = ledger.targets(run)?;
-    let mut counts = BTreeMap::new();
-    for t in &targets {
-        *counts.entry(t.state.as_str().to_string()).or_insert(0) += 1;
-    }
+    let counts = super::counts(&targets);
     let events = ledger.events(run)?;
     let migrations = row
         .migrations

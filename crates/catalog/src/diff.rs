@@ -12,10 +12,11 @@ use crate::model::{
     TypeDef, View,
 };
 
-/// The kind of a schema object.
+/// Which kind of schema object a [`Difference`] is about (the sections of a [`Snapshot`]); not
+/// `migsafe_sql::model::ObjectKind`, which is what a statement names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
+pub enum DiffKind {
     /// Extension.
     Extension,
     /// Schema.
@@ -49,7 +50,7 @@ pub enum ObjectKind {
     Other,
 }
 
-impl fmt::Display for ObjectKind {
+impl fmt::Display for DiffKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         f.write_str(&s)
@@ -83,7 +84,7 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Difference {
     /// Object kind.
-    pub kind: ObjectKind,
+    pub kind: DiffKind,
     /// Full name, e.g. `public.users.email` for a column.
     pub name: String,
     /// What happened to it.
@@ -422,7 +423,7 @@ impl Snapshot {
     /// What differs from `self` to `other`.
     pub fn diff<'a>(&'a self, other: &'a Snapshot) -> SchemaDiff<'a> {
         let mut differences = Vec::new();
-        let mut push = |kind: ObjectKind, name: String, x: Option<Obj>, y: Option<Obj>| {
+        let mut push = |kind: DiffKind, name: String, x: Option<Obj>, y: Option<Obj>| {
             let change = match (&x, &y) {
                 (Some(_), Some(_)) => ChangeKind::Changed,
                 (None, _) => ChangeKind::Added,
@@ -438,55 +439,55 @@ impl Snapshot {
         merge(
             &self.extensions,
             &other.extensions,
-            |k, x, y| push(ObjectKind::Extension, k.clone(), x.map(Obj::Extension), y.map(Obj::Extension)),
+            |k, x, y| push(DiffKind::Extension, k.clone(), x.map(Obj::Extension), y.map(Obj::Extension)),
             |a, b| a == b,
         );
         merge(
             &self.schemas,
             &other.schemas,
-            |k, x, y| push(ObjectKind::Schema, k.clone(), x.map(Obj::Schema), y.map(Obj::Schema)),
+            |k, x, y| push(DiffKind::Schema, k.clone(), x.map(Obj::Schema), y.map(Obj::Schema)),
             |a, b| a == b,
         );
         merge(
             &self.collations,
             &other.collations,
-            |k, x, y| push(ObjectKind::Collation, k.to_string(), x.map(Obj::Collation), y.map(Obj::Collation)),
+            |k, x, y| push(DiffKind::Collation, k.to_string(), x.map(Obj::Collation), y.map(Obj::Collation)),
             |a, b| a == b,
         );
         merge(
             &self.types,
             &other.types,
-            |k, x, y| push(ObjectKind::Type, k.to_string(), x.map(Obj::Type), y.map(Obj::Type)),
+            |k, x, y| push(DiffKind::Type, k.to_string(), x.map(Obj::Type), y.map(Obj::Type)),
             |a, b| a == b,
         );
         merge(
             &self.sequences,
             &other.sequences,
-            |k, x, y| push(ObjectKind::Sequence, k.to_string(), x.map(Obj::Sequence), y.map(Obj::Sequence)),
+            |k, x, y| push(DiffKind::Sequence, k.to_string(), x.map(Obj::Sequence), y.map(Obj::Sequence)),
             |a, b| a == b,
         );
         merge(
             &self.functions,
             &other.functions,
-            |k, x, y| push(ObjectKind::Function, k.clone(), x.map(Obj::Function), y.map(Obj::Function)),
+            |k, x, y| push(DiffKind::Function, k.clone(), x.map(Obj::Function), y.map(Obj::Function)),
             |a, b| a == b,
         );
         merge(
             &self.views,
             &other.views,
-            |k, x, y| push(ObjectKind::View, k.to_string(), x.map(Obj::View), y.map(Obj::View)),
+            |k, x, y| push(DiffKind::View, k.to_string(), x.map(Obj::View), y.map(Obj::View)),
             |a, b| a == b,
         );
         merge(
             &self.rules,
             &other.rules,
-            |k, x, y| push(ObjectKind::Rule, k.clone(), x.map(Obj::Rule), y.map(Obj::Rule)),
+            |k, x, y| push(DiffKind::Rule, k.clone(), x.map(Obj::Rule), y.map(Obj::Rule)),
             |a, b| a == b,
         );
         merge(
             &self.others,
             &other.others,
-            |k, x, y| push(ObjectKind::Other, k.clone(), x.map(Obj::Other), y.map(Obj::Other)),
+            |k, x, y| push(DiffKind::Other, k.clone(), x.map(Obj::Other), y.map(Obj::Other)),
             |a, b| a.definition == b.definition && a.state == b.state && a.default_acl == b.default_acl,
         );
         // Tables: their own properties, then each kind of sub-object by name. Equal tables
@@ -498,7 +499,7 @@ impl Snapshot {
                 let table = tn.to_string();
                 let (ta, tb) = (x, y);
                 if !ta.zip(tb).is_some_and(|(a, b)| table_props_eq(a, b)) {
-                    push(ObjectKind::Table, table.clone(), ta.map(Obj::Table), tb.map(Obj::Table));
+                    push(DiffKind::Table, table.clone(), ta.map(Obj::Table), tb.map(Obj::Table));
                 }
                 let empty = Table::empty();
                 let (a, b) = (ta.unwrap_or(&empty), tb.unwrap_or(&empty));
@@ -506,28 +507,28 @@ impl Snapshot {
                 for c in &a.columns {
                     match b.column(&c.name) {
                         Some(d) if d == c => {}
-                        d => push(ObjectKind::Column, named(&c.name), Some(Obj::Column(c)), d.map(Obj::Column)),
+                        d => push(DiffKind::Column, named(&c.name), Some(Obj::Column(c)), d.map(Obj::Column)),
                     }
                 }
                 for c in b.columns.iter().filter(|c| a.column(&c.name).is_none()) {
-                    push(ObjectKind::Column, named(&c.name), None, Some(Obj::Column(c)));
+                    push(DiffKind::Column, named(&c.name), None, Some(Obj::Column(c)));
                 }
                 merge(
                     &a.constraints,
                     &b.constraints,
-                    |k, x, y| push(ObjectKind::Constraint, named(k), x.map(Obj::Constraint), y.map(Obj::Constraint)),
+                    |k, x, y| push(DiffKind::Constraint, named(k), x.map(Obj::Constraint), y.map(Obj::Constraint)),
                     |p, q| p == q,
                 );
                 merge(
                     &a.triggers,
                     &b.triggers,
-                    |k, x, y| push(ObjectKind::Trigger, named(k), x.map(Obj::Trigger), y.map(Obj::Trigger)),
+                    |k, x, y| push(DiffKind::Trigger, named(k), x.map(Obj::Trigger), y.map(Obj::Trigger)),
                     |p, q| p == q,
                 );
                 merge(
                     &a.policies,
                     &b.policies,
-                    |k, x, y| push(ObjectKind::Policy, named(k), x.map(Obj::Policy), y.map(Obj::Policy)),
+                    |k, x, y| push(DiffKind::Policy, named(k), x.map(Obj::Policy), y.map(Obj::Policy)),
                     |p, q| p == q,
                 );
             },
@@ -545,7 +546,7 @@ impl Snapshot {
         merge(
             &ia,
             &ib,
-            |k, x, y| push(ObjectKind::Index, k.to_string(), x.map(|i| Obj::Index(i)), y.map(|i| Obj::Index(i))),
+            |k, x, y| push(DiffKind::Index, k.to_string(), x.map(|i| Obj::Index(i)), y.map(|i| Obj::Index(i))),
             |p, q| p == q,
         );
         differences.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));

@@ -41,7 +41,7 @@ impl StepReport {
     /// or applications may use it), so a rollback that keeps it is a choice, not a fault.
     pub fn rollback_compare(ms: f64, mut d: migsafe_catalog::SchemaDiff<'_>, shared: &[String]) -> StepReport {
         let (kept, others): (Vec<_>, Vec<_>) = std::mem::take(&mut d.differences).into_iter().partition(|x| {
-            x.kind == migsafe_catalog::diff::ObjectKind::Extension
+            x.kind == migsafe_catalog::diff::DiffKind::Extension
                 && x.change == migsafe_catalog::diff::ChangeKind::Removed
                 && shared.contains(&x.name)
         });

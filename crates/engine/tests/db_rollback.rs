@@ -531,7 +531,7 @@ fn statistics_publications_event_triggers_casts_and_default_privileges_are_undon
         .diff(&after)
         .differences
         .iter()
-        .filter(|x| x.kind == migsafe_catalog::diff::ObjectKind::Other)
+        .filter(|x| x.kind == migsafe_catalog::diff::DiffKind::Other)
         .map(|x| x.name.clone())
         .collect();
     assert_eq!(others.len(), 7, "{others:#?}");

@@ -183,10 +183,9 @@ pub fn rows_text(n: i64) -> String {
     }
 }
 
-/// What each statement contributes to the migration's risk.
 /// The floor an `error` finding puts under a migration's risk: an error on an existing table is
 /// never LOW; on a large table, or one of unknown size, it is HIGH (the guide's 1M rows).
-pub(crate) fn error_floor(cx: &Cx, rule: &str) -> Option<RiskReason> {
+pub(crate) fn error_floor(cx: &Cx, rule: crate::lint::Rule) -> Option<RiskReason> {
     let table = match &cx.stmt.kind {
         StmtKind::AlterTable { table, .. }
         | StmtKind::CreateIndex { table, .. }
@@ -230,6 +229,7 @@ fn large(cx: &Cx, t: &QualName) -> (bool, String) {
     }
 }
 
+/// What each statement contributes to the migration's risk.
 pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
     let mut out = Vec::new();
     let idx = cx.stmt.index;

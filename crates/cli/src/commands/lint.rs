@@ -57,7 +57,7 @@ pub struct LintArgs {
     pub pg_version: Option<u32>,
     /// Switch a rule off (repeatable), on top of `[lint] disable`.
     #[arg(long = "disable", value_name = "RULE")]
-    pub disable: Vec<String>,
+    pub disable: Vec<Rule>,
     /// Write the report to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -79,14 +79,9 @@ pub fn run(args: LintArgs) -> CmdResult {
         pg_version: args.pg_version.or(config.as_ref().and_then(|c| c.pg_version)).unwrap_or(DEFAULT_PG_VERSION),
         ..Default::default()
     };
-    // The config's rules were checked when it was read; the command line's are checked here.
-    for rule in config.iter().flat_map(|c| c.disable.iter()) {
-        opts.disabled.insert(rule.id().to_string());
-    }
-    for id in &args.disable {
-        id.parse::<Rule>().map_err(Failure::input)?;
-        opts.disabled.insert(id.clone());
-    }
+    // Rule ids were parsed where they were read: the config's by serde, the command line's by clap.
+    opts.disabled.extend(config.iter().flat_map(|c| c.disable.iter().copied()));
+    opts.disabled.extend(args.disable.iter().copied());
     if let Some(url) = &args.db {
         let spec = migsafe_pg::ConnSpec::parse(url).map_err(Failure::input)?;
         let mut c = spec.connect().map_err(Failure::environment)?;

@@ -198,9 +198,15 @@ fn lint_items(plan: &mut Plan, set: &MigrationSet, pending: &[&Migration]) {
         risks.push(format!("{}: {}", m.id(), r.risk.level.as_str()));
         worst = worst.max(r.risk.level);
         for f in r.findings.iter().filter(|f| f.severity >= LintSeverity::Warning) {
+            use migsafe_sql::lint::Rule;
             if matches!(
                 f.rule,
-                "rename-column" | "rename-table" | "drop-column" | "drop-table" | "alter-column-type" | "drop-schema"
+                Rule::RenameColumn
+                    | Rule::RenameTable
+                    | Rule::DropColumn
+                    | Rule::DropTable
+                    | Rule::AlterColumnType
+                    | Rule::DropSchema
             ) {
                 breaking.push(format!("{} line {}: {}", m.id(), f.line, f.rule));
             }

@@ -173,7 +173,7 @@ fn migration_checks(
         let errors = findings.iter().filter(|f| f.severity == LintSeverity::Error).count();
         let warnings = findings.iter().filter(|f| f.severity == LintSeverity::Warning).count();
         let rules: Vec<&str> =
-            findings.iter().filter(|f| f.severity >= LintSeverity::Warning).map(|f| f.rule).collect();
+            findings.iter().filter(|f| f.severity >= LintSeverity::Warning).map(|f| f.rule.id()).collect();
         let status = if errors > 0 && !opts.allow_lint_errors {
             Check::Fail
         } else if errors + warnings > 0 {

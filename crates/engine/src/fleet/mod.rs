@@ -270,7 +270,7 @@ pub fn apply(
         match &s.seen {
             Err(e) => {
                 n.state = TargetState::Unreachable;
-                n.error = Some(e.clone());
+                n.error = Some(e.to_string());
             }
             Ok(v) => {
                 n.fingerprint = Some(v.fingerprint.clone());
@@ -580,7 +580,7 @@ pub fn status(set: &MigrationSet, targets: &[Target], limits: &Limits) -> FleetS
                 state: "unreachable".into(),
                 applied: 0,
                 pending: vec![],
-                detail: Some(e.clone()),
+                detail: Some(e.to_string()),
             },
             Ok(v) => {
                 let (state, detail) = if !v.changed.is_empty() {

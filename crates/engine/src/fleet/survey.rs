@@ -44,8 +44,13 @@ pub struct Surveyed {
     /// Index into the targets.
     pub index: usize,
     /// What was read, or why it could not be.
-    pub seen: Result<Seen, String>,
+    pub seen: Result<Seen, Unreached>,
 }
+
+/// Why a target could not be surveyed: its error, with any password redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreached(pub String);
 
 /// A group of targets at the same history position.
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +81,7 @@ pub fn survey(set: &MigrationSet, targets: &[Target], limits: &Limits) -> Vec<Su
     let shared: std::sync::Mutex<BTreeMap<String, Arc<Snapshot>>> = Default::default();
     let mut out = parallel(targets, limits, |i, t| Surveyed {
         index: i,
-        seen: read_one(set, t, &shared).map_err(|e| migsafe_pg::redact_text(&e.to_string())),
+        seen: read_one(set, t, &shared).map_err(|e| Unreached(migsafe_pg::redact_text(&e.to_string()))),
     });
     out.sort_by_key(|s| s.index);
     out

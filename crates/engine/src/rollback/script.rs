@@ -2,7 +2,7 @@
 //! transaction, then BEGIN, the reversal in reverse order, data restore, a verification block
 //! that aborts if the rollback is incomplete, COMMIT and the next steps.
 
-use migsafe_catalog::diff::{ChangeKind, ObjectKind};
+use migsafe_catalog::diff::{ChangeKind, DiffKind};
 use migsafe_catalog::{QName, Snapshot};
 use migsafe_sql::quote_literal as ql;
 
@@ -144,12 +144,12 @@ pub fn verification(s1: &Snapshot, s0: &Snapshot) -> Option<String> {
     let whole_tables: Vec<&str> = d
         .differences
         .iter()
-        .filter(|x| x.kind == ObjectKind::Table && x.change != ChangeKind::Changed)
+        .filter(|x| x.kind == DiffKind::Table && x.change != ChangeKind::Changed)
         .map(|x| x.name.as_str())
         .collect();
     // A relation name that is both removed and added (an index that moved to a renamed table keeps its
     // schema-wide name) exists on both sides: checking existence would contradict itself.
-    let both_ways = |kind: ObjectKind, name: &str| {
+    let both_ways = |kind: DiffKind, name: &str| {
         let has = |c: ChangeKind| d.differences.iter().any(|x| x.kind == kind && x.change == c && x.name == name);
         has(ChangeKind::Removed) && has(ChangeKind::Added)
     };
@@ -158,7 +158,7 @@ pub fn verification(s1: &Snapshot, s0: &Snapshot) -> Option<String> {
     for diff in &d.differences {
         let (gone, back) = (diff.change == ChangeKind::Removed, diff.change == ChangeKind::Added);
         match diff.kind {
-            ObjectKind::Table | ObjectKind::View | ObjectKind::Sequence | ObjectKind::Index => {
+            DiffKind::Table | DiffKind::View | DiffKind::Sequence | DiffKind::Index => {
                 if both_ways(diff.kind, &diff.name) {
                     continue;
                 }
@@ -174,7 +174,7 @@ pub fn verification(s1: &Snapshot, s0: &Snapshot) -> Option<String> {
                     ));
                 }
             }
-            ObjectKind::Column => {
+            DiffKind::Column => {
                 let Some((table, col)) = QName::parse_column(&diff.name) else { continue };
                 if whole_tables.contains(&table.to_string().as_str()) {
                     continue; // the table check covers its columns

@@ -70,8 +70,8 @@ impl FromStr for Severity {
 /// One hazard found in a migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Rule id, e.g. `index-not-concurrent`.
-    pub rule: &'static str,
+    /// The rule (serialised as its id, e.g. `index-not-concurrent`).
+    pub rule: Rule,
     /// Severity.
     pub severity: Severity,
     /// File the statement is in.
@@ -116,8 +116,8 @@ pub struct LocatedError {
 pub struct LintOptions {
     /// PostgreSQL major version the migrations will run on.
     pub pg_version: u32,
-    /// Rule ids switched off for the project.
-    pub disabled: BTreeSet<String>,
+    /// Rules switched off for the project.
+    pub disabled: BTreeSet<Rule>,
     /// Row counts of existing tables (schema-qualified), when a database was consulted.
     pub table_rows: BTreeMap<QualName, i64>,
 }
@@ -251,7 +251,7 @@ impl Linter {
         let mut raw: Vec<(Rule, usize, Violation)> = Vec::new();
         let mut reasons = Vec::new();
         // Risk reasons implied by error findings, kept when the finding is (not suppressed).
-        let mut floors: Vec<(&'static str, risk::RiskReason)> = Vec::new();
+        let mut floors: Vec<(Rule, risk::RiskReason)> = Vec::new();
         for stmt in &parsed.statements {
             tracker.before(stmt);
             let cx = Cx {
@@ -267,7 +267,7 @@ impl Linter {
                 let mut out = Vec::new();
                 rule.check(&cx, &mut out);
                 if !out.is_empty() && rule.severity() == Severity::Error {
-                    floors.extend(risk::error_floor(&cx, rule.id()).map(|r| (rule.id(), r)));
+                    floors.extend(risk::error_floor(&cx, *rule).map(|r| (*rule, r)));
                 }
                 raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v)));
             }
@@ -279,7 +279,7 @@ impl Linter {
         tracker.finish(&parsed.statements, &mut end_violations);
         for (rule, idx, _) in end_violations.iter().filter(|(r, _, _)| r.severity() == Severity::Error) {
             floors.push((
-                rule.id(),
+                *rule,
                 risk::RiskReason {
                     level: crate::risk::RiskLevel::Medium,
                     statement: *idx,
@@ -302,14 +302,14 @@ impl Linter {
                 s.rules.iter().any(|r| r == id || r == "all")
                     && (s.whole_file || applies_to(s.span, stmt.span, &parsed.statements, file.source))
             });
-            if by_comment || self.opts.disabled.contains(id) {
+            if by_comment || self.opts.disabled.contains(&rule) {
                 suppressed += 1;
                 continue;
             }
             let start = index.line_col(file.source, stmt.span.start);
             let end = index.line_col(file.source, stmt.span.end);
             findings.push(Finding {
-                rule: id,
+                rule,
                 severity: rule.severity(),
                 file: file.path.to_string(),
                 line: start.line,
@@ -327,7 +327,7 @@ impl Linter {
                 if r != "all" && Rule::from_id(r).is_none() {
                     let at = index.line_col(file.source, s.span.start);
                     findings.push(Finding {
-                        rule: "unknown-rule",
+                        rule: Rule::UnknownRule,
                         severity: Severity::Warning,
                         file: file.path.to_string(),
                         line: at.line,
@@ -344,7 +344,7 @@ impl Linter {
                 }
             }
         }
-        findings.sort_by(|a, b| (a.span.start, a.rule).cmp(&(b.span.start, b.rule)));
+        findings.sort_by(|a, b| (a.span.start, a.rule.id()).cmp(&(b.span.start, b.rule.id())));
         let errors = parsed
             .errors
             .iter()
@@ -414,7 +414,7 @@ pub(crate) mod testing {
 
     /// Rule ids found.
     pub fn ids(findings: &[Finding]) -> Vec<&'static str> {
-        findings.iter().map(|f| f.rule).collect()
+        findings.iter().map(|f| f.rule.id()).collect()
     }
 
     /// Does `sql` trigger `rule`?
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn project_disabled_rules() {
         let mut opts = LintOptions::default();
-        opts.disabled.insert("drop-column".into());
+        opts.disabled.insert(Rule::DropColumn);
         let f = lint_with("ALTER TABLE users DROP COLUMN legacy;", opts);
         assert!(!ids(&f).contains(&"drop-column"));
     }

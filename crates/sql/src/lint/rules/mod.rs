@@ -30,11 +30,14 @@ mod unbatched_dml;
 mod unique_using_index;
 
 macro_rules! registry {
-    ($( $variant:ident = $id:literal, $severity:ident, $check:path, $summary:literal; )*) => {
-        /// Every lint rule. Ids are stable; they are what suppressions and settings name.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    ($( $variant:ident = $id:literal, $severity:ident, $check:path, $summary:literal; )*
+     [internal] $( $ivariant:ident = $iid:literal, $iseverity:ident, $isummary:literal; )*) => {
+        /// Every lint rule. Ids are stable; they are what suppressions and settings name. The
+        /// internal ones are findings about the lint run itself (not in [`Rule::ALL`], never
+        /// run over a statement, not switched off by name).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[allow(missing_docs)]
-        pub enum Rule { $( $variant, )* }
+        pub enum Rule { $( $variant, )* $( $ivariant, )* }
 
         impl Rule {
             /// All rules, in documentation order.
@@ -42,21 +45,21 @@ macro_rules! registry {
 
             /// The rule's id, e.g. `index-not-concurrent`.
             pub fn id(self) -> &'static str {
-                match self { $( Rule::$variant => $id, )* }
+                match self { $( Rule::$variant => $id, )* $( Rule::$ivariant => $iid, )* }
             }
 
             /// Its severity.
             pub fn severity(self) -> Severity {
-                match self { $( Rule::$variant => Severity::$severity, )* }
+                match self { $( Rule::$variant => Severity::$severity, )* $( Rule::$ivariant => Severity::$iseverity, )* }
             }
 
             /// One line saying what it catches.
             pub fn summary(self) -> &'static str {
-                match self { $( Rule::$variant => $summary, )* }
+                match self { $( Rule::$variant => $summary, )* $( Rule::$ivariant => $isummary, )* }
             }
 
             pub(crate) fn check(self, cx: &Cx, out: &mut Vec<Violation>) {
-                match self { $( Rule::$variant => $check(cx, out), )* }
+                match self { $( Rule::$variant => $check(cx, out), )* $( Rule::$ivariant => no_check(cx, out), )* }
             }
         }
     };
@@ -159,12 +162,28 @@ registry! {
         "timestamp without time zone loses the offset";
     PreferIdentity = "prefer-identity", Info, style::prefer_identity,
         "serial is legacy; identity columns are the standard";
+[internal]
+    UnknownRule = "unknown-rule", Warning,
+        "a suppression comment names a rule that does not exist, so it suppresses nothing";
 }
 
 impl Rule {
     /// The rule with this id.
     pub fn from_id(id: &str) -> Option<Rule> {
         Rule::ALL.iter().copied().find(|r| r.id() == id)
+    }
+}
+
+/// A rule is shown (and serialised) as its id.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
     }
 }
 

@@ -108,7 +108,14 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 Some(NodeEnum::SelectStmt(sel)) => sel.values_lists.is_empty(),
                 _ => true,
             }),
-            values: insert_values(s),
+            literal_rows: insert_values(s).is_some(),
+            on_conflict: s.on_conflict_clause.as_ref().map(|c| {
+                if c.action() == protobuf::OnConflictAction::OnconflictNothing {
+                    OnConflict::Nothing
+                } else {
+                    OnConflict::Update
+                }
+            }),
             upserts: s
                 .on_conflict_clause
                 .as_ref()
@@ -824,7 +831,7 @@ fn assignments<'a>(targets: impl Iterator<Item = &'a Node>) -> Vec<(String, Stri
         .collect()
 }
 
-fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
+pub(crate) fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
     if s.with_clause.is_some() {
         return None;
     }

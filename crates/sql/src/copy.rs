@@ -12,7 +12,9 @@ use crate::quote::quote_literal;
 /// [`InsertValues`]: the column list, and per row every field as a constant (`'text'` or
 /// `NULL`). None for any other statement, binary format, or rows that do not parse.
 pub fn copy_rows(st: &Statement, source: &str) -> Option<InsertValues> {
-    let NodeEnum::CopyStmt(c) = st.raw.node.as_ref()? else { return None };
+    st.copy_data?;
+    let raw = st.tree()?;
+    let NodeEnum::CopyStmt(c) = raw.node.as_ref()? else { return None };
     if !c.is_from || c.query.is_some() {
         return None;
     }

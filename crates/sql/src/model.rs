@@ -464,8 +464,12 @@ pub enum StmtKind {
     Insert {
         table: QualName,
         from_select: bool,
-        /// The literal rows of an `INSERT … VALUES` (no `WITH`).
-        values: Option<InsertValues>,
+        /// An `INSERT … VALUES` (no `WITH`, plain column targets), whose rows
+        /// [`Statement::insert_values`] reads (kept out of the summary: a file of a million
+        /// rows would hold every constant twice).
+        literal_rows: bool,
+        /// `ON CONFLICT DO NOTHING` / `DO UPDATE`: rows may have existed (or been changed).
+        on_conflict: Option<OnConflict>,
         /// `ON CONFLICT … DO UPDATE SET` assignments: existing rows it changes.
         upserts: Option<Vec<(String, String)>>,
     },
@@ -588,20 +592,79 @@ pub struct Statement {
     pub kind: StmtKind,
     /// PostgreSQL's command tag, e.g. `ALTER TABLE`.
     pub tag: String,
-    /// The raw parse tree, for deparsing; rules read it only through `Statement`'s methods.
+    /// What every statement is asked about its parse tree, read once while parsing (None when
+    /// all of it is empty, as for most statements). The tree itself is not kept: it is many
+    /// times the size of the text, so a file of 200,000 statements would need gigabytes.
     #[serde(skip)]
-    pub raw: pg_query::protobuf::Node,
+    pub(crate) facts: Option<Box<TreeFacts>>,
+    /// The (parsed) text of the whole file, shared by its statements, from which
+    /// [`Statement::tree`] parses the statement again when a rarer question needs its tree.
+    #[serde(skip)]
+    pub(crate) parsed_text: std::sync::Arc<str>,
     /// For `COPY … FROM STDIN` followed by its rows inline, as psql scripts and pg_dump
     /// output write them: the bytes of the rows (every line up to the `\.` line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_data: Option<Span>,
 }
 
+/// What rules ask of every statement's parse tree, read while it is at hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TreeFacts {
+    roles_named: Vec<String>,
+    roles_created: Vec<String>,
+    frozen_times: Vec<String>,
+    maintenance_calls: Vec<QualName>,
+}
+
+impl TreeFacts {
+    /// The facts of a statement's tree, or None when there are none.
+    pub(crate) fn of(raw: &pg_query::protobuf::Node) -> Option<Box<TreeFacts>> {
+        let (roles_named, roles_created) = Statement::roles_in(raw);
+        let f = TreeFacts {
+            roles_named,
+            roles_created,
+            frozen_times: Statement::frozen_times_in(raw),
+            maintenance_calls: Statement::maintenance_calls_in(raw),
+        };
+        (f != TreeFacts::default()).then(|| Box::new(f))
+    }
+}
+
 impl Statement {
+    /// The statement's parse tree, parsed again from its text (statements do not keep their
+    /// trees; see `facts`). None only if the text no longer parses alone, which PostgreSQL's
+    /// grammar does not allow for a statement it parsed in its file.
+    pub fn tree(&self) -> Option<pg_query::protobuf::Node> {
+        let text = self.span.slice(&self.parsed_text);
+        let mut parsed = pg_query::parse(text, 0).ok()?.protobuf;
+        if parsed.stmts.len() != 1 {
+            return None;
+        }
+        parsed.stmts.pop()?.stmt.map(|b| *b)
+    }
+
     /// Roles the statement names (`GRANT … TO r`, `OWNER TO r`, `CREATE POLICY … TO r`,
     /// `SET ROLE r`, …), and roles it creates. `PUBLIC`, `CURRENT_USER` and the like are not
     /// names.
     pub fn roles(&self) -> (Vec<String>, Vec<String>) {
+        self.facts.as_ref().map(|f| (f.roles_named.clone(), f.roles_created.clone())).unwrap_or_default()
+    }
+
+    /// Date/time special values that this statement stores frozen (see `frozen_times_in`).
+    pub fn frozen_times(&self) -> Vec<String> {
+        self.facts.as_ref().map(|f| f.frozen_times.clone()).unwrap_or_default()
+    }
+
+    /// Functions called where PostgreSQL 17 and later evaluate with `search_path =
+    /// pg_catalog, pg_temp` (see `maintenance_calls_in`).
+    pub fn maintenance_calls(&self) -> Vec<QualName> {
+        self.facts.as_ref().map(|f| f.maintenance_calls.clone()).unwrap_or_default()
+    }
+
+    /// Roles the statement names (`GRANT … TO r`, `OWNER TO r`, `CREATE POLICY … TO r`,
+    /// `SET ROLE r`, …), and roles it creates. `PUBLIC`, `CURRENT_USER` and the like are not
+    /// names.
+    fn roles_in(raw: &pg_query::protobuf::Node) -> (Vec<String>, Vec<String>) {
         use pg_query::protobuf::{a_const, RoleSpecType};
         use pg_query::NodeEnum as N;
         let (mut named, mut created) = (Vec::new(), Vec::new());
@@ -617,7 +680,7 @@ impl Statement {
                 }
             }
         }
-        match self.raw.node.as_ref() {
+        match raw.node.as_ref() {
             Some(N::GrantStmt(g)) => specs(&g.grantees, &mut named),
             Some(N::GrantRoleStmt(g)) => {
                 specs(&g.grantee_roles, &mut named);
@@ -672,7 +735,7 @@ impl Statement {
     /// and evaluates later (a view, a materialized view, a default, a check, an index, a policy,
     /// a trigger's WHEN). Such a literal becomes the time the statement ran, for good. Returns
     /// the literals as written with their type, e.g. `'now'::timestamp`.
-    pub fn frozen_times(&self) -> Vec<String> {
+    fn frozen_times_in(raw: &pg_query::protobuf::Node) -> Vec<String> {
         use pg_query::protobuf::{a_const, node::Node as N, ConstrType, Node, ObjectType, TypeName};
         use pg_query::NodeRef as R;
         const SPECIAL: [&str; 4] = ["now", "today", "tomorrow", "yesterday"];
@@ -711,9 +774,9 @@ impl Statement {
                 None => {}
             }
         }
-        match self.raw.node.as_ref() {
-            Some(N::ViewStmt(_) | N::RuleStmt(_)) => roots.push(&self.raw),
-            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => roots.push(&self.raw),
+        match raw.node.as_ref() {
+            Some(N::ViewStmt(_) | N::RuleStmt(_)) => roots.push(raw),
+            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => roots.push(raw),
             Some(N::CreateStmt(c)) => c.table_elts.iter().for_each(|e| element(e, &mut roots, &mut columns)),
             Some(N::AlterTableStmt(a)) => {
                 for cmd in &a.cmds {
@@ -779,9 +842,9 @@ impl Statement {
 
     /// Functions called where PostgreSQL 17 and later evaluate with `search_path =
     /// pg_catalog, pg_temp`: index expressions and predicates, and materialized view queries.
-    pub fn maintenance_calls(&self) -> Vec<QualName> {
+    fn maintenance_calls_in(raw: &pg_query::protobuf::Node) -> Vec<QualName> {
         use pg_query::protobuf::{node::Node as N, ObjectType};
-        let roots: Vec<&pg_query::protobuf::Node> = match self.raw.node.as_ref() {
+        let roots: Vec<&pg_query::protobuf::Node> = match raw.node.as_ref() {
             Some(N::IndexStmt(i)) => i
                 .where_clause
                 .as_deref()
@@ -791,7 +854,7 @@ impl Statement {
                     _ => None,
                 }))
                 .collect(),
-            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => vec![&self.raw],
+            Some(N::CreateTableAsStmt(c)) if c.objtype == ObjectType::ObjectMatview as i32 => vec![raw],
             _ => vec![],
         };
         let mut out: Vec<QualName> = Vec::new();
@@ -811,7 +874,11 @@ impl Statement {
     /// functions without one that are not in `pg_catalog`. None for other statements.
     pub fn search_path_reliance(&self) -> Option<(bool, Vec<String>)> {
         use pg_query::protobuf::node::Node as N;
-        let Some(N::CreateFunctionStmt(f)) = self.raw.node.as_ref() else { return None };
+        if !matches!(self.kind, StmtKind::CreateFunction { .. }) {
+            return None;
+        }
+        let raw = self.tree()?;
+        let Some(N::CreateFunctionStmt(f)) = raw.node.as_ref() else { return None };
         if f.sql_body.is_some() {
             return None;
         }
@@ -879,7 +946,11 @@ impl Statement {
     /// the same UPDATE the other way round.
     pub fn update_constants(&self) -> Option<(ColumnConstants, ColumnConstants)> {
         use pg_query::protobuf::{node::Node as N, AExprKind, BoolExprType};
-        let Some(N::UpdateStmt(u)) = self.raw.node.as_ref() else { return None };
+        if !matches!(self.kind, StmtKind::Update { .. }) {
+            return None;
+        }
+        let raw = self.tree()?;
+        let Some(N::UpdateStmt(u)) = raw.node.as_ref() else { return None };
         if !u.from_clause.is_empty() || u.with_clause.is_some() {
             return None;
         }
@@ -908,6 +979,18 @@ impl Statement {
             wheres.push((crate::convert::string_of(field)?, crate::convert::constant_sql(e.rexpr.as_deref()?)?));
         }
         Some((sets, wheres))
+    }
+
+    /// For `INSERT … VALUES` with literal rows (see `StmtKind::Insert`): the columns and the
+    /// rows as constants. None for any other statement.
+    pub fn insert_values(&self) -> Option<InsertValues> {
+        if !matches!(self.kind, StmtKind::Insert { literal_rows: true, .. }) {
+            return None;
+        }
+        match self.tree()?.node? {
+            pg_query::NodeEnum::InsertStmt(s) => crate::convert::insert_values(&s),
+            _ => None,
+        }
     }
 
     /// For `COPY … FROM STDIN` with inline rows: the rows as constants (see [`crate::copy`]).

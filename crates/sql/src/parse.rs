@@ -3,6 +3,7 @@
 
 use pg_query::protobuf::{self, Token};
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::convert::summarise;
 use crate::model::Statement;
@@ -39,6 +40,11 @@ pub struct ParsedSql {
 
 /// Parse `source` into statements. Never panics; errors are collected.
 pub fn parse_sql(source: &str) -> ParsedSql {
+    parse_in_chunks(source, CHUNK)
+}
+
+/// [`parse_sql`], reading at least `chunk` bytes at a time.
+fn parse_in_chunks(source: &str, chunk: usize) -> ParsedSql {
     let mut out = ParsedSql::default();
     if let Some(nul) = source.find('\0') {
         out.errors.push(SyntaxError { message: "file contains a NUL byte".into(), offset: nul });
@@ -47,19 +53,31 @@ pub fn parse_sql(source: &str) -> ParsedSql {
     // Rows inline after `COPY … FROM STDIN;` are data, not SQL: parse the text with them blanked
     // out (offsets kept), then give each such COPY its rows.
     let (masked, copy_blocks) = mask_copy_data(source);
-    let source = masked.as_str();
-    let tokens = match pg_query::scan(source) {
-        Ok(scan) => scan.tokens,
-        Err(_) => {
-            let (message, offset) = error_position(source);
-            out.errors.push(SyntaxError { message, offset });
-            return out;
+    let text: Arc<str> = Arc::from(masked);
+    let source = &*text;
+    // The file is read in chunks that end at a top-level `;`, each scanned and parsed on its
+    // own: time and memory stay proportional to the text (a whole-file parse tree of a
+    // 200,000-statement file takes gigabytes), and only one chunk's tree exists at a time.
+    // Room for a statement per `;` (some are in strings or bodies), but never more than one
+    // per 20 bytes: growing the list by doubling would hold it up to three times over.
+    out.statements.reserve((source.bytes().filter(|&b| b == b';').count() + 1).min(source.len() / 20 + 1));
+    let mut at = 0;
+    while at < source.len() {
+        let Some((end, tokens)) = next_chunk(source, at, chunk) else {
+            let (message, offset) = error_position(&source[at..]);
+            out.errors.push(SyntaxError { message, offset: at + offset });
+            break;
+        };
+        let chunk = &source[at..end];
+        out.comments.extend(comments(chunk, &tokens, at));
+        match pg_query::parse(chunk, 0) {
+            Ok(result) => push_statements(&mut out, &text, &tokens, (at, end), &result.protobuf),
+            Err(_) => parse_piecewise(&mut out, &text, &tokens, at, end),
         }
-    };
-    out.comments = comments(source, &tokens);
-    match pg_query::parse(source, 0) {
-        Ok(result) => push_statements(&mut out, source, &tokens, 0, &result.protobuf),
-        Err(_) => parse_piecewise(&mut out, source, &tokens),
+        at = end;
+    }
+    for (i, s) in out.statements.iter_mut().enumerate() {
+        s.index = i;
     }
     for e in &mut out.errors {
         let at_line_start = e.offset == 0 || source.as_bytes().get(e.offset - 1) == Some(&b'\n');
@@ -147,64 +165,124 @@ fn mask_copy_data(source: &str) -> (String, Vec<(usize, Span)>) {
     (String::from_utf8(bytes).unwrap_or_else(|_| source.to_string()), blocks)
 }
 
-/// A whole-file parse failed: parse statement by statement so the good ones are still
-/// linted, and locate each error exactly.
-fn parse_piecewise(out: &mut ParsedSql, source: &str, tokens: &[protobuf::ScanToken]) {
-    let pieces = split_on_semicolons(source, tokens);
-    for (start, end) in pieces {
-        let piece = &source[start..end];
+/// A chunk did not parse: parse it statement by statement so the good ones are still
+/// linted, and locate each error exactly. `tokens` are the chunk's, relative to `base`.
+fn parse_piecewise(out: &mut ParsedSql, text: &Arc<str>, tokens: &[protobuf::ScanToken], base: usize, end: usize) {
+    let chunk = &text[base..end];
+    for (start, stop) in split_on_semicolons(chunk, tokens) {
+        let piece = &chunk[start..stop];
         if piece.trim().is_empty() {
             continue;
         }
         match pg_query::parse(piece, 0) {
             Ok(result) => {
-                let piece_tokens: Vec<_> = tokens
+                let lo = tokens.partition_point(|t| (t.start as usize) < start);
+                let hi = tokens.partition_point(|t| (t.end as usize) <= stop);
+                let piece_tokens: Vec<_> = tokens[lo..hi.max(lo)]
                     .iter()
-                    .filter(|t| t.start as usize >= start && (t.end as usize) <= end)
                     .map(|t| protobuf::ScanToken { start: t.start - start as i32, end: t.end - start as i32, ..*t })
                     .collect();
-                push_statements(out, piece, &piece_tokens, start, &result.protobuf);
+                push_statements(out, text, &piece_tokens, (base + start, base + stop), &result.protobuf);
             }
             Err(_) => {
                 let (message, offset) = error_position(piece);
-                out.errors.push(SyntaxError { message, offset: start + offset });
+                out.errors.push(SyntaxError { message, offset: base + start + offset });
             }
         }
-    }
-    for (i, s) in out.statements.iter_mut().enumerate() {
-        s.index = i;
     }
 }
 
-/// Split at top-level `;` tokens (the scanner already knows strings, comments, `$$` bodies).
-/// Semicolons inside BEGIN ATOMIC bodies are rare enough in migrations to accept a split there.
+/// Smallest chunk read at once, in bytes (a chunk grows to hold a longer statement). Small
+/// enough that one chunk's parse tree stays a few megabytes; large enough that the calls into
+/// the parser cost nothing next to the parsing.
+const CHUNK: usize = 32 * 1024;
+
+/// The end of the chunk that starts at `from` (just after a top-level `;`, or the end of the
+/// text) and its tokens, relative to `from`. None when the rest of the text does not scan (an
+/// unterminated string or comment).
+///
+/// A window of the text is scanned and cut after its last top-level `;`. A window that ends
+/// inside a string, quoted identifier, dollar-quoted body or comment does not scan and is
+/// doubled; a window that ends inside another token only cuts tokens after that `;`. Since
+/// every chunk starts where a statement starts, its tokens are the whole text's.
+fn next_chunk(source: &str, from: usize, chunk: usize) -> Option<(usize, Vec<protobuf::ScanToken>)> {
+    let mut window = chunk;
+    loop {
+        let mut end = (from + window).min(source.len());
+        while !source.is_char_boundary(end) {
+            end -= 1;
+        }
+        let scanned = pg_query::scan(&source[from..end]);
+        if end == source.len() {
+            return scanned.ok().map(|s| (end, s.tokens));
+        }
+        if let Ok(scan) = scanned {
+            let mut tokens = scan.tokens;
+            if let Some(i) = statement_ends(&tokens).last() {
+                let stop = tokens[i].end as usize;
+                tokens.truncate(i + 1);
+                return Some((from + stop, tokens));
+            }
+        }
+        window *= 2;
+    }
+}
+
+/// Split at the `;` tokens that end statements (the scanner already knows strings, comments,
+/// `$$` bodies).
 fn split_on_semicolons(source: &str, tokens: &[protobuf::ScanToken]) -> Vec<(usize, usize)> {
     let mut pieces = Vec::new();
     let mut start = 0;
-    let mut depth = 0i32;
-    for t in tokens {
-        match t.token {
-            x if x == Token::Ascii40 as i32 => depth += 1,
-            x if x == Token::Ascii41 as i32 => depth -= 1,
-            x if x == Token::Ascii59 as i32 && depth <= 0 => {
-                pieces.push((start, t.start as usize));
-                start = t.end as usize;
-                depth = 0;
-            }
-            _ => {}
-        }
+    for i in statement_ends(tokens) {
+        pieces.push((start, tokens[i].start as usize));
+        start = tokens[i].end as usize;
     }
     pieces.push((start, source.len()));
     pieces
 }
 
+/// The indexes of the `;` tokens that end a statement: not inside parentheses (a rule's
+/// `DO (…; …)`) nor inside a `BEGIN ATOMIC … END` body (where `CASE … END` nests).
+fn statement_ends(tokens: &[protobuf::ScanToken]) -> impl Iterator<Item = usize> + '_ {
+    let (mut parens, mut atomic, mut cases, mut after_begin) = (0i32, false, 0u32, false);
+    tokens.iter().enumerate().filter_map(move |(i, t)| {
+        if is_comment(t) {
+            return None;
+        }
+        let is = |k: Token| t.token == k as i32;
+        let was_begin = std::mem::replace(&mut after_begin, is(Token::BeginP));
+        if is(Token::Ascii40) {
+            parens += 1;
+        } else if is(Token::Ascii41) {
+            parens -= 1;
+        } else if is(Token::Atomic) && was_begin {
+            atomic = true;
+        } else if atomic && is(Token::Case) {
+            cases += 1;
+        } else if atomic && is(Token::EndP) {
+            if cases > 0 {
+                cases -= 1;
+            } else {
+                atomic = false;
+            }
+        } else if is(Token::Ascii59) && parens <= 0 && !atomic {
+            parens = 0;
+            return Some(i);
+        }
+        None
+    })
+}
+
+/// The statements of one parsed piece of the text, the bytes `base..end`; `tokens` are the
+/// piece's, relative to `base`.
 fn push_statements(
     out: &mut ParsedSql,
-    source: &str,
+    text: &Arc<str>,
     tokens: &[protobuf::ScanToken],
-    base: usize,
+    (base, stop): (usize, usize),
     tree: &protobuf::ParseResult,
 ) {
+    let source = &text[base..stop];
     for raw in &tree.stmts {
         let Some(node) = raw.stmt.as_deref() else {
             continue;
@@ -226,7 +304,8 @@ fn push_statements(
             span: Span::new(base + start, base + real_end),
             kind,
             tag,
-            raw: node.clone(),
+            facts: crate::model::TreeFacts::of(node),
+            parsed_text: Arc::clone(text),
             copy_data: None,
         });
     }
@@ -236,21 +315,19 @@ fn is_comment(t: &protobuf::ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
 }
 
-fn comments(source: &str, tokens: &[protobuf::ScanToken]) -> Vec<Comment> {
-    tokens
-        .iter()
-        .filter(|t| is_comment(t))
-        .map(|t| {
-            let span = Span::new(t.start as usize, t.end as usize);
-            let raw = span.slice(source);
-            let text = if let Some(rest) = raw.strip_prefix("--") {
-                rest
-            } else {
-                raw.trim_start_matches("/*").trim_end_matches("*/")
-            };
-            Comment { span, text: text.trim().to_string() }
-        })
-        .collect()
+/// The comments of a piece of text that starts at byte `base` (`tokens` relative to it).
+fn comments<'a>(source: &'a str, tokens: &'a [protobuf::ScanToken], base: usize) -> impl Iterator<Item = Comment> + 'a {
+    tokens.iter().filter(|t| is_comment(t)).map(move |t| {
+        let local = Span::new(t.start as usize, t.end as usize);
+        let raw = local.slice(source);
+        let span = Span::new(base + local.start, base + local.end);
+        let text = if let Some(rest) = raw.strip_prefix("--") {
+            rest
+        } else {
+            raw.trim_start_matches("/*").trim_end_matches("*/")
+        };
+        Comment { span, text: text.trim().to_string() }
+    })
 }
 
 /// Ask libpg_query directly for the error message and cursor position (the Rust wrapper drops
@@ -373,6 +450,81 @@ mod tests {
         assert_eq!(p.errors[0].offset, 25);
     }
 
+    /// A file of many chunks, with statements whose `;`s are not statement ends (in strings,
+    /// dollar-quoted bodies, BEGIN ATOMIC bodies, a rule's parentheses, comments) at every
+    /// position, is cut into the statements PostgreSQL's own splitter finds in the whole file.
+    #[test]
+    fn chunked_parse_finds_the_statements_of_the_whole_file() {
+        let shapes = [
+            "INSERT INTO t (a, b) VALUES (1, 'x; y')",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $fn$ BEGIN PERFORM 1; RETURN 2; END $fn$",
+            "CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE 2 END; SELECT 3; END",
+            "CREATE RULE r AS ON INSERT TO t DO ALSO (UPDATE u SET n = n + 1; DELETE FROM v)",
+            "/* a comment; with a semicolon */ SELECT 1 -- and another; here\n",
+            "COMMENT ON TABLE t IS 'it''s; fine'",
+        ];
+        let mut src = String::new();
+        let mut i = 0;
+        while src.len() < 5 * CHUNK {
+            src.push_str(shapes[i % shapes.len()]);
+            src.push_str(if i % 7 == 0 { ";\n\n" } else { "; " });
+            i += 1;
+        }
+        let p = parse_sql(&src);
+        assert!(p.errors.is_empty(), "{:?}", p.errors.first());
+        let expected: Vec<String> = pg_query::split_with_parser(&src)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.trim().trim_start_matches("/* a comment; with a semicolon */").trim().to_string())
+            .collect();
+        let got: Vec<&str> = p.statements.iter().map(|s| s.text(&src)).collect();
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(
+                g.trim_end_matches(" -- and another; here"),
+                e.trim_end_matches("-- and another; here").trim_end()
+            );
+        }
+        assert_eq!(p.comments.len(), 2 * (i / shapes.len()) + usize::from(i % shapes.len() > 4));
+        assert!(p.statements.iter().enumerate().all(|(k, s)| s.index == k));
+    }
+
+    /// The first window ends at every position inside statements whose `;`s do not end them.
+    #[test]
+    fn a_window_ending_inside_a_statement_never_splits_it() {
+        let tricky = [
+            "CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE 2 END; SELECT 3; END",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $fn$ BEGIN PERFORM 1; RETURN 2; END $fn$",
+            "CREATE RULE r AS ON INSERT TO t DO ALSO (UPDATE u SET n = n + 1; DELETE FROM v)",
+            "COMMENT ON TABLE t IS 'it''s; fine; really'",
+            "SELECT 1 /* a; b; c */ + 2",
+        ];
+        const WINDOW: usize = 300;
+        for stmt in tricky {
+            for shift in 1..stmt.len() {
+                let mut src = "SELECT 1;\n".repeat((WINDOW - shift) / 10);
+                src.push_str(&" ".repeat(WINDOW - shift - src.len()));
+                src.push_str(stmt);
+                src.push_str(";\nSELECT 2;\n");
+                let p = parse_in_chunks(&src, WINDOW);
+                assert!(p.errors.is_empty(), "{stmt} at {shift}: {:?}", p.errors);
+                assert_eq!(p.statements.len(), (WINDOW - shift) / 10 + 2, "{stmt} at {shift}");
+                assert_eq!(p.statements[(WINDOW - shift) / 10].text(&src), stmt);
+            }
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_late_in_a_big_file_keeps_what_came_before() {
+        let mut src = "SELECT 1;\n".repeat(20_000);
+        let at = src.len();
+        src.push_str("SELEC 2;\nSELECT 3;\n");
+        let p = parse_sql(&src);
+        assert_eq!(p.statements.len(), 20_001);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].offset, at);
+    }
+
     #[test]
     fn syntax_error_is_located_and_other_statements_survive() {
         let src = "CREATE TABLE a (id int);\nALTER TABLEE a ADD b int;\nDROP TABLE a;";
@@ -401,9 +553,16 @@ mod tests {
 
     #[test]
     fn insert_values_keep_their_constants() {
-        let values = |src: &str| match &parse_sql(src).statements[0].kind {
-            crate::StmtKind::Insert { values, .. } => values.clone(),
-            k => panic!("{k:?}"),
+        let values = |src: &str| {
+            let st = &parse_sql(src).statements[0];
+            match &st.kind {
+                crate::StmtKind::Insert { literal_rows, .. } => {
+                    let v = st.insert_values();
+                    assert_eq!(*literal_rows, v.is_some());
+                    v
+                }
+                k => panic!("{k:?}"),
+            }
         };
         let v = values("INSERT INTO t (a, b, c, d) VALUES (1, 'it''s', '{}'::jsonb, now()), (-2.5, NULL, true, 'x')")
             .expect("plain VALUES");

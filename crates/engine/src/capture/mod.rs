@@ -324,11 +324,15 @@ impl Planner<'_> {
                     }
                 }
             }
-            StmtKind::Insert { table, values: Some(v), .. }
-                if v.on_conflict == Some(migsafe_sql::model::OnConflict::Nothing) =>
-            {
+            StmtKind::Insert {
+                table,
+                literal_rows: true,
+                on_conflict: Some(migsafe_sql::model::OnConflict::Nothing),
+                ..
+            } => {
                 let Some(q) = names.s0_table(table) else { return };
-                if let Some((key, keys)) = self.s0.tables.get(&q).and_then(|t| seeded_keys(t, v)) {
+                let v = stmt.insert_values();
+                if let Some((key, keys)) = self.s0.tables.get(&q).zip(v.as_ref()).and_then(|(t, v)| seeded_keys(t, v)) {
                     self.plan.items.push(CaptureItem::Seeded {
                         backup: backup_name(self.version, stmt.index, &q),
                         table: q,
@@ -343,10 +347,12 @@ impl Planner<'_> {
             }
             // Rows given as constants with their key are deleted by it (see the inversion);
             // the others are told apart by the transaction that wrote them.
-            StmtKind::Insert { table, values, .. } => {
+            StmtKind::Insert { table, literal_rows, on_conflict, .. } => {
                 let q = names.s0_table(table);
-                let by_constants = match (values, q.as_ref().and_then(|q| self.s0.tables.get(q))) {
-                    (Some(v), Some(t)) => v.on_conflict.is_none() && seeded_keys(t, v).is_some(),
+                let by_constants = match q.as_ref().and_then(|q| self.s0.tables.get(q)) {
+                    Some(t) if *literal_rows && on_conflict.is_none() => {
+                        stmt.insert_values().is_some_and(|v| seeded_keys(t, &v).is_some())
+                    }
                     _ => false,
                 };
                 if !by_constants {

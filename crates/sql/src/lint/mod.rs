@@ -201,7 +201,7 @@ impl Cx<'_> {
 
     /// Deparse the statement after changing its tree (for "do this instead" SQL).
     pub fn rewritten(&self, change: impl FnOnce(&mut pg_query::NodeEnum)) -> String {
-        let mut node = self.stmt.raw.node.clone();
+        let mut node = self.stmt.tree().and_then(|t| t.node);
         match node.as_mut() {
             Some(n) => {
                 change(n);

@@ -11,8 +11,8 @@ use super::{Inverse, Inversion};
 /// INSERT … VALUES and COPY … FROM stdin into an existing table.
 pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     match &st.kind {
-        StmtKind::Insert { table, values: Some(v), .. } if v.on_conflict.is_none() => {
-            if let Some(sql) = delete_inserted(&cx.q(table), v, cx) {
+        StmtKind::Insert { table, literal_rows: true, on_conflict: None, .. } => {
+            if let Some(sql) = st.insert_values().and_then(|v| delete_inserted(&cx.q(table), &v, cx)) {
                 inv.sql.push(sql);
                 inv.removes_rows = true;
             }

@@ -15,6 +15,7 @@ pub mod parse;
 pub mod quote;
 pub mod risk;
 pub mod span;
+pub mod tree;
 pub mod volatility;
 
 pub use lock::LockMode;

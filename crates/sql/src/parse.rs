@@ -304,7 +304,7 @@ fn push_statements(
             span: Span::new(base + start, base + real_end),
             kind,
             tag,
-            facts: crate::model::TreeFacts::of(node),
+            facts: crate::tree::TreeFacts::of(node),
             parsed_text: Arc::clone(text),
             copy_data: None,
         });

@@ -8,12 +8,14 @@
 //! - `targets.rs`: where targets come from (file, query, tenant schemas);
 //! - `survey.rs`: history positions, fingerprints, drift;
 //! - `ledger.rs`: the control database (runs, targets, leases, timeline);
-//! - `rollout.rs`: the runners (claim, apply, record, close waves).
+//! - `rollout.rs`: the runners (claim, apply, record, close waves);
+//! - `status.rs`: `fleet status`, from the survey.
 //!
 //! The incident report is `crate::incident`, shared with `apply`.
 
 pub mod ledger;
 mod rollout;
+mod status;
 pub mod survey;
 pub mod targets;
 
@@ -30,6 +32,7 @@ use crate::notify::{Notice, Notifier};
 use crate::source::{Migration, MigrationSet};
 use crate::EngineError;
 pub use ledger::{Event, Ledger, NewTarget, RunRow, TargetRow, TargetState};
+pub use status::{status, FleetStatus, StatusLine};
 pub use survey::{Drifted, Group};
 pub use targets::Target;
 
@@ -535,90 +538,6 @@ pub fn rollback(
     rep.warnings = warnings;
     rep.ms = t0.elapsed().as_secs_f64() * 1000.0;
     Ok(rep)
-}
-
-/// One line per distinct state of the fleet (`fleet status`).
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusLine {
-    /// The target.
-    pub target: String,
-    /// Redacted connection string.
-    pub url: String,
-    /// `up to date`, `pending`, `drifted`, `unreachable`, `changed`.
-    pub state: String,
-    /// Applied versions of the set.
-    pub applied: usize,
-    /// Pending versions.
-    pub pending: Vec<String>,
-    /// What differs, or why it could not be read.
-    pub detail: Option<String>,
-}
-
-/// `migsafe fleet status`: per target, applied and pending migrations, drift, reachability.
-#[derive(Debug, Clone, Serialize)]
-pub struct FleetStatus {
-    /// Every target.
-    pub targets: Vec<StatusLine>,
-    /// Distinct states and how many targets are in each.
-    pub summary: Vec<(String, usize)>,
-    /// The survey's groups.
-    pub groups: Vec<Group>,
-}
-
-/// Read the fleet's state without changing anything.
-pub fn status(set: &MigrationSet, targets: &[Target], limits: &Limits) -> FleetStatus {
-    let seen = survey::survey(set, targets, limits);
-    let groups = survey::group(targets, &seen);
-    let drifted: BTreeMap<&str, &Drifted> =
-        groups.iter().flat_map(|g| g.drifted.iter().map(|d| (d.target.as_str(), d))).collect();
-    let mut lines = Vec::new();
-    for (t, s) in targets.iter().zip(&seen) {
-        let line = match &s.seen {
-            Err(e) => StatusLine {
-                target: t.name.clone(),
-                url: t.url(),
-                state: "unreachable".into(),
-                applied: 0,
-                pending: vec![],
-                detail: Some(e.to_string()),
-            },
-            Ok(v) => {
-                let (state, detail) = if !v.changed.is_empty() {
-                    ("changed", Some(format!("applied migrations changed since: {}", v.changed.join(", "))))
-                } else if let Some(d) = drifted.get(t.name.as_str()) {
-                    ("drifted", Some(d.diff.clone()))
-                } else if v.pending.is_empty() {
-                    ("up to date", None)
-                } else {
-                    ("pending", None)
-                };
-                StatusLine {
-                    target: t.name.clone(),
-                    url: t.url(),
-                    state: state.into(),
-                    applied: v.position.len(),
-                    pending: v.pending.clone(),
-                    detail,
-                }
-            }
-        };
-        lines.push(line);
-    }
-    let mut summary: BTreeMap<String, usize> = BTreeMap::new();
-    for l in &lines {
-        let key = match l.state.as_str() {
-            "pending" => {
-                format!(
-                    "pending: {} migrations, from {}",
-                    l.pending.len(),
-                    l.pending.first().cloned().unwrap_or_default()
-                )
-            }
-            s => s.to_string(),
-        };
-        *summary.entry(key).or_default() += 1;
-    }
-    FleetStatus { targets: lines, summary: summary.into_iter().collect(), groups }
 }
 
 /// How many targets are in each state.

@@ -20,8 +20,10 @@ use migsafe_pg::{Cluster, PgBinaries};
 
 mod fleet;
 mod lint;
+mod rehearse_big;
 use fleet::fleet_section;
 use lint::{big_file_section, lint_section};
+use rehearse_big::rehearse_big_section;
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -487,8 +489,8 @@ fn main() -> R<()> {
     if args.first().map(String::as_str) == Some("__measure") {
         return measure_helper(&args[1..]);
     }
-    const ALL: [&str; 9] =
-        ["lint", "big-file", "cluster", "rollback", "rehearse", "verify", "apply", "backfill", "fleet"];
+    const ALL: [&str; 10] =
+        ["lint", "big-file", "cluster", "rollback", "rehearse", "rehearse-big", "verify", "apply", "backfill", "fleet"];
     let which: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
         ALL.to_vec()
     } else {
@@ -509,6 +511,7 @@ fn main() -> R<()> {
             "cluster" => cluster_section(&bins),
             "rollback" => rollback_section(&bins),
             "rehearse" => rehearse_section(&bins),
+            "rehearse-big" => rehearse_big_section(&bins),
             "verify" => verify_section(&bins),
             "apply" => apply_section(&bins),
             "backfill" => backfill_section(&bins),

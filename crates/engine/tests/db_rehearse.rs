@@ -63,6 +63,30 @@ fn a_clean_set_passes_every_step_with_locks_traced() {
 }
 
 #[test]
+fn row_level_statements_traced_as_a_run_keep_their_locks_and_the_ddl_after_them_its_own() {
+    // 300 INSERTs, then a rewrite, then more INSERTs: the run's ROW EXCLUSIVE lock is put on
+    // its first statement, the rewrite and its ACCESS EXCLUSIVE lock on the ALTER TABLE, and
+    // the performance step judges the statements' own time.
+    let mut fwd = String::new();
+    for i in 1..=300 {
+        fwd.push_str(&format!("INSERT INTO users (id, name) VALUES ({}, 'seed');\n", 1000 + i));
+    }
+    fwd.push_str("ALTER TABLE users ALTER COLUMN name TYPE varchar(200);\n");
+    fwd.push_str("INSERT INTO users (id, name) VALUES (5000, 'after');\n");
+    let r = run(&[("001_base.sql", BASE), ("002_seed.sql", &fwd)], RehearseOptions::default());
+    let m = mig(&r, "002");
+    assert!(m.ok, "{m:#?}");
+    let row = m.locks.iter().find(|l| l.relation == "public.users" && l.mode == "RowExclusiveLock").expect("row lock");
+    assert_eq!(row.statement, "line 1: INSERT", "{:#?}", m.locks);
+    let ddl = m.locks.iter().find(|l| l.relation == "public.users" && l.mode == "AccessExclusiveLock").expect("ddl");
+    assert_eq!(ddl.statement, "line 301: ALTER TABLE", "{:#?}", m.locks);
+    assert!(m.rewrites.iter().any(|w| w.relation == "public.users" && w.statement == "line 301: ALTER TABLE"));
+    assert_eq!(m.statements.len(), 302);
+    let own: f64 = m.statements.iter().map(|s| s.2).sum();
+    assert!((step(m, "performance").ms - own).abs() < 1e-6, "{:?} vs {own}", step(m, "performance"));
+}
+
+#[test]
 fn a_rollback_that_leaves_a_column_fails_compare() {
     let r = run(
         &[

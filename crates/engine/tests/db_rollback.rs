@@ -858,3 +858,32 @@ fn rows_inserted_whole_into_a_table_without_a_key_are_deleted_one_for_one() {
     assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
     assert_eq!(g.script.matches("WHERE ctid = (SELECT ctid FROM app.counters").count(), 2, "{}", g.script);
 }
+
+#[test]
+fn a_seed_of_single_row_inserts_is_undone_by_one_delete_per_batch_of_keys() {
+    // 2,500 single-row INSERTs into an existing table, with an UPDATE of an existing row in
+    // the middle: the rows added before and after it are deleted set-based (a DELETE … IN per
+    // batch of 1,000 keys on each side of the UPDATE's restore), not one statement per row,
+    // and the rollback is proven with the data equal to before.
+    let server = server();
+    let mut fwd = String::new();
+    for i in 1..=2_500 {
+        fwd.push_str(&format!("INSERT INTO app.notes (id, txt) VALUES ({}, 'seed {i}');\n", 1000 + i));
+        if i == 1_200 {
+            fwd.push_str("UPDATE app.notes SET txt = 'changed' WHERE id = 1;\n");
+        }
+    }
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_seed.sql", &fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.data_differences.is_empty(), "{:?}", g.data_differences);
+    // 1,300 keys after the UPDATE (two batches), 1,200 before it (two batches).
+    assert_eq!(g.script.matches("DELETE FROM app.notes WHERE id IN (").count(), 4, "{}", g.script);
+    assert!(!g.script.contains("WHERE (id = "), "{}", g.script);
+    assert!(g.script.len() < fwd.len() / 3, "{} bytes for a {}-byte migration", g.script.len(), fwd.len());
+    // The UPDATE's restore stays between the two sets of deletes, in reverse statement order.
+    let restore = g.script.find("UPDATE app.notes t SET txt = b.txt").expect("the UPDATE's restore");
+    let newest = g.script.find("DELETE FROM app.notes WHERE id IN (\n    3500,").expect("newest keys first");
+    let oldest = g.script.find(", 1001\n)").expect("oldest key last");
+    assert!(newest < restore && restore < oldest, "{}", g.script);
+}

@@ -157,6 +157,27 @@ pub fn key_rename(t: &Table, st: &Statement) -> Option<KeyRename> {
     Some(KeyRename { key, old, back, now })
 }
 
+/// Rows deleted by key, set-based: one `DELETE FROM t WHERE k IN (…)` (or `(k1, k2) IN
+/// ((…), …)`) per `DELETE_BATCH` rows, ten keys to a line, so a rollback of a bulk insert is as
+/// long as its keys, not one statement per row.
+pub fn delete_keys(table: &impl std::fmt::Display, key: &[String], rows: &[Vec<String>]) -> Vec<String> {
+    let columns = match key {
+        [k] => qi(k),
+        _ => format!("({})", key.iter().map(|k| qi(k)).collect::<Vec<_>>().join(", ")),
+    };
+    rows.chunks(DELETE_BATCH)
+        .map(|batch| {
+            let values: Vec<String> =
+                batch.iter().map(|r| if r.len() == 1 { r[0].clone() } else { format!("({})", r.join(", ")) }).collect();
+            let lines: Vec<String> = values.chunks(10).map(|l| l.join(", ")).collect();
+            format!("DELETE FROM {table} WHERE {columns} IN (\n    {}\n)", lines.join(",\n    "))
+        })
+        .collect()
+}
+
+/// Keys per `DELETE` of [`delete_keys`].
+pub const DELETE_BATCH: usize = 1000;
+
 /// `(k1 = v AND k2 = v) OR …` for the rows' keys, columns prefixed with `alias.`.
 pub fn key_match(key: &[String], rows: &[Vec<String>], alias: &str) -> String {
     rows.iter()

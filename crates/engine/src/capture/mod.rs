@@ -14,7 +14,7 @@ use crate::names::Names;
 mod keys;
 mod sql;
 
-pub use keys::{comparable, key_match, key_rename, row_key, row_key_without, seeded_keys, KeyRename};
+pub use keys::{comparable, delete_keys, key_match, key_rename, row_key, row_key_without, seeded_keys, KeyRename};
 
 /// The schema capture tables live in.
 pub const BACKUP_SCHEMA: &str = "migsafe_backup";

@@ -155,11 +155,13 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     // The data is undone in exact reverse statement order: captured values and rows are put
     // back, and rows the migration added are deleted, each where its statement was (a value
     // restored may point at an added row; a row re-added may share the key of an added one).
-    let (mut blocks, sequences) = step.plan.restore_sql(s0);
+    let (blocks, sequences) = step.plan.restore_sql(s0);
     let (removals, inverses): (Vec<Inverse>, Vec<Inverse>) = inverses.into_iter().partition(|i| i.removes_rows);
-    blocks.extend(removals.into_iter().map(|i| (i.statement, i.sql)));
-    blocks.sort_by_key(|(statement, _)| std::cmp::Reverse(*statement));
-    let restore: Vec<String> = blocks.into_iter().flat_map(|(_, sql)| sql).chain(sequences).collect();
+    let mut blocks: Vec<(usize, Vec<String>, Option<Keyed>)> =
+        blocks.into_iter().map(|(i, sql)| (i, sql, None)).collect();
+    blocks.extend(removals.into_iter().map(|i| (i.statement, i.sql, i.keyed)));
+    blocks.sort_by_key(|(statement, ..)| std::cmp::Reverse(*statement));
+    let restore: Vec<String> = set_based(blocks).into_iter().chain(sequences).collect();
     Ok(Composed {
         inverses,
         enum_values,
@@ -174,6 +176,36 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
         forward_file: file_name(&step.m.forward.path),
         transaction: step.transaction,
     })
+}
+
+/// Rows deleted by key: the table, the key's columns, the keys.
+type Keyed = (migsafe_catalog::QName, Vec<String>, Vec<Vec<String>>);
+
+/// The data restore's statements, in order, with rows deleted by key from one table by
+/// consecutive statements (a seed of single-row INSERTs) deleted together, a batch at a time.
+fn set_based(blocks: Vec<(usize, Vec<String>, Option<Keyed>)>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending: Option<Keyed> = None;
+    let flush = |pending: &mut Option<Keyed>, out: &mut Vec<String>| {
+        if let Some((table, key, rows)) = pending.take() {
+            out.extend(capture::delete_keys(&table, &key, &rows));
+        }
+    };
+    for (_, sql, keyed) in blocks {
+        match (keyed, pending.as_mut()) {
+            (Some((t, k, rows)), Some((pt, pk, prows))) if t == *pt && k == *pk => prows.extend(rows),
+            (Some(keyed), _) => {
+                flush(&mut pending, &mut out);
+                pending = Some(keyed);
+            }
+            (None, _) => {
+                flush(&mut pending, &mut out);
+                out.extend(sql);
+            }
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
 }
 
 /// What the rollback's notes say of individual statements: rows added that cannot be told

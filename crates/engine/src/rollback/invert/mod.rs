@@ -37,6 +37,10 @@ pub struct Inverse {
     /// It deletes rows the statement added (INSERT, COPY): data only, so it runs with the data
     /// restore, where its statement was in reverse order (see `compose`).
     pub removes_rows: bool,
+    /// When it deletes rows by their key (an `INSERT … VALUES` giving every key): the table,
+    /// the key's columns and the rows' keys, so consecutive ones on one table are deleted
+    /// together (see `compose`).
+    pub keyed: Option<(QName, Vec<String>, Vec<Vec<String>>)>,
     /// When it only adds back dropped columns: the table, and the first column's position in
     /// S0 (consecutive such inverses on one table are put in S0's column order).
     readds: Option<(QName, usize)>,

@@ -12,16 +12,14 @@ use super::{Inverse, Inversion};
 pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
     match &st.kind {
         StmtKind::Insert { table, literal_rows: true, on_conflict: None, .. } => {
-            if let Some(sql) = st.insert_values().and_then(|v| delete_inserted(&cx.q(table), &v, cx)) {
-                inv.sql.push(sql);
-                inv.removes_rows = true;
+            if let Some(v) = st.insert_values() {
+                delete_inserted(&cx.q(table), &v, cx, inv);
             }
         }
         StmtKind::Copy { table: Some(table), from: true } => {
             // Rows given inline, as constants: deleted by their key, as INSERT … VALUES.
-            if let Some(sql) = st.copy_rows(cx.source).and_then(|v| delete_inserted(&cx.q(table), &v, cx)) {
-                inv.sql.push(sql);
-                inv.removes_rows = true;
+            if let Some(v) = st.copy_rows(cx.source) {
+                delete_inserted(&cx.q(table), &v, cx, inv);
             }
         }
         _ => {}
@@ -31,13 +29,20 @@ pub(super) fn invert(st: &Statement, cx: &Inversion, inv: &mut Inverse) {
 /// The inverse of `INSERT INTO t … VALUES` into a table that existed before the migration:
 /// delete exactly those rows, by the table's key, when every row gives its key as constants.
 /// (Otherwise the rows stay, and the rollback's notes say so.)
-fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Inversion) -> Option<String> {
+fn delete_inserted(q: &QName, v: &migsafe_sql::model::InsertValues, cx: &Inversion, inv: &mut Inverse) {
     let recreated = cx.before.dropped.iter().any(|(k, x)| *k == ObjectKind::Table && *x == q.to_string());
-    let t = cx.s0.tables.get(q).filter(|_| !recreated)?;
+    let Some(t) = cx.s0.tables.get(q).filter(|_| !recreated) else { return };
     match crate::capture::seeded_keys(t, v) {
-        Some((key, rows)) => Some(format!("DELETE FROM {q} WHERE {}", crate::capture::key_match(&key, &rows, ""))),
-        None => delete_whole_rows(q, t, v),
+        Some((key, rows)) => {
+            inv.sql.extend(crate::capture::delete_keys(q, &key, &rows));
+            inv.keyed = Some((q.clone(), key, rows));
+        }
+        None => match delete_whole_rows(q, t, v) {
+            Some(sql) => inv.sql.push(sql),
+            None => return,
+        },
     }
+    inv.removes_rows = true;
 }
 
 /// For a table without a key: rows given whole (every stored column a constant or NULL) are

@@ -137,6 +137,15 @@ pub struct Column {
     pub default: Option<String>,
     /// Identity: `always` or `by default`.
     pub identity: Option<IdentityKind>,
+    /// The options of an identity column's sequence (start, increment, bounds, cache, cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_options: Option<IdentityOptions>,
+    /// The name of the column's NOT NULL constraint, which PostgreSQL 18 and later keep in
+    /// `pg_constraint` (a later `ALTER TABLE … ALTER CONSTRAINT` or `DROP CONSTRAINT` names it);
+    /// None before 18, and for an inherited one (a partition's), which cannot be renamed and
+    /// is not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_null_name: Option<String>,
     /// Generated expression and kind (`stored` / `virtual`).
     pub generated: Option<Generated>,
     /// Collation when it is not the type's default.
@@ -151,6 +160,92 @@ pub struct Column {
     /// `storage=external`, and attribute options such as `n_distinct=100`.
     #[serde(default)]
     pub settings: Vec<String>,
+}
+
+/// The sequence options of an identity column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityOptions {
+    /// START WITH.
+    pub start: i64,
+    /// INCREMENT BY.
+    pub increment: i64,
+    /// MINVALUE.
+    pub min: i64,
+    /// MAXVALUE.
+    pub max: i64,
+    /// CACHE.
+    pub cache: i64,
+    /// CYCLE.
+    pub cycle: bool,
+}
+
+impl IdentityOptions {
+    /// PostgreSQL's defaults for an identity column of type `type_name`.
+    pub fn defaults(type_name: &str, increment: i64) -> IdentityOptions {
+        let top = match type_name {
+            "smallint" => i16::MAX as i64,
+            "integer" => i32::MAX as i64,
+            _ => i64::MAX,
+        };
+        let bottom = match type_name {
+            "smallint" => i16::MIN as i64,
+            "integer" => i32::MIN as i64,
+            _ => i64::MIN,
+        };
+        let (min, max) = if increment > 0 { (1, top) } else { (bottom, -1) };
+        IdentityOptions { start: if increment > 0 { min } else { max }, increment, min, max, cache: 1, cycle: false }
+    }
+
+    /// The options that differ from the defaults for a column of `type_name`, as
+    /// `ADD GENERATED … AS IDENTITY (…)` writes them (empty when all are the defaults).
+    pub fn sql(&self, type_name: &str) -> String {
+        let d = IdentityOptions::defaults(type_name, self.increment);
+        let mut out = Vec::new();
+        if self.increment != 1 {
+            out.push(format!("INCREMENT BY {}", self.increment));
+        }
+        if self.min != d.min {
+            out.push(format!("MINVALUE {}", self.min));
+        }
+        if self.max != d.max {
+            out.push(format!("MAXVALUE {}", self.max));
+        }
+        // START WITH defaults to MINVALUE (ascending) or MAXVALUE (descending), as given.
+        if self.start != if self.increment > 0 { self.min } else { self.max } {
+            out.push(format!("START WITH {}", self.start));
+        }
+        if self.cache != 1 {
+            out.push(format!("CACHE {}", self.cache));
+        }
+        if self.cycle {
+            out.push("CYCLE".into());
+        }
+        out.join(" ")
+    }
+
+    /// `SET …` clauses of `ALTER COLUMN` that turn `from` into these options.
+    pub fn alter_sql(&self, from: &IdentityOptions) -> String {
+        let mut out = Vec::new();
+        if self.increment != from.increment {
+            out.push(format!("SET INCREMENT BY {}", self.increment));
+        }
+        if self.min != from.min {
+            out.push(format!("SET MINVALUE {}", self.min));
+        }
+        if self.max != from.max {
+            out.push(format!("SET MAXVALUE {}", self.max));
+        }
+        if self.start != from.start {
+            out.push(format!("SET START WITH {}", self.start));
+        }
+        if self.cache != from.cache {
+            out.push(format!("SET CACHE {}", self.cache));
+        }
+        if self.cycle != from.cycle {
+            out.push(if self.cycle { "SET CYCLE".into() } else { "SET NO CYCLE".into() });
+        }
+        out.join(" ")
+    }
 }
 
 impl Column {
@@ -171,8 +266,15 @@ impl Column {
         }
         if let Some(id) = &self.identity {
             d.push_str(&format!(" GENERATED {} AS IDENTITY", id.sql()));
+            let options = self.identity_options.as_ref().map(|o| o.sql(&self.type_name)).unwrap_or_default();
+            if !options.is_empty() {
+                d.push_str(&format!(" ({options})"));
+            }
         }
         if with_not_null && self.not_null {
+            if let Some(n) = &self.not_null_name {
+                d.push_str(&format!(" CONSTRAINT {}", qi(n)));
+            }
             d.push_str(" NOT NULL");
         }
         d

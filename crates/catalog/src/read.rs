@@ -367,13 +367,27 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
                 WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END] || coalesce(a.attoptions, '{{}}')) x \
          WHERE x IS NOT NULL ORDER BY x)"
     );
+    // PostgreSQL 18 keeps every NOT NULL as a named constraint. Only a table's own are read: an
+    // inherited one (a partition's) keeps the name it had when it was attached, or its
+    // parent's when created as a partition, and cannot be renamed; it is not compared.
+    let not_null_name = if version >= 180000 {
+        "(SELECT nn.conname::text FROM pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' \
+           AND nn.conkey[1] = a.attnum AND nn.conislocal AND nn.coninhcount = 0 LIMIT 1)"
+    } else {
+        "NULL::text"
+    };
     let sql = format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), {}, a.attinhcount > 0, \
-           {settings} \
+           {settings}, \
+           (SELECT ARRAY[s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle::int] \
+              FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
+              WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
+                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), \
+           {not_null_name} \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -411,6 +425,13 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
                 "d" => Some(IdentityKind::ByDefault),
                 _ => None,
             },
+            identity_options: r.get::<_, Option<Vec<i64>>>(12).and_then(|v| match v[..] {
+                [start, increment, min, max, cache, cycle] => {
+                    Some(IdentityOptions { start, increment, min, max, cache, cycle: cycle != 0 })
+                }
+                _ => None,
+            }),
+            not_null_name: r.get(13),
             generated,
             collation: r.get(7),
             comment: r.get(8),

@@ -490,10 +490,45 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
             s.push(format!("{at} SET DEFAULT {d}"));
         }
     }
-    if old.not_null != c.not_null {
-        s.push(format!("{at} {} NOT NULL", if c.not_null { "SET" } else { "DROP" }));
+    match (old.not_null, c.not_null, &c.not_null_name) {
+        // PostgreSQL 18 names the constraint: give it the target's name.
+        (false, true, Some(n)) if !c.inherited => {
+            s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} NOT NULL {col}", qi(n)))
+        }
+        (false, true, _) => s.push(format!("{at} SET NOT NULL")),
+        (true, false, _) => s.push(format!("{at} DROP NOT NULL")),
+        (true, true, Some(n)) if !c.inherited && old.not_null_name.as_ref() != Some(n) => match &old.not_null_name {
+            Some(o) => s.push(format!("ALTER TABLE {tn} RENAME CONSTRAINT {} TO {}", qi(o), qi(n))),
+            // The source's was inherited (a partition detached here keeps its parent's name):
+            // rename whatever it is now.
+            None => s.push(rename_not_null(tn, &c.name, n)),
+        },
+        _ => {}
     }
+    let options = |c: &Column| c.identity_options.as_ref().map(|o| o.sql(&c.type_name)).unwrap_or_default();
     if c.identity.is_some() && old.identity != c.identity {
-        s.push(format!("{at} ADD GENERATED {} AS IDENTITY", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
+        let o = options(c);
+        let o = if o.is_empty() { o } else { format!(" ({o})") };
+        s.push(format!("{at} ADD GENERATED {} AS IDENTITY{o}", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
+    } else if c.identity.is_some() && old.identity_options != c.identity_options {
+        if let (Some(from), Some(to)) = (&old.identity_options, &c.identity_options) {
+            let set = to.alter_sql(from);
+            if !set.is_empty() {
+                s.push(format!("{at} {set}"));
+            }
+        }
     }
+}
+
+/// A DO block that gives the NOT NULL constraint of `column` the name `to`, whatever it is
+/// called when it runs.
+fn rename_not_null(tn: &QName, column: &str, to: &str) -> String {
+    let (t, c, n) = (ql(&tn.to_string()), ql(column), ql(to));
+    format!(
+        "DO $migsafe$ DECLARE n name; BEGIN\n\
+         \x20 SELECT co.conname INTO n FROM pg_constraint co JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]\n\
+         \x20  WHERE co.conrelid = {t}::regclass AND co.contype = 'n' AND a.attname = {c};\n\
+         \x20 IF n IS DISTINCT FROM {n} THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {t}, n, {n}); END IF;\n\
+         END $migsafe$"
+    )
 }

@@ -887,3 +887,25 @@ fn a_seed_of_single_row_inserts_is_undone_by_one_delete_per_batch_of_keys() {
     let oldest = g.script.find(", 1001\n)").expect("oldest key last");
     assert!(newest < restore && restore < oldest, "{}", g.script);
 }
+
+#[test]
+fn a_not_null_constraint_the_migration_renamed_by_rebuilding_gets_its_name_back() {
+    // PostgreSQL 18 names every NOT NULL. The migration renames the table and column and
+    // rebuilds the NOT NULL, so it is called reactions_person_id_not_null; the rollback must give
+    // back likes_user_id_not_null (a later migration may name it), and its proof compares names.
+    let server = server();
+    let base = "CREATE TABLE app.likes (user_id int NOT NULL, post_id int);\nINSERT INTO app.likes VALUES (1, 2);";
+    let fwd = "ALTER TABLE app.likes RENAME TO reactions;\n\
+               ALTER TABLE app.reactions RENAME COLUMN user_id TO person_id;\n\
+               ALTER TABLE app.reactions ALTER COLUMN person_id DROP NOT NULL;\n\
+               ALTER TABLE app.reactions ALTER COLUMN person_id SET NOT NULL;\n";
+    let (_d, s) = set(&[("001_base.sql", BASE), ("002_likes.sql", base), ("003_rename.sql", fwd)]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions::default()).unwrap()[2];
+    assert!(g.ok(), "{g:#?}");
+    let db = server.create_db("nn_names", None).unwrap();
+    let version: i32 =
+        db.connect().unwrap().query_one("SHOW server_version_num", &[]).unwrap().get::<_, String>(0).parse().unwrap();
+    if version >= 180000 {
+        assert!(g.script.contains("likes_user_id_not_null"), "{}", g.script);
+    }
+}

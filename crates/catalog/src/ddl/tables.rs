@@ -491,9 +491,12 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
         }
     }
     match (old.not_null, c.not_null, &c.not_null_name) {
-        // PostgreSQL 18 names the constraint: give it the target's name.
+        // PostgreSQL 18 names the constraint: give it the target's name. (Not `ADD CONSTRAINT n
+        // NOT NULL col`, which fails when the column already has one under another name, as a
+        // rollback's script can have made it by then.)
         (false, true, Some(n)) if !c.inherited => {
-            s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} NOT NULL {col}", qi(n)))
+            s.push(format!("{at} SET NOT NULL"));
+            s.push(rename_not_null(tn, &c.name, n));
         }
         (false, true, _) => s.push(format!("{at} SET NOT NULL")),
         (true, false, _) => s.push(format!("{at} DROP NOT NULL")),
@@ -528,7 +531,7 @@ fn rename_not_null(tn: &QName, column: &str, to: &str) -> String {
         "DO $migsafe$ DECLARE n name; BEGIN\n\
          \x20 SELECT co.conname INTO n FROM pg_constraint co JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = co.conkey[1]\n\
          \x20  WHERE co.conrelid = {t}::regclass AND co.contype = 'n' AND a.attname = {c};\n\
-         \x20 IF n IS DISTINCT FROM {n} THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {t}, n, {n}); END IF;\n\
+         \x20 IF n IS NOT NULL AND n <> {n} THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {t}, n, {n}); END IF;\n\
          END $migsafe$"
     )
 }

@@ -462,7 +462,12 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
             }
         }
     }
-    if old.identity.is_some() && old.identity != c.identity {
+    // ALWAYS ↔ BY DEFAULT keeps the sequence and where it is (dropping and adding the identity
+    // would start it again at 1, under rows that have those ids).
+    let switched = old.identity.is_some() && c.identity.is_some() && old.identity != c.identity;
+    if switched {
+        s.push(format!("{at} SET GENERATED {}", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
+    } else if old.identity.is_some() && old.identity != c.identity {
         s.push(format!("{at} DROP IDENTITY"));
     }
     // A changing default was dropped in the first phase.
@@ -509,7 +514,7 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
         _ => {}
     }
     let options = |c: &Column| c.identity_options.as_ref().map(|o| o.sql(&c.type_name)).unwrap_or_default();
-    if c.identity.is_some() && old.identity != c.identity {
+    if c.identity.is_some() && old.identity.is_none() {
         let o = options(c);
         let o = if o.is_empty() { o } else { format!(" ({o})") };
         s.push(format!("{at} ADD GENERATED {} AS IDENTITY{o}", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));

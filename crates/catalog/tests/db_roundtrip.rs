@@ -420,3 +420,20 @@ fn an_identity_switched_between_always_and_by_default_keeps_its_sequence_positio
     let id: i32 = c.query_one("INSERT INTO ids (v) VALUES ('d') RETURNING id", &[]).unwrap().get(0);
     assert_eq!(id, 4);
 }
+
+#[test]
+fn a_constraint_goes_from_validated_to_not_valid_and_back() {
+    let not_valid =
+        format!("{BASE}\nALTER TABLE app.posts ADD CONSTRAINT posts_title_len CHECK (length(title) < 300) NOT VALID;");
+    let valid = format!("{not_valid}\nALTER TABLE app.posts VALIDATE CONSTRAINT posts_title_len;");
+    let a = Snapshot::capture(&mut db_with("validity_a", &valid).client()).unwrap();
+    let b = Snapshot::capture(&mut db_with("validity_b", &not_valid).client()).unwrap();
+    assert!(!a.diff(&b).differences.is_empty(), "the snapshot sees validity");
+    let mut failures = vec![];
+    for (label, x, y) in [("valid_to_not", valid.as_str(), not_valid.as_str()), ("not_to_valid", &not_valid, &valid)] {
+        if let Err(e) = round_trip(label, x, y) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -73,9 +73,10 @@ pub(super) fn names_columns(t: &Trigger) -> bool {
 }
 
 pub(super) fn constraint_same(a: &Constraint, b: &Constraint) -> bool {
-    // NOT VALID → valid is a VALIDATE, not a drop.
+    // NOT VALID → valid is a VALIDATE, not a drop. Valid → NOT VALID is a drop and an ADD … NOT
+    // VALID (cheap: nothing is checked), so the target is reproduced exactly.
     let strip = |d: &str| d.trim_end_matches(" NOT VALID").to_string();
-    a.kind == b.kind && strip(&a.definition) == strip(&b.definition) && (a.validated || !b.validated)
+    a.kind == b.kind && strip(&a.definition) == strip(&b.definition) && (b.validated || !a.validated)
 }
 
 pub(super) fn table_ddl(tn: &QName, t: &Table) -> String {

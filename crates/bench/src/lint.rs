@@ -89,13 +89,18 @@ pub(crate) fn lint_section() -> R<String> {
     ))
 }
 
-/// One file of a `CREATE TABLE` and `n` single-row `INSERT`s: a seed migration, a data fix
-/// (about 60 bytes a statement, the shape of the 7.6 MB file of 200,000).
-pub(crate) fn write_insert_file(path: &Path, n: usize) -> R<u64> {
-    let mut text = String::from("CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL);\n");
-    for i in 1..=n {
-        text.push_str(&format!("INSERT INTO items (id, name) VALUES ({i}, 'item {i}');\n"));
-    }
+/// The table the seed files fill.
+pub(crate) const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL);\n";
+
+/// `n` single-row `INSERT`s into [`ITEMS`]: a seed migration, a data fix (about 60 bytes a
+/// statement, the shape of the 7.6 MB file of 200,000).
+pub(crate) fn inserts(n: usize) -> String {
+    (1..=n).map(|i| format!("INSERT INTO items (id, name) VALUES ({i}, 'item {i}');\n")).collect()
+}
+
+/// One file of the `CREATE TABLE` and `n` INSERTs; its size.
+fn write_insert_file(path: &Path, n: usize) -> R<u64> {
+    let text = format!("{ITEMS}{}", inserts(n));
     std::fs::write(path, &text)?;
     Ok(text.len() as u64)
 }

@@ -139,7 +139,7 @@ pub struct Column {
     pub identity: Option<IdentityKind>,
     /// The options of an identity column's sequence (start, increment, bounds, cache, cycle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity_options: Option<IdentityOptions>,
+    pub identity_options: Option<SequenceOptions>,
     /// The name of the column's NOT NULL constraint, which PostgreSQL 18 and later keep in
     /// `pg_constraint` (a later `ALTER TABLE … ALTER CONSTRAINT` or `DROP CONSTRAINT` names it);
     /// None before 18, and for an inherited one (a partition's), which cannot be renamed and
@@ -162,9 +162,9 @@ pub struct Column {
     pub settings: Vec<String>,
 }
 
-/// The sequence options of an identity column.
+/// A sequence's options: a [`Sequence`]'s, or an identity column's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdentityOptions {
+pub struct SequenceOptions {
     /// START WITH.
     pub start: i64,
     /// INCREMENT BY.
@@ -179,9 +179,9 @@ pub struct IdentityOptions {
     pub cycle: bool,
 }
 
-impl IdentityOptions {
-    /// PostgreSQL's defaults for an identity column of type `type_name`.
-    pub fn defaults(type_name: &str, increment: i64) -> IdentityOptions {
+impl SequenceOptions {
+    /// PostgreSQL's defaults for a sequence of type `type_name`.
+    pub fn defaults(type_name: &str, increment: i64) -> SequenceOptions {
         let top = match type_name {
             "smallint" => i16::MAX as i64,
             "integer" => i32::MAX as i64,
@@ -193,13 +193,13 @@ impl IdentityOptions {
             _ => i64::MIN,
         };
         let (min, max) = if increment > 0 { (1, top) } else { (bottom, -1) };
-        IdentityOptions { start: if increment > 0 { min } else { max }, increment, min, max, cache: 1, cycle: false }
+        SequenceOptions { start: if increment > 0 { min } else { max }, increment, min, max, cache: 1, cycle: false }
     }
 
     /// The options that differ from the defaults for a column of `type_name`, as
     /// `ADD GENERATED … AS IDENTITY (…)` writes them (empty when all are the defaults).
     pub fn sql(&self, type_name: &str) -> String {
-        let d = IdentityOptions::defaults(type_name, self.increment);
+        let d = SequenceOptions::defaults(type_name, self.increment);
         let mut out = Vec::new();
         if self.increment != 1 {
             out.push(format!("INCREMENT BY {}", self.increment));
@@ -224,7 +224,7 @@ impl IdentityOptions {
     }
 
     /// `SET …` clauses of `ALTER COLUMN` that turn `from` into these options.
-    pub fn alter_sql(&self, from: &IdentityOptions) -> String {
+    pub fn alter_sql(&self, from: &SequenceOptions) -> String {
         let mut out = Vec::new();
         if self.increment != from.increment {
             out.push(format!("SET INCREMENT BY {}", self.increment));
@@ -249,6 +249,17 @@ impl IdentityOptions {
 }
 
 impl Column {
+    /// `GENERATED … AS IDENTITY`, with the sequence options that are not the defaults, for an
+    /// identity column.
+    pub fn identity_clause(&self) -> Option<String> {
+        let kind = self.identity?;
+        let options = self.identity_options.as_ref().map(|o| o.sql(&self.type_name)).unwrap_or_default();
+        Some(match options.as_str() {
+            "" => format!("GENERATED {} AS IDENTITY", kind.sql()),
+            o => format!("GENERATED {} AS IDENTITY ({o})", kind.sql()),
+        })
+    }
+
     /// The column's definition as `CREATE TABLE` and `ADD COLUMN` write it: name, type,
     /// collation, generated expression, default, identity, and NOT NULL when `with_not_null`
     /// (a rollback that puts data back adds NOT NULL only after the data).
@@ -264,12 +275,8 @@ impl Column {
         if let Some(def) = &self.default {
             d.push_str(&format!(" DEFAULT {def}"));
         }
-        if let Some(id) = &self.identity {
-            d.push_str(&format!(" GENERATED {} AS IDENTITY", id.sql()));
-            let options = self.identity_options.as_ref().map(|o| o.sql(&self.type_name)).unwrap_or_default();
-            if !options.is_empty() {
-                d.push_str(&format!(" ({options})"));
-            }
+        if let Some(id) = self.identity_clause() {
+            d.push_str(&format!(" {id}"));
         }
         if with_not_null && self.not_null {
             if let Some(n) = &self.not_null_name {
@@ -423,18 +430,9 @@ impl Table {
 pub struct Sequence {
     /// `smallint`, `integer` or `bigint`.
     pub data_type: String,
-    /// START WITH.
-    pub start: i64,
-    /// INCREMENT BY.
-    pub increment: i64,
-    /// MINVALUE.
-    pub min: i64,
-    /// MAXVALUE.
-    pub max: i64,
-    /// CACHE.
-    pub cache: i64,
-    /// CYCLE.
-    pub cycle: bool,
+    /// Start, increment, bounds, cache, cycle (serialised as fields of the sequence).
+    #[serde(flatten)]
+    pub options: SequenceOptions,
     /// OWNED BY table and column.
     pub owned_by: Option<(QName, String)>,
     /// COMMENT ON SEQUENCE.

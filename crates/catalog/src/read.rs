@@ -427,7 +427,7 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
             },
             identity_options: r.get::<_, Option<Vec<i64>>>(12).and_then(|v| match v[..] {
                 [start, increment, min, max, cache, cycle] => {
-                    Some(IdentityOptions { start, increment, min, max, cache, cycle: cycle != 0 })
+                    Some(SequenceOptions { start, increment, min, max, cache, cycle: cycle != 0 })
                 }
                 _ => None,
             }),
@@ -634,12 +634,14 @@ fn read_sequences(
             qname(r.get(0), r.get(1)),
             Sequence {
                 data_type: r.get(2),
-                start: r.get(3),
-                increment: r.get(4),
-                min: r.get(5),
-                max: r.get(6),
-                cache: r.get(7),
-                cycle: r.get(8),
+                options: SequenceOptions {
+                    start: r.get(3),
+                    increment: r.get(4),
+                    min: r.get(5),
+                    max: r.get(6),
+                    cache: r.get(7),
+                    cycle: r.get(8),
+                },
                 owned_by,
                 comment: r.get(12),
                 grants: r.get(13),

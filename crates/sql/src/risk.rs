@@ -196,15 +196,7 @@ pub(crate) fn error_floor(cx: &Cx, rule: crate::lint::Rule) -> Option<RiskReason
         StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables, .. } => tables.first()?,
         // A statement on no one table (REINDEX, VACUUM, a trigger…): an error finding there is
         // never LOW either.
-        _ => {
-            return Some(RiskReason {
-                level: RiskLevel::Medium,
-                statement: cx.stmt.index,
-                text: format!("error finding {rule}"),
-                destroys_data: false,
-                table: None,
-            })
-        }
+        _ => return Some(error_without_table(cx.stmt.index, rule)),
     };
     if !cx.existing(table) {
         return None;
@@ -218,6 +210,18 @@ pub(crate) fn error_floor(cx: &Cx, rule: crate::lint::Rule) -> Option<RiskReason
         destroys_data: false,
         table: Some(table.clone()),
     })
+}
+
+/// The floor of an `error` finding about no one table (a statement on none, or the end of the
+/// file with its transaction open): MEDIUM.
+pub(crate) fn error_without_table(statement: usize, rule: crate::lint::Rule) -> RiskReason {
+    RiskReason {
+        level: RiskLevel::Medium,
+        statement,
+        text: format!("error finding {rule}"),
+        destroys_data: false,
+        table: None,
+    }
 }
 
 /// Whether `t` counts as large (over the guide's 1M rows, or of unknown size), and its name

@@ -80,20 +80,13 @@ pub(super) fn create_collations(c: &Change, s: &mut Script) {
 pub(super) fn create_sequences(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
     for (n, q) in &b.sequences {
-        let opts = sequence_options(q);
         match a.sequences.get(n) {
             None => s.push(create_sequence(n, q)),
-            Some(p) => {
-                let (mut p2, mut q2) = (p.clone(), q.clone());
-                for x in [&mut p2, &mut q2] {
-                    x.owned_by = None;
-                    x.comment = None;
-                    x.grants.clear();
-                }
-                if p2 != q2 {
-                    s.push(format!("ALTER SEQUENCE {n} {opts}"));
-                }
+            // Ownership, comments and grants are set elsewhere.
+            Some(p) if p.data_type != q.data_type || p.options != q.options => {
+                s.push(format!("ALTER SEQUENCE {n} {}", sequence_options(q)));
             }
+            Some(_) => {}
         }
     }
 }

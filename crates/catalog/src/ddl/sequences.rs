@@ -4,15 +4,16 @@ use super::*;
 
 /// The parameters of a sequence, as CREATE and ALTER SEQUENCE take them.
 pub(super) fn sequence_options(q: &Sequence) -> String {
+    let o = &q.options;
     format!(
         "AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {}",
         q.data_type,
-        q.increment,
-        q.min,
-        q.max,
-        q.start,
-        q.cache,
-        if q.cycle { "CYCLE" } else { "NO CYCLE" }
+        o.increment,
+        o.min,
+        o.max,
+        o.start,
+        o.cache,
+        if o.cycle { "CYCLE" } else { "NO CYCLE" }
     )
 }
 

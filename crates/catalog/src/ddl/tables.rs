@@ -465,11 +465,10 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
     }
     // ALWAYS ↔ BY DEFAULT keeps the sequence and where it is (dropping and adding the identity
     // would start it again at 1, under rows that have those ids).
-    let switched = old.identity.is_some() && c.identity.is_some() && old.identity != c.identity;
-    if switched {
-        s.push(format!("{at} SET GENERATED {}", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
-    } else if old.identity.is_some() && old.identity != c.identity {
-        s.push(format!("{at} DROP IDENTITY"));
+    match (old.identity, c.identity) {
+        (Some(was), Some(kind)) if was != kind => s.push(format!("{at} SET GENERATED {}", kind.sql())),
+        (Some(_), None) => s.push(format!("{at} DROP IDENTITY")),
+        _ => {}
     }
     // A changing default was dropped in the first phase.
     let retyped = old.type_name != c.type_name || old.collation != c.collation;
@@ -514,18 +513,17 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
         },
         _ => {}
     }
-    let options = |c: &Column| c.identity_options.as_ref().map(|o| o.sql(&c.type_name)).unwrap_or_default();
-    if c.identity.is_some() && old.identity.is_none() {
-        let o = options(c);
-        let o = if o.is_empty() { o } else { format!(" ({o})") };
-        s.push(format!("{at} ADD GENERATED {} AS IDENTITY{o}", c.identity.unwrap_or(IdentityKind::ByDefault).sql()));
-    } else if c.identity.is_some() && old.identity_options != c.identity_options {
-        if let (Some(from), Some(to)) = (&old.identity_options, &c.identity_options) {
-            let set = to.alter_sql(from);
-            if !set.is_empty() {
-                s.push(format!("{at} {set}"));
+    match (old.identity, c.identity_clause()) {
+        (None, Some(identity)) => s.push(format!("{at} ADD {identity}")),
+        (Some(_), Some(_)) => {
+            if let (Some(from), Some(to)) = (&old.identity_options, &c.identity_options) {
+                let set = to.alter_sql(from);
+                if !set.is_empty() {
+                    s.push(format!("{at} {set}"));
+                }
             }
         }
+        _ => {}
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::path::Path;
 
 use migsafe_pg::ConnSpec;
-use migsafe_sql::lint::Severity as LintSeverity;
+use migsafe_sql::lint::{Rule, Severity as LintSeverity};
 
 use super::history;
 use crate::backup;
@@ -198,7 +198,6 @@ fn lint_items(plan: &mut Plan, set: &MigrationSet, pending: &[&Migration]) {
         risks.push(format!("{}: {}", m.id(), r.risk.level.as_str()));
         worst = worst.max(r.risk.level);
         for f in r.findings.iter().filter(|f| f.severity >= LintSeverity::Warning) {
-            use migsafe_sql::lint::Rule;
             if matches!(
                 f.rule,
                 Rule::RenameColumn

@@ -7,7 +7,7 @@ use std::path::Path;
 use migsafe_catalog::model::ConstraintType;
 use migsafe_catalog::Snapshot;
 
-use super::invert::{self, Inverse};
+use super::invert::{self, Inverse, KeyedRows};
 use super::opaque::{opaque, Opaque};
 use super::script;
 use crate::capture::{self, CapturePlan};
@@ -157,7 +157,7 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     // restored may point at an added row; a row re-added may share the key of an added one).
     let (blocks, sequences) = step.plan.restore_sql(s0);
     let (removals, inverses): (Vec<Inverse>, Vec<Inverse>) = inverses.into_iter().partition(|i| i.removes_rows);
-    let mut blocks: Vec<(usize, Vec<String>, Option<Keyed>)> =
+    let mut blocks: Vec<(usize, Vec<String>, Option<KeyedRows>)> =
         blocks.into_iter().map(|(i, sql)| (i, sql, None)).collect();
     blocks.extend(removals.into_iter().map(|i| (i.statement, i.sql, i.keyed)));
     blocks.sort_by_key(|(statement, ..)| std::cmp::Reverse(*statement));
@@ -178,15 +178,12 @@ pub fn compose(step: &Step, work: &ScratchDb) -> Result<Composed, EngineError> {
     })
 }
 
-/// Rows deleted by key: the table, the key's columns, the keys.
-type Keyed = (migsafe_catalog::QName, Vec<String>, Vec<Vec<String>>);
-
 /// The data restore's statements, in order, with rows deleted by key from one table by
 /// consecutive statements (a seed of single-row INSERTs) deleted together, a batch at a time.
-fn set_based(blocks: Vec<(usize, Vec<String>, Option<Keyed>)>) -> Vec<String> {
+fn set_based(blocks: Vec<(usize, Vec<String>, Option<KeyedRows>)>) -> Vec<String> {
     let mut out = Vec::new();
-    let mut pending: Option<Keyed> = None;
-    let flush = |pending: &mut Option<Keyed>, out: &mut Vec<String>| {
+    let mut pending: Option<KeyedRows> = None;
+    let flush = |pending: &mut Option<KeyedRows>, out: &mut Vec<String>| {
         if let Some((table, key, rows)) = pending.take() {
             out.extend(capture::delete_keys(&table, &key, &rows));
         }

@@ -212,17 +212,23 @@ pub(super) fn assignments<'a>(targets: impl Iterator<Item = &'a Node>) -> Vec<(S
         .collect()
 }
 
-pub(crate) fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
-    if s.with_clause.is_some() {
-        return None;
-    }
-    let on_conflict = s.on_conflict_clause.as_ref().map(|c| {
+/// `ON CONFLICT DO NOTHING` / `DO UPDATE`, if the INSERT has it.
+pub(crate) fn on_conflict(s: &protobuf::InsertStmt) -> Option<OnConflict> {
+    s.on_conflict_clause.as_ref().map(|c| {
         if c.action() == protobuf::OnConflictAction::OnconflictNothing {
             OnConflict::Nothing
         } else {
             OnConflict::Update
         }
-    });
+    })
+}
+
+/// For `INSERT … VALUES` without `WITH` and with plain column targets: its VALUES lists and
+/// its column list (None: every column). The shape alone, read cheaply while parsing.
+pub(crate) fn literal_rows(s: &protobuf::InsertStmt) -> Option<(&protobuf::SelectStmt, Option<Vec<String>>)> {
+    if s.with_clause.is_some() {
+        return None;
+    }
     let Some(NodeEnum::SelectStmt(sel)) = s.select_stmt.as_deref().and_then(|q| q.node.as_ref()) else {
         return None;
     };
@@ -241,6 +247,13 @@ pub(crate) fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
     if columns.as_ref().is_some_and(|c| c.len() != s.cols.len()) {
         return None; // `col[1]` or `col.field` targets
     }
+    Some((sel, columns))
+}
+
+/// The rows of an INSERT with [`literal_rows`], every value as a constant (None where it is
+/// another expression).
+pub(crate) fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
+    let (sel, columns) = literal_rows(s)?;
     let rows = sel
         .values_lists
         .iter()
@@ -249,7 +262,7 @@ pub(crate) fn insert_values(s: &protobuf::InsertStmt) -> Option<InsertValues> {
             _ => vec![],
         })
         .collect();
-    Some(InsertValues { columns, rows, on_conflict })
+    Some(InsertValues { columns, rows, on_conflict: on_conflict(s) })
 }
 
 /// SQL text of a constant: a literal, or a string literal with a cast (the cast dropped, so

@@ -110,14 +110,8 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 Some(NodeEnum::SelectStmt(sel)) => sel.values_lists.is_empty(),
                 _ => true,
             }),
-            literal_rows: insert_values(s).is_some(),
-            on_conflict: s.on_conflict_clause.as_ref().map(|c| {
-                if c.action() == protobuf::OnConflictAction::OnconflictNothing {
-                    OnConflict::Nothing
-                } else {
-                    OnConflict::Update
-                }
-            }),
+            literal_rows: literal_rows(s).is_some(),
+            on_conflict: on_conflict(s),
             upserts: s
                 .on_conflict_clause
                 .as_ref()

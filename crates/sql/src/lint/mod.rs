@@ -278,16 +278,7 @@ impl Linter {
         let mut end_violations = Vec::new();
         tracker.finish(&parsed.statements, &mut end_violations);
         for (rule, idx, _) in end_violations.iter().filter(|(r, _, _)| r.severity() == Severity::Error) {
-            floors.push((
-                *rule,
-                risk::RiskReason {
-                    level: crate::risk::RiskLevel::Medium,
-                    statement: *idx,
-                    text: format!("error finding {}", rule.id()),
-                    destroys_data: false,
-                    table: None,
-                },
-            ));
+            floors.push((*rule, risk::error_without_table(*idx, *rule)));
         }
         raw.extend(end_violations);
         self.schema.finish_migration();

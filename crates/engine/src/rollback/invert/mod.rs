@@ -23,6 +23,9 @@ use migsafe_sql::{quote_ident as qi, Statement};
 
 use crate::names::Names;
 
+/// Rows deleted by key: the table, the key's columns, the rows' keys.
+pub type KeyedRows = (QName, Vec<String>, Vec<Vec<String>>);
+
 /// The inverse of one forward statement.
 #[derive(Debug, Clone, Default)]
 pub struct Inverse {
@@ -40,7 +43,7 @@ pub struct Inverse {
     /// When it deletes rows by their key (an `INSERT … VALUES` giving every key): the table,
     /// the key's columns and the rows' keys, so consecutive ones on one table are deleted
     /// together (see `compose`).
-    pub keyed: Option<(QName, Vec<String>, Vec<Vec<String>>)>,
+    pub keyed: Option<KeyedRows>,
     /// When it only adds back dropped columns: the table, and the first column's position in
     /// S0 (consecutive such inverses on one table are put in S0's column order).
     readds: Option<(QName, usize)>,

@@ -5,8 +5,8 @@ use pg_query::protobuf::ConstrType;
 use pg_query::NodeEnum;
 
 use super::{
-    default_constraint_name, existing_table_actions, inline_constraints, split_column_recipe, table_actions, violation,
-    Cx, Violation,
+    default_constraint_name, existing_table_actions, inline_constraints, inline_name, split_column_recipe,
+    table_actions, violation, Cx, Violation,
 };
 use crate::model::{AlterAction, ConstraintKind};
 
@@ -77,10 +77,7 @@ fn inline(cx: &Cx, fk: bool, out: &mut Vec<Violation>) {
         let t = table.sql();
         let (message, add) = match &k.kind {
             ConstraintKind::ForeignKey { references, ref_columns, .. } if fk => {
-                let name = k
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), "fkey"));
+                let name = inline_name(table, col, k, "fkey");
                 let refs =
                     if ref_columns.is_empty() { String::new() } else { format!(" ({})", ref_columns.join(", ")) };
                 (
@@ -100,10 +97,7 @@ fn inline(cx: &Cx, fk: bool, out: &mut Vec<Violation>) {
                 )
             }
             ConstraintKind::Check(e) if !fk => {
-                let name = k
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), "check"));
+                let name = inline_name(table, col, k, "check");
                 (
                     format!(
                         "the CHECK written inline in ADD COLUMN {} is validated by scanning every row of {} under the \

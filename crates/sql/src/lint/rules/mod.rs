@@ -251,6 +251,12 @@ pub(super) fn inline_constraints<'a>(cx: &'a Cx) -> Vec<(&'a QualName, &'a Colum
         .collect()
 }
 
+/// The name of a constraint written inline on `col`: its own, or the one PostgreSQL gives it
+/// (`suffix`: `fkey`, `check`, `pkey`, `key`).
+pub(super) fn inline_name(table: &QualName, col: &ColumnDef, k: &Constraint, suffix: &str) -> String {
+    k.name.clone().unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), suffix))
+}
+
 /// The safe form of an inline constraint: the column alone, then the constraint added the way
 /// `add` says, in a later step.
 pub(super) fn split_column_recipe(table: &QualName, col: &ColumnDef, add: &str) -> String {

@@ -1,7 +1,8 @@
 //! UNIQUE and PRIMARY KEY constraints that build their index under ACCESS EXCLUSIVE.
 
 use super::{
-    default_constraint_name, existing_table_actions, inline_constraints, split_column_recipe, violation, Cx, Violation,
+    default_constraint_name, existing_table_actions, inline_constraints, inline_name, split_column_recipe, violation,
+    Cx, Violation,
 };
 use crate::model::{AlterAction, ConstraintKind};
 use crate::quote_ident;
@@ -14,10 +15,7 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
             ConstraintKind::Unique => ("UNIQUE", "key"),
             _ => continue,
         };
-        let name = k
-            .name
-            .clone()
-            .unwrap_or_else(|| default_constraint_name(&table.name, std::slice::from_ref(&col.name), suffix));
+        let name = inline_name(table, col, k, suffix);
         let qn = quote_ident(&name);
         let c = quote_ident(&col.name);
         out.push(violation(

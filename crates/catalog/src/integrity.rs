@@ -62,6 +62,7 @@ enum Kind {
     },
     InvalidIndex {
         index: QName,
+        table: QName,
         unique_cols: Option<(QName, Vec<String>)>,
     },
     SequenceBehind {
@@ -83,6 +84,8 @@ fn qi(s: &str) -> String {
 /// Plan every integrity check the database needs (one catalog read).
 pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCheck>, CatalogError> {
     let mut out = Vec::new();
+    // The same four catalog queries after every migration of a rehearsal: prepared once.
+    let client = &mut crate::statements::Reusing::new(client)?;
     // NOT ENFORCED constraints exist from PostgreSQL 18 on.
     let enforced = if snap.server_version >= 180000 { "co.conenforced" } else { "true" };
     // Foreign keys, with columns and match type, from pg_constraint directly.
@@ -96,9 +99,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
                      AND (i.indkey::int2[])[0:cardinality(co.conkey) - 1] <@ co.conkey) \
          FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_class fc ON fc.oid = co.confrelid JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
-         WHERE co.contype = 'f' AND co.conparentid = 0 ORDER BY 2, 3, 4"),
-        &[],
-    )?;
+         WHERE co.contype = 'f' AND co.conparentid = 0 ORDER BY 2, 3, 4"))?;
     for r in rows {
         let child = QName::new(r.get::<_, String>(1), r.get::<_, String>(2));
         if !snap.tables.contains_key(&child) {
@@ -126,9 +127,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
             "SELECT n.nspname::text, c.relname::text, co.conname::text, pg_get_expr(co.conbin, co.conrelid), {enforced} \
              FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE co.contype = 'c' AND NOT co.convalidated ORDER BY 1, 2, 3"
-        ),
-        &[],
-    )?;
+        ))?;
     for r in rows {
         let table = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
         if !snap.tables.contains_key(&table) {
@@ -148,9 +147,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
            i.indexprs IS NULL \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
          JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
-         WHERE NOT (i.indisvalid AND i.indisready) AND n.nspname NOT IN ('pg_catalog', 'pg_toast') ORDER BY 1, 2",
-        &[],
-    )?;
+         WHERE NOT (i.indisvalid AND i.indisready) AND n.nspname NOT IN ('pg_catalog', 'pg_toast') ORDER BY 1, 2")?;
     for r in rows {
         let index = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
         let table = QName::new(r.get::<_, String>(2), r.get::<_, String>(3));
@@ -162,6 +159,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
             object: index.to_string(),
             kind: Kind::InvalidIndex {
                 index,
+                table: table.clone(),
                 unique_cols: (unique && plain && !cols.is_empty()).then_some((table, cols)),
             },
         });
@@ -174,9 +172,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid \
          JOIN pg_type ty ON ty.oid = a.atttypid \
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
-           AND d.refobjsubid > 0 AND ty.typname IN ('int2', 'int4', 'int8') ORDER BY 1, 2",
-        &[],
-    )?;
+           AND d.refobjsubid > 0 AND ty.typname IN ('int2', 'int4', 'int8') ORDER BY 1, 2")?;
     for r in rows {
         let table = QName::new(r.get::<_, String>(2), r.get::<_, String>(3));
         if snap.tables.get(&table).is_none_or(|t| t.kind == TableKind::Foreign) {
@@ -190,6 +186,19 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
         });
     }
     Ok(out)
+}
+
+impl PlannedCheck {
+    /// The relations whose rows or definition decide the check's result: a check none of
+    /// them changed for gives the same result as last time.
+    pub fn relations(&self) -> Vec<&QName> {
+        match &self.kind {
+            Kind::Orphans { child, parent, .. } => vec![child, parent],
+            Kind::NotValidCheck { table, .. } => vec![table],
+            Kind::InvalidIndex { index, table, .. } => vec![index, table],
+            Kind::SequenceBehind { seq, table, .. } => vec![seq, table],
+        }
+    }
 }
 
 fn cols_sql(prefix: &str, cols: &[String]) -> String {
@@ -287,7 +296,7 @@ impl PlannedCheck {
                     (true, false) => NOT_VALID_CLEAN.into(),
                 };
             }
-            Kind::InvalidIndex { index, unique_cols } => {
+            Kind::InvalidIndex { index, unique_cols, .. } => {
                 res.ok = false;
                 res.count = 1;
                 res.detail = format!(

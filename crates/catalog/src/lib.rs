@@ -13,6 +13,7 @@ pub mod kinds;
 pub mod model;
 mod others;
 pub mod read;
+pub mod statements;
 
 pub use ddl::{create_sequence, retype_using};
 pub use diff::SchemaDiff;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::model::OtherObject;
 use crate::read::{not_extension_member, ns_filter, SnapshotOptions};
+use crate::statements::Reusing;
 use crate::CatalogError;
 
 /// `kind, identity, definition, state, create, drop, alter, member` for each kind, by version.
@@ -202,13 +203,13 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
 
 /// Read every object of the kinds [`OtherObject`] covers.
 pub(crate) fn read_others(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     version: u32,
     opts: &SnapshotOptions,
 ) -> Result<BTreeMap<String, OtherObject>, CatalogError> {
     let mut out = BTreeMap::new();
     for sql in queries(version, opts) {
-        for r in c.query(&sql, &[])? {
+        for r in c.query(&sql)? {
             let o = OtherObject {
                 kind: r.get(0),
                 identity: r.get(1),
@@ -236,7 +237,7 @@ pub(crate) fn read_others(
             "acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' WHEN 'L' THEN 'L' ELSE d.defaclobjtype END, d.defaclrole)"
         ),
     );
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         let identity: String = r.get(0);
         let now: Vec<String> = r.get(1);
         let base: Vec<String> = r.get(2);

@@ -7,6 +7,7 @@ use postgres::Client;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::*;
+use crate::statements::Reusing;
 use crate::CatalogError;
 
 /// What to leave out of a snapshot.
@@ -83,8 +84,13 @@ pub fn read_snapshot_nested(client: &mut Client, opts: &SnapshotOptions) -> Resu
 }
 
 fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
+    let c = &mut Reusing::new(c)?;
     c.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
-    let version: i32 = c.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
+    let version: i32 = c
+        .query("SELECT current_setting('server_version_num')::int")?
+        .first()
+        .map(|r| r.get(0))
+        .ok_or_else(|| CatalogError::Unexpected("no server version".into()))?;
     let version = version as u32;
     let mut snap = Snapshot { server_version: version, ..Default::default() };
 
@@ -95,21 +101,20 @@ fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Resu
         ns_filter("n.oid", opts),
         not_extension_member("n.oid", "pg_namespace")
     );
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         snap.schemas.insert(r.get(0), Schema { comment: r.get(1), grants: r.get(2) });
     }
 
     // Extensions.
     for r in c.query(
-        "SELECT e.extname::text, n.nspname::text, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace",
-        &[],
-    )? {
+        "SELECT e.extname::text, n.nspname::text, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace")? {
         snap.extensions.insert(r.get(0), Extension { schema: r.get(1), version: r.get(2) });
     }
 
     read_collations(c, opts, version, &mut snap)?;
     read_types(c, opts, &mut snap)?;
     let rels = read_relations(c, opts, &mut snap)?;
+    c.set_relations(rels.keys().copied())?;
     read_columns(c, &rels, &mut snap)?;
     read_constraints(c, &rels, &mut snap)?;
     read_indexes(c, &rels, &mut snap)?;
@@ -123,7 +128,7 @@ fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Resu
 }
 
 fn read_collations(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
     version: u32,
     snap: &mut Snapshot,
@@ -141,7 +146,7 @@ fn read_collations(
         ns_filter("n.oid", opts),
         not_extension_member("co.oid", "pg_collation")
     );
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         let provider = match r.get::<_, String>(2).as_str() {
             "i" => "icu",
             "c" => "libc",
@@ -156,7 +161,7 @@ fn read_collations(
 }
 
 fn read_types(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
@@ -176,11 +181,10 @@ fn read_types(
         ns_filter("n.oid", opts),
         not_extension_member("t.oid", "pg_type")
     );
-    let rows = c.query(&sql, &[])?;
+    let rows = c.query(&sql)?;
     let domain_constraints = c.query(
         "SELECT co.contypid, co.conname::text, pg_get_constraintdef(co.oid), co.convalidated FROM pg_constraint co \
          WHERE co.contypid <> 0 AND co.contype <> 'n'",
-        &[],
     )?;
     let mut by_domain: HashMap<u32, BTreeMap<String, (String, bool)>> = HashMap::new();
     for r in domain_constraints {
@@ -222,7 +226,7 @@ fn read_types(
 type Rels = HashMap<u32, (QName, char)>;
 
 fn read_relations(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<Rels, CatalogError> {
@@ -250,7 +254,7 @@ fn read_relations(
     );
     let mut rels = Rels::new();
     let view_deps = rule_dependencies(c)?;
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         let oid: u32 = r.get(0);
         let name = qname(r.get(1), r.get(2));
         let kind: String = r.get(3);
@@ -325,7 +329,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// rule is its definition; other rules are `CREATE RULE`s.
 type RuleDeps = HashMap<(u32, String), Vec<QName>>;
 
-fn rule_dependencies(c: &mut impl postgres::GenericClient) -> Result<RuleDeps, CatalogError> {
+fn rule_dependencies(c: &mut Reusing<'_, impl postgres::GenericClient>) -> Result<RuleDeps, CatalogError> {
     let rows = c.query(
         "SELECT DISTINCT r.ev_class, r.rulename::text, n.nspname::text, coalesce(cl.relname, p.proname)::text \
          FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
@@ -335,7 +339,6 @@ fn rule_dependencies(c: &mut impl postgres::GenericClient) -> Result<RuleDeps, C
          WHERE d.refobjid <> r.ev_class AND (cl.oid IS NOT NULL OR p.oid IS NOT NULL) \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
          ORDER BY 1, 2, 3, 4",
-        &[],
     )?;
     let mut out: RuleDeps = HashMap::new();
     for r in rows {
@@ -344,11 +347,11 @@ fn rule_dependencies(c: &mut impl postgres::GenericClient) -> Result<RuleDeps, C
     Ok(out)
 }
 
-fn oids(rels: &Rels) -> Vec<u32> {
-    rels.keys().copied().collect()
-}
-
-fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_columns(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    rels: &Rels,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let version = snap.server_version;
     // Compression exists from 14; the statistics target is NULL by default from 17, -1 before.
     let compression = if version >= 140000 {
@@ -391,10 +394,10 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-         WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
+         WHERE a.attrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
         grants("a.attacl", "cl.relowner", 'c')
     );
-    for r in c.query(&sql, &[&oids(rels)])? {
+    for r in c.query(&sql)? {
         let Some((name, kind)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let col_name: String = r.get(1);
         if *kind == 'v' || *kind == 'm' {
@@ -447,7 +450,7 @@ fn read_columns(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
 }
 
 fn read_constraints(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     rels: &Rels,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
@@ -459,9 +462,7 @@ fn read_constraints(
            (co.conparentid <> 0 OR NOT co.conislocal), (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = co.oid AND dsc.classoid = 'pg_constraint'::regclass AND dsc.objsubid = 0) \
          FROM pg_constraint co \
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
-         WHERE co.conrelid = ANY($1) AND co.contype <> 'n'",
-        &[&oids(rels)],
-    )?;
+         WHERE co.conrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[]) AND co.contype <> 'n'")?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let references = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
@@ -488,14 +489,16 @@ fn read_constraints(
     Ok(())
 }
 
-fn read_indexes(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_indexes(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    rels: &Rels,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
            ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0) \
-         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY($1)",
-        &[&oids(rels)],
-    )?;
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let idx = Index {
@@ -515,7 +518,7 @@ fn read_indexes(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Sn
 }
 
 fn read_triggers(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     rels: &Rels,
     version: u32,
     snap: &mut Snapshot,
@@ -523,9 +526,9 @@ fn read_triggers(
     let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
     let sql = format!(
         "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_trigger'::regclass AND dsc.objsubid = 0) \
-         FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY($1)"
+         FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])"
     );
-    for r in c.query(&sql, &[&oids(rels)])? {
+    for r in c.query(&sql)? {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         if let Some(t) = snap.tables.get_mut(name) {
             t.triggers.insert(
@@ -542,13 +545,15 @@ fn read_triggers(
     Ok(())
 }
 
-fn read_rules(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_rules(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    rels: &Rels,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = r.oid AND dsc.classoid = 'pg_rewrite'::regclass AND dsc.objsubid = 0) \
-         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.ev_class = ANY($1)",
-        &[&oids(rels)],
-    )?;
+         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.ev_class = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
     // Only when there are rules (most schemas have none).
     let deps = if rows.is_empty() { RuleDeps::default() } else { rule_dependencies(c)? };
     for r in rows {
@@ -569,14 +574,16 @@ fn read_rules(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snap
     Ok(())
 }
 
-fn read_policies(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+fn read_policies(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    rels: &Rels,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let rows = c.query(
         "SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
            ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1), \
            pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-         FROM pg_policy p WHERE p.polrelid = ANY($1)",
-        &[&oids(rels)],
-    )?;
+         FROM pg_policy p WHERE p.polrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let command = match r.get::<_, String>(3).as_str() {
@@ -603,7 +610,7 @@ fn read_policies(c: &mut impl postgres::GenericClient, rels: &Rels, snap: &mut S
 }
 
 fn read_sequences(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
@@ -624,7 +631,7 @@ fn read_sequences(
         ns_filter("n.oid", opts),
         not_extension_member("c.oid", "pg_class")
     );
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         let owned_by =
             match (r.get::<_, Option<String>>(9), r.get::<_, Option<String>>(10), r.get::<_, Option<String>>(11)) {
                 (Some(s), Some(t), Some(col)) => Some((qname(s, t), col)),
@@ -652,7 +659,7 @@ fn read_sequences(
 }
 
 fn read_functions(
-    c: &mut impl postgres::GenericClient,
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
@@ -673,7 +680,7 @@ fn read_functions(
         ns_filter("n.oid", opts),
         not_extension_member("p.oid", "pg_proc")
     );
-    for r in c.query(&sql, &[])? {
+    for r in c.query(&sql)? {
         let kind = FunctionKind::from_prokind(&r.get::<_, String>(2));
         let f = Function {
             schema: r.get(0),

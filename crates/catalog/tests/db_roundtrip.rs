@@ -437,3 +437,35 @@ fn a_constraint_goes_from_validated_to_not_valid_and_back() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn a_session_prepares_the_catalog_queries_once_and_again_when_they_are_gone() {
+    let db = db_with(
+        "prepared",
+        "CREATE TABLE t (id int PRIMARY KEY, note text DEFAULT 'x'); CREATE VIEW v AS SELECT id FROM t;",
+    );
+    let mut c = db.client();
+    let prepared = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'migsafe\\_%'", &[]).unwrap().get(0)
+    };
+    let first = Snapshot::capture(&mut c).expect("snapshot");
+    let after_first = prepared(&mut c);
+    assert!(after_first > 10, "{after_first} prepared");
+    // A second snapshot on the session uses them: none added, same result.
+    assert_eq!(Snapshot::capture(&mut c).expect("snapshot"), first);
+    assert_eq!(prepared(&mut c), after_first);
+    // Migration SQL may deallocate them: they are prepared again.
+    c.batch_execute("DEALLOCATE ALL; ALTER TABLE t ADD COLUMN extra int").unwrap();
+    let changed = Snapshot::capture(&mut c).expect("snapshot");
+    assert_ne!(changed, first);
+    assert_eq!(prepared(&mut c), after_first);
+    c.batch_execute("ALTER TABLE t DROP COLUMN extra").unwrap();
+    // Inside a transaction block (a savepoint, rolled back after): same again.
+    c.batch_execute("BEGIN").unwrap();
+    assert_eq!(Snapshot::capture_within(&mut c).expect("snapshot"), first);
+    c.batch_execute("COMMIT").unwrap();
+    // A new session starts with none.
+    let mut c2 = db.client();
+    assert_eq!(prepared(&mut c2), 0);
+    assert_eq!(Snapshot::capture(&mut c2).expect("snapshot"), first);
+}

@@ -602,16 +602,51 @@ fn an_integrity_fault_fails_the_migration_that_made_it_not_every_later_one() {
         &[
             ("001_base.sql", base),
             ("002_other.sql", "CREATE TABLE notes (id int PRIMARY KEY);"),
-            ("003_fix.sql", "SELECT setval('kinds_id_seq', 2);"),
+            ("003_alter.sql", "ALTER TABLE kinds ADD COLUMN note text;"),
+            ("004_fix.sql", "SELECT setval('kinds_id_seq', 2);"),
         ],
         RehearseOptions::default(),
     );
     let verify = |v: &str| step(mig(&r, v), "verify").clone();
     assert!(!verify("001").ok && verify("001").detail.contains("sequence_behind"), "{:#?}", verify("001"));
-    let later = verify("002");
+    // A migration that touches neither the table nor its sequence does not check them again.
+    let other = verify("002");
+    assert!(other.ok && other.warnings.is_empty(), "{other:#?}");
+    assert!(other.detail.contains("others read nothing it changed"), "{other:#?}");
+    // One that alters the table checks it, and the fault it inherited is a warning.
+    let later = verify("003");
     assert!(later.ok, "{later:#?}");
     assert!(later.warnings.iter().any(|w| w.contains("already so since 001")), "{later:#?}");
-    assert!(verify("003").ok && verify("003").warnings.is_empty(), "{:#?}", verify("003"));
+    assert!(verify("004").ok && verify("004").warnings.is_empty(), "{:#?}", verify("004"));
+}
+
+#[test]
+fn verify_after_a_migration_checks_what_it_wrote_to() {
+    // Orphans a migration made (foreign keys not enforced for its session) are found although
+    // only the child table is written to; a migration outside a transaction (CREATE INDEX
+    // CONCURRENTLY) checks everything.
+    let base = "CREATE TABLE parent (id int PRIMARY KEY);\n\
+                CREATE TABLE child (id int PRIMARY KEY, parent_id int);\n\
+                CREATE TABLE other (id int PRIMARY KEY);";
+    let r = run(
+        &[
+            ("001_base.sql", base),
+            ("002_fk.sql", "ALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id) NOT VALID;"),
+            ("003_rows.sql", "SET session_replication_role = replica;\nINSERT INTO child VALUES (1, 42);"),
+            ("004_other.sql", "INSERT INTO other VALUES (1);"),
+            ("005_index.sql", "CREATE INDEX CONCURRENTLY other_id ON other (id);"),
+        ],
+        RehearseOptions::default(),
+    );
+    let verify = |v: &str| step(mig(&r, v), "verify").clone();
+    assert!(verify("002").ok, "{:#?}", verify("002"));
+    let rows = verify("003");
+    assert!(!rows.ok && rows.detail.contains("foreign_key_orphans"), "{rows:#?}");
+    let other = verify("004");
+    assert!(other.ok && other.detail.contains("others read nothing it changed"), "{other:#?}");
+    let outside = verify("005");
+    assert!(outside.ok && !outside.detail.contains("others read"), "{outside:#?}");
+    assert!(outside.warnings.iter().any(|w| w.contains("already so since 003")), "{outside:#?}");
 }
 
 #[test]

@@ -31,8 +31,24 @@ fn only_row_locks(st: &migsafe_sql::Statement) -> bool {
     ) || st.is_control()
 }
 
-/// Forward run with lock trace and rewrite detection. Returns its duration, or None when it
-/// failed (the failure is recorded in the report).
+/// What a forward run that succeeded leaves for the steps after it.
+pub(super) struct Forward {
+    /// Its duration.
+    pub ms: f64,
+    /// The relations (`schema.name`) it locked in a mode that can come with writing rows or
+    /// changing a definition (anything above ROW SHARE), new ones included; None when that is
+    /// not known for sure (statements ran outside one transaction, so a lock taken and released
+    /// between two looks was missed).
+    pub written: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Lock modes that only read: a relation locked in nothing stronger kept its rows and definition.
+fn reads_only(mode: &str) -> bool {
+    mode == "AccessShareLock" || mode == "RowShareLock"
+}
+
+/// Forward run with lock trace and rewrite detection. Returns its duration and what it wrote,
+/// or None when it failed (the failure is recorded in the report).
 pub(super) fn forward_traced(
     db: &ScratchDb,
     c: &mut postgres::Client,
@@ -41,7 +57,7 @@ pub(super) fn forward_traced(
     synthetic: bool,
     mut opaque: Option<&mut rollback::Opaque>,
     rep: &mut MigrationReport,
-) -> Result<Option<f64>, EngineError> {
+) -> Result<Option<Forward>, EngineError> {
     let capture = match capture_sql.map(|t| Prepared::from_text("capture.sql", t)).transpose() {
         Ok(c) => c,
         Err(e) => {
@@ -87,12 +103,19 @@ pub(super) fn forward_traced(
     std::thread::sleep(trace::POLL * 2);
     // Relations created by the migration are invisible to everyone else: only pre-existing ones matter.
     rep.locks = tracer.finish(&labels, &held, commit_ms, &|rel| existing.contains(rel));
+    // In one transaction every lock is held to its end, so the session's own look after each
+    // statement saw them all (and the tracer the ones a deferred trigger took at commit).
+    let written = (prepared.tx_mode == migsafe_sql::lint::TxMode::Wrapped).then(|| {
+        let own = held.keys().filter(|(_, mode)| !reads_only(mode)).map(|(rel, _)| rel.clone());
+        let traced = rep.locks.iter().filter(|l| !reads_only(l.mode.pg_name())).map(|l| l.relation.clone());
+        own.chain(traced).collect()
+    });
     rep.rewrites = rewrites;
     match result {
         Ok(runs) => {
             rep.statements = runs.iter().map(|r| (r.line, r.tag.clone(), r.ms)).collect();
             rep.push(StepReport::pass("forward", took, format!("{} statements", runs.len())));
-            Ok(Some(took))
+            Ok(Some(Forward { ms: took, written }))
         }
         Err(e) => {
             let mut detail = e.to_string();

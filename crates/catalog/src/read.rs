@@ -373,11 +373,15 @@ fn read_columns(
     // PostgreSQL 18 keeps every NOT NULL as a named constraint. Only a table's own are read: an
     // inherited one (a partition's) keeps the name it had when it was attached, or its
     // parent's when created as a partition, and cannot be renamed; it is not compared.
-    let not_null_name = if version >= 180000 {
-        "(SELECT nn.conname::text FROM pg_constraint nn WHERE nn.conrelid = a.attrelid AND nn.contype = 'n' \
-           AND nn.conkey[1] = a.attnum AND nn.conislocal AND nn.coninhcount = 0 LIMIT 1)"
+    // Joined (hashed), not a subquery per column: PostgreSQL keeps one per column.
+    let (not_null_name, not_null_join) = if version >= 180000 {
+        (
+            "nn.conname::text",
+            "LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' \
+               AND nn.conkey[1] = a.attnum AND nn.conislocal AND nn.coninhcount = 0",
+        )
     } else {
-        "NULL::text"
+        ("NULL::text", "")
     };
     let sql = format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
@@ -393,7 +397,7 @@ fn read_columns(
            {not_null_name} \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
-         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \
          WHERE a.attrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
         grants("a.attacl", "cl.relowner", 'c')
     );

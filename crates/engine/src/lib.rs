@@ -8,6 +8,7 @@ pub mod capture;
 pub mod config;
 pub mod exec;
 pub mod fleet;
+pub mod hazards;
 pub mod incident;
 pub mod lint;
 pub mod monitor;

@@ -5,6 +5,7 @@
 //! risk classification and the rollback inversion read.
 #![warn(missing_docs)]
 
+pub mod conversion;
 pub mod convert;
 pub mod copy;
 pub mod directives;

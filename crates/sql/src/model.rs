@@ -126,6 +126,8 @@ fn display_builtin(name: &str) -> String {
         "bool" => "boolean".into(),
         "bpchar" => "char".into(),
         "timestamptz" => "timestamptz".into(),
+        // Keywords that name types: unquoted, as everyone writes them.
+        "varchar" | "numeric" | "timestamp" | "time" | "timetz" | "interval" | "bit" | "varbit" => name.into(),
         other => quote_ident(other),
     }
 }

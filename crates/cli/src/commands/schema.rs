@@ -3,6 +3,7 @@
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
+use migsafe_engine::hazards;
 use migsafe_engine::snapshot_source::SchemaSource;
 use migsafe_pg::ConnSpec;
 
@@ -96,13 +97,38 @@ pub fn diff(args: DiffArgs) -> CmdResult {
     let a = from.snapshot(args.pg_bin.as_deref()).map_err(engine_failure)?;
     let b = to.snapshot(args.pg_bin.as_deref()).map_err(engine_failure)?;
     let d = a.diff(&b);
-    let text = if args.sql {
-        d.to_sql()
-    } else {
-        match args.format {
-            Format::Json => render::json(&d),
-            Format::Human if d.is_empty() => "the schemas are the same\n".to_string(),
-            Format::Human => d.summary(),
+    let sql = d.to_sql();
+    // Sizes only from a live database: a folder or a snapshot file says nothing about rows.
+    let rows = match &from {
+        SchemaSource::Database(spec) => {
+            let mut c = spec.connect().map_err(|e| engine_failure(e.into()))?;
+            migsafe_engine::lint::table_rows(&mut c).map_err(|e| engine_failure(e.into()))?
+        }
+        _ => Default::default(),
+    };
+    let hazards = hazards::find(&sql, &a, rows);
+    let text = match (args.sql, args.format) {
+        (_, Format::Json) => {
+            let mut v = serde_json::to_value(&d).map_err(Failure::environment)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("sql".into(), serde_json::Value::String(sql));
+                o.insert("hazards".into(), serde_json::to_value(&hazards).map_err(Failure::environment)?);
+            }
+            let mut t = serde_json::to_string_pretty(&v).map_err(Failure::environment)?;
+            t.push('\n');
+            t
+        }
+        (true, Format::Human) => hazards::annotate(&sql, &hazards),
+        (false, Format::Human) if d.is_empty() => "the schemas are the same\n".to_string(),
+        (false, Format::Human) => {
+            let mut t = d.summary();
+            if !hazards.is_empty() {
+                t.push_str(&format!("\n{} hazards in the DDL (`--sql` marks each statement):\n", hazards.len()));
+                for h in &hazards {
+                    t.push_str(&format!("  {} ({}): {}\n", h.hazard.id(), h.rule, h.sql));
+                }
+            }
+            t
         }
     };
     render::emit(&text, None).map_err(Failure::environment)?;

@@ -142,17 +142,30 @@ pub(super) fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
         },
         A::AtDropColumn => AlterAction::DropColumn { column: col(), if_exists: cmd.missing_ok, cascade },
         A::AtAlterColumnType => match def {
-            Some(NodeEnum::ColumnDef(c)) => AlterAction::AlterType {
-                column: col(),
-                new_type: c.type_name.as_ref().map(type_name).unwrap_or_else(|| TypeName {
+            Some(NodeEnum::ColumnDef(c)) => {
+                let new_type = c.type_name.as_ref().map(type_name).unwrap_or_else(|| TypeName {
                     schema: None,
                     name: "unknown".into(),
                     mods: vec![],
                     array_dims: 0,
-                }),
-                using: c.raw_default.as_deref().map(expr),
-                collation: c.coll_clause.as_ref().map(|cc| qual_from_list(&cc.collname).name),
-            },
+                });
+                // `USING col::new_type` (the column itself, cast to the new type) is what no USING
+                // does: PostgreSQL simplifies both the same way and skips the rewrite for a
+                // binary-compatible change just the same.
+                let own_cast = |n: &Node| match n.node.as_ref() {
+                    Some(NodeEnum::TypeCast(tc)) => {
+                        tc.arg.as_deref().and_then(column_ref_name).as_deref() == Some(col().as_str())
+                            && tc.type_name.as_ref().map(type_name).as_ref() == Some(&new_type)
+                    }
+                    _ => false,
+                };
+                AlterAction::AlterType {
+                    column: col(),
+                    using: c.raw_default.as_deref().filter(|n| !own_cast(n)).map(expr),
+                    new_type,
+                    collation: c.coll_clause.as_ref().map(|cc| qual_from_list(&cc.collname).name),
+                }
+            }
             _ => AlterAction::Other { tag: "ALTER COLUMN TYPE".into() },
         },
         A::AtColumnDefault => match cmd.def.as_deref() {

@@ -2,6 +2,7 @@
 //! (what earlier statements and migrations created, whether a statement runs in a
 //! transaction, which PostgreSQL version, how big each table is).
 
+pub mod hazard;
 mod rules;
 pub mod schema;
 mod tx;

@@ -77,7 +77,22 @@ mod tests {
                 &format!("ALTER TABLE t ALTER COLUMN c TYPE {new};"),
             ]);
             assert!(f[1].is_empty(), "{old} -> {new}: {:?}", f[1]);
+            // USING the column itself cast to the new type is the same change.
+            let f = lint_set(&[
+                &format!("CREATE TABLE t (c {old});"),
+                &format!("ALTER TABLE t ALTER COLUMN c TYPE {new} USING c::{new};"),
+            ]);
+            assert!(f[1].is_empty(), "{old} -> {new} USING c::{new}: {:?}", f[1]);
         }
+        // Any other USING is a conversion PostgreSQL runs on every row.
+        let f =
+            lint_set(&["CREATE TABLE t (c varchar(50));", "ALTER TABLE t ALTER COLUMN c TYPE text USING lower(c);"]);
+        assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
+        let f = lint_set(&[
+            "CREATE TABLE t (c varchar(50), d text);",
+            "ALTER TABLE t ALTER COLUMN c TYPE text USING d::text;",
+        ]);
+        assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
     }
 
     #[test]

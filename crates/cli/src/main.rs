@@ -57,8 +57,10 @@ enum Command {
     /// The safety procedure across many databases or tenant schemas: survey, canary, waves, ledger.
     #[command(subcommand)]
     Fleet(Box<commands::fleet::FleetCommand>),
-    /// Compare two schemas (databases, snapshot files or migration folders); `--sql` prints the DDL.
+    /// Compare two schemas (databases, snapshot files, migration folders or schema SQL); `--sql` prints the DDL.
     Diff(commands::schema::DiffArgs),
+    /// Write the next migration of a set from the schema as it should be (`--schema schema.sql`), with its rollback proven.
+    New(commands::schema::NewArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Rules => commands::lint::rules(),
         Command::Snapshot(args) => commands::schema::snapshot(args),
         Command::Diff(args) => commands::schema::diff(args),
+        Command::New(args) => commands::schema::new(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::Apply(args) => commands::apply::run(*args),
         Command::Fleet(c) => commands::fleet::run(*c),

@@ -6,6 +6,7 @@ pub mod backfill;
 pub mod backup;
 pub mod capture;
 pub mod config;
+pub mod desired;
 pub mod exec;
 pub mod fleet;
 pub mod hazards;

@@ -1,5 +1,6 @@
-//! Where a schema to snapshot comes from: a database URL, a snapshot JSON file, or a
-//! migration folder (replayed on a scratch database).
+//! Where a schema to snapshot comes from: a database URL, a snapshot JSON file, a migration
+//! folder (replayed on a scratch database), or the schema as plain SQL (a `.sql` file or a folder
+//! of them, loaded into a scratch database).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub enum SchemaSource {
     File(PathBuf),
     /// A migration folder: the schema its migrations build.
     Migrations(PathBuf),
+    /// The schema as it should be, as plain SQL: a `.sql` file, or a folder of them that is not
+    /// a migration set (files run in path order).
+    Schema(PathBuf),
 }
 
 impl SchemaSource {
@@ -28,6 +32,8 @@ impl SchemaSource {
         let p = Path::new(arg);
         if p.is_dir() {
             Ok(SchemaSource::Migrations(p.to_path_buf()))
+        } else if p.is_file() && p.extension().is_some_and(|x| x == "sql") {
+            Ok(SchemaSource::Schema(p.to_path_buf()))
         } else if p.is_file() {
             Ok(SchemaSource::File(p.to_path_buf()))
         } else if arg.contains("://") || arg.contains('=') {
@@ -50,8 +56,19 @@ impl SchemaSource {
                     problem: format!("not a migsafe snapshot: {e}"),
                 })
             }
+            SchemaSource::Schema(path) => {
+                let server = ScratchServer::throwaway(pg_bin)?;
+                crate::desired::load_schema(&server, &crate::desired::schema_files(path)?)
+            }
             SchemaSource::Migrations(dir) => {
-                let set = MigrationSet::load(dir)?;
+                let set = match MigrationSet::load(dir) {
+                    Ok(set) => set,
+                    // Files not named as migrations: a schema kept as plain SQL.
+                    Err(crate::source::SourceError::NoLayout { .. }) => {
+                        return SchemaSource::Schema(dir.clone()).snapshot(pg_bin)
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let server = ScratchServer::throwaway(pg_bin)?;
                 let db = server.create_set_db("snapshot", &set)?;
                 let mut c = db.connect()?;

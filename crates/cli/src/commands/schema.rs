@@ -1,4 +1,4 @@
-//! `migsafe snapshot` and `migsafe diff`.
+//! `migsafe snapshot`, `migsafe diff` and `migsafe new`.
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -133,4 +133,104 @@ pub fn diff(args: DiffArgs) -> CmdResult {
     };
     render::emit(&text, None).map_err(Failure::environment)?;
     Ok(if d.is_empty() { Exit::Ok } else { Exit::Findings })
+}
+
+/// Arguments of `migsafe new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// What the migration does, as its name (`add user emails` → `…_add_user_emails`).
+    pub name: String,
+    /// The migration folder (created when missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The schema as it should be: a `.sql` file, or a folder of them run in name order.
+    #[arg(long)]
+    pub schema: PathBuf,
+    /// Write the migration only: no rollback generated and proven.
+    #[arg(long)]
+    pub no_rollback: bool,
+    #[command(flatten)]
+    pub scratch: super::common::ScratchArgs,
+}
+
+/// Run `migsafe new`: write the next migration, which takes the set's schema to the desired
+/// one, lint it, and generate and prove its rollback.
+pub fn new(args: NewArgs) -> CmdResult {
+    use migsafe_engine::desired;
+    use migsafe_engine::source::{Layout, MigrationSet, SourceError};
+    let files = desired::schema_files(&args.schema).map_err(engine_failure)?;
+    // A folder that does not exist yet, or holds no migration: the set starts here.
+    let set = match MigrationSet::load(&args.dir) {
+        _ if !args.dir.exists() => None,
+        Ok(set) => Some(set),
+        Err(SourceError::Empty { .. }) => None,
+        Err(e) => return Err(Failure::input(e)),
+    };
+    let server = super::common::scratch_server(&args.scratch)?;
+    let current = desired::set_schema(&server, set.as_ref()).map_err(engine_failure)?;
+    let wanted = desired::load_schema(&server, &files).map_err(engine_failure)?;
+    let layout = set.as_ref().map_or(Layout::Native, |s| s.layout);
+    let last = set.as_ref().and_then(|s| s.migrations.last()).map(|m| &m.version);
+    let source = args.schema.display().to_string();
+    let Some(written) =
+        desired::write_new(&args.dir, layout, last, &args.name, &current, &wanted, &source).map_err(engine_failure)?
+    else {
+        render::emit(
+            &format!(
+                "the migrations in {} already build the schema in {source}: nothing to write\n",
+                args.dir.display()
+            ),
+            None,
+        )
+        .map_err(Failure::environment)?;
+        return Ok(Exit::Ok);
+    };
+    let mut out = format!(
+        "wrote {} ({} statements, {} hazards marked)\n",
+        written.path.display(),
+        written.statements,
+        written.hazards.len()
+    );
+    for h in &written.hazards {
+        out.push_str(&format!("  hazard: {} ({}): {}\n", h.hazard.id(), h.rule, h.sql));
+    }
+    // Lint and rollback as for any migration of the set, now that it is one.
+    let set = MigrationSet::load(&args.dir).map_err(Failure::input)?;
+    let mut risk = None;
+    migsafe_engine::lint::lint_set(&set, &Default::default(), &mut |m, l| {
+        if m.version.as_str() == written.version {
+            risk = Some((l.risk.level, l.findings.len()));
+        }
+    });
+    if let Some((level, findings)) = risk {
+        out.push_str(&format!("  lint: {findings} findings, risk {level} (`migsafe lint` for each)\n"));
+    }
+    let mut exit = Exit::Ok;
+    if !args.no_rollback {
+        let opts = migsafe_engine::rollback::GenerateOptions {
+            versions: vec![written.version.clone()],
+            force: false,
+            write: true,
+        };
+        let results = migsafe_engine::rollback::generate(&set, &server, &opts).map_err(engine_failure)?;
+        for g in &results {
+            let place = g.written.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            if g.ok() {
+                out.push_str(&format!(
+                    "  rollback {place}: proven (the schema after it equals the set's schema before)\n"
+                ));
+            } else {
+                exit = Exit::Findings;
+                out.push_str(&format!(
+                    "  rollback {place}: NOT proven{}\n",
+                    if g.remaining.is_empty() { String::new() } else { format!(":\n{}", g.remaining) }
+                ));
+                for m in &g.manual {
+                    out.push_str(&format!("  MANUAL: {m}\n"));
+                }
+            }
+        }
+    }
+    render::emit(&out, None).map_err(Failure::environment)?;
+    Ok(exit)
 }

@@ -469,3 +469,98 @@ fn a_session_prepares_the_catalog_queries_once_and_again_when_they_are_gone() {
     assert_eq!(prepared(&mut c2), 0);
     assert_eq!(Snapshot::capture(&mut c2).expect("snapshot"), first);
 }
+
+/// Apply diff(from → to) to a database holding `from` and its `rows`; return the DDL and the
+/// database (the schema must then equal `to`).
+fn renamed(label: &str, from_sql: &str, rows: &str, to_sql: &str) -> (String, TestDb) {
+    let from = db_with(&format!("{label}_from"), from_sql);
+    from.client().batch_execute(rows).unwrap();
+    let to = db_with(&format!("{label}_to"), to_sql);
+    let a = Snapshot::capture(&mut from.client()).unwrap();
+    let b = Snapshot::capture(&mut to.client()).unwrap();
+    let ddl = a.diff(&b).to_sql();
+    from.client().batch_execute(&ddl).unwrap_or_else(|e| panic!("{label}: {e}\n{ddl}"));
+    let after = Snapshot::capture(&mut from.client()).unwrap();
+    assert!(after.diff(&b).differences.is_empty(), "{label}: {}\n{ddl}", after.diff(&b).summary());
+    (ddl, from)
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.client().query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn a_renamed_table_keeps_its_rows_and_the_foreign_keys_pointing_at_it() {
+    let (ddl, db) = renamed(
+        "rn_table",
+        "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL); \
+         CREATE TABLE posts (id int PRIMARY KEY, user_id int REFERENCES users (id));",
+        "INSERT INTO users VALUES (1, 'a'), (2, 'b'); INSERT INTO posts VALUES (1, 1), (2, 2);",
+        "CREATE TABLE accounts (id int, name text NOT NULL, CONSTRAINT users_pkey PRIMARY KEY (id)); \
+         CREATE TABLE posts (id int PRIMARY KEY, user_id int, CONSTRAINT posts_user_id_fkey FOREIGN KEY (user_id) REFERENCES accounts (id));",
+    );
+    assert!(ddl.contains("ALTER TABLE public.users RENAME TO accounts"), "{ddl}");
+    assert!(!ddl.contains("DROP TABLE"), "{ddl}");
+    assert_eq!(count(&db, "SELECT count(*) FROM accounts"), 2);
+}
+
+#[test]
+fn a_renamed_column_keeps_its_values_and_its_index_and_constraints_follow() {
+    let (ddl, db) = renamed(
+        "rn_column",
+        "CREATE TABLE items (id int PRIMARY KEY, price numeric CHECK (price > 0), label text); \
+         CREATE INDEX items_price ON items (price); \
+         CREATE TABLE lines (id int PRIMARY KEY, item_id int REFERENCES items (id));",
+        "INSERT INTO items VALUES (1, 9, 'a'), (2, 3, 'b');",
+        "CREATE TABLE items (item_id int, cost numeric, label text, CONSTRAINT items_pkey PRIMARY KEY (item_id), \
+           CONSTRAINT items_price_check CHECK (cost > 0)); \
+         CREATE INDEX items_price ON items (cost); \
+         CREATE TABLE lines (id int PRIMARY KEY, item_id int, CONSTRAINT lines_item_id_fkey FOREIGN KEY (item_id) REFERENCES items (item_id));",
+    );
+    assert!(ddl.contains("RENAME COLUMN price TO cost"), "{ddl}");
+    assert!(ddl.contains("RENAME COLUMN id TO item_id"), "{ddl}");
+    assert!(!ddl.contains("DROP COLUMN"), "{ddl}");
+    // Nothing rebuilt: the index and the constraints follow the column by themselves.
+    assert!(!ddl.contains("DROP INDEX") && !ddl.contains("DROP CONSTRAINT"), "{ddl}");
+    assert_eq!(count(&db, "SELECT sum(cost)::int8 FROM items"), 12);
+}
+
+#[test]
+fn renamed_indexes_constraints_and_sequences_are_renamed_not_rebuilt() {
+    let (ddl, db) = renamed(
+        "rn_objects",
+        "CREATE SEQUENCE order_no START 100; \
+         CREATE TABLE orders (id int PRIMARY KEY, no int DEFAULT nextval('order_no'), total int, \
+           CONSTRAINT total_positive CHECK (total > 0)); \
+         CREATE INDEX orders_total ON orders (total);",
+        "INSERT INTO orders (id, total) VALUES (1, 5), (2, 7);",
+        "CREATE SEQUENCE order_number START 100; \
+         CREATE TABLE orders (id int PRIMARY KEY, no int DEFAULT nextval('order_number'), total int, \
+           CONSTRAINT orders_total_check CHECK (total > 0)); \
+         CREATE INDEX orders_by_total ON orders (total);",
+    );
+    assert!(ddl.contains("ALTER SEQUENCE public.order_no RENAME TO order_number"), "{ddl}");
+    assert!(ddl.contains("RENAME CONSTRAINT total_positive TO orders_total_check"), "{ddl}");
+    assert!(ddl.contains("ALTER INDEX public.orders_total RENAME TO orders_by_total"), "{ddl}");
+    assert!(!ddl.contains("DROP SEQUENCE") && !ddl.contains("DROP INDEX"), "{ddl}");
+    // The sequence goes on from where it was, under the rows numbered by it.
+    assert_eq!(count(&db, "SELECT nextval('order_number')"), 102);
+}
+
+#[test]
+fn ambiguous_renames_are_left_to_the_reader_as_notes() {
+    // Two text columns go and two come: which is which cannot be told from the schema.
+    let (ddl, _db) = renamed(
+        "rn_ambiguous",
+        "CREATE TABLE people (id int PRIMARY KEY, first text, last text);",
+        "INSERT INTO people VALUES (1, 'a', 'b');",
+        "CREATE TABLE people (id int PRIMARY KEY, given text, family text);",
+    );
+    let statements: Vec<&str> = ddl.lines().filter(|l| !l.starts_with("--")).collect();
+    assert!(!statements.iter().any(|l| l.contains("RENAME")), "{ddl}");
+    let notes: Vec<&str> = ddl.lines().filter(|l| l.starts_with("-- note:")).collect();
+    assert_eq!(notes.len(), 1, "{ddl}");
+    assert!(notes[0].contains("first, last dropped and family, given added"), "{ddl}");
+    assert!(notes[0].contains("RENAME COLUMN first TO given"), "{ddl}");
+    assert!(statements.iter().any(|l| l.contains("DROP COLUMN first")), "{ddl}");
+}

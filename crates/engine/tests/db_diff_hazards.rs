@@ -102,3 +102,16 @@ fn equal_schemas_and_additive_changes_have_no_hazards() {
     assert!(found.is_empty(), "{found:#?}");
     assert!(!marked.contains("-- hazard"), "{marked}");
 }
+
+#[test]
+fn a_rename_keeps_the_data_and_is_marked_as_breaking_running_code() {
+    let to = "CREATE TABLE accounts (id bigint PRIMARY KEY, email_address text, name varchar(100), \
+              balance numeric(12,4), legacy text, created timestamp, small bigint);";
+    let (found, marked) = hazards_of("hz_rename", ACCOUNTS, to, true);
+    assert_eq!(
+        on(&found, "breaks-clients", "rename-column"),
+        ["ALTER TABLE public.accounts RENAME COLUMN email TO email_address"],
+        "{marked}"
+    );
+    assert!(!found.iter().any(|h| h.hazard.id() == "data-loss"), "{marked}");
+}

@@ -16,6 +16,7 @@ mod drops;
 mod functions;
 mod others;
 mod privileges;
+mod renames;
 mod sequences;
 mod tables;
 mod types;
@@ -49,6 +50,11 @@ impl SchemaDiff<'_> {
             return String::new();
         }
         let mut out = String::from("SET check_function_bodies = off;\n");
+        if let Some(r) = renames::detect(self.from, self.to) {
+            for n in &r.notes {
+                out.push_str(&format!("-- note: {n}\n"));
+            }
+        }
         for s in stmts {
             out.push_str(&s);
             out.push_str(";\n");
@@ -59,14 +65,23 @@ impl SchemaDiff<'_> {
     /// The same DDL as separate statements (no trailing `;`).
     pub fn statements(&self) -> Vec<String> {
         let mut s = Script::default();
-        match without_rebuilt_tables(self.from, self.to) {
+        // Renames first; the rest goes from the schema as it is after them.
+        let renames = renames::detect(self.from, self.to);
+        let from = match &renames {
+            Some(r) => {
+                s.stmts.extend(r.statements.iter().cloned());
+                &r.renamed
+            }
+            None => self.from,
+        };
+        match without_rebuilt_tables(from, self.to) {
             // Tables that change kind (regular ↔ partitioned) cannot be altered: drop them
             // (with what depends on them) first, then build the target from there.
             Some(mid) => {
-                render(self.from, &mid, &mut s);
+                render(from, &mid, &mut s);
                 render(&mid, self.to, &mut s);
             }
-            None => render(self.from, self.to, &mut s),
+            None => render(from, self.to, &mut s),
         }
         s.stmts
     }

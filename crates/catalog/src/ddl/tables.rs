@@ -340,7 +340,9 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
                 .filter(|j| j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j)));
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
-                s.push(i.definition.clone());
+                partitioned_index(a, b, tn, iname, i, s);
+            } else if u.kind == TableKind::Partitioned {
+                attach_partition_indexes(a, b, tn, iname, i, s);
             }
             if old.map(|j| &j.comment) != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
                 s.push(comment_sql(&format!("INDEX {qn}"), &i.comment));
@@ -352,6 +354,85 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             if old != Some(&i.comment) && (i.comment.is_some() || old.is_some()) {
                 s.push(comment_sql(&format!("INDEX {}", QName::new(&tn.schema, iname)), &i.comment));
             }
+        }
+    }
+}
+
+/// What follows `USING` in an index definition (method, keys, INCLUDE, WHERE), with whether it
+/// is unique: equal for a partitioned table's index and the partitions' indexes attached to it.
+fn index_shape(definition: &str) -> Option<(bool, &str)> {
+    let using = definition.find(" USING ")?;
+    Some((definition.starts_with("CREATE UNIQUE INDEX"), &definition[using..]))
+}
+
+/// Create index `iname` of table `tn` as `b` has it. On a partitioned table PostgreSQL prints it
+/// `ON ONLY` the parent, which alone leaves it invalid and the partitions without theirs: as
+/// pg_dump does, each partition's index (`b`'s name and definition) is created, or found already
+/// there, and attached, which makes the parent's valid. When a partition's index cannot be told
+/// among `b`'s, the index is created on the parent without ONLY, and PostgreSQL creates or
+/// attaches the partitions' own.
+fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
+    let only = format!(" ON ONLY {tn} ");
+    if !i.definition.contains(&only) {
+        s.push(i.definition.clone());
+        return;
+    }
+    let Some(shape) = index_shape(&i.definition) else {
+        s.push(i.definition.replacen(&only, &format!(" ON {tn} "), 1));
+        return;
+    };
+    let partitions: Vec<(&QName, &Table)> =
+        b.tables.iter().filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn)).collect();
+    let mut children = Vec::new();
+    for (pn, p) in &partitions {
+        let found: Vec<(&String, &Index)> =
+            p.indexes.iter().filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape)).collect();
+        match found.as_slice() {
+            [(name, j)] => children.push((*pn, (*name).clone(), (*j).clone())),
+            _ => {
+                s.push(i.definition.replacen(&only, &format!(" ON {tn} "), 1));
+                return;
+            }
+        }
+    }
+    s.push(i.definition.clone());
+    for (pn, name, j) in children {
+        let there = a.tables.get(pn).and_then(|t| t.indexes.get(&name)).is_some_and(|k| k.definition == j.definition);
+        // A key's index is made by its constraint, added before the indexes.
+        if !there && !j.constraint {
+            partitioned_index(a, b, pn, &name, &j, s);
+        }
+        s.push(format!(
+            "ALTER INDEX {} ATTACH PARTITION {}",
+            QName::new(&tn.schema, iname),
+            QName::new(&pn.schema, &name)
+        ));
+    }
+}
+
+/// An index of partitioned table `tn` that both sides have: the partitions' indexes `b` has
+/// attached to it and `a` has as their own (same name and definition) are attached.
+fn attach_partition_indexes(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
+    let Some(shape) = index_shape(&i.definition) else { return };
+    for (pn, p) in b.tables.iter().filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn)) {
+        let found: Vec<&String> = p
+            .indexes
+            .iter()
+            .filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape))
+            .map(|(n, _)| n)
+            .collect();
+        let [name] = found.as_slice() else { continue };
+        let local = a
+            .tables
+            .get(pn)
+            .and_then(|t| t.indexes.get(*name))
+            .is_some_and(|k| !k.inherited && k.definition == p.indexes[*name].definition);
+        if local {
+            s.push(format!(
+                "ALTER INDEX {} ATTACH PARTITION {}",
+                QName::new(&tn.schema, iname),
+                QName::new(&pn.schema, name.as_str())
+            ));
         }
     }
 }

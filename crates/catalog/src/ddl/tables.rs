@@ -211,6 +211,36 @@ pub(super) fn render_persistence(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     }
 }
 
+/// The kind of a built-in scalar type as `format_type` prints it: numbers, date and time,
+/// text, or None for the rest.
+fn builtin_kind(t: &str) -> Option<char> {
+    let base = t.split('(').next().unwrap_or(t).trim();
+    match base {
+        "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" => Some('n'),
+        "date" | "timestamp without time zone" | "timestamp with time zone" | "interval" => Some('d'),
+        "time without time zone" | "time with time zone" => Some('t'),
+        "text" | "character varying" | "character" | "name" | "\"char\"" => Some('s'),
+        "boolean" => Some('b'),
+        _ => None,
+    }
+}
+
+/// Two built-in scalar types of different kinds, neither of them text: PostgreSQL has no cast
+/// between them (`bigint` and `timestamp`, `date` and `time`, `boolean` and `bigint`).
+fn no_direct_cast(from: &str, to: &str) -> bool {
+    if from.ends_with("[]")
+        || to.ends_with("[]")
+        || (from == "boolean" && to == "integer")
+        || (from == "integer" && to == "boolean")
+    {
+        return false;
+    }
+    match (builtin_kind(from), builtin_kind(to)) {
+        (Some(x), Some(y)) => x != y && x != 's' && y != 's',
+        _ => false,
+    }
+}
+
 /// The `USING` expression that converts column `col` (SQL text) from type `from` to `to`;
 /// `via` is `::text` (or `::text[]`) when one side is a user type with no direct cast. bytea
 /// casts to nothing: values moved into it are text encoded as UTF-8 bytes (`convert_to`), and
@@ -555,8 +585,13 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
     let retyped = old.type_name != c.type_name || old.collation != c.collation;
     if retyped {
         let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
-        // Between user types (enums) there is no direct cast: go through text.
-        let via = if a.has_user_type(&old.type_name) || b.has_user_type(&c.type_name) {
+        // Between user types (enums), and between built-in types of different kinds (a number
+        // and a date), there is no direct cast: go through text, which converts what has the
+        // form and fails on the rest (the hazard says so).
+        let via = if a.has_user_type(&old.type_name)
+            || b.has_user_type(&c.type_name)
+            || no_direct_cast(&old.type_name, &c.type_name)
+        {
             if c.type_name.ends_with("[]") {
                 "::text[]"
             } else {

@@ -61,7 +61,8 @@ pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
             let table_dropped = u.is_none();
             let retyped = retyped.contains(tn);
             for (cn, c) in &t.constraints {
-                if c.inherited || (c.kind == ConstraintType::ForeignKey) != pass {
+                // A constraint trigger goes with its trigger (DROP TRIGGER).
+                if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != pass {
                     continue;
                 }
                 let other = u.and_then(|u| u.constraints.get(cn));

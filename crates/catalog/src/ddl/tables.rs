@@ -306,6 +306,14 @@ fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
         }
         for c in &u.columns {
             if c.inherited {
+                // A partition's column comes from the parent, but its NOT NULL is its own when the
+                // parent's column has none (a key of the partition alone makes it NOT NULL).
+                let at = format!("ALTER TABLE {tn} ALTER COLUMN {}", qi(&c.name));
+                match t.column(&c.name).map(|o| (o.not_null, c.not_null)) {
+                    Some((true, false)) => s.push(format!("{at} DROP NOT NULL")),
+                    Some((false, true)) => s.push(format!("{at} SET NOT NULL")),
+                    _ => {}
+                }
                 continue;
             }
             match t.column(&c.name) {
@@ -330,7 +338,8 @@ fn add_constraints(
         let t = a.tables.get(tn);
         let retyped = retyped.contains(tn);
         for (cn, c) in &u.constraints {
-            if c.inherited || (c.kind == ConstraintType::ForeignKey) != fk_pass {
+            // A constraint trigger is its trigger's: CREATE CONSTRAINT TRIGGER makes both.
+            if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != fk_pass {
                 continue;
             }
             match t.and_then(|t| t.constraints.get(cn)) {
@@ -554,7 +563,7 @@ pub(super) fn column_settings(tn: &QName, c: &Column, before: &[String], version
     }
 }
 
-/// Is `type_name` (as format_type spells it) a user-defined type of `snap`?
+/// The DDL that turns column `old` of table `tn` into `c`.
 pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b: &Snapshot, s: &mut Script) {
     let col = qi(&c.name);
     let at = format!("ALTER TABLE {tn} ALTER COLUMN {col}");

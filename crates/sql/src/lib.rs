@@ -13,6 +13,7 @@ pub mod lint;
 pub mod lock;
 pub mod model;
 pub mod parse;
+pub mod plpgsql;
 pub mod quote;
 pub mod risk;
 pub mod span;

@@ -275,6 +275,18 @@ fn statement_ends(tokens: &[protobuf::ScanToken]) -> impl Iterator<Item = usize>
 
 /// The statements of one parsed piece of the text, the bytes `base..end`; `tokens` are the
 /// piece's, relative to `base`.
+/// The statements of the region `at..end` of `text` (a piece of SQL inside a statement, such
+/// as one a `DO` block runs), as statements of the file: spans in the file's offsets.
+pub(crate) fn region_statements(text: &Arc<str>, at: usize, end: usize) -> Vec<Statement> {
+    let region = &text[at..end];
+    let (Ok(scan), Ok(tree)) = (pg_query::scan(region), pg_query::parse(region, 0)) else {
+        return vec![];
+    };
+    let mut out = ParsedSql::default();
+    push_statements(&mut out, text, &scan.tokens, (at, end), &tree.protobuf);
+    out.statements
+}
+
 fn push_statements(
     out: &mut ParsedSql,
     text: &Arc<str>,

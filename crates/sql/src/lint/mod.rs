@@ -249,7 +249,9 @@ impl Linter {
         let index = LineIndex::new(file.source);
         let tx_mode = TxMode::of(&directives, &parsed.statements);
         let mut tracker = TxTracker::new(&tx_mode);
-        let mut raw: Vec<(Rule, usize, Violation)> = Vec::new();
+        // (rule, statement index, what, where: the statement's span, or the span of the
+        // statement inside it that a DO block runs).
+        let mut raw: Vec<(Rule, usize, Violation, Span)> = Vec::new();
         let mut reasons = Vec::new();
         // Risk reasons implied by error findings, kept when the finding is (not suppressed).
         let mut floors: Vec<(Rule, risk::RiskReason)> = Vec::new();
@@ -270,24 +272,50 @@ impl Linter {
                 if !out.is_empty() && rule.severity() == Severity::Error {
                     floors.extend(risk::error_floor(&cx, *rule).map(|r| (*rule, r)));
                 }
-                raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v)));
+                raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v, stmt.span)));
             }
             reasons.extend(risk::assess(&cx));
             tracker.after(stmt, &self.schema);
             self.schema.apply(stmt);
+            // What a DO block runs is read like the statements around it, in its transaction.
+            for mut inner in crate::plpgsql::nested(stmt) {
+                inner.index = stmt.index;
+                let cx = Cx {
+                    stmt: &inner,
+                    source: file.source,
+                    schema: &self.schema,
+                    opts: &self.opts,
+                    tx: &tracker,
+                    tx_mode: &tx_mode,
+                    statements: &parsed.statements,
+                };
+                for rule in Rule::ALL {
+                    let mut out = Vec::new();
+                    rule.check(&cx, &mut out);
+                    if !out.is_empty() && rule.severity() == Severity::Error {
+                        floors.extend(risk::error_floor(&cx, *rule).map(|r| (*rule, r)));
+                    }
+                    raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v, inner.span)));
+                }
+                reasons.extend(risk::assess(&cx));
+                self.schema.apply(&inner);
+            }
         }
         let mut end_violations = Vec::new();
         tracker.finish(&parsed.statements, &mut end_violations);
         for (rule, idx, _) in end_violations.iter().filter(|(r, _, _)| r.severity() == Severity::Error) {
             floors.push((*rule, risk::error_without_table(*idx, *rule)));
         }
-        raw.extend(end_violations);
+        raw.extend(end_violations.into_iter().map(|(r, i, v)| {
+            let span = parsed.statements.get(i).map_or(Span::new(0, 0), |s| s.span);
+            (r, i, v, span)
+        }));
         self.schema.finish_migration();
 
         let sups = suppressions(&parsed.comments);
         let mut findings = Vec::new();
         let mut suppressed = 0;
-        for (rule, idx, v) in raw {
+        for (rule, idx, v, span) in raw {
             let stmt = &parsed.statements[idx];
             let id = rule.id();
             let by_comment = sups.iter().any(|s| {
@@ -298,8 +326,8 @@ impl Linter {
                 suppressed += 1;
                 continue;
             }
-            let start = index.line_col(file.source, stmt.span.start);
-            let end = index.line_col(file.source, stmt.span.end);
+            let start = index.line_col(file.source, span.start);
+            let end = index.line_col(file.source, span.end);
             findings.push(Finding {
                 rule,
                 severity: rule.severity(),
@@ -308,7 +336,7 @@ impl Linter {
                 column: start.column,
                 end_line: end.line,
                 end_column: end.column,
-                span: stmt.span,
+                span,
                 message: v.message,
                 help: v.help,
                 statement: idx,

@@ -71,8 +71,8 @@ fn body_start(text: &str) -> Option<usize> {
     let tokens = pg_query::scan(text).ok()?.tokens;
     let literal = tokens.iter().find(|t| t.token == pg_query::protobuf::Token::Sconst as i32)?;
     let lit = &text[literal.start as usize..literal.end as usize];
-    if lit.starts_with('$') {
-        let close = lit[1..].find('$')? + 2;
+    if let Some(rest) = lit.strip_prefix('$') {
+        let close = rest.find('$')? + 2;
         Some(literal.start as usize + close)
     } else {
         Some(literal.start as usize + lit.find('\'')? + 1)

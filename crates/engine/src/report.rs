@@ -124,6 +124,33 @@ pub struct Rewrite {
     pub statement: String,
 }
 
+/// One difference between lint's prediction and what PostgreSQL did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ModelMismatch {
+    /// 1-based line of the statement.
+    pub line: usize,
+    /// Its command tag.
+    pub statement: String,
+    /// The table.
+    pub relation: String,
+    /// `lock` or `rewrite`.
+    pub about: String,
+    /// What lint predicted (`ACCESS EXCLUSIVE`, `no lock`, `rewrite`, `no rewrite`).
+    pub predicted: String,
+    /// What the server did.
+    pub observed: String,
+}
+
+impl ModelMismatch {
+    /// As a warning line.
+    pub fn text(&self) -> String {
+        format!(
+            "lint-model: line {} {}: on {}, lint predicted {} and PostgreSQL {}",
+            self.line, self.statement, self.relation, self.predicted, self.observed
+        )
+    }
+}
+
 /// Everything about one migration.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MigrationReport {
@@ -139,6 +166,9 @@ pub struct MigrationReport {
     pub locks: Vec<LockHold>,
     /// Relations it rewrote.
     pub rewrites: Vec<Rewrite>,
+    /// Where lint's model of locks and rewrites differs from what the server did (rehearse).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lint_model: Vec<ModelMismatch>,
     /// Its risk (from lint and, with --rows, real sizes).
     pub risk: Option<RiskView>,
     /// Statement timings of the forward run: (line, tag, ms).
@@ -157,6 +187,7 @@ impl MigrationReport {
             steps: vec![],
             locks: vec![],
             rewrites: vec![],
+            lint_model: vec![],
             risk: None,
             statements: vec![],
             rollback: None,

@@ -722,3 +722,50 @@ fn a_key_renamed_by_constants_is_renamed_back_only_if_the_update_found_it() {
         assert!(failed_steps(m).is_empty(), "{rows}: {m:#?}");
     }
 }
+
+#[test]
+fn lint_s_model_is_checked_against_the_locks_and_rewrites_the_server_saw() {
+    let base = "CREATE TABLE accounts (id int PRIMARY KEY, email text, seen timestamp);\n\
+                CREATE TABLE audit (id int);\n\
+                CREATE FUNCTION lock_audit() RETURNS trigger LANGUAGE plpgsql AS \
+                $$ BEGIN LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; RETURN NEW; END $$;\n\
+                CREATE TRIGGER accounts_lock BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION lock_audit();";
+    let r = run(
+        &[
+            ("001_base.sql", base),
+            // What lint predicts is what the server does: no mismatch.
+            (
+                "002_index.sql",
+                "CREATE INDEX accounts_email ON accounts (email);\nALTER TABLE accounts ADD COLUMN note text;",
+            ),
+            // A trigger takes a lock lint cannot see.
+            ("003_insert.sql", "INSERT INTO accounts VALUES (1, 'a', now());"),
+            // With the session's TimeZone UTC, PostgreSQL skips this rewrite; lint, which reads
+            // SET but not set_config, predicts one.
+            (
+                "004_retype.sql",
+                "SELECT set_config('TimeZone', 'UTC', false);\nALTER TABLE accounts ALTER COLUMN seen TYPE timestamptz;",
+            ),
+        ],
+        RehearseOptions::default(),
+    );
+    let m = |v: &str| mig(&r, v);
+    assert!(m("002").lint_model.is_empty(), "{:#?}", m("002").lint_model);
+    let trig = &m("003").lint_model;
+    assert!(
+        trig.iter().any(|x| x.relation == "public.audit"
+            && x.predicted == "no lock"
+            && x.observed.contains("ACCESS EXCLUSIVE")),
+        "{trig:#?}"
+    );
+    let forward = step(m("003"), "forward");
+    assert!(
+        forward.warnings.iter().any(|w| w.starts_with("lint-model: line 1 INSERT: on public.audit")),
+        "{forward:#?}"
+    );
+    let retype = &m("004").lint_model;
+    assert!(
+        retype.iter().any(|x| x.about == "rewrite" && x.relation == "public.accounts" && x.predicted == "a rewrite"),
+        "{retype:#?}"
+    );
+}

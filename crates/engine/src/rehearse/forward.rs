@@ -40,6 +40,11 @@ pub(super) struct Forward {
     /// not known for sure (statements ran outside one transaction, so a lock taken and released
     /// between two looks was missed).
     pub written: Option<std::collections::BTreeSet<String>>,
+    /// Locks the session held after its statements: `(relation, mode)` → (ms, the statement
+    /// that first held it).
+    pub held: std::collections::BTreeMap<(String, String), (f64, usize)>,
+    /// Relations whose relfilenode changed, with the statement (the first of a row-level run).
+    pub rewritten: Vec<(String, usize)>,
 }
 
 /// Lock modes that only read: a relation locked in nothing stronger kept its rows and definition.
@@ -72,6 +77,7 @@ pub(super) fn forward_traced(
     let labels = label(prepared);
     let existing: std::collections::HashSet<String> = nodes.values().map(|(n, _)| n.clone()).collect();
     let mut rewrites = Vec::new();
+    let mut rewritten: Vec<(String, usize)> = Vec::new();
     let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
     let current = tracer.current.clone();
     // Row-level statements in a row are traced as one run: the locks and rewrites are read once
@@ -89,7 +95,9 @@ pub(super) fn forward_traced(
                 held.entry(key).or_insert((since, first));
             }
             let after = trace::relfilenodes(client);
-            rewrites.extend(trace::rewrites(&nodes, &after, &labels(first)));
+            let found = trace::rewrites(&nodes, &after, &labels(first));
+            rewritten.extend(found.iter().map(|r| (r.relation.clone(), first)));
+            rewrites.extend(found);
             nodes = after;
             run = None;
         }
@@ -115,7 +123,7 @@ pub(super) fn forward_traced(
         Ok(runs) => {
             rep.statements = runs.iter().map(|r| (r.line, r.tag.clone(), r.ms)).collect();
             rep.push(StepReport::pass("forward", took, format!("{} statements", runs.len())));
-            Ok(Some(Forward { ms: took, written }))
+            Ok(Some(Forward { ms: took, written, held, rewritten }))
         }
         Err(e) => {
             let mut detail = e.to_string();

@@ -13,6 +13,7 @@
 
 mod checks;
 mod forward;
+mod model_check;
 pub mod trace;
 
 use checks::{user_checks, verify_step, Carried, KnownFaults};
@@ -314,7 +315,8 @@ fn rehearse_one<'s>(
     if opts.rows.is_some() || opts.data.is_some() {
         carried.linter.set_table_rows(crate::lint::table_rows(c)?);
     }
-    let risk = RiskView::from(&carried.linter.lint(m).risk);
+    let linted = carried.linter.lint(m);
+    let risk = RiskView::from(&linted.risk);
     rep.risk = Some(risk.clone());
     // The rollback to use decides the capture step: the set's own, or the generated one.
     let plan = capture::plan(m.version.as_str(), &prepared.statements, &s0);
@@ -329,10 +331,19 @@ fn rehearse_one<'s>(
     let watch = m.rollback.is_none().then_some(&mut seen);
     let forward =
         forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), opts.rows.is_some(), watch, &mut rep)?;
-    let Some(forward::Forward { ms: forward_ms, written }) = forward else {
+    let Some(forward::Forward { ms: forward_ms, written, held, rewritten }) = forward else {
         *conn = None;
         return Ok((rep, Outcome::Broken));
     };
+    // Lint's model against what the server did (known for sure in one transaction).
+    if written.is_some() {
+        let seen = model_check::Seen { held: &held, rewritten: &rewritten };
+        let found = model_check::mismatches(&prepared, &s0, &linted.findings, &seen);
+        if let Some(step) = rep.steps.iter_mut().rev().find(|s| s.step == "forward") {
+            step.warnings.extend(found.iter().map(|m| m.text()));
+        }
+        rep.lint_model = found;
+    }
     // The first migration rehearsed checks everything: the baseline the others build on.
     let written = written.filter(|_| at.index > 1);
     reset_session(c)?;

@@ -5,6 +5,23 @@ use super::{existing_table_actions, violation, Cx, Violation};
 use crate::model::AlterAction;
 use crate::quote_ident;
 
+/// Whether the file set the session's TimeZone to one with no offset before this statement.
+fn session_time_zone_is_utc(cx: &Cx) -> bool {
+    let zone = cx.statements[..cx.stmt.index.min(cx.statements.len())].iter().rev().find_map(|s| match &s.kind {
+        crate::model::StmtKind::Set { name, value, .. } if name.eq_ignore_ascii_case("timezone") => {
+            Some(value.clone().unwrap_or_default())
+        }
+        _ => None,
+    });
+    zone.is_some_and(|z| {
+        let z = z.trim().trim_matches('\'').to_ascii_lowercase();
+        matches!(
+            z.as_str(),
+            "utc" | "etc/utc" | "gmt" | "etc/gmt" | "uct" | "universal" | "zulu" | "z" | "etc/universal"
+        )
+    })
+}
+
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     let Some((table, actions)) = existing_table_actions(cx) else {
         return;
@@ -15,6 +32,17 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
         };
         let old = cx.schema.table(table).and_then(|t| t.column(column)).map(|c| c.type_name.clone());
         if using.is_none() && old.as_ref().is_some_and(|o| o.binary_compatible_to(new_type)) {
+            continue;
+        }
+        // timestamp ↔ timestamptz keeps the stored values when the session's zone is UTC:
+        // PostgreSQL 12 and later skip the rewrite then (crates.io's migrations set it first).
+        let zoned = |t: &crate::model::TypeName| t.name == "timestamp" || t.name == "timestamptz";
+        if using.is_none()
+            && old
+                .as_ref()
+                .is_some_and(|o| zoned(o) && zoned(new_type) && o.name != new_type.name && o.mods == new_type.mods)
+            && session_time_zone_is_utc(cx)
+        {
             continue;
         }
         let from = match &old {
@@ -91,6 +119,22 @@ mod tests {
         let f = lint_set(&[
             "CREATE TABLE t (c varchar(50), d text);",
             "ALTER TABLE t ALTER COLUMN c TYPE text USING d::text;",
+        ]);
+        assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
+    }
+
+    #[test]
+    fn timestamp_to_timestamptz_in_a_utc_session_is_no_rewrite() {
+        for set in ["SET timezone = 'UTC';", "SET TIME ZONE 'UTC';", "SET LOCAL TimeZone TO 'Etc/UTC';"] {
+            let f = lint_set(&[
+                "CREATE TABLE t (c timestamp);",
+                &format!("{set}\nALTER TABLE t ALTER COLUMN c TYPE timestamptz;"),
+            ]);
+            assert!(f[1].is_empty(), "{set}: {:?}", f[1]);
+        }
+        let f = lint_set(&[
+            "CREATE TABLE t (c timestamp);",
+            "SET timezone = 'Europe/Paris';\nALTER TABLE t ALTER COLUMN c TYPE timestamptz;",
         ]);
         assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
     }

@@ -169,6 +169,32 @@ pub(crate) struct Violation {
     pub help: String,
 }
 
+/// What running every rule over a file's statements gathers.
+#[derive(Default)]
+struct Gathered {
+    /// (rule, statement index, what, where: the statement's span, or for one a DO block runs,
+    /// its own span inside the block).
+    raw: Vec<(Rule, usize, Violation, Span)>,
+    reasons: Vec<risk::RiskReason>,
+    /// Risk reasons implied by error findings, kept when the finding is (not suppressed).
+    floors: Vec<(Rule, risk::RiskReason)>,
+}
+
+impl Gathered {
+    /// Run every rule and the risk assessment over the statement of `cx`.
+    fn check(&mut self, cx: &Cx) {
+        for rule in Rule::ALL {
+            let mut out = Vec::new();
+            rule.check(cx, &mut out);
+            if !out.is_empty() && rule.severity() == Severity::Error {
+                self.floors.extend(risk::error_floor(cx, *rule).map(|r| (*rule, r)));
+            }
+            self.raw.extend(out.into_iter().map(|v| (*rule, cx.stmt.index, v, cx.stmt.span)));
+        }
+        self.reasons.extend(risk::assess(cx));
+    }
+}
+
 /// Everything a rule may read about one statement.
 pub(crate) struct Cx<'a> {
     pub stmt: &'a Statement,
@@ -249,12 +275,7 @@ impl Linter {
         let index = LineIndex::new(file.source);
         let tx_mode = TxMode::of(&directives, &parsed.statements);
         let mut tracker = TxTracker::new(&tx_mode);
-        // (rule, statement index, what, where: the statement's span, or the span of the
-        // statement inside it that a DO block runs).
-        let mut raw: Vec<(Rule, usize, Violation, Span)> = Vec::new();
-        let mut reasons = Vec::new();
-        // Risk reasons implied by error findings, kept when the finding is (not suppressed).
-        let mut floors: Vec<(Rule, risk::RiskReason)> = Vec::new();
+        let mut gathered = Gathered::default();
         for stmt in &parsed.statements {
             tracker.before(stmt);
             let cx = Cx {
@@ -266,21 +287,14 @@ impl Linter {
                 tx_mode: &tx_mode,
                 statements: &parsed.statements,
             };
-            for rule in Rule::ALL {
-                let mut out = Vec::new();
-                rule.check(&cx, &mut out);
-                if !out.is_empty() && rule.severity() == Severity::Error {
-                    floors.extend(risk::error_floor(&cx, *rule).map(|r| (*rule, r)));
-                }
-                raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v, stmt.span)));
-            }
-            reasons.extend(risk::assess(&cx));
+            gathered.check(&cx);
             tracker.after(stmt, &self.schema);
             self.schema.apply(stmt);
-            // What a DO block runs is read like the statements around it, in its transaction.
+            // What a DO block runs is read like the statements around it, in its transaction
+            // (under the block's index, at its own place in the file).
             for mut inner in crate::plpgsql::nested(stmt) {
                 inner.index = stmt.index;
-                let cx = Cx {
+                gathered.check(&Cx {
                     stmt: &inner,
                     source: file.source,
                     schema: &self.schema,
@@ -288,19 +302,11 @@ impl Linter {
                     tx: &tracker,
                     tx_mode: &tx_mode,
                     statements: &parsed.statements,
-                };
-                for rule in Rule::ALL {
-                    let mut out = Vec::new();
-                    rule.check(&cx, &mut out);
-                    if !out.is_empty() && rule.severity() == Severity::Error {
-                        floors.extend(risk::error_floor(&cx, *rule).map(|r| (*rule, r)));
-                    }
-                    raw.extend(out.into_iter().map(|v| (*rule, stmt.index, v, inner.span)));
-                }
-                reasons.extend(risk::assess(&cx));
+                });
                 self.schema.apply(&inner);
             }
         }
+        let Gathered { mut raw, mut reasons, mut floors } = gathered;
         let mut end_violations = Vec::new();
         tracker.finish(&parsed.statements, &mut end_violations);
         for (rule, idx, _) in end_violations.iter().filter(|(r, _, _)| r.severity() == Severity::Error) {

@@ -73,7 +73,8 @@ pub fn find(sql: &str, from: &Snapshot, table_rows: BTreeMap<QualName, i64>) -> 
         };
         for a in actions {
             let AlterAction::AlterType { column, new_type, .. } = a else { continue };
-            let Some(old) = t.columns.iter().find(|c| c.name == *column).and_then(|c| type_name(&c.type_name)) else {
+            let Some(old) = t.columns.iter().find(|c| c.name == *column).and_then(|c| TypeName::parse(&c.type_name))
+            else {
                 continue;
             };
             let conversion = old.conversion_to(new_type);
@@ -105,18 +106,6 @@ pub fn find(sql: &str, from: &Snapshot, table_rows: BTreeMap<QualName, i64>) -> 
     }
     out.sort_by_key(|h| (h.statement, h.hazard, h.rule.clone()));
     out
-}
-
-/// A type as `format_type` prints it, read back into lint's model.
-fn type_name(printed: &str) -> Option<TypeName> {
-    let p = parse_sql(&format!("ALTER TABLE t ALTER COLUMN c TYPE {printed}"));
-    match &p.statements.first()?.kind {
-        StmtKind::AlterTable { actions, .. } => match actions.first()? {
-            AlterAction::AlterType { new_type, .. } => Some(new_type.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// `sql` with each statement that has hazards preceded by `-- hazard:` comment lines (and

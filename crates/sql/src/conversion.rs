@@ -54,6 +54,19 @@ fn is_text(name: &str) -> bool {
 }
 
 impl TypeName {
+    /// A type as SQL spells it (`character varying(20)`, `numeric(12,2)`, as `format_type`
+    /// prints it), read into this model with PostgreSQL's own grammar.
+    pub fn parse(spelled: &str) -> Option<TypeName> {
+        let p = crate::parse::parse_sql(&format!("ALTER TABLE t ALTER COLUMN c TYPE {spelled}"));
+        match &p.statements.first()?.kind {
+            crate::model::StmtKind::AlterTable { actions, .. } => match actions.first()? {
+                crate::model::AlterAction::AlterType { new_type, .. } => Some(new_type.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// What converting this type's values to `new` (as `USING col::new` does) does to them.
     pub fn conversion_to(&self, new: &TypeName) -> Conversion {
         let old = self;
@@ -121,17 +134,9 @@ impl TypeName {
 #[cfg(test)]
 mod tests {
     use super::Conversion::{self, *};
-    use crate::model::{AlterAction, StmtKind};
 
     fn ty(t: &str) -> crate::model::TypeName {
-        let p = crate::parse::parse_sql(&format!("ALTER TABLE t ALTER COLUMN c TYPE {t}"));
-        match &p.statements[0].kind {
-            StmtKind::AlterTable { actions, .. } => match &actions[0] {
-                AlterAction::AlterType { new_type, .. } => new_type.clone(),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        }
+        crate::model::TypeName::parse(t).unwrap_or_else(|| panic!("{t}"))
     }
 
     fn conv(a: &str, b: &str) -> Conversion {

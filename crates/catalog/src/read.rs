@@ -7,7 +7,7 @@ use postgres::Client;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::*;
-use crate::statements::Reusing;
+use crate::statements::{listed, Reusing};
 use crate::CatalogError;
 
 /// What to leave out of a snapshot.
@@ -383,6 +383,7 @@ fn read_columns(
     } else {
         ("NULL::text", "")
     };
+    let listed = listed("a.attrelid");
     let sql = format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
@@ -398,7 +399,7 @@ fn read_columns(
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \
-         WHERE a.attrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[]) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
+         WHERE {listed} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
         grants("a.attacl", "cl.relowner", 'c')
     );
     for r in c.query(&sql)? {
@@ -459,14 +460,14 @@ fn read_constraints(
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
     let rows = c.query(
-        "SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
+        &format!("SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
            fn.nspname::text, fc.relname::text, \
            ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) \
                  JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
            (co.conparentid <> 0 OR NOT co.conislocal), (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = co.oid AND dsc.classoid = 'pg_constraint'::regclass AND dsc.objsubid = 0) \
          FROM pg_constraint co \
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
-         WHERE co.conrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[]) AND co.contype <> 'n'")?;
+         WHERE {listed} AND co.contype <> 'n'", listed = listed("co.conrelid")))?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let references = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
@@ -499,10 +500,10 @@ fn read_indexes(
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
     let rows = c.query(
-        "SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
+        &format!("SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
            ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0) \
-         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE {listed}", listed = listed("i.indrelid")))?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let idx = Index {
@@ -527,10 +528,11 @@ fn read_triggers(
     version: u32,
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
+    let listed = listed("t.tgrelid");
     let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
     let sql = format!(
         "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_trigger'::regclass AND dsc.objsubid = 0) \
-         FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])"
+         FROM pg_trigger t WHERE NOT t.tgisinternal AND {listed}"
     );
     for r in c.query(&sql)? {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
@@ -555,9 +557,9 @@ fn read_rules(
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
     let rows = c.query(
-        "SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
+        &format!("SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = r.oid AND dsc.classoid = 'pg_rewrite'::regclass AND dsc.objsubid = 0) \
-         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND r.ev_class = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
+         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND {listed}", listed = listed("r.ev_class")))?;
     // Only when there are rules (most schemas have none).
     let deps = if rows.is_empty() { RuleDeps::default() } else { rule_dependencies(c)? };
     for r in rows {
@@ -584,10 +586,10 @@ fn read_policies(
     snap: &mut Snapshot,
 ) -> Result<(), CatalogError> {
     let rows = c.query(
-        "SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
+        &format!("SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
            ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1), \
            pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-         FROM pg_policy p WHERE p.polrelid = ANY(current_setting('migsafe.relations')::pg_catalog.oid[])")?;
+         FROM pg_policy p WHERE {listed}", listed = listed("p.polrelid")))?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let command = match r.get::<_, String>(3).as_str() {

@@ -19,6 +19,12 @@ use postgres::{GenericClient, Row};
 /// The setting that carries the relations (an `oid[]` literal) a query is about.
 pub const RELATIONS_SETTING: &str = "migsafe.relations";
 
+/// SQL that is true when `column` (a relation's oid) is among those [`Reusing::set_relations`]
+/// listed.
+pub(crate) fn listed(column: &str) -> String {
+    format!("{column} = ANY(current_setting('{RELATIONS_SETTING}')::pg_catalog.oid[])")
+}
+
 /// A session whose catalog queries are prepared once and reused.
 pub struct Reusing<'c, C: GenericClient> {
     client: &'c mut C,

@@ -45,15 +45,14 @@ impl SchemaDiff<'_> {
     /// The DDL that turns the source schema into the target, as one script (`;`-terminated
     /// statements). Empty when the schemas are equal.
     pub fn to_sql(&self) -> String {
-        let stmts = self.statements();
+        let renames = renames::detect(self.from, self.to);
+        let stmts = self.render_from(renames.as_ref());
         if stmts.is_empty() {
             return String::new();
         }
         let mut out = String::from("SET check_function_bodies = off;\n");
-        if let Some(r) = renames::detect(self.from, self.to) {
-            for n in &r.notes {
-                out.push_str(&format!("-- note: {n}\n"));
-            }
+        for n in renames.iter().flat_map(|r| &r.notes) {
+            out.push_str(&format!("-- note: {n}\n"));
         }
         for s in stmts {
             out.push_str(&s);
@@ -64,10 +63,14 @@ impl SchemaDiff<'_> {
 
     /// The same DDL as separate statements (no trailing `;`).
     pub fn statements(&self) -> Vec<String> {
+        self.render_from(renames::detect(self.from, self.to).as_ref())
+    }
+
+    /// The DDL, `renames` (those found between the two schemas) first; the rest goes from the
+    /// schema as it is after them.
+    fn render_from(&self, renames: Option<&renames::Renames>) -> Vec<String> {
         let mut s = Script::default();
-        // Renames first; the rest goes from the schema as it is after them.
-        let renames = renames::detect(self.from, self.to);
-        let from = match &renames {
+        let from = match renames {
             Some(r) => {
                 s.stmts.extend(r.statements.iter().cloned());
                 &r.renamed

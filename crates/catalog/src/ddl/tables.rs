@@ -404,6 +404,30 @@ fn index_shape(definition: &str) -> Option<(bool, &str)> {
     Some((definition.starts_with("CREATE UNIQUE INDEX"), &definition[using..]))
 }
 
+/// The partitions of `tn` in `b`, each with its index of the shape `shape` (the one attached
+/// to `tn`'s index of that shape), or None where that cannot be told (none, or several).
+fn partition_indexes<'b>(
+    b: &'b Snapshot,
+    tn: &QName,
+    shape: (bool, &str),
+) -> Vec<(&'b QName, Option<(&'b String, &'b Index)>)> {
+    b.tables
+        .iter()
+        .filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn))
+        .map(|(pn, p)| {
+            let found: Vec<(&String, &Index)> =
+                p.indexes.iter().filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape)).collect();
+            (pn, if let [one] = found.as_slice() { Some(*one) } else { None })
+        })
+        .collect()
+}
+
+/// `ALTER INDEX … ATTACH PARTITION …`: index `child` of partition `pn` under index `iname` of
+/// its parent `tn`.
+fn attach_sql(tn: &QName, iname: &str, pn: &QName, child: &str) -> String {
+    format!("ALTER INDEX {} ATTACH PARTITION {}", QName::new(&tn.schema, iname), QName::new(&pn.schema, child))
+}
+
 /// Create index `iname` of table `tn` as `b` has it. On a partitioned table PostgreSQL prints it
 /// `ON ONLY` the parent, which alone leaves it invalid and the partitions without theirs: as
 /// pg_dump does, each partition's index (`b`'s name and definition) is created, or found already
@@ -416,36 +440,19 @@ fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &In
         s.push(i.definition.clone());
         return;
     }
-    let Some(shape) = index_shape(&i.definition) else {
+    let children = index_shape(&i.definition).map(|shape| partition_indexes(b, tn, shape));
+    let Some(children) = children.filter(|c| c.iter().all(|(_, child)| child.is_some())) else {
         s.push(i.definition.replacen(&only, &format!(" ON {tn} "), 1));
         return;
     };
-    let partitions: Vec<(&QName, &Table)> =
-        b.tables.iter().filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn)).collect();
-    let mut children = Vec::new();
-    for (pn, p) in &partitions {
-        let found: Vec<(&String, &Index)> =
-            p.indexes.iter().filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape)).collect();
-        match found.as_slice() {
-            [(name, j)] => children.push((*pn, (*name).clone(), (*j).clone())),
-            _ => {
-                s.push(i.definition.replacen(&only, &format!(" ON {tn} "), 1));
-                return;
-            }
-        }
-    }
     s.push(i.definition.clone());
-    for (pn, name, j) in children {
-        let there = a.tables.get(pn).and_then(|t| t.indexes.get(&name)).is_some_and(|k| k.definition == j.definition);
+    for (pn, (name, j)) in children.into_iter().filter_map(|(pn, child)| Some((pn, child?))) {
+        let there = a.tables.get(pn).and_then(|t| t.indexes.get(name)).is_some_and(|k| k.definition == j.definition);
         // A key's index is made by its constraint, added before the indexes.
         if !there && !j.constraint {
-            partitioned_index(a, b, pn, &name, &j, s);
+            partitioned_index(a, b, pn, name, j, s);
         }
-        s.push(format!(
-            "ALTER INDEX {} ATTACH PARTITION {}",
-            QName::new(&tn.schema, iname),
-            QName::new(&pn.schema, &name)
-        ));
+        s.push(attach_sql(tn, iname, pn, name));
     }
 }
 
@@ -453,25 +460,14 @@ fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &In
 /// attached to it and `a` has as their own (same name and definition) are attached.
 fn attach_partition_indexes(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
     let Some(shape) = index_shape(&i.definition) else { return };
-    for (pn, p) in b.tables.iter().filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn)) {
-        let found: Vec<&String> = p
-            .indexes
-            .iter()
-            .filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape))
-            .map(|(n, _)| n)
-            .collect();
-        let [name] = found.as_slice() else { continue };
+    for (pn, (name, j)) in partition_indexes(b, tn, shape).into_iter().filter_map(|(pn, child)| Some((pn, child?))) {
         let local = a
             .tables
             .get(pn)
-            .and_then(|t| t.indexes.get(*name))
-            .is_some_and(|k| !k.inherited && k.definition == p.indexes[*name].definition);
+            .and_then(|t| t.indexes.get(name))
+            .is_some_and(|k| !k.inherited && k.definition == j.definition);
         if local {
-            s.push(format!(
-                "ALTER INDEX {} ATTACH PARTITION {}",
-                QName::new(&tn.schema, iname),
-                QName::new(&pn.schema, name.as_str())
-            ));
+            s.push(attach_sql(tn, iname, pn, name));
         }
     }
 }

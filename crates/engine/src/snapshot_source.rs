@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use migsafe_catalog::Snapshot;
 use migsafe_pg::ConnSpec;
 
-use crate::exec::{run_plain, Prepared};
 use crate::scratch::ScratchServer;
 use crate::source::MigrationSet;
 use crate::EngineError;
@@ -69,13 +68,7 @@ impl SchemaSource {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let server = ScratchServer::throwaway(pg_bin)?;
-                let db = server.create_set_db("snapshot", &set)?;
-                let mut c = db.connect()?;
-                for m in &set.migrations {
-                    run_plain(&mut c, &Prepared::new(&m.forward)?)?;
-                }
-                Ok(Snapshot::capture(&mut c)?)
+                crate::desired::set_schema(&ScratchServer::throwaway(pg_bin)?, Some(&set))
             }
         }
     }

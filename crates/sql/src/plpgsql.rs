@@ -96,13 +96,10 @@ pub fn nested(stmt: &Statement) -> Vec<Statement> {
     let mut search_from = body;
     for i in inner {
         // Line `i.line` of the block: the body's first line is line 1.
-        let line_start = text[body..].match_indices('\n').nth(i.line.saturating_sub(2)).map_or(body, |(n, _)| {
-            if i.line <= 1 {
-                body
-            } else {
-                body + n + 1
-            }
-        });
+        let line_start = match i.line {
+            0 | 1 => body,
+            n => text[body..].match_indices('\n').nth(n - 2).map_or(body, |(at, _)| body + at + 1),
+        };
         // Past the previous one when it was on the same line.
         let from = if search_from > line_start && !text[line_start..search_from].contains('\n') {
             search_from

@@ -69,17 +69,11 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             .filter_map(|(q, m)| Some((resolve(&q)?, m)))
             .filter(|(r, _)| existing.contains(r))
             .collect();
-        let taken_here = |rel: &str| {
+        // The strongest mode the session held on `rel`, first taken by a statement `by` accepts.
+        let strongest = |rel: &str, by: &dyn Fn(usize) -> bool| {
             seen.held
                 .iter()
-                .filter(|((r, _), (_, s))| r == rel && *s == i)
-                .filter_map(|((_, m), _)| m.parse::<LockMode>().ok())
-                .max()
-        };
-        let held_by_now = |rel: &str| {
-            seen.held
-                .iter()
-                .filter(|((r, _), (_, s))| r == rel && *s <= i)
+                .filter(|((r, _), (_, s))| r == rel && by(*s))
                 .filter_map(|((_, m), _)| m.parse::<LockMode>().ok())
                 .max()
         };
@@ -94,17 +88,12 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             })
         };
         // Stronger than predicted, or not predicted at all.
-        let mut observed_here: Vec<(String, LockMode)> = seen
-            .held
-            .keys()
-            .filter(|(r, _)| existing.contains(r))
-            .filter_map(|(r, _)| Some((r.clone(), taken_here(r)?)))
-            .filter(|(_, m)| strong(*m))
-            .collect();
-        observed_here.dedup();
-        for (rel, mode) in &observed_here {
+        let locked: std::collections::BTreeSet<&String> =
+            seen.held.keys().map(|(r, _)| r).filter(|r| existing.contains(*r)).collect();
+        for rel in locked {
+            let Some(mode) = strongest(rel, &|s| s == i).filter(|m| strong(*m)) else { continue };
             match predicted.get(rel) {
-                Some(p) if p >= mode => {}
+                Some(p) if *p >= mode => {}
                 Some(p) => push(rel, "lock", p.sql_name().into(), format!("took {}", mode.sql_name())),
                 None => push(rel, "lock", "no lock".into(), format!("took {}", mode.sql_name())),
             }
@@ -119,7 +108,7 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             _ => vec![],
         };
         for (rel, p) in predicted.iter().filter(|(r, p)| strong(**p) && !gone.contains(r)) {
-            let got = held_by_now(rel);
+            let got = strongest(rel, &|s| s <= i);
             if got.is_none_or(|g| g < *p) {
                 let observed = got.map_or("took no lock on it".to_string(), |g| format!("took only {}", g.sql_name()));
                 push(rel, "lock", p.sql_name().into(), observed);

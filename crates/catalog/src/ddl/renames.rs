@@ -258,6 +258,14 @@ fn rename_column(s: &mut Snapshot, table: &QName, from: &str, to: &str) {
     }
 }
 
+/// Apply an index rename in table `t`: the entry moves, and its definition names it.
+fn rename_index(t: &mut Table, from: &str, to: &str) {
+    if let Some(mut i) = t.indexes.remove(from) {
+        i.definition = replace_name(&i.definition, &qi(from), &qi(to));
+        t.indexes.insert(to.to_string(), i);
+    }
+}
+
 /// A column as compared for a rename: everything but its name (and the name of its NOT NULL
 /// constraint, which PostgreSQL 18 derives from the column's name and the rest of the DDL
 /// renames on its own).
@@ -385,10 +393,7 @@ pub(super) fn detect(a: &Snapshot, b: &Snapshot) -> Option<Renames> {
                 t.constraints.insert(y.clone(), c);
             }
             // A primary key's or unique constraint's index is renamed with it.
-            if let Some(mut i) = t.indexes.remove(&x) {
-                i.definition = replace_name(&i.definition, &qi(&x), &qi(&y));
-                t.indexes.insert(y, i);
-            }
+            rename_index(t, &x, &y);
         }
 
         let (ta, tb) = (&s.tables[tn], &b.tables[tn]);
@@ -414,10 +419,7 @@ pub(super) fn detect(a: &Snapshot, b: &Snapshot) -> Option<Renames> {
             taken.insert(to);
             statements.push(format!("ALTER INDEX {} RENAME TO {}", index.sql(), qi(&y)));
             let t = s.tables.get_mut(tn).expect("table on both sides");
-            if let Some(mut i) = t.indexes.remove(&x) {
-                i.definition = replace_name(&i.definition, &qi(&x), &qi(&y));
-                t.indexes.insert(y, i);
-            }
+            rename_index(t, &x, &y);
         }
     }
     if statements.is_empty() && notes.is_empty() {

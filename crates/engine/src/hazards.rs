@@ -36,6 +36,13 @@ pub struct HazardNote {
     pub safer: String,
 }
 
+impl HazardNote {
+    /// One line: `KIND (RULE): first line of the statement`.
+    pub fn summary(&self) -> String {
+        format!("{} ({}): {}", self.hazard.id(), self.rule, self.sql)
+    }
+}
+
 /// The hazards of `sql`, which runs on the schema `from` (`table_rows`: row counts when known,
 /// so what lint says about a table's size is said here too).
 pub fn find(sql: &str, from: &Snapshot, table_rows: BTreeMap<QualName, i64>) -> Vec<HazardNote> {

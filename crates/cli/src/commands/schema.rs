@@ -125,7 +125,7 @@ pub fn diff(args: DiffArgs) -> CmdResult {
             if !hazards.is_empty() {
                 t.push_str(&format!("\n{} hazards in the DDL (`--sql` marks each statement):\n", hazards.len()));
                 for h in &hazards {
-                    t.push_str(&format!("  {} ({}): {}\n", h.hazard.id(), h.rule, h.sql));
+                    t.push_str(&format!("  {}\n", h.summary()));
                 }
             }
             t
@@ -192,7 +192,7 @@ pub fn new(args: NewArgs) -> CmdResult {
         written.hazards.len()
     );
     for h in &written.hazards {
-        out.push_str(&format!("  hazard: {} ({}): {}\n", h.hazard.id(), h.rule, h.sql));
+        out.push_str(&format!("  hazard: {}\n", h.summary()));
     }
     // Lint and rollback as for any migration of the set, now that it is one.
     let set = MigrationSet::load(&args.dir).map_err(Failure::input)?;

@@ -678,3 +678,87 @@ impl Snapshot {
         m
     }
 }
+
+/// The snapshot answers the lock model's questions about the schema a statement runs on. A name
+/// written without a schema is the one table of that name, `public`'s first.
+impl migsafe_sql::lock::LockCatalog for Snapshot {
+    fn index_table(&self, index: &migsafe_sql::QualName) -> Option<migsafe_sql::QualName> {
+        self.tables.iter().find_map(|(tn, t)| {
+            (t.indexes.contains_key(&index.name) && index.schema.as_deref().is_none_or(|s| s == tn.schema))
+                .then(|| migsafe_sql::QualName::qualified(tn.schema.clone(), tn.name.clone()))
+        })
+    }
+
+    fn foreign_keys_of(&self, table: &migsafe_sql::QualName) -> Vec<migsafe_sql::lock::ForeignKeyRef> {
+        let Some((tn, t)) = self.lock_table(table) else { return vec![] };
+        foreign_keys(tn, t).collect()
+    }
+
+    fn foreign_keys_to(&self, table: &migsafe_sql::QualName) -> Vec<migsafe_sql::lock::ForeignKeyRef> {
+        let Some((target, _)) = self.lock_table(table) else { return vec![] };
+        let to = migsafe_sql::QualName::qualified(target.schema.clone(), target.name.clone());
+        self.tables.iter().flat_map(|(tn, t)| foreign_keys(tn, t)).filter(|k| k.references == to).collect()
+    }
+
+    fn domain_tables(&self, domain: &migsafe_sql::QualName) -> Vec<migsafe_sql::QualName> {
+        let of_domain =
+            |type_name: &str| type_name.rsplit('.').next().map(|n| n.trim_matches('"')) == Some(&domain.name);
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.columns.iter().any(|c| of_domain(&c.type_name)))
+            .map(|(tn, _)| migsafe_sql::QualName::qualified(tn.schema.clone(), tn.name.clone()))
+            .collect()
+    }
+
+    fn trigger_tables(&self, function: &migsafe_sql::QualName) -> Vec<migsafe_sql::QualName> {
+        // `pg_get_triggerdef` ends `EXECUTE FUNCTION name(args)` (`PROCEDURE` before 11).
+        let calls = |def: &str| {
+            let (_, rest) = def.rsplit_once(" EXECUTE FUNCTION ").or_else(|| def.rsplit_once(" EXECUTE PROCEDURE "))?;
+            let name = rest.split('(').next()?.rsplit('.').next()?.trim_matches('"');
+            Some(name == function.name)
+        };
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.triggers.values().any(|tr| !tr.inherited && calls(&tr.definition) == Some(true)))
+            .map(|(tn, _)| migsafe_sql::QualName::qualified(tn.schema.clone(), tn.name.clone()))
+            .collect()
+    }
+
+    fn member_exists(
+        &self,
+        kind: migsafe_sql::model::ObjectKind,
+        table: &migsafe_sql::QualName,
+        name: &str,
+    ) -> Option<bool> {
+        let t = self.lock_table(table).map(|(_, t)| t);
+        match kind {
+            migsafe_sql::model::ObjectKind::Trigger => Some(t.is_some_and(|t| t.triggers.contains_key(name))),
+            migsafe_sql::model::ObjectKind::Policy => Some(t.is_some_and(|t| t.policies.contains_key(name))),
+            _ => None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The table a name as written in a statement means (see [`migsafe_sql::lock::LockCatalog`]).
+    fn lock_table(&self, q: &migsafe_sql::QualName) -> Option<(&QName, &Table)> {
+        let named = |schema: &str| self.tables.get_key_value(&QName::new(schema, &q.name));
+        match &q.schema {
+            Some(s) => named(s),
+            None => named("public").or_else(|| self.tables.iter().find(|(tn, _)| tn.name == q.name)),
+        }
+    }
+}
+
+/// A table's own foreign keys (not those it inherits), as the lock model needs them.
+fn foreign_keys<'a>(tn: &'a QName, t: &'a Table) -> impl Iterator<Item = migsafe_sql::lock::ForeignKeyRef> + 'a {
+    t.constraints.iter().filter(|(_, c)| !c.inherited).filter_map(move |(name, c)| {
+        let r = c.references.as_ref()?;
+        Some(migsafe_sql::lock::ForeignKeyRef {
+            table: migsafe_sql::QualName::qualified(tn.schema.clone(), tn.name.clone()),
+            name: name.clone(),
+            columns: c.columns.clone(),
+            references: migsafe_sql::QualName::qualified(r.schema.clone(), r.name.clone()),
+        })
+    })
+}

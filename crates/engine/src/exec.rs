@@ -247,6 +247,19 @@ pub fn run_captured(
     p: &Prepared,
     observer: &mut Observer<'_>,
 ) -> Result<Vec<StatementRun>, ExecError> {
+    run_observed(client, capture, p, &mut |_| {}, observer)
+}
+
+/// [`run_captured`], with `ready` called on the migration's connection just before its first
+/// statement, once the data capture ran (inside the transaction when there is one): what the
+/// observer compares each statement against starts there, not counting the capture's reads.
+pub fn run_observed(
+    client: &mut Client,
+    capture: Option<&Prepared>,
+    p: &Prepared,
+    ready: &mut dyn FnMut(&mut Client),
+    observer: &mut Observer<'_>,
+) -> Result<Vec<StatementRun>, ExecError> {
     let index = LineIndex::new(&p.source);
     let wrapped = p.tx_mode == TxMode::Wrapped;
     let after_begin = !wrapped && p.opens_with_begin();
@@ -262,6 +275,7 @@ pub fn run_captured(
             }
         }
     }
+    ready(client);
     let mut runs = Vec::with_capacity(p.statements.len());
     for (i, stmt) in p.statements.iter().enumerate() {
         let t0 = Instant::now();

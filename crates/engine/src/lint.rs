@@ -39,6 +39,14 @@ pub struct MigrationLint {
     pub risk_detail: Risk,
 }
 
+/// Lint options for migrations that run on the server `c` is connected to: its major version
+/// and the TimeZone its sessions start with (row counts are left to the caller).
+pub fn server_options(c: &mut postgres::Client) -> Result<LintOptions, crate::EngineError> {
+    let pg_version = migsafe_pg::server_version_num(c)? / 10000;
+    let time_zone: String = c.query_one("SELECT current_setting('TimeZone')", &[])?.get(0);
+    Ok(LintOptions { pg_version, time_zone: Some(time_zone), ..Default::default() })
+}
+
 /// Each migration's findings and risk, by version: what a fleet computes once for all targets.
 pub type Linted = BTreeMap<String, (Vec<Finding>, RiskView)>;
 

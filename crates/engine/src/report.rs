@@ -133,7 +133,7 @@ pub struct ModelMismatch {
     pub statement: String,
     /// The table.
     pub relation: String,
-    /// `lock` or `rewrite`.
+    /// `lock`, `rewrite` or `scan`.
     pub about: String,
     /// What lint predicted (`ACCESS EXCLUSIVE`, `no lock`, `rewrite`, `no rewrite`).
     pub predicted: String,

@@ -724,7 +724,7 @@ fn a_key_renamed_by_constants_is_renamed_back_only_if_the_update_found_it() {
 }
 
 #[test]
-fn lint_s_model_is_checked_against_the_locks_and_rewrites_the_server_saw() {
+fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw() {
     let base = "CREATE TABLE accounts (id int PRIMARY KEY, email text, seen timestamp);\n\
                 CREATE TABLE audit (id int);\n\
                 CREATE FUNCTION lock_audit() RETURNS trigger LANGUAGE plpgsql AS \
@@ -740,12 +740,20 @@ fn lint_s_model_is_checked_against_the_locks_and_rewrites_the_server_saw() {
             ),
             // A trigger takes a lock lint cannot see.
             ("003_insert.sql", "INSERT INTO accounts VALUES (1, 'a', now());"),
-            // With the session's TimeZone UTC, PostgreSQL skips this rewrite; lint, which reads
-            // SET but not set_config, predicts one.
+            // The server's sessions start in UTC, where this retype keeps the rows; lint, which
+            // reads SET but not set_config, does not see the zone change, and PostgreSQL rewrites.
             (
                 "004_retype.sql",
-                "SELECT set_config('TimeZone', 'UTC', false);\nALTER TABLE accounts ALTER COLUMN seen TYPE timestamptz;",
+                "SELECT set_config('TimeZone', 'America/New_York', false);\n\
+                 ALTER TABLE accounts ALTER COLUMN seen TYPE timestamptz;",
             ),
+            (
+                "005_opaque.sql",
+                "CREATE FUNCTION add_check() RETURNS void LANGUAGE plpgsql AS \
+                 $$ BEGIN ALTER TABLE accounts ADD CONSTRAINT email_present CHECK (email IS NOT NULL); END $$;\n\
+                 SELECT add_check();",
+            ),
+            ("006_not_null.sql", "ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;"),
         ],
         RehearseOptions::default(),
     );
@@ -763,9 +771,61 @@ fn lint_s_model_is_checked_against_the_locks_and_rewrites_the_server_saw() {
         forward.warnings.iter().any(|w| w.starts_with("lint-model: line 1 INSERT: on public.audit")),
         "{forward:#?}"
     );
+    // A scan lint cannot see (a CHECK added by a function), and one lint predicts that the
+    // server skips (SET NOT NULL proven by that CHECK, which lint never saw).
+    let opaque = &m("005").lint_model;
+    assert!(
+        opaque.iter().any(|x| x.about == "scan"
+            && x.relation == "public.accounts"
+            && x.predicted == "no scan"
+            && x.observed.contains("ACCESS EXCLUSIVE")),
+        "{opaque:#?}"
+    );
+    let proven = &m("006").lint_model;
+    assert!(
+        proven.iter().any(|x| x.about == "scan" && x.predicted == "a scan" && x.observed == "did not scan it"),
+        "{proven:#?}"
+    );
+    assert_eq!(proven.len(), 1, "{proven:#?}");
     let retype = &m("004").lint_model;
     assert!(
-        retype.iter().any(|x| x.about == "rewrite" && x.relation == "public.accounts" && x.predicted == "a rewrite"),
+        retype.iter().any(|x| x.about == "rewrite" && x.relation == "public.accounts" && x.predicted == "no rewrite"),
         "{retype:#?}"
     );
+}
+
+#[test]
+fn the_examples_locks_rewrites_and_scans_are_the_ones_lint_predicts() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let opts = RehearseOptions { budget: Duration::from_secs(30), ..Default::default() };
+    let mismatches = |r: &Report| -> Vec<String> {
+        r.migrations
+            .iter()
+            .flat_map(|m| m.lint_model.iter().map(move |x| format!("{}: {}", m.id(), x.text())))
+            .collect()
+    };
+    // nchat: a whole history.
+    let r =
+        rehearse(&MigrationSet::load(&examples.join("nchat/migrations")).unwrap(), &server(), &opts, &Quiet).unwrap();
+    assert!(r.ok, "{r:#?}");
+    assert!(mismatches(&r).is_empty(), "nchat: {}", mismatches(&r).join("\n"));
+    // unsafe: each file shows one hazard on the base tables; each is rehearsed on them alone.
+    let dir = examples.join("unsafe/migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let (base, rest) = files.split_first().unwrap();
+    let mut ran = 0;
+    let mut all = Vec::new();
+    for f in rest {
+        let d = tempfile::tempdir().unwrap();
+        for p in [base, f] {
+            std::fs::copy(p, d.path().join(p.file_name().unwrap())).unwrap();
+        }
+        let r = rehearse(&MigrationSet::load(d.path()).unwrap(), &server(), &opts, &Quiet).unwrap();
+        ran += usize::from(r.migrations[1].steps[0].ok);
+        all.extend(mismatches(&r));
+    }
+    assert!(all.is_empty(), "unsafe: {}", all.join("\n"));
+    // Those that cannot run (CONCURRENTLY in a transaction, an unterminated one…) are not checked.
+    assert!(ran >= 35, "only {ran} of {} ran", rest.len());
 }

@@ -189,12 +189,58 @@ impl FromStr for LockMode {
     }
 }
 
+/// A foreign key, as the lock model needs it: dropping it locks the table it references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyRef {
+    /// The table the key is declared on.
+    pub table: QualName,
+    /// The constraint's name.
+    pub name: String,
+    /// Its referencing columns.
+    pub columns: Vec<String>,
+    /// The table it references.
+    pub references: QualName,
+}
+
+/// What the lock model needs to know about the schema a statement runs on: which table an index
+/// is on (DROP INDEX locks the table), and the foreign keys (dropping one, or the table or column
+/// it is on, takes ACCESS EXCLUSIVE on the table it references, whose triggers go with it).
+/// `()` knows nothing.
+pub trait LockCatalog {
+    /// The table the index belongs to.
+    fn index_table(&self, _index: &QualName) -> Option<QualName> {
+        None
+    }
+    /// The foreign keys declared on `table`.
+    fn foreign_keys_of(&self, _table: &QualName) -> Vec<ForeignKeyRef> {
+        Vec::new()
+    }
+    /// The foreign keys of other tables that reference `table`.
+    fn foreign_keys_to(&self, _table: &QualName) -> Vec<ForeignKeyRef> {
+        Vec::new()
+    }
+    /// The tables with a trigger that calls the function `function` (dropping the function with
+    /// CASCADE drops those triggers, under ACCESS EXCLUSIVE on each table).
+    fn trigger_tables(&self, _function: &QualName) -> Vec<QualName> {
+        Vec::new()
+    }
+    /// The tables with a column of the domain `domain` (a constraint added to it is checked
+    /// on each of them under SHARE).
+    fn domain_tables(&self, _domain: &QualName) -> Vec<QualName> {
+        Vec::new()
+    }
+    /// Whether the trigger, policy or rule `name` exists on `table`; None when not known.
+    /// (`DROP TRIGGER IF EXISTS` of one that does not exist takes no lock.)
+    fn member_exists(&self, _kind: ObjectKind, _table: &QualName, _name: &str) -> Option<bool> {
+        None
+    }
+}
+
+impl LockCatalog for () {}
+
 /// The table-level locks a statement takes, predicted from its kind: `(relation, mode)`.
-/// `index_table` maps an index name to its table (DROP INDEX locks the table).
-pub fn statement_locks(
-    kind: &StmtKind,
-    index_table: &dyn Fn(&QualName) -> Option<QualName>,
-) -> Vec<(QualName, LockMode)> {
+/// `catalog` answers what the statement alone does not say (an index's table, foreign keys).
+pub fn statement_locks(kind: &StmtKind, catalog: &dyn LockCatalog) -> Vec<(QualName, LockMode)> {
     use LockMode::*;
     let mut out: Vec<(QualName, LockMode)> = Vec::new();
     let mut take = |q: &QualName, m: LockMode| {
@@ -202,6 +248,12 @@ pub fn statement_locks(
             e.1 = e.1.max(m);
         } else {
             out.push((q.clone(), m));
+        }
+    };
+    // Dropping foreign keys drops their triggers on the referenced tables (ACCESS EXCLUSIVE).
+    let drop_keys = |keys: Vec<ForeignKeyRef>, take: &mut dyn FnMut(&QualName, LockMode)| {
+        for k in keys {
+            take(&k.references, AccessExclusive);
         }
     };
     match kind {
@@ -225,6 +277,30 @@ pub fn statement_locks(
                         }
                         _ => AccessExclusive,
                     },
+                    AlterAction::DropConstraint { name, cascade, .. } => {
+                        let keys = catalog.foreign_keys_of(table);
+                        drop_keys(keys.into_iter().filter(|k| &k.name == name).collect(), &mut take);
+                        if *cascade {
+                            // Keys of other tables that use the dropped key's index go with it.
+                            for k in catalog.foreign_keys_to(table) {
+                                take(&k.table, AccessExclusive);
+                            }
+                        }
+                        AccessExclusive
+                    }
+                    AlterAction::DropColumn { column, .. } => {
+                        let keys = catalog.foreign_keys_of(table);
+                        drop_keys(keys.into_iter().filter(|k| k.columns.contains(column)).collect(), &mut take);
+                        AccessExclusive
+                    }
+                    AlterAction::AddColumn { column, .. } => {
+                        for c in &column.constraints {
+                            if let ConstraintKind::ForeignKey { references, .. } = &c.kind {
+                                take(references, ShareRowExclusive);
+                            }
+                        }
+                        AccessExclusive
+                    }
                     AlterAction::ValidateConstraint { .. } => ShareUpdateExclusive,
                     AlterAction::Trigger { .. } => ShareRowExclusive,
                     AlterAction::AttachPartition { partition } => {
@@ -257,24 +333,56 @@ pub fn statement_locks(
         }
         StmtKind::Drop { kind: ObjectKind::Index, names, concurrently, .. } => {
             for n in names {
-                let t = index_table(n).unwrap_or_else(|| n.clone());
+                let t = catalog.index_table(n).unwrap_or_else(|| n.clone());
                 take(&t, if *concurrently { ShareUpdateExclusive } else { AccessExclusive });
             }
         }
-        StmtKind::Drop {
-            kind: ObjectKind::Table | ObjectKind::View | ObjectKind::MatView | ObjectKind::Sequence,
-            names,
-            ..
-        } => {
+        StmtKind::Drop { kind: ObjectKind::Table, names, cascade, .. } => {
             for n in names {
                 take(n, AccessExclusive);
+                let dropped = |q: &QualName| names.iter().any(|n| n.name == q.name);
+                let keys = catalog.foreign_keys_of(n).into_iter().filter(|k| !dropped(&k.references)).collect();
+                drop_keys(keys, &mut take);
+                if *cascade {
+                    for k in catalog.foreign_keys_to(n).into_iter().filter(|k| !dropped(&k.table)) {
+                        take(&k.table, AccessExclusive);
+                    }
+                }
+            }
+        }
+        StmtKind::Drop { kind: ObjectKind::View | ObjectKind::MatView | ObjectKind::Sequence, names, .. } => {
+            for n in names {
+                take(n, AccessExclusive);
+            }
+        }
+        StmtKind::Drop {
+            kind: k @ (ObjectKind::Trigger | ObjectKind::Policy | ObjectKind::Rule),
+            names,
+            on: Some(t),
+            if_exists,
+            ..
+        } => {
+            let missing = |n: &QualName| catalog.member_exists(*k, t, &n.name) == Some(false);
+            if !(*if_exists && names.iter().all(missing)) {
+                take(t, AccessExclusive)
+            }
+        }
+        StmtKind::Comment { relation: Some(r), .. } => take(r, ShareUpdateExclusive),
+        StmtKind::AlterDomain { name, adds_constraint: true, not_valid: false } => {
+            for t in catalog.domain_tables(name) {
+                take(&t, Share);
+            }
+        }
+        StmtKind::Drop { kind: ObjectKind::Function | ObjectKind::Procedure, names, cascade: true, .. } => {
+            for t in names.iter().flat_map(|f| catalog.trigger_tables(f)) {
+                take(&t, AccessExclusive);
             }
         }
         StmtKind::Reindex { target: ObjectKind::Table, name, concurrently } => {
             take(name, if *concurrently { ShareUpdateExclusive } else { Share })
         }
         StmtKind::Reindex { target: ObjectKind::Index, name, concurrently } => {
-            let t = index_table(name).unwrap_or_else(|| name.clone());
+            let t = catalog.index_table(name).unwrap_or_else(|| name.clone());
             take(&t, if *concurrently { ShareUpdateExclusive } else { Share })
         }
         StmtKind::Rename { kind: ObjectKind::Table | ObjectKind::Column | ObjectKind::View, object, .. } => {
@@ -332,6 +440,93 @@ mod tests {
                 assert_eq!(mode.conflicts_with(other), conflicts.contains(&other), "{mode:?} vs {other:?}");
             }
         }
+    }
+
+    /// The locks of the last statement of `sql`, the statements before it building the model.
+    fn locks_after(sql: &str) -> Vec<(String, LockMode)> {
+        let parsed = crate::parse::parse_sql(sql);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let (last, before) = parsed.statements.split_last().unwrap();
+        let mut model = crate::lint::schema::SchemaModel::default();
+        for st in before {
+            model.apply(st);
+        }
+        model.finish_migration();
+        statement_locks(&last.kind, &model).into_iter().map(|(q, m)| (q.name, m)).collect()
+    }
+
+    #[test]
+    fn comment_on_locks_the_relation_it_is_on() {
+        for sql in [
+            "COMMENT ON TABLE users IS 'x';",
+            "COMMENT ON COLUMN public.users.email IS 'x';",
+            "COMMENT ON CONSTRAINT users_pkey ON users IS 'x';",
+            "COMMENT ON TRIGGER t ON users IS 'x';",
+        ] {
+            assert_eq!(locks_after(sql), vec![("users".to_string(), ShareUpdateExclusive)], "{sql}");
+        }
+        // An index's comment locks the index alone; a function's nothing.
+        assert!(locks_after("COMMENT ON INDEX users_email IS 'x';").is_empty());
+        assert!(locks_after("COMMENT ON FUNCTION f() IS 'x';").is_empty());
+    }
+
+    #[test]
+    fn drop_trigger_locks_its_table_unless_it_is_known_not_to_exist() {
+        assert_eq!(locks_after("DROP TRIGGER t ON app.users;"), vec![("users".to_string(), AccessExclusive)]);
+        struct NoTriggers;
+        impl LockCatalog for NoTriggers {
+            fn member_exists(&self, _: ObjectKind, _: &QualName, _: &str) -> Option<bool> {
+                Some(false)
+            }
+        }
+        let parsed = crate::parse::parse_sql("DROP TRIGGER IF EXISTS t ON users; DROP TRIGGER t ON users;");
+        assert!(statement_locks(&parsed.statements[0].kind, &NoTriggers).is_empty());
+        assert_eq!(statement_locks(&parsed.statements[1].kind, &NoTriggers).len(), 1);
+    }
+
+    #[test]
+    fn dropping_a_foreign_key_locks_the_table_it_references() {
+        let base = "CREATE TABLE users (id int PRIMARY KEY);\n\
+                    CREATE TABLE posts (id int, user_id int REFERENCES users, author int);\n\
+                    ALTER TABLE posts ADD CONSTRAINT posts_author_fk FOREIGN KEY (author) REFERENCES users;\n";
+        let has = |sql: &str, table: &str, mode: LockMode| {
+            let locks = locks_after(&format!("{base}{sql}"));
+            assert!(locks.contains(&(table.to_string(), mode)), "{sql}: {locks:?}");
+        };
+        // The inline key got PostgreSQL's default name.
+        has("ALTER TABLE posts DROP CONSTRAINT posts_user_id_fkey;", "users", AccessExclusive);
+        has("ALTER TABLE posts DROP CONSTRAINT posts_author_fk;", "users", AccessExclusive);
+        has("ALTER TABLE posts DROP COLUMN author;", "users", AccessExclusive);
+        has("DROP TABLE posts;", "users", AccessExclusive);
+        has("DROP TABLE users CASCADE;", "posts", AccessExclusive);
+        // Dropping another constraint, or both tables, does not.
+        let other = locks_after(&format!("{base}ALTER TABLE posts DROP CONSTRAINT posts_pkey;"));
+        assert_eq!(other, vec![("posts".to_string(), AccessExclusive)]);
+        let both = locks_after(&format!("{base}DROP TABLE posts, users;"));
+        assert_eq!(both.len(), 2, "{both:?}");
+        // A renamed key is found under its new name, and a renamed table under its new name.
+        has(
+            "ALTER TABLE posts RENAME CONSTRAINT posts_author_fk TO by_author;\nALTER TABLE users RENAME TO people;\n\
+             ALTER TABLE posts DROP CONSTRAINT by_author;",
+            "people",
+            AccessExclusive,
+        );
+        // A column added with a key locks the referenced table too.
+        has("ALTER TABLE posts ADD COLUMN editor int REFERENCES users;", "users", ShareRowExclusive);
+    }
+
+    #[test]
+    fn dropping_a_function_with_cascade_locks_the_tables_of_its_triggers() {
+        let sql = "CREATE TABLE users (id int);\n\
+                   CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\n\
+                   CREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();\n";
+        assert_eq!(
+            locks_after(&format!("{sql}DROP FUNCTION touch() CASCADE;")),
+            vec![("users".into(), AccessExclusive)]
+        );
+        assert!(
+            locks_after(&format!("{sql}DROP TRIGGER users_touch ON users;\nDROP FUNCTION touch() CASCADE;")).is_empty()
+        );
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub struct Expr {
     pub text: String,
     /// Lower-case names of the functions called anywhere in it (unqualified).
     pub calls: Vec<String>,
+    /// The columns it names (the last part of each reference), sorted.
+    pub columns: Vec<String>,
     /// True when it is a literal constant (possibly cast), so it never needs evaluation per row.
     pub is_constant: bool,
     /// True when it is the literal `NULL`.
@@ -278,8 +280,8 @@ pub enum AlterAction {
     DropExpression { column: String },
     /// SET TABLESPACE (rewrites, ACCESS EXCLUSIVE).
     SetTablespace,
-    /// SET ACCESS METHOD (rewrites).
-    SetAccessMethod,
+    /// SET ACCESS METHOD (rewrites, unless it is the table's own); None for DEFAULT.
+    SetAccessMethod { method: Option<String> },
     /// ENABLE/DISABLE/FORCE/NO FORCE ROW LEVEL SECURITY.
     RowSecurity,
     /// Any other action, named by its PostgreSQL subtype.
@@ -395,12 +397,16 @@ pub enum StmtKind {
         partition_of: Option<QualName>,
         unlogged: bool,
         temporary: bool,
+        /// `USING am`, when written.
+        access_method: Option<String>,
     },
     CreateTableAs {
         table: QualName,
         materialized: bool,
         with_data: bool,
         if_not_exists: bool,
+        /// The relations its query reads (as written).
+        sources: Vec<QualName>,
     },
     AlterTable {
         table: QualName,
@@ -416,11 +422,18 @@ pub enum StmtKind {
         if_not_exists: bool,
         columns: Vec<String>,
         partial: bool,
+        /// The columns named in its expressions and its WHERE clause (an ALTER TYPE of one
+        /// rebuilds the index even when the table is not rewritten).
+        expr_columns: Vec<String>,
         method: String,
     },
     Drop {
         kind: ObjectKind,
+        /// The objects, as written. For a trigger, policy or rule (`DROP TRIGGER t ON tab`), the
+        /// table in the schema part and the object in the name part (`tab.t`).
         names: Vec<QualName>,
+        /// For a trigger, policy or rule: the table it is dropped from.
+        on: Option<QualName>,
         concurrently: bool,
         if_exists: bool,
         cascade: bool,
@@ -505,6 +518,8 @@ pub enum StmtKind {
     CreateView {
         view: QualName,
         replace: bool,
+        /// The relations its query reads (as written).
+        sources: Vec<QualName>,
     },
     CreateFunction {
         name: QualName,
@@ -558,6 +573,9 @@ pub enum StmtKind {
     Comment {
         kind: ObjectKind,
         object: String,
+        /// The table, view, materialized view or sequence the comment is on (or whose column,
+        /// constraint, trigger, policy or rule it is on): COMMENT locks it.
+        relation: Option<QualName>,
         text: Option<String>,
     },
     Grant {

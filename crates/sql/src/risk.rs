@@ -194,6 +194,15 @@ pub(crate) fn error_floor(cx: &Cx, rule: crate::lint::Rule) -> Option<RiskReason
         | StmtKind::Insert { table, .. }
         | StmtKind::Merge { table, .. } => table,
         StmtKind::Truncate { tables, .. } | StmtKind::Lock { tables, .. } => tables.first()?,
+        // A domain's constraint is checked on the tables with a column of it.
+        StmtKind::AlterDomain { name, .. } => {
+            use crate::lock::LockCatalog;
+            let on = cx.schema.domain_tables(name).into_iter().find(|t| cx.existing(t));
+            return Some(match on {
+                Some(t) => floor_on(cx, rule, &t),
+                None => error_without_table(cx.stmt.index, rule),
+            });
+        }
         // A statement on no one table (REINDEX, VACUUM, a trigger…): an error finding there is
         // never LOW either.
         _ => return Some(error_without_table(cx.stmt.index, rule)),
@@ -201,15 +210,20 @@ pub(crate) fn error_floor(cx: &Cx, rule: crate::lint::Rule) -> Option<RiskReason
     if !cx.existing(table) {
         return None;
     }
+    Some(floor_on(cx, rule, table))
+}
+
+/// The floor of a finding on the existing table `table`.
+fn floor_on(cx: &Cx, rule: crate::lint::Rule, table: &QualName) -> RiskReason {
     let (is_large, sized) = large(cx, table);
     let level = if is_large { RiskLevel::High } else { RiskLevel::Medium };
-    Some(RiskReason {
+    RiskReason {
         level,
         statement: cx.stmt.index,
-        text: format!("error finding {rule} on existing table {sized}"),
+        text: format!("{} finding {rule} on existing table {sized}", rule.severity().as_str()),
         destroys_data: false,
         table: Some(table.clone()),
-    })
+    }
 }
 
 /// The floor of an `error` finding about no one table (a statement on none, or the end of the
@@ -218,7 +232,7 @@ pub(crate) fn error_without_table(statement: usize, rule: crate::lint::Rule) -> 
     RiskReason {
         level: RiskLevel::Medium,
         statement,
-        text: format!("error finding {rule}"),
+        text: format!("{} finding {rule}", rule.severity().as_str()),
         destroys_data: false,
         table: None,
     }
@@ -251,7 +265,7 @@ pub(crate) fn assess(cx: &Cx) -> Vec<RiskReason> {
             false,
             Some(table),
         ),
-        StmtKind::CreateView { view, replace } => push(
+        StmtKind::CreateView { view, replace, .. } => push(
             RiskLevel::Low,
             format!("{} view {view}", if *replace { "creates or replaces" } else { "creates" }),
             false,
@@ -461,7 +475,7 @@ fn alter_reason(
         AlterAction::SetExpression { column } if !cx.schema.is_virtual_column(table, column) => {
             push(High, format!("recomputes generated column {table}.{column} (rewrites the table)"), false, t)
         }
-        AlterAction::SetPersistence { .. } | AlterAction::SetTablespace | AlterAction::SetAccessMethod => {
+        AlterAction::SetPersistence { .. } | AlterAction::SetTablespace | AlterAction::SetAccessMethod { .. } => {
             push(High, format!("rewrites {table}"), false, t)
         }
         AlterAction::Trigger { enable: false, .. } => push(Medium, format!("disables triggers on {table}"), false, t),

@@ -85,9 +85,11 @@ pub fn run(args: LintArgs) -> CmdResult {
     if let Some(url) = &args.db {
         let spec = migsafe_pg::ConnSpec::parse(url).map_err(Failure::input)?;
         let mut c = spec.connect().map_err(Failure::environment)?;
+        let server = migsafe_engine::lint::server_options(&mut c).map_err(Failure::environment)?;
         if args.pg_version.is_none() {
-            opts.pg_version = migsafe_pg::server_version_num(&mut c).map_err(Failure::environment)? / 10000;
+            opts.pg_version = server.pg_version;
         }
+        opts.time_zone = server.time_zone;
         opts.table_rows = migsafe_engine::lint::table_rows(&mut c).map_err(Failure::environment)?;
     }
     let fail_on = match args.fail_on {

@@ -159,7 +159,7 @@ fn migration_checks(
             })
             .collect::<Result<Vec<_>, _>>()?,
         None => {
-            let lint_opts = LintOptions { table_rows: crate::lint::table_rows(c)?, ..Default::default() };
+            let lint_opts = LintOptions { table_rows: crate::lint::table_rows(c)?, ..crate::lint::server_options(c)? };
             let mut linted = Vec::new();
             crate::lint::lint_set(set, &lint_opts, &mut |m, l| {
                 if todo.iter().any(|w| w.version == m.version) {
@@ -351,11 +351,10 @@ fn server_checks(c: &mut Client, todo: &[&Migration], rep: &mut ApplyReport) -> 
 
 /// Tables a migration touches (as written, schema-resolved to public).
 pub(super) fn touched_tables(p: &Prepared) -> Vec<String> {
-    let lookup = |_: &migsafe_sql::QualName| None;
     let mut v: Vec<String> = p
         .statements
         .iter()
-        .flat_map(|s| migsafe_sql::lock::statement_locks(&s.kind, &lookup))
+        .flat_map(|s| migsafe_sql::lock::statement_locks(&s.kind, &()))
         .map(|(t, _)| t.resolved().to_string())
         .collect();
     v.sort();

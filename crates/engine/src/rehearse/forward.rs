@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::ms;
 use super::trace::{self, Tracer};
-use crate::exec::{run_captured, Prepared};
+use crate::exec::{run_observed, Prepared};
 use crate::report::{MigrationReport, StepReport};
 use crate::rollback;
 use crate::scratch::ScratchDb;
@@ -45,6 +45,9 @@ pub(super) struct Forward {
     pub held: std::collections::BTreeMap<(String, String), (f64, usize)>,
     /// Relations whose relfilenode changed, with the statement (the first of a row-level run).
     pub rewritten: Vec<(String, usize)>,
+    /// Tables scanned sequentially, with the statement (the first of a row-level run); only
+    /// known in one transaction.
+    pub scanned: Vec<(String, usize)>,
 }
 
 /// Lock modes that only read: a relation locked in nothing stronger kept its rows and definition.
@@ -71,13 +74,14 @@ pub(super) fn forward_traced(
         }
     };
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let mut nodes = trace::relfilenodes(c);
+    let nodes = std::cell::RefCell::new(trace::relations(c));
     let tracer = Tracer::start(&db.spec, pid)?;
     std::thread::sleep(trace::POLL * 2);
     let labels = label(prepared);
-    let existing: std::collections::HashSet<String> = nodes.values().map(|(n, _)| n.clone()).collect();
+    let existing: std::collections::HashSet<String> = nodes.borrow().values().map(|r| r.name.clone()).collect();
     let mut rewrites = Vec::new();
     let mut rewritten: Vec<(String, usize)> = Vec::new();
+    let mut scanned: Vec<(String, usize)> = Vec::new();
     let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
     let current = tracer.current.clone();
     // Row-level statements in a row are traced as one run: the locks and rewrites are read once
@@ -86,7 +90,9 @@ pub(super) fn forward_traced(
     let row_level: Vec<bool> = prepared.statements.iter().map(only_row_locks).collect();
     let mut run: Option<(usize, f64)> = None;
     let t = Instant::now();
-    let result = run_captured(c, capture.as_ref(), prepared, &mut |client, i, took| {
+    // The scans counted from here on are the migration's, not the data capture's before it.
+    let mut ready = |client: &mut postgres::Client| *nodes.borrow_mut() = trace::relations(client);
+    let result = run_observed(c, capture.as_ref(), prepared, &mut ready, &mut |client, i, took| {
         let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
         let (first, since) = *run.get_or_insert((i, started));
         let run_goes_on = row_level[i] && row_level.get(i + 1).copied().unwrap_or(false);
@@ -94,11 +100,13 @@ pub(super) fn forward_traced(
             for key in trace::own_locks(client) {
                 held.entry(key).or_insert((since, first));
             }
-            let after = trace::relfilenodes(client);
+            let after = trace::relations(client);
+            let mut nodes = nodes.borrow_mut();
             let found = trace::rewrites(&nodes, &after, &labels(first));
             rewritten.extend(found.iter().map(|r| (r.relation.clone(), first)));
+            scanned.extend(trace::scanned(&nodes, &after).into_iter().map(|r| (r, first)));
             rewrites.extend(found);
-            nodes = after;
+            *nodes = after;
             run = None;
         }
         if let Some(o) = opaque.as_deref_mut() {
@@ -123,7 +131,7 @@ pub(super) fn forward_traced(
         Ok(runs) => {
             rep.statements = runs.iter().map(|r| (r.line, r.tag.clone(), r.ms)).collect();
             rep.push(StepReport::pass("forward", took, format!("{} statements", runs.len())));
-            Ok(Some(Forward { ms: took, written, held, rewritten }))
+            Ok(Some(Forward { ms: took, written, held, rewritten, scanned }))
         }
         Err(e) => {
             let mut detail = e.to_string();

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use migsafe_catalog::{Fingerprint, Snapshot};
-use migsafe_sql::lint::LintOptions;
 
 use crate::capture;
 use crate::exec::{reset_session, run_captured, run_plain, Prepared};
@@ -115,7 +114,9 @@ pub fn rehearse(
     // new backends start with cold catalog caches.
     let mut conn: Option<postgres::Client> = None;
     let mut checkpoint: Option<Checkpoint> = None;
-    let mut carried = Carried { known: KnownFaults::new(), linter: SetLinter::new(&LintOptions::default()) };
+    // Lint as for this server: its version, and the TimeZone the migrations' sessions start in.
+    let lint_opts = crate::lint::server_options(session(&mut conn, &replay)?)?;
+    let mut carried = Carried { known: KnownFaults::new(), linter: SetLinter::new(&lint_opts) };
     for (pos, m) in set.migrations.iter().enumerate() {
         let (after_from, before_to) = in_range(m, opts);
         if !before_to {
@@ -331,13 +332,13 @@ fn rehearse_one<'s>(
     let watch = m.rollback.is_none().then_some(&mut seen);
     let forward =
         forward_traced(replay.base(), c, &prepared, capture_sql.as_deref(), opts.rows.is_some(), watch, &mut rep)?;
-    let Some(forward::Forward { ms: forward_ms, written, held, rewritten }) = forward else {
+    let Some(forward::Forward { ms: forward_ms, written, held, rewritten, scanned }) = forward else {
         *conn = None;
         return Ok((rep, Outcome::Broken));
     };
     // Lint's model against what the server did (known for sure in one transaction).
     if written.is_some() {
-        let seen = model_check::Seen { held: &held, rewritten: &rewritten };
+        let seen = model_check::Seen { held: &held, rewritten: &rewritten, scanned: &scanned };
         let found = model_check::mismatches(&prepared, &s0, &linted.findings, &seen);
         if let Some(step) = rep.steps.iter_mut().rev().find(|s| s.step == "forward") {
             step.warnings.extend(found.iter().map(|m| m.text()));

@@ -11,72 +11,119 @@
 //! and not compared. Only a migration run in one transaction is checked: outside one, a lock
 //! taken and released between two looks is not seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use migsafe_catalog::Snapshot;
 use migsafe_sql::lint::hazard::Hazard;
+use migsafe_sql::lint::schema::SchemaModel;
 use migsafe_sql::lint::Finding;
-use migsafe_sql::lock::{statement_locks, LockMode};
+use migsafe_sql::lock::{statement_locks, Blocks, ForeignKeyRef, LockCatalog, LockMode};
+use migsafe_sql::model::ObjectKind;
 use migsafe_sql::{QualName, StmtKind};
 
 use crate::exec::Prepared;
 use crate::report::ModelMismatch as Mismatch;
 
 /// What the forward run saw: locks held after each statement, `(relation, pg_locks mode)` →
-/// the statement that first held it; and the tables rewritten, with the statement.
+/// the statement that first held it; the tables rewritten, and the tables scanned, with the
+/// statement.
 pub(super) struct Seen<'a> {
     pub held: &'a BTreeMap<(String, String), (f64, usize)>,
     pub rewritten: &'a [(String, usize)],
+    pub scanned: &'a [(String, usize)],
 }
 
 fn strong(m: LockMode) -> bool {
     m >= LockMode::ShareUpdateExclusive
 }
 
+/// What the lock model is told about the schema a statement runs on: the catalog before the
+/// migration, and what the migration's earlier statements made since (a column of a domain, a
+/// foreign key, a trigger), as lint's own schema model learns it from them.
+struct Layered<'a> {
+    before: &'a Snapshot,
+    since: &'a SchemaModel,
+}
+
+impl LockCatalog for Layered<'_> {
+    fn index_table(&self, index: &QualName) -> Option<QualName> {
+        self.before.index_table(index).or_else(|| LockCatalog::index_table(self.since, index))
+    }
+    fn foreign_keys_of(&self, table: &QualName) -> Vec<ForeignKeyRef> {
+        union(self.before.foreign_keys_of(table), self.since.foreign_keys_of(table))
+    }
+    fn foreign_keys_to(&self, table: &QualName) -> Vec<ForeignKeyRef> {
+        union(self.before.foreign_keys_to(table), self.since.foreign_keys_to(table))
+    }
+    fn trigger_tables(&self, function: &QualName) -> Vec<QualName> {
+        union(self.before.trigger_tables(function), self.since.trigger_tables(function))
+    }
+    fn domain_tables(&self, domain: &QualName) -> Vec<QualName> {
+        union(self.before.domain_tables(domain), self.since.domain_tables(domain))
+    }
+    fn member_exists(&self, kind: ObjectKind, table: &QualName, name: &str) -> Option<bool> {
+        match self.since.member_exists(kind, table, name) {
+            Some(true) => Some(true),
+            _ => self.before.member_exists(kind, table, name),
+        }
+    }
+}
+
+fn union<T: PartialEq>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    for x in b {
+        if !a.contains(&x) {
+            a.push(x);
+        }
+    }
+    a
+}
+
+/// A predicted name to the `schema.name` it is: qualified as written, else the one table of
+/// that name that exists (public first).
+fn resolve(existing: &BTreeSet<String>, q: &QualName) -> Option<String> {
+    if let Some(s) = &q.schema {
+        return Some(format!("{s}.{}", q.name));
+    }
+    let public = format!("public.{}", q.name);
+    if existing.contains(&public) {
+        return Some(public);
+    }
+    existing.iter().find(|e| e.rsplit_once('.').is_some_and(|(_, n)| n == q.name)).cloned()
+}
+
 /// The mismatches of the migration `prepared`, which ran on the schema `s0` in one
 /// transaction, given lint's `findings` for it.
 pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding], seen: &Seen) -> Vec<Mismatch> {
-    // Tables (and materialized views) that existed before, by `schema.name`.
-    let existing: std::collections::BTreeSet<String> = s0
+    // Tables (and materialized views) that exist before each statement, by `schema.name`: those
+    // that existed before the migration, less those an earlier statement dropped or renamed away
+    // (one created again under the name is new).
+    let mut existing: BTreeSet<String> = s0
         .tables
         .keys()
         .chain(s0.views.iter().filter(|(_, v)| v.materialized).map(|(n, _)| n))
         .map(|q| format!("{}.{}", q.schema, q.name))
         .collect();
-    let index_table = |q: &QualName| -> Option<QualName> {
-        s0.tables.iter().find_map(|(tn, t)| {
-            (t.indexes.contains_key(&q.name) && q.schema.as_deref().is_none_or(|s| s == tn.schema))
-                .then(|| QualName { schema: Some(tn.schema.clone()), name: tn.name.clone() })
-        })
-    };
-    // A predicted name to the `schema.name` it is: qualified as written, else the one table of
-    // that name that existed (public first).
-    let resolve = |q: &QualName| -> Option<String> {
-        if let Some(s) = &q.schema {
-            return Some(format!("{s}.{}", q.name));
-        }
-        let public = format!("public.{}", q.name);
-        if existing.contains(&public) {
-            return Some(public);
-        }
-        existing.iter().find(|e| e.rsplit_once('.').is_some_and(|(_, n)| n == q.name)).cloned()
+    // The strongest mode the session held on `rel`, first taken by a statement `by` accepts.
+    let strongest = |rel: &str, by: &dyn Fn(usize) -> bool| {
+        seen.held
+            .iter()
+            .filter(|((r, _), (_, s))| r == rel && by(*s))
+            .filter_map(|((_, m), _)| m.parse::<LockMode>().ok())
+            .max()
     };
     let mut out = Vec::new();
+    let mut since = SchemaModel::default();
     for (i, st) in prepared.statements.iter().enumerate() {
         let line = prepared.line(i);
-        let predicted: BTreeMap<String, LockMode> = statement_locks(&st.kind, &index_table)
-            .into_iter()
-            .filter_map(|(q, m)| Some((resolve(&q)?, m)))
-            .filter(|(r, _)| existing.contains(r))
-            .collect();
-        // The strongest mode the session held on `rel`, first taken by a statement `by` accepts.
-        let strongest = |rel: &str, by: &dyn Fn(usize) -> bool| {
-            seen.held
-                .iter()
-                .filter(|((r, _), (_, s))| r == rel && by(*s))
-                .filter_map(|((_, m), _)| m.parse::<LockMode>().ok())
-                .max()
-        };
+        let catalog = Layered { before: s0, since: &since };
+        // One table written two ways (`crates`, `public.crates`) is one: its strongest mode.
+        let mut predicted: BTreeMap<String, LockMode> = BTreeMap::new();
+        for (q, m) in statement_locks(&st.kind, &catalog) {
+            if let Some(r) = resolve(&existing, &q).filter(|r| existing.contains(r)) {
+                let e = predicted.entry(r).or_insert(m);
+                *e = (*e).max(m);
+            }
+        }
         let mut push = |relation: &str, about: &str, predicted: String, observed: String| {
             out.push(Mismatch {
                 line,
@@ -88,8 +135,7 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             })
         };
         // Stronger than predicted, or not predicted at all.
-        let locked: std::collections::BTreeSet<&String> =
-            seen.held.keys().map(|(r, _)| r).filter(|r| existing.contains(*r)).collect();
+        let locked: BTreeSet<&String> = seen.held.keys().map(|(r, _)| r).filter(|r| existing.contains(*r)).collect();
         for rel in locked {
             let Some(mode) = strongest(rel, &|s| s == i).filter(|m| strong(*m)) else { continue };
             match predicted.get(rel) {
@@ -101,9 +147,9 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         // Weaker than predicted. A relation the statement drops or renames is not in the look
         // after it under its old name (pg_locks is read by name): not compared.
         let gone: Vec<String> = match &st.kind {
-            StmtKind::Drop { names, .. } => names.iter().filter_map(resolve).collect(),
+            StmtKind::Drop { names, .. } => names.iter().filter_map(|q| resolve(&existing, q)).collect(),
             StmtKind::Rename { object, column: None, .. } | StmtKind::AlterSchema { object, .. } => {
-                resolve(object).into_iter().collect()
+                resolve(&existing, object).into_iter().collect()
             }
             _ => vec![],
         };
@@ -114,18 +160,77 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
                 push(rel, "lock", p.sql_name().into(), observed);
             }
         }
+        let rules: Vec<_> = findings.iter().filter(|f| f.statement == i).map(|f| f.rule).collect();
+        // TRUNCATE gives a table new, empty storage (a new relfilenode, its indexes built over
+        // nothing): neither a rewrite nor a scan of its rows.
+        let truncated: Vec<String> = match &st.kind {
+            StmtKind::Truncate { tables, .. } => tables.iter().filter_map(|q| resolve(&existing, q)).collect(),
+            _ => vec![],
+        };
+        // What a rewrite or scan lint predicted is on: the first table it locks that existed,
+        // else the first it names (lint took a new table for an existing one).
+        let target = || {
+            predicted.keys().next().cloned().or_else(|| {
+                statement_locks(&st.kind, &catalog)
+                    .first()
+                    .map(|(q, _)| resolve(&existing, q).unwrap_or_else(|| q.sql()))
+            })
+        };
         // Rewrites.
-        let predicted_rewrite = findings.iter().any(|f| f.statement == i && f.rule.hazard() == Some(Hazard::Rewrite));
-        let rewritten: Vec<&String> =
-            seen.rewritten.iter().filter(|(r, s)| *s == i && existing.contains(r)).map(|(r, _)| r).collect();
+        let predicted_rewrite = rules.iter().any(|r| r.hazard() == Some(Hazard::Rewrite));
+        let rewritten: Vec<&String> = seen
+            .rewritten
+            .iter()
+            .filter(|(r, s)| *s == i && existing.contains(r) && !truncated.contains(r))
+            .map(|(r, _)| r)
+            .collect();
         if !predicted_rewrite {
             for r in &rewritten {
                 push(r, "rewrite", "no rewrite".into(), "rewrote it (new relfilenode)".into());
             }
         } else if rewritten.is_empty() {
-            let on = predicted.keys().next().cloned().unwrap_or_default();
-            push(&on, "rewrite", "a rewrite".into(), "did not rewrite it (same relfilenode)".into());
+            push(
+                &target().unwrap_or_default(),
+                "rewrite",
+                "a rewrite".into(),
+                "did not rewrite it (same relfilenode)".into(),
+            );
         }
+        // Scans of a whole table under a lock the statement took that blocks writes.
+        let predicted_scan = rules.iter().any(|r| r.scans());
+        let scanned: Vec<&String> = seen
+            .scanned
+            .iter()
+            .filter(|(r, s)| *s == i && existing.contains(r) && !truncated.contains(r))
+            .map(|(r, _)| r)
+            .collect();
+        if !predicted_scan {
+            for r in &scanned {
+                let Some(mode) = strongest(r, &|s| s == i).filter(|m| m.blocks() != Blocks::Nothing) else { continue };
+                push(r, "scan", "no scan".into(), format!("scanned it holding {}", mode.sql_name()));
+            }
+        } else if scanned.is_empty() {
+            push(&target().unwrap_or_default(), "scan", "a scan".into(), "did not scan it".into());
+        }
+        // What a DROP … CASCADE takes with it: the views built on it, transitively.
+        if let StmtKind::Drop { names, cascade: true, .. } = &st.kind {
+            let mut reached: Vec<String> =
+                names.iter().map(|q| format!("{}.{}", q.schema.as_deref().unwrap_or("public"), q.name)).collect();
+            while let Some(name) = s0.views.iter().find_map(|(n, v)| {
+                let name = format!("{}.{}", n.schema, n.name);
+                let on_reached = v.depends_on.iter().any(|d| reached.contains(&format!("{}.{}", d.schema, d.name)));
+                (on_reached && !reached.contains(&name)).then_some(name)
+            }) {
+                reached.push(name);
+            }
+            for r in reached {
+                existing.remove(&r);
+            }
+        }
+        for g in &gone {
+            existing.remove(g);
+        }
+        since.apply(st);
     }
     out
 }

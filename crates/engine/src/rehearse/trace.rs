@@ -142,31 +142,55 @@ pub fn own_locks(client: &mut Client) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Relfilenodes of the user relations that exist now: oid → (name, relfilenode).
-pub fn relfilenodes(client: &mut Client) -> HashMap<u32, (String, u32)> {
+/// A user relation (table, index or materialized view) as the migration's session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelState {
+    /// `schema.name`.
+    pub name: String,
+    /// Its relfilenode: another one after a statement means it was rewritten.
+    pub node: u32,
+    /// Sequential scans of it in the session's transaction so far (`pg_stat_xact_user_tables`;
+    /// 0 for an index). Only meaningful inside one transaction: the count starts at 0 in each.
+    pub seq_scans: i64,
+}
+
+/// The user relations that exist now, by oid.
+pub fn relations(client: &mut Client) -> HashMap<u32, RelState> {
     let rows = client
         .query(
-            "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode, \
+                    CASE WHEN c.relkind IN ('r', 'm') THEN pg_stat_get_xact_numscans(c.oid) ELSE 0 END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'i', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'migsafe_backup')",
             &[],
         )
         .unwrap_or_default();
-    rows.iter().map(|r| (r.get::<_, u32>(0), (r.get::<_, String>(1), r.get::<_, u32>(2)))).collect()
+    rows.iter()
+        .map(|r| (r.get::<_, u32>(0), RelState { name: r.get(1), node: r.get(2), seq_scans: r.get(3) }))
+        .collect()
 }
 
 /// Relations that existed in `before` and have another relfilenode in `after`.
-pub fn rewrites(
-    before: &HashMap<u32, (String, u32)>,
-    after: &HashMap<u32, (String, u32)>,
-    statement: &str,
-) -> Vec<Rewrite> {
+pub fn rewrites(before: &HashMap<u32, RelState>, after: &HashMap<u32, RelState>, statement: &str) -> Vec<Rewrite> {
     let mut out: Vec<Rewrite> = before
         .iter()
-        .filter_map(|(oid, (name, node))| match after.get(oid) {
-            Some((_, n2)) if n2 != node => Some(Rewrite { relation: name.clone(), statement: statement.to_string() }),
+        .filter_map(|(oid, b)| match after.get(oid) {
+            Some(a) if a.node != b.node => Some(Rewrite { relation: b.name.clone(), statement: statement.to_string() }),
             _ => None,
         })
         .collect();
     out.sort_by(|a, b| a.relation.cmp(&b.relation));
+    out
+}
+
+/// Tables that existed in `before` and were scanned sequentially between the two looks (in
+/// the same transaction), by their name in `before`.
+pub fn scanned(before: &HashMap<u32, RelState>, after: &HashMap<u32, RelState>) -> Vec<String> {
+    let mut out: Vec<String> = before
+        .iter()
+        .filter(|(oid, b)| after.get(oid).is_some_and(|a| a.seq_scans > b.seq_scans))
+        .map(|(_, b)| b.name.clone())
+        .collect();
+    out.sort();
     out
 }

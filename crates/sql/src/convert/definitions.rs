@@ -22,6 +22,7 @@ pub(super) fn create_table(s: &protobuf::CreateStmt) -> StmtKind {
         partition_of: if s.partbound.is_some() { s.inh_relations.first().and_then(node_range_var) } else { None },
         unlogged: persistence == "u",
         temporary: persistence == "t",
+        access_method: non_empty(&s.access_method),
     }
 }
 
@@ -149,10 +150,11 @@ pub(super) fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
                     mods: vec![],
                     array_dims: 0,
                 });
-                // `USING col::new_type` (the column itself, cast to the new type) is what no USING
-                // does: PostgreSQL simplifies both the same way and skips the rewrite for a
+                // `USING col::new_type` (the column itself, cast to the new type) and `USING col`
+                // are what no USING does: PostgreSQL simplifies both the same way and skips the rewrite for a
                 // binary-compatible change just the same.
                 let own_cast = |n: &Node| match n.node.as_ref() {
+                    Some(NodeEnum::ColumnRef(_)) => column_ref_name(n).as_deref() == Some(col().as_str()),
                     Some(NodeEnum::TypeCast(tc)) => {
                         tc.arg.as_deref().and_then(column_ref_name).as_deref() == Some(col().as_str())
                             && tc.type_name.as_ref().map(type_name).as_ref() == Some(&new_type)
@@ -207,7 +209,7 @@ pub(super) fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
         A::AtSetExpression => AlterAction::SetExpression { column: col() },
         A::AtDropExpression => AlterAction::DropExpression { column: col() },
         A::AtSetTableSpace => AlterAction::SetTablespace,
-        A::AtSetAccessMethod => AlterAction::SetAccessMethod,
+        A::AtSetAccessMethod => AlterAction::SetAccessMethod { method: non_empty(&cmd.name) },
         A::AtEnableRowSecurity | A::AtDisableRowSecurity | A::AtForceRowSecurity | A::AtNoForceRowSecurity => {
             AlterAction::RowSecurity
         }
@@ -225,9 +227,14 @@ pub(super) fn partition_name(def: Option<&NodeEnum>) -> QualName {
 pub(super) fn drop_stmt(s: &protobuf::DropStmt) -> StmtKind {
     let kind = object_kind(s.remove_type);
     let names = s.objects.iter().filter_map(object_name).collect();
+    let on = match kind {
+        ObjectKind::Trigger | ObjectKind::Policy | ObjectKind::Rule => s.objects.first().and_then(relation_of_member),
+        _ => None,
+    };
     StmtKind::Drop {
         kind,
         names,
+        on,
         concurrently: s.concurrent,
         if_exists: s.missing_ok,
         cascade: s.behavior == DropBehavior::DropCascade as i32,

@@ -54,6 +54,7 @@ pub(crate) fn expr(node: &Node) -> Expr {
     Expr {
         text: expr_text(node),
         calls: calls_in(n),
+        columns: columns_in(n),
         is_constant: is_constant(n),
         is_null,
         has_subquery: n.nodes().iter().any(|(r, ..)| matches!(r, NodeRef::SubLink(_))),
@@ -72,6 +73,7 @@ impl Expr {
         Expr {
             text: text.into(),
             calls: vec![],
+            columns: vec![],
             is_constant: true,
             is_null: text.eq_ignore_ascii_case("null"),
             has_subquery: false,
@@ -116,6 +118,25 @@ pub(super) fn calls_in(n: &NodeEnum) -> Vec<String> {
     calls.sort();
     calls.dedup();
     calls
+}
+
+/// The columns named anywhere under `n` (the last part of each column reference), sorted.
+pub(crate) fn columns_in(n: &NodeEnum) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut visit = |r: &NodeRef| {
+        if let NodeRef::ColumnRef(c) = r {
+            if let Some(name) = c.fields.last().and_then(string_of) {
+                columns.push(name);
+            }
+        }
+    };
+    visit(&n.to_ref());
+    for (r, ..) in n.nodes() {
+        visit(&r);
+    }
+    columns.sort();
+    columns.dedup();
+    columns
 }
 
 /// Deparse an expression by wrapping it in `SELECT`.
@@ -320,6 +341,15 @@ pub(super) fn object_name(n: &Node) -> Option<QualName> {
             })
         }
         NodeEnum::ObjectWithArgs(o) => Some(qual_from_list(&o.objname)),
+        _ => None,
+    }
+}
+
+/// For an object that belongs to a relation, written as a name list whose last part is the
+/// object (`schema.table.trigger`, `table.column`): the relation.
+pub(super) fn relation_of_member(n: &Node) -> Option<QualName> {
+    match n.node.as_ref()? {
+        NodeEnum::List(l) if l.items.len() >= 2 => Some(qual_from_list(&l.items[..l.items.len() - 1])),
         _ => None,
     }
 }

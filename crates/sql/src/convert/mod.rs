@@ -22,6 +22,7 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 materialized: s.objtype == ObjectType::ObjectMatview as i32,
                 with_data: !into.is_some_and(|i| i.skip_data),
                 if_not_exists: s.if_not_exists,
+                sources: s.query.as_deref().map(sources).unwrap_or_default(),
             }
         }
         NodeEnum::AlterTableStmt(s) => alter_table(s),
@@ -41,6 +42,20 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 })
                 .collect(),
             partial: s.where_clause.is_some(),
+            expr_columns: {
+                let exprs = s.index_params.iter().filter_map(|p| match p.node.as_ref() {
+                    Some(NodeEnum::IndexElem(e)) => e.expr.as_deref(),
+                    _ => None,
+                });
+                let mut cols: Vec<String> = exprs
+                    .chain(s.where_clause.as_deref())
+                    .filter_map(|e| e.node.as_ref())
+                    .flat_map(expr::columns_in)
+                    .collect();
+                cols.sort();
+                cols.dedup();
+                cols
+            },
             method: if s.access_method.is_empty() { "btree".into() } else { s.access_method.clone() },
         },
         NodeEnum::DropStmt(s) => drop_stmt(s),
@@ -155,6 +170,7 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
         NodeEnum::ViewStmt(s) => StmtKind::CreateView {
             view: s.view.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
             replace: s.replace,
+            sources: s.query.as_deref().map(sources).unwrap_or_default(),
         },
         NodeEnum::CreateFunctionStmt(s) => create_function(s),
         NodeEnum::CreateTrigStmt(s) => StmtKind::CreateTrigger {
@@ -206,6 +222,7 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
         NodeEnum::CommentStmt(s) => StmtKind::Comment {
             kind: object_kind(s.objtype),
             object: s.object.as_deref().map(object_text).unwrap_or_default(),
+            relation: s.object.as_deref().and_then(|o| commented_relation(s.objtype, o)),
             text: non_empty(&s.comment),
         },
         NodeEnum::GrantStmt(s) => StmtKind::Grant { grant: s.is_grant },
@@ -231,6 +248,38 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
     };
     let tag = command_tag(&kind, node);
     (kind, tag)
+}
+
+/// The relations a query reads: every table name under it (a CTE's name included).
+fn sources(query: &Node) -> Vec<QualName> {
+    let Some(n) = query.node.as_ref() else { return vec![] };
+    let mut out: Vec<QualName> = n
+        .nodes()
+        .into_iter()
+        .filter_map(|(r, ..)| match r {
+            NodeRef::RangeVar(v) => Some(range_var(v)),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The relation COMMENT ON locks (SHARE UPDATE EXCLUSIVE): the table, view, materialized view,
+/// sequence or foreign table itself, or the one a column, table constraint, trigger, policy or
+/// rule belongs to. Not an index's table (the index alone is locked), not a domain's.
+fn commented_relation(objtype: i32, object: &Node) -> Option<QualName> {
+    use ObjectType as O;
+    match ObjectType::try_from(objtype).ok()? {
+        O::ObjectTable | O::ObjectView | O::ObjectMatview | O::ObjectSequence | O::ObjectForeignTable => {
+            object_name(object)
+        }
+        O::ObjectColumn | O::ObjectTabconstraint | O::ObjectTrigger | O::ObjectPolicy | O::ObjectRule => {
+            relation_of_member(object)
+        }
+        _ => None,
+    }
 }
 
 fn command_tag(kind: &StmtKind, node: &Node) -> String {

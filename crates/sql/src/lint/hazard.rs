@@ -53,7 +53,8 @@ impl Rule {
             | R::VacuumFull
             | R::Cluster
             | R::SetLoggedUnlogged
-            | R::TableRewrite => Hazard::Rewrite,
+            | R::TableRewrite
+            | R::RefreshMatviewNotConcurrent => Hazard::Rewrite,
             R::IndexNotConcurrent
             | R::DropIndexNotConcurrent
             | R::ReindexNotConcurrent
@@ -63,7 +64,7 @@ impl Rule {
             | R::SetNotNull
             | R::UniqueWithoutUsingIndex
             | R::ExcludeConstraint
-            | R::RefreshMatviewNotConcurrent
+            | R::AlterColumnTypeRebuild
             | R::LockTable
             | R::DetachPartitionNotConcurrent
             | R::DomainCheckWithoutNotValid
@@ -71,6 +72,29 @@ impl Rule {
             R::RenameColumn | R::RenameTable => Hazard::BreaksClients,
             _ => return None,
         })
+    }
+}
+
+impl Rule {
+    /// True when the statement the rule flags reads the whole table while it holds a lock that
+    /// blocks writes: a rewrite, an index build, or a constraint checked against every row.
+    pub fn scans(self) -> bool {
+        use Rule as R;
+        self.hazard() == Some(Hazard::Rewrite)
+            || matches!(
+                self,
+                R::IndexNotConcurrent
+                    | R::ReindexNotConcurrent
+                    | R::ForeignKeyWithoutNotValid
+                    | R::CheckWithoutNotValid
+                    | R::EnforceConstraint
+                    | R::SetNotNull
+                    | R::UniqueWithoutUsingIndex
+                    | R::ExcludeConstraint
+                    | R::AlterColumnTypeRebuild
+                    | R::DomainCheckWithoutNotValid
+                    | R::AddColumnNotNullWithoutDefault
+            )
     }
 }
 

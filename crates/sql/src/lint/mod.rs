@@ -121,11 +121,19 @@ pub struct LintOptions {
     pub disabled: BTreeSet<Rule>,
     /// Row counts of existing tables (schema-qualified), when a database was consulted.
     pub table_rows: BTreeMap<QualName, i64>,
+    /// The session's TimeZone when the migrations start, when a database was consulted (a
+    /// file's own `SET timezone` overrides it): in UTC, timestamp ↔ timestamptz keeps the rows.
+    pub time_zone: Option<String>,
 }
 
 impl Default for LintOptions {
     fn default() -> Self {
-        LintOptions { pg_version: DEFAULT_PG_VERSION, disabled: BTreeSet::new(), table_rows: BTreeMap::new() }
+        LintOptions {
+            pg_version: DEFAULT_PG_VERSION,
+            disabled: BTreeSet::new(),
+            table_rows: BTreeMap::new(),
+            time_zone: None,
+        }
     }
 }
 
@@ -186,7 +194,9 @@ impl Gathered {
         for rule in Rule::ALL {
             let mut out = Vec::new();
             rule.check(cx, &mut out);
-            if !out.is_empty() && rule.severity() == Severity::Error {
+            // An error, or a finding that reads a whole table under a lock that blocks writes,
+            // puts a floor under the risk.
+            if !out.is_empty() && (rule.severity() == Severity::Error || rule.scans()) {
                 self.floors.extend(risk::error_floor(cx, *rule).map(|r| (*rule, r)));
             }
             self.raw.extend(out.into_iter().map(|v| (*rule, cx.stmt.index, v, cx.stmt.span)));

@@ -133,16 +133,15 @@ impl TxTracker {
                 }
             }
         }
-        let lookup = |i: &QualName| schema.index_table(i).cloned();
         if let Some((held, _, _)) = &self.access_exclusive {
-            let others = statement_locks(&stmt.kind, &lookup)
+            let others = statement_locks(&stmt.kind, schema)
                 .into_iter()
                 .any(|(t, _)| !schema.is_new(&t) && &schema.resolve(&t) != held);
             if others {
                 self.other_locks_after_access_exclusive += 1;
             }
         } else {
-            for (table, mode) in statement_locks(&stmt.kind, &lookup) {
+            for (table, mode) in statement_locks(&stmt.kind, schema) {
                 if mode == LockMode::AccessExclusive && !schema.is_new(&table) && !is_created_by(stmt, &table) {
                     self.access_exclusive = Some((schema.resolve(&table), table.clone(), stmt.index));
                     break;

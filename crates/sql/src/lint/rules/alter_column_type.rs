@@ -2,10 +2,11 @@
 //! (binary-compatible changes such as widening varchar, varchar to text, widening numeric).
 
 use super::{existing_table_actions, violation, Cx, Violation};
-use crate::model::AlterAction;
+use crate::model::{AlterAction, TypeName};
 use crate::quote_ident;
 
-/// Whether the file set the session's TimeZone to one with no offset before this statement.
+/// Whether the session's TimeZone is one with no offset at this statement: as the file last
+/// set it, else as the database consulted has it.
 fn session_time_zone_is_utc(cx: &Cx) -> bool {
     let zone = cx.statements[..cx.stmt.index.min(cx.statements.len())].iter().rev().find_map(|s| match &s.kind {
         crate::model::StmtKind::Set { name, value, .. } if name.eq_ignore_ascii_case("timezone") => {
@@ -13,6 +14,7 @@ fn session_time_zone_is_utc(cx: &Cx) -> bool {
         }
         _ => None,
     });
+    let zone = zone.or_else(|| cx.opts.time_zone.clone());
     zone.is_some_and(|z| {
         let z = z.trim().trim_matches('\'').to_ascii_lowercase();
         matches!(
@@ -20,6 +22,70 @@ fn session_time_zone_is_utc(cx: &Cx) -> bool {
             "utc" | "etc/utc" | "gmt" | "etc/gmt" | "uct" | "universal" | "zulu" | "z" | "etc/universal"
         )
     })
+}
+
+/// True when PostgreSQL changes the column from `old` to `new` without rewriting the table.
+fn keeps_rows(cx: &Cx, old: &TypeName, new: &TypeName) -> bool {
+    // timestamp ↔ timestamptz keeps the stored values when the session's zone is UTC:
+    // PostgreSQL 12 and later skip the rewrite then (crates.io's migrations set it first).
+    let zoned = |t: &TypeName| t.name == "timestamp" || t.name == "timestamptz";
+    old.binary_compatible_to(new)
+        || (zoned(old) && zoned(new) && old.name != new.name && old.mods == new.mods && session_time_zone_is_utc(cx))
+}
+
+/// True when an index on a column keeps its operator class across the change: the same type,
+/// or between varchar and text (both use text's). timestamp and timestamptz do not.
+fn same_opclass(old: &TypeName, new: &TypeName) -> bool {
+    let text = |t: &TypeName| t.name == "varchar" || t.name == "text";
+    old.name == new.name || (text(old) && text(new))
+}
+
+/// A type change that keeps the rows still reads the whole table under its ACCESS EXCLUSIVE
+/// lock when PostgreSQL must rebuild an index on the column (an expression or partial index
+/// naming it, or one whose operator class changes) or check a CHECK constraint naming it again.
+pub(crate) fn rebuilds(cx: &Cx, out: &mut Vec<Violation>) {
+    let Some((table, actions)) = existing_table_actions(cx) else {
+        return;
+    };
+    let Some(info) = cx.schema.table(table) else { return };
+    for a in actions {
+        let AlterAction::AlterType { column, new_type, using: None, .. } = a else {
+            continue;
+        };
+        let Some(old) = info.column(column).map(|c| &c.type_name) else { continue };
+        if !keeps_rows(cx, old, new_type) {
+            continue;
+        }
+        let mut work: Vec<String> = info
+            .indexes
+            .iter()
+            .filter(|i| i.expr_columns.contains(column) || (i.columns.contains(column) && !same_opclass(old, new_type)))
+            .map(|i| format!("rebuilds index {}", i.name.as_deref().map_or("(unnamed)".into(), quote_ident)))
+            .collect();
+        work.extend(
+            info.checks
+                .iter()
+                .filter(|c| c.columns.contains(column))
+                .map(|c| format!("checks constraint {} again", quote_ident(&c.name))),
+        );
+        if work.is_empty() {
+            continue;
+        }
+        out.push(violation(
+            format!(
+                "changing {}.{} from {} to {} keeps the rows, but PostgreSQL {}, reading every row while it holds \
+                 the ACCESS EXCLUSIVE lock: all queries on the table wait for time proportional to its size",
+                cx.sized(table),
+                quote_ident(column),
+                old.sql(),
+                new_type.sql(),
+                work.join(" and ")
+            ),
+            "drop those indexes first and build them again CONCURRENTLY after the change (a CHECK: drop it, then \
+             add it back NOT VALID and VALIDATE CONSTRAINT in a later migration)"
+                .to_string(),
+        ));
+    }
 }
 
 pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
@@ -31,18 +97,7 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
             continue;
         };
         let old = cx.schema.table(table).and_then(|t| t.column(column)).map(|c| c.type_name.clone());
-        if using.is_none() && old.as_ref().is_some_and(|o| o.binary_compatible_to(new_type)) {
-            continue;
-        }
-        // timestamp ↔ timestamptz keeps the stored values when the session's zone is UTC:
-        // PostgreSQL 12 and later skip the rewrite then (crates.io's migrations set it first).
-        let zoned = |t: &crate::model::TypeName| t.name == "timestamp" || t.name == "timestamptz";
-        if using.is_none()
-            && old
-                .as_ref()
-                .is_some_and(|o| zoned(o) && zoned(new_type) && o.name != new_type.name && o.mods == new_type.mods)
-            && session_time_zone_is_utc(cx)
-        {
+        if using.is_none() && old.as_ref().is_some_and(|o| keeps_rows(cx, o, new_type)) {
             continue;
         }
         let from = match &old {
@@ -165,5 +220,27 @@ mod tests {
             "ALTER TABLE t ALTER COLUMN c TYPE varchar(9) USING c || '';",
         ]);
         assert_eq!(ids(&f[1]), vec!["alter-column-type"]);
+    }
+
+    #[test]
+    fn a_type_change_that_keeps_the_rows_still_rebuilds_what_postgres_rebuilds() {
+        let base = "CREATE TABLE t (a varchar(10), b timestamp, c varchar(10), d varchar(10), e varchar(10));\n\
+                    CREATE INDEX t_a ON t (a);\nCREATE INDEX t_b ON t (b);\nCREATE INDEX t_c ON t (lower(c));\n\
+                    CREATE INDEX t_d ON t (a) WHERE d <> '';\nALTER TABLE t ADD CONSTRAINT e_set CHECK (e <> '');";
+        let rebuild = |alter: &str| {
+            let f = lint_set(&[base, &format!("SET timezone = 'UTC';\n{alter}")]);
+            f[1].iter().filter(|f| f.rule == "alter-column-type-rebuild").map(|f| f.message.clone()).collect::<Vec<_>>()
+        };
+        // Measured on PostgreSQL 15 and 18: varchar to text keeps a plain index.
+        assert!(rebuild("ALTER TABLE t ALTER COLUMN a TYPE text;").is_empty());
+        // timestamp to timestamptz changes the operator class: the index is built again.
+        let b = rebuild("ALTER TABLE t ALTER COLUMN b TYPE timestamptz;");
+        assert!(b.len() == 1 && b[0].contains("rebuilds index t_b"), "{b:?}");
+        // An expression or a partial index naming the column, and a CHECK naming it.
+        assert!(rebuild("ALTER TABLE t ALTER COLUMN c TYPE varchar(20);")[0].contains("rebuilds index t_c"));
+        assert!(rebuild("ALTER TABLE t ALTER COLUMN d TYPE varchar(20);")[0].contains("rebuilds index t_d"));
+        assert!(rebuild("ALTER TABLE t ALTER COLUMN e TYPE text;")[0].contains("checks constraint e_set again"));
+        // A change that rewrites is alter-column-type's, not this rule's.
+        assert!(rebuild("ALTER TABLE t ALTER COLUMN c TYPE int USING 0;").is_empty());
     }
 }

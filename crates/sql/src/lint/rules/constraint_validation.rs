@@ -76,6 +76,9 @@ fn inline(cx: &Cx, fk: bool, out: &mut Vec<Violation>) {
         }
         let t = table.sql();
         let (message, add) = match &k.kind {
+            // A new column with no DEFAULT holds only NULLs: PostgreSQL marks its key valid without
+            // checking (a DEFAULT, even NULL, makes it check).
+            ConstraintKind::ForeignKey { .. } if fk && col.default.is_none() => continue,
             ConstraintKind::ForeignKey { references, ref_columns, .. } if fk => {
                 let name = inline_name(table, col, k, "fkey");
                 let refs =
@@ -236,7 +239,10 @@ mod tests {
 
     #[test]
     fn constraints_written_inline_in_add_column() {
-        let f = lint("ALTER TABLE messages ADD COLUMN owner_id bigint REFERENCES users (id);");
+        // Without a DEFAULT the new column is all NULL: PostgreSQL marks the key valid unchecked.
+        assert!(lint("ALTER TABLE messages ADD COLUMN owner_id bigint REFERENCES users (id);").is_empty());
+        // With one, even DEFAULT NULL, it checks every row.
+        let f = lint("ALTER TABLE messages ADD COLUMN owner_id bigint DEFAULT NULL REFERENCES users (id);");
         assert_eq!(ids(&f), vec!["foreign-key-without-not-valid"]);
         assert!(f[0].message.contains("inline in ADD COLUMN owner_id"), "{}", f[0].message);
         assert!(

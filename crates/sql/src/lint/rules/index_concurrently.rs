@@ -7,10 +7,15 @@ use super::{violation, Cx, Violation};
 use crate::model::{ObjectKind, StmtKind};
 
 pub(crate) fn create(cx: &Cx, out: &mut Vec<Violation>) {
-    let StmtKind::CreateIndex { table, concurrently: false, .. } = &cx.stmt.kind else {
+    let StmtKind::CreateIndex { table, concurrently: false, if_not_exists, name, .. } = &cx.stmt.kind else {
         return;
     };
     if !cx.existing(table) {
+        return;
+    }
+    // IF NOT EXISTS of an index the migrations already made builds nothing.
+    let index = |n: &String| crate::QualName { schema: table.schema.clone(), name: n.clone() };
+    if *if_not_exists && name.as_ref().is_some_and(|n| cx.schema.index_table(&index(n)).is_some()) {
         return;
     }
     let fixed = cx.rewritten(|n| {
@@ -122,5 +127,28 @@ mod tests {
     fn reindex() {
         assert_eq!(ids(&lint("REINDEX INDEX idx;")), vec!["reindex-not-concurrent"]);
         assert!(!flags("REINDEX INDEX CONCURRENTLY idx;", "reindex-not-concurrent"));
+    }
+
+    #[test]
+    fn if_not_exists_of_an_index_that_exists_builds_nothing() {
+        let made = "CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);";
+        let f = lint_set(&[made, "CREATE INDEX IF NOT EXISTS t_a ON t (a);"]);
+        assert!(f[1].is_empty(), "{:?}", f[1]);
+        // Dropped with its column since, it is built again.
+        let f = lint_set(&[
+            made,
+            "ALTER TABLE t DROP COLUMN a, ADD COLUMN a int;",
+            "CREATE INDEX IF NOT EXISTS t_a ON t (a);",
+        ]);
+        assert_eq!(ids(&f[2]), vec!["index-not-concurrent"]);
+    }
+
+    #[test]
+    fn a_materialized_view_dropped_by_cascade_and_made_again_is_new() {
+        let f = lint_set(&[
+            "CREATE TABLE t (a int);\nCREATE VIEW v AS SELECT a FROM t;\nCREATE MATERIALIZED VIEW m AS SELECT a FROM v;",
+            "DROP VIEW v CASCADE;\nCREATE MATERIALIZED VIEW m AS SELECT a FROM t;\nCREATE INDEX m_a ON m (a);",
+        ]);
+        assert!(f[1].is_empty(), "{:?}", f[1]);
     }
 }

@@ -15,8 +15,7 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     if cx.stmt.is_control() {
         return;
     }
-    let lookup = |i: &crate::QualName| cx.schema.index_table(i).cloned();
-    let others: Vec<_> = statement_locks(&cx.stmt.kind, &lookup)
+    let others: Vec<_> = statement_locks(&cx.stmt.kind, cx.schema)
         .into_iter()
         .filter(|(t, _)| cx.existing(t) && &cx.schema.resolve(t) != held)
         .collect();

@@ -100,6 +100,8 @@ registry! {
         "adding a STORED generated column rewrites the table";
     AlterColumnType = "alter-column-type", Error, alter_column_type::check,
         "changing a column's type rewrites the table, unless the change is binary-compatible";
+    AlterColumnTypeRebuild = "alter-column-type-rebuild", Warning, alter_column_type::rebuilds,
+        "a type change that keeps the rows still rebuilds some indexes and re-checks CHECKs under ACCESS EXCLUSIVE";
     UniqueWithoutUsingIndex = "unique-without-using-index", Error, unique_using_index::check,
         "ADD UNIQUE / PRIMARY KEY builds its index under ACCESS EXCLUSIVE";
     ExcludeConstraint = "exclude-constraint", Error, exclude_constraint::check,
@@ -268,23 +270,7 @@ pub(super) fn split_column_recipe(table: &QualName, col: &ColumnDef, add: &str) 
     )
 }
 
-/// PostgreSQL's default name for a constraint: `table_col_suffix`, truncated as it does.
-pub(super) fn default_constraint_name(table: &str, columns: &[String], suffix: &str) -> String {
-    let mut base = table.to_string();
-    for c in columns {
-        base.push('_');
-        base.push_str(c);
-    }
-    let max = 63 - suffix.len() - 1;
-    if base.len() > max {
-        let mut cut = max;
-        while !base.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        base.truncate(cut);
-    }
-    format!("{base}_{suffix}")
-}
+pub(super) use super::schema::default_constraint_name;
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +290,12 @@ mod tests {
     #[test]
     fn constraint_names_follow_postgres() {
         assert_eq!(default_constraint_name("messages", &["user_id".into()], "fkey"), "messages_user_id_fkey");
+        // PostgreSQL's makeObjectName cuts the longer part first: a 70-byte table name and a short
+        // column keep the column whole.
+        let table = "t".repeat(70);
+        let name = default_constraint_name(&table, &["author_id".into()], "fkey");
+        assert_eq!(name, format!("{}_author_id_fkey", "t".repeat(63 - "_author_id_fkey".len())));
+        assert_eq!(name.len(), 63);
         let long = "t".repeat(70);
         assert_eq!(default_constraint_name(&long, &[], "check").len(), 63);
     }

@@ -84,7 +84,14 @@ pub(crate) fn other_rewrites(cx: &Cx, out: &mut Vec<Violation>) {
     for a in actions {
         let what = match a {
             AlterAction::SetTablespace => "SET TABLESPACE copies the whole table",
-            AlterAction::SetAccessMethod => "SET ACCESS METHOD rewrites the whole table",
+            // To the method the table already has: nothing to do (a table the migrations made
+            // without USING has the default, heap).
+            AlterAction::SetAccessMethod { method: Some(m) }
+                if cx.schema.table(table).and_then(|t| t.access_method.as_deref()) == Some(m.as_str()) =>
+            {
+                continue
+            }
+            AlterAction::SetAccessMethod { .. } => "SET ACCESS METHOD rewrites the whole table",
             AlterAction::SetExpression { column } => {
                 // A VIRTUAL generated column (PostgreSQL 18) is computed when read: nothing to rewrite.
                 if cx.schema.is_virtual_column(table, column) {

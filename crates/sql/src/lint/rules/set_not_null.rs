@@ -1,5 +1,5 @@
 //! SET NOT NULL on an existing column, unless a validated CHECK (col IS NOT NULL) already
-//! proves it (PostgreSQL 12+ then skips the scan).
+//! proves it (PostgreSQL 12+ then skips the scan) or the column is NOT NULL already.
 
 use super::{default_constraint_name, existing_table_actions, violation, Cx, Violation};
 use crate::model::{AlterAction, ConstraintKind};
@@ -20,6 +20,10 @@ pub(crate) fn check(cx: &Cx, out: &mut Vec<Violation>) {
     });
     for (column, what) in columns {
         if cx.opts.pg_version >= 12 && cx.schema.has_validated_not_null_check(table, column) {
+            continue;
+        }
+        // Already NOT NULL: PostgreSQL has nothing to check.
+        if cx.schema.table(table).and_then(|t| t.column(column)).is_some_and(|c| c.not_null) {
             continue;
         }
         let t = table.sql();
@@ -148,6 +152,14 @@ mod tests {
             "ALTER TABLE users ADD CONSTRAINT c CHECK (email IS NOT NULL) NOT ENFORCED;",
             "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
         ]);
+        assert_eq!(ids(&f[1]), vec!["set-not-null"]);
+    }
+
+    #[test]
+    fn a_column_already_not_null_has_nothing_to_check() {
+        let f = lint_set(&["CREATE TABLE t (a int NOT NULL, b int);", "ALTER TABLE t ALTER COLUMN a SET NOT NULL;"]);
+        assert!(f[1].is_empty(), "{:?}", f[1]);
+        let f = lint_set(&["CREATE TABLE t (a int NOT NULL, b int);", "ALTER TABLE t ALTER COLUMN b SET NOT NULL;"]);
         assert_eq!(ids(&f[1]), vec!["set-not-null"]);
     }
 }

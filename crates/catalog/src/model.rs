@@ -710,16 +710,23 @@ impl migsafe_sql::lock::LockCatalog for Snapshot {
             .collect()
     }
 
+    fn trigger_statements(&self, table: &migsafe_sql::QualName, event: &str) -> Vec<migsafe_sql::StmtKind> {
+        let Some((_, t)) = self.lock_table(table) else { return vec![] };
+        t.triggers
+            .values()
+            .filter(|tr| trigger_events(&tr.definition).contains(&event))
+            .filter_map(|tr| trigger_function(&tr.definition))
+            .flat_map(|f| self.functions.values().filter(move |g| g.name == f))
+            .flat_map(|g| migsafe_sql::plpgsql::function_statements(&g.definition))
+            .map(|s| s.kind)
+            .collect()
+    }
+
     fn trigger_tables(&self, function: &migsafe_sql::QualName) -> Vec<migsafe_sql::QualName> {
-        // `pg_get_triggerdef` ends `EXECUTE FUNCTION name(args)` (`PROCEDURE` before 11).
-        let calls = |def: &str| {
-            let (_, rest) = def.rsplit_once(" EXECUTE FUNCTION ").or_else(|| def.rsplit_once(" EXECUTE PROCEDURE "))?;
-            let name = rest.split('(').next()?.rsplit('.').next()?.trim_matches('"');
-            Some(name == function.name)
-        };
+        let calls = |def: &str| trigger_function(def).is_some_and(|f| f == function.name);
         self.tables
             .iter()
-            .filter(|(_, t)| t.triggers.values().any(|tr| !tr.inherited && calls(&tr.definition) == Some(true)))
+            .filter(|(_, t)| t.triggers.values().any(|tr| !tr.inherited && calls(&tr.definition)))
             .map(|(tn, _)| migsafe_sql::QualName::qualified(tn.schema.clone(), tn.name.clone()))
             .collect()
     }
@@ -759,6 +766,30 @@ fn foreign_keys<'a>(tn: &'a QName, t: &'a Table) -> impl Iterator<Item = migsafe
             name: name.clone(),
             columns: c.columns.clone(),
             references: migsafe_sql::QualName::qualified(r.schema.clone(), r.name.clone()),
+            ref_columns: referenced_columns(&c.definition),
         })
     })
+}
+
+/// The referenced columns of a foreign key's `pg_get_constraintdef` (`FOREIGN KEY (a) REFERENCES
+/// t(id) …`), unquoted.
+fn referenced_columns(definition: &str) -> Vec<String> {
+    let Some((_, rest)) = definition.split_once(" REFERENCES ") else { return vec![] };
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else { return vec![] };
+    rest[open + 1..close].split(',').map(|c| c.trim().trim_matches('"').to_string()).collect()
+}
+
+/// The function a trigger calls, from its `pg_get_triggerdef` (`… EXECUTE FUNCTION name(args)`,
+/// `PROCEDURE` before PostgreSQL 11), unqualified and unquoted.
+fn trigger_function(definition: &str) -> Option<&str> {
+    let (_, rest) =
+        definition.rsplit_once(" EXECUTE FUNCTION ").or_else(|| definition.rsplit_once(" EXECUTE PROCEDURE "))?;
+    Some(rest.split('(').next()?.rsplit('.').next()?.trim_matches('"'))
+}
+
+/// The events a trigger fires on, from its `pg_get_triggerdef` (`… AFTER INSERT OR UPDATE OF c
+/// ON t …`).
+fn trigger_events(definition: &str) -> Vec<&'static str> {
+    let head = definition.split(" ON ").next().unwrap_or("");
+    ["INSERT", "UPDATE", "DELETE", "TRUNCATE"].into_iter().filter(|e| head.contains(&format!(" {e}"))).collect()
 }

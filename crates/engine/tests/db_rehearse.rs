@@ -728,7 +728,7 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
     let base = "CREATE TABLE accounts (id int PRIMARY KEY, email text, seen timestamp);\n\
                 CREATE TABLE audit (id int);\n\
                 CREATE FUNCTION lock_audit() RETURNS trigger LANGUAGE plpgsql AS \
-                $$ BEGIN LOCK TABLE audit IN ACCESS EXCLUSIVE MODE; RETURN NEW; END $$;\n\
+                $$ BEGIN EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', 'audit'); RETURN NEW; END $$;\n\
                 CREATE TRIGGER accounts_lock BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION lock_audit();";
     let r = run(
         &[
@@ -738,7 +738,8 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
                 "002_index.sql",
                 "CREATE INDEX accounts_email ON accounts (email);\nALTER TABLE accounts ADD COLUMN note text;",
             ),
-            // A trigger takes a lock lint cannot see.
+            // A trigger takes a lock lint cannot see (SQL built when it runs; a static LOCK it
+            // reads from the function).
             ("003_insert.sql", "INSERT INTO accounts VALUES (1, 'a', now());"),
             // The server's sessions start in UTC, where this retype keeps the rows; lint, which
             // reads SET but not set_config, does not see the zone change, and PostgreSQL rewrites.

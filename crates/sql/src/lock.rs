@@ -200,6 +200,8 @@ pub struct ForeignKeyRef {
     pub columns: Vec<String>,
     /// The table it references.
     pub references: QualName,
+    /// The columns it references (empty: not known, or the primary key).
+    pub ref_columns: Vec<String>,
 }
 
 /// What the lock model needs to know about the schema a statement runs on: which table an index
@@ -229,6 +231,11 @@ pub trait LockCatalog {
     fn domain_tables(&self, _domain: &QualName) -> Vec<QualName> {
         Vec::new()
     }
+    /// The statements the triggers on `table` that fire on `event` (`INSERT`, `UPDATE`,
+    /// `DELETE`, `TRUNCATE`) run, as far as they can be read (PL/pgSQL functions).
+    fn trigger_statements(&self, _table: &QualName, _event: &str) -> Vec<StmtKind> {
+        Vec::new()
+    }
     /// Whether the trigger, policy or rule `name` exists on `table`; None when not known.
     /// (`DROP TRIGGER IF EXISTS` of one that does not exist takes no lock.)
     fn member_exists(&self, _kind: ObjectKind, _table: &QualName, _name: &str) -> Option<bool> {
@@ -241,8 +248,39 @@ impl LockCatalog for () {}
 /// The table-level locks a statement takes, predicted from its kind: `(relation, mode)`.
 /// `catalog` answers what the statement alone does not say (an index's table, foreign keys).
 pub fn statement_locks(kind: &StmtKind, catalog: &dyn LockCatalog) -> Vec<(QualName, LockMode)> {
+    locks(kind, catalog, 2)
+}
+
+/// [`statement_locks`], following triggers `depth` levels deep (a trigger's statement can fire
+/// another trigger; a cycle stops there).
+fn locks(kind: &StmtKind, catalog: &dyn LockCatalog, depth: usize) -> Vec<(QualName, LockMode)> {
     use LockMode::*;
     let mut out: Vec<(QualName, LockMode)> = Vec::new();
+    // Row-level statements run the triggers on their table: what those run takes locks too.
+    let fired: Vec<(&QualName, &[&str])> = match kind {
+        StmtKind::Insert { table, .. } | StmtKind::Copy { table: Some(table), from: true } => {
+            vec![(table, &["INSERT"])]
+        }
+        StmtKind::Update { table, .. } => vec![(table, &["UPDATE"])],
+        StmtKind::Delete { table, .. } => vec![(table, &["DELETE"])],
+        StmtKind::Merge { table, .. } => vec![(table, &["INSERT", "UPDATE", "DELETE"])],
+        StmtKind::Truncate { tables, .. } => tables.iter().map(|t| (t, &["TRUNCATE"][..])).collect(),
+        _ => vec![],
+    };
+    if depth > 0 {
+        for (table, events) in fired {
+            for event in events {
+                for inner in catalog.trigger_statements(table, event) {
+                    for (q, m) in locks(&inner, catalog, depth - 1) {
+                        match out.iter_mut().find(|(t, _)| *t == q) {
+                            Some(e) => e.1 = e.1.max(m),
+                            None => out.push((q, m)),
+                        }
+                    }
+                }
+            }
+        }
+    }
     let mut take = |q: &QualName, m: LockMode| {
         if let Some(e) = out.iter_mut().find(|(t, _)| t == q) {
             e.1 = e.1.max(m);
@@ -283,6 +321,18 @@ pub fn statement_locks(kind: &StmtKind, catalog: &dyn LockCatalog) -> Vec<(QualN
                         if *cascade {
                             // Keys of other tables that use the dropped key's index go with it.
                             for k in catalog.foreign_keys_to(table) {
+                                take(&k.table, AccessExclusive);
+                            }
+                        }
+                        AccessExclusive
+                    }
+                    // A retyped column's foreign keys, and those referencing it, are dropped and
+                    // made again: their triggers on the other table go with them.
+                    AlterAction::AlterType { column, .. } => {
+                        let keys = catalog.foreign_keys_of(table);
+                        drop_keys(keys.into_iter().filter(|k| k.columns.contains(column)).collect(), &mut take);
+                        for k in catalog.foreign_keys_to(table) {
+                            if k.ref_columns.is_empty() || k.ref_columns.contains(column) {
                                 take(&k.table, AccessExclusive);
                             }
                         }
@@ -410,6 +460,21 @@ pub fn statement_locks(kind: &StmtKind, catalog: &dyn LockCatalog) -> Vec<(QualN
     out
 }
 
+/// The locks `stmt` takes, with those of the statements a `DO` block runs (every branch: what
+/// the block may take).
+pub fn statement_locks_deep(stmt: &crate::Statement, catalog: &dyn LockCatalog) -> Vec<(QualName, LockMode)> {
+    let mut out = statement_locks(&stmt.kind, catalog);
+    for inner in crate::plpgsql::nested(stmt) {
+        for (q, m) in statement_locks(&inner.kind, catalog) {
+            match out.iter_mut().find(|(t, _)| *t == q) {
+                Some(e) => e.1 = e.1.max(m),
+                None => out.push((q, m)),
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +592,20 @@ mod tests {
         assert!(
             locks_after(&format!("{sql}DROP TRIGGER users_touch ON users;\nDROP FUNCTION touch() CASCADE;")).is_empty()
         );
+    }
+
+    #[test]
+    fn a_row_level_statement_takes_what_its_triggers_run_take() {
+        let sql = "CREATE TABLE users (id int);\nCREATE MATERIALIZED VIEW user_stats AS SELECT count(*) FROM users;\n\
+                   CREATE FUNCTION refresh_stats() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                   REFRESH MATERIALIZED VIEW CONCURRENTLY user_stats; RETURN NULL; END $$;\n\
+                   CREATE TRIGGER users_refresh AFTER INSERT OR DELETE ON users FOR EACH STATEMENT \
+                   EXECUTE FUNCTION refresh_stats();\n";
+        let delete = locks_after(&format!("{sql}DELETE FROM users;"));
+        assert!(delete.contains(&("user_stats".to_string(), Exclusive)), "{delete:?}");
+        // Not on an event it does not fire on.
+        let update = locks_after(&format!("{sql}UPDATE users SET id = 1;"));
+        assert!(!update.iter().any(|(t, _)| t == "user_stats"), "{update:?}");
     }
 
     #[test]

@@ -533,6 +533,8 @@ pub enum StmtKind {
         table: QualName,
         replace: bool,
         function: QualName,
+        /// The events it fires on: `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`.
+        events: Vec<String>,
     },
     CreateSchema {
         name: String,

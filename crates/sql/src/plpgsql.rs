@@ -120,6 +120,46 @@ pub fn nested(stmt: &Statement) -> Vec<Statement> {
     out
 }
 
+/// The statements a PL/pgSQL function runs that can be read before it runs (static SQL and
+/// `EXECUTE` of a constant string, every branch), from its `CREATE FUNCTION` text. Empty for a
+/// function in another language, or one whose body does not parse.
+pub fn function_statements(create_function: &str) -> Vec<Statement> {
+    let text = create_function.trim_end().trim_end_matches(';');
+    let tree = pg_query::parse_plpgsql(&format!("{text};")).ok().or_else(|| {
+        // pg_query cannot print the tree of a trigger function: read its body again as the body
+        // of a block inside a function returning record, with NEW and OLD declared.
+        let body = function_body(text)?;
+        let wrapped = format!(
+            "CREATE FUNCTION migsafe_body() RETURNS record LANGUAGE plpgsql AS $migsafe_body$\n\
+             DECLARE new record; old record;\nBEGIN\n{};\nEND\n$migsafe_body$;",
+            body.trim().trim_end_matches(';')
+        );
+        pg_query::parse_plpgsql(&wrapped).ok()
+    });
+    let Some(tree) = tree else { return vec![] };
+    let mut inner = Vec::new();
+    collect(&tree, &mut inner);
+    inner.iter().flat_map(|i| crate::parse::parse_sql(&i.query).statements).collect()
+}
+
+/// The body (`AS '…'`) of a `CREATE FUNCTION`.
+fn function_body(create_function: &str) -> Option<String> {
+    use pg_query::NodeEnum;
+    let parsed = pg_query::parse(create_function, 0).ok()?;
+    let stmt = parsed.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+    let NodeEnum::CreateFunctionStmt(f) = stmt else { return None };
+    f.options.iter().find_map(|o| match o.node.as_ref()? {
+        NodeEnum::DefElem(d) if d.defname == "as" => match d.arg.as_deref()?.node.as_ref()? {
+            NodeEnum::List(l) => match l.items.first()?.node.as_ref()? {
+                NodeEnum::String(s) => Some(s.sval.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +221,34 @@ mod lint_tests {
     fn a_table_a_do_block_creates_is_new_to_the_statements_after_it() {
         let f = lint("DO $$ BEGIN CREATE TABLE fresh (id int); END $$;\nCREATE INDEX fresh_id ON fresh (id);");
         assert!(f.is_empty(), "{f:?}");
+    }
+}
+
+#[cfg(test)]
+mod function_tests {
+    use super::*;
+
+    #[test]
+    fn a_functions_statements_are_read_from_its_definition() {
+        // As a migration writes it, and as pg_get_functiondef gives it back.
+        for def in [
+            "CREATE OR REPLACE FUNCTION refresh_user ()\n    RETURNS TRIGGER\n    LANGUAGE plpgsql\n    AS $$\nBEGIN\n    \
+             REFRESH MATERIALIZED VIEW CONCURRENTLY user_mview;\n    RETURN NULL;\nEND\n$$;",
+            "CREATE OR REPLACE FUNCTION public.refresh_user()\n RETURNS trigger\n LANGUAGE plpgsql\nAS $function$\nBEGIN\n    \
+             REFRESH MATERIALIZED VIEW CONCURRENTLY user_mview;\n    RETURN NULL;\nEND\n$function$\n",
+        ] {
+            let kinds: Vec<StmtKind> = function_statements(def).into_iter().map(|s| s.kind).collect();
+            assert!(
+                matches!(kinds.as_slice(), [StmtKind::RefreshMatView { concurrently: true, .. }]),
+                "{def}: {kinds:?}"
+            );
+        }
+        assert!(function_statements("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'").is_empty());
+        // A trigger function that assigns to NEW, with a DECLARE section of its own.
+        let set = "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ DECLARE n int; BEGIN \
+                   NEW.updated := now(); IF TG_OP = 'DELETE' THEN DELETE FROM audit WHERE id = OLD.id; END IF; \
+                   RETURN NEW; END $$;";
+        let kinds: Vec<StmtKind> = function_statements(set).into_iter().map(|s| s.kind).collect();
+        assert!(matches!(kinds.as_slice(), [StmtKind::Delete { .. }]), "{kinds:?}");
     }
 }

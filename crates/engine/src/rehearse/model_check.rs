@@ -17,7 +17,7 @@ use migsafe_catalog::Snapshot;
 use migsafe_sql::lint::hazard::Hazard;
 use migsafe_sql::lint::schema::SchemaModel;
 use migsafe_sql::lint::Finding;
-use migsafe_sql::lock::{statement_locks, Blocks, ForeignKeyRef, LockCatalog, LockMode};
+use migsafe_sql::lock::{statement_locks_deep, Blocks, ForeignKeyRef, LockCatalog, LockMode};
 use migsafe_sql::model::ObjectKind;
 use migsafe_sql::{QualName, StmtKind};
 
@@ -43,6 +43,8 @@ fn strong(m: LockMode) -> bool {
 struct Layered<'a> {
     before: &'a Snapshot,
     since: &'a SchemaModel,
+    /// The snapshot's trigger statements, read once per table and event.
+    fired: &'a std::cell::RefCell<BTreeMap<(QualName, String), Vec<StmtKind>>>,
 }
 
 impl LockCatalog for Layered<'_> {
@@ -61,6 +63,12 @@ impl LockCatalog for Layered<'_> {
     fn domain_tables(&self, domain: &QualName) -> Vec<QualName> {
         union(self.before.domain_tables(domain), self.since.domain_tables(domain))
     }
+    fn trigger_statements(&self, table: &QualName, event: &str) -> Vec<StmtKind> {
+        let key = (table.clone(), event.to_string());
+        let before =
+            self.fired.borrow_mut().entry(key).or_insert_with(|| self.before.trigger_statements(table, event)).clone();
+        union(before, self.since.trigger_statements(table, event))
+    }
     fn member_exists(&self, kind: ObjectKind, table: &QualName, name: &str) -> Option<bool> {
         match self.since.member_exists(kind, table, name) {
             Some(true) => Some(true),
@@ -76,6 +84,11 @@ fn union<T: PartialEq>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
         }
     }
     a
+}
+
+/// True when `gone` (`schema.name`) is the relation `object` names.
+fn resolve_was(gone: &str, object: &QualName) -> bool {
+    gone.rsplit_once('.').is_some_and(|(s, n)| n == object.name && object.schema.as_deref().is_none_or(|o| o == s))
 }
 
 /// A predicted name to the `schema.name` it is: qualified as written, else the one table of
@@ -111,14 +124,17 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             .filter_map(|((_, m), _)| m.parse::<LockMode>().ok())
             .max()
     };
+    let matviews: BTreeSet<String> =
+        s0.views.iter().filter(|(_, v)| v.materialized).map(|(n, _)| format!("{}.{}", n.schema, n.name)).collect();
     let mut out = Vec::new();
     let mut since = SchemaModel::default();
+    let fired = std::cell::RefCell::new(BTreeMap::new());
     for (i, st) in prepared.statements.iter().enumerate() {
         let line = prepared.line(i);
-        let catalog = Layered { before: s0, since: &since };
+        let catalog = Layered { before: s0, since: &since, fired: &fired };
         // One table written two ways (`crates`, `public.crates`) is one: its strongest mode.
         let mut predicted: BTreeMap<String, LockMode> = BTreeMap::new();
-        for (q, m) in statement_locks(&st.kind, &catalog) {
+        for (q, m) in statement_locks_deep(st, &catalog) {
             if let Some(r) = resolve(&existing, &q).filter(|r| existing.contains(r)) {
                 let e = predicted.entry(r).or_insert(m);
                 *e = (*e).max(m);
@@ -146,13 +162,18 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         }
         // Weaker than predicted. A relation the statement drops or renames is not in the look
         // after it under its old name (pg_locks is read by name): not compared.
-        let gone: Vec<String> = match &st.kind {
-            StmtKind::Drop { names, .. } => names.iter().filter_map(|q| resolve(&existing, q)).collect(),
-            StmtKind::Rename { object, column: None, .. } | StmtKind::AlterSchema { object, .. } => {
-                resolve(&existing, object).into_iter().collect()
-            }
-            _ => vec![],
-        };
+        // (What a DO block runs included.)
+        let nested = migsafe_sql::plpgsql::nested(st);
+        let gone: Vec<String> = std::iter::once(&st.kind)
+            .chain(nested.iter().map(|n| &n.kind))
+            .flat_map(|kind| match kind {
+                StmtKind::Drop { names, .. } => names.iter().filter_map(|q| resolve(&existing, q)).collect(),
+                StmtKind::Rename { object, column: None, .. } | StmtKind::AlterSchema { object, .. } => {
+                    resolve(&existing, object).into_iter().collect()
+                }
+                _ => vec![],
+            })
+            .collect();
         for (rel, p) in predicted.iter().filter(|(r, p)| strong(**p) && !gone.contains(r)) {
             let got = strongest(rel, &|s| s <= i);
             if got.is_none_or(|g| g < *p) {
@@ -171,7 +192,7 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         // else the first it names (lint took a new table for an existing one).
         let target = || {
             predicted.keys().next().cloned().or_else(|| {
-                statement_locks(&st.kind, &catalog)
+                statement_locks_deep(st, &catalog)
                     .first()
                     .map(|(q, _)| resolve(&existing, q).unwrap_or_else(|| q.sql()))
             })
@@ -206,7 +227,12 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
             .collect();
         if !predicted_scan {
             for r in &scanned {
-                let Some(mode) = strongest(r, &|s| s == i).filter(|m| m.blocks() != Blocks::Nothing) else { continue };
+                // Nobody writes to a materialized view: only a lock that blocks its reads counts.
+                let blocking = |m: &LockMode| match matviews.contains(*r) {
+                    true => m.blocks() == Blocks::ReadsAndWrites,
+                    false => m.blocks() != Blocks::Nothing,
+                };
+                let Some(mode) = strongest(r, &|s| s == i).filter(blocking) else { continue };
                 push(r, "scan", "no scan".into(), format!("scanned it holding {}", mode.sql_name()));
             }
         } else if scanned.is_empty() {
@@ -230,7 +256,26 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         for g in &gone {
             existing.remove(g);
         }
+        // A relation renamed or moved is still the one that existed, under its new name.
+        for kind in std::iter::once(&st.kind).chain(nested.iter().map(|n| &n.kind)) {
+            let (object, to) = match kind {
+                StmtKind::Rename { object, column: None, new_name, .. } => (object, QualName::bare(new_name.clone())),
+                StmtKind::AlterSchema { object, new_schema, .. } => {
+                    (object, QualName::qualified(new_schema.clone(), object.name.clone()))
+                }
+                _ => continue,
+            };
+            if let Some(was) = gone.iter().find(|g| resolve_was(g, object)) {
+                // Renamed in place: the schema it was in.
+                let schema =
+                    to.schema.clone().unwrap_or_else(|| was.rsplit_once('.').map_or("public", |(s, _)| s).into());
+                existing.insert(format!("{schema}.{}", to.name));
+            }
+        }
         since.apply(st);
+        for inner in &nested {
+            since.apply(inner);
+        }
     }
     out
 }

@@ -178,6 +178,12 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
             table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
             replace: s.replace,
             function: qual_from_list(&s.funcname),
+            // PostgreSQL's TRIGGER_TYPE_INSERT, _DELETE, _UPDATE, _TRUNCATE bits.
+            events: [(4, "INSERT"), (8, "DELETE"), (16, "UPDATE"), (32, "TRUNCATE")]
+                .iter()
+                .filter(|(bit, _)| s.events & bit != 0)
+                .map(|(_, e)| e.to_string())
+                .collect(),
         },
         NodeEnum::CreateSchemaStmt(s) => {
             StmtKind::CreateSchema { name: s.schemaname.clone(), if_not_exists: s.if_not_exists }

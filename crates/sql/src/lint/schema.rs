@@ -55,8 +55,8 @@ pub struct TableInfo {
     pub indexes: Vec<IndexInfo>,
     /// Its CHECK constraints.
     pub checks: Vec<CheckInfo>,
-    /// Its triggers: (name, the function they call, lower-case and unqualified).
-    pub triggers: Vec<(String, String)>,
+    /// Its triggers: (name, the function they call, lower-case and unqualified, the events).
+    pub triggers: Vec<(String, String, Vec<String>)>,
     /// Its table access method, when known.
     pub access_method: Option<String>,
 }
@@ -101,6 +101,8 @@ pub struct SchemaModel {
     view_sources: BTreeMap<QualName, Vec<QualName>>,
     /// Domains the migrations created (by unqualified name).
     domains: std::collections::BTreeSet<String>,
+    /// The statements each PL/pgSQL function the migrations created runs, by lower-case name.
+    function_body: BTreeMap<String, Vec<StmtKind>>,
     search_schema: String,
 }
 
@@ -113,6 +115,7 @@ impl Default for SchemaModel {
             path_reliant: BTreeMap::new(),
             view_sources: BTreeMap::new(),
             domains: Default::default(),
+            function_body: BTreeMap::new(),
             search_schema: "public".into(),
         }
     }
@@ -369,19 +372,22 @@ impl SchemaModel {
                     self.moved(&key, &new);
                 }
             }
-            StmtKind::CreateTrigger { name, table, function, .. } => {
+            StmtKind::CreateTrigger { name, table, function, events, .. } => {
                 if let Some(info) = self.tables.get_mut(&self.resolve(table)) {
-                    info.triggers.retain(|(n, _)| n != name);
-                    info.triggers.push((name.clone(), function.name.to_lowercase()));
+                    info.triggers.retain(|(n, ..)| n != name);
+                    info.triggers.push((name.clone(), function.name.to_lowercase(), events.clone()));
                 }
             }
             StmtKind::Drop { kind: ObjectKind::Trigger, names, on: Some(table), .. } => {
                 if let Some(info) = self.tables.get_mut(&self.resolve(table)) {
-                    info.triggers.retain(|(n, _)| !names.iter().any(|d| &d.name == n));
+                    info.triggers.retain(|(n, ..)| !names.iter().any(|d| &d.name == n));
                 }
             }
             StmtKind::CreateFunction { name, volatile, .. } => {
                 let key = name.name.to_lowercase();
+                let text = &stmt.parsed_text[stmt.span.start..stmt.span.end];
+                let body = crate::plpgsql::function_statements(text).into_iter().map(|s| s.kind).collect();
+                self.function_body.insert(key.clone(), body);
                 self.functions.insert(key.clone(), *volatile);
                 match stmt.search_path_reliance() {
                     Some((false, names)) if !names.is_empty() => {
@@ -408,13 +414,22 @@ impl LockCatalog for SchemaModel {
         let of = |t: &TableInfo| t.columns.iter().any(|c| c.type_name.name == domain.name);
         self.tables.iter().filter(|(_, t)| of(t)).map(|(n, _)| n.clone()).collect()
     }
+    fn trigger_statements(&self, table: &QualName, event: &str) -> Vec<StmtKind> {
+        let Some(t) = self.table(table) else { return vec![] };
+        t.triggers
+            .iter()
+            .filter(|(_, _, events)| events.iter().any(|e| e == event))
+            .filter_map(|(_, f, _)| self.function_body.get(f))
+            .flat_map(|body| body.iter().cloned())
+            .collect()
+    }
     fn trigger_tables(&self, function: &QualName) -> Vec<QualName> {
         let f = function.name.to_lowercase();
-        self.tables.iter().filter(|(_, t)| t.triggers.iter().any(|(_, g)| *g == f)).map(|(n, _)| n.clone()).collect()
+        self.tables.iter().filter(|(_, t)| t.triggers.iter().any(|(_, g, _)| *g == f)).map(|(n, _)| n.clone()).collect()
     }
     fn member_exists(&self, kind: ObjectKind, table: &QualName, name: &str) -> Option<bool> {
         // Only what the migrations made is known to exist; anything else may or may not.
-        let made = self.table(table).is_some_and(|t| t.triggers.iter().any(|(n, _)| n == name));
+        let made = self.table(table).is_some_and(|t| t.triggers.iter().any(|(n, ..)| n == name));
         (kind == ObjectKind::Trigger && made).then_some(true)
     }
     fn foreign_keys_to(&self, table: &QualName) -> Vec<ForeignKeyRef> {
@@ -466,7 +481,7 @@ fn add_constraint(info: &mut TableInfo, table: &QualName, column: Option<&String
         }
         _ => {}
     }
-    if let ConstraintKind::ForeignKey { references, columns, .. } = &c.kind {
+    if let ConstraintKind::ForeignKey { references, columns, ref_columns, .. } = &c.kind {
         let columns = if columns.is_empty() { column.into_iter().cloned().collect() } else { columns.clone() };
         info.foreign_keys.push(ForeignKeyRef {
             table: table.clone(),
@@ -476,6 +491,7 @@ fn add_constraint(info: &mut TableInfo, table: &QualName, column: Option<&String
                 schema: Some(references.schema.clone().unwrap_or_else(|| search.to_string())),
                 name: references.name.clone(),
             },
+            ref_columns: ref_columns.clone(),
         });
     }
     let proves = match &c.kind {

@@ -1,15 +1,17 @@
 //! Lint's model checked by PostgreSQL. For each statement of a rehearsed migration, the table
 //! locks lint predicts (`migsafe_sql::lock::statement_locks`, the model its rules and the risk
-//! use) and the rewrites its rules predict, against what the forward run saw: the locks the
-//! migration's own backend held after the statement (`pg_locks`) and the tables whose
-//! relfilenode changed. A difference on a table that existed before the migration is a
-//! `lint-model` mismatch: reported as a warning of the forward step and in the JSON
-//! (`lint_model`), so real migrations keep showing where the model is not exact.
+//! use), the rewrites its rules predict and the whole-table scans under a lock that blocks writes
+//! its rules predict (`Rule::scans`), against what the forward run saw: the locks the migration's
+//! own backend held after the statement (`pg_locks`), the tables whose relfilenode changed, and
+//! the tables the transaction scanned sequentially during it (`pg_stat_get_xact_numscans`). A
+//! difference on a table that existed before the statement is a `lint-model` mismatch: reported
+//! as a warning of the forward step and in the JSON (`lint_model`), so real migrations keep
+//! showing where the model is not exact.
 //!
 //! Only locks that block something that matters are compared (SHARE UPDATE EXCLUSIVE and
 //! stronger); row-level statements' ROW EXCLUSIVE and reads' ACCESS SHARE are not predicted
 //! and not compared. Only a migration run in one transaction is checked: outside one, a lock
-//! taken and released between two looks is not seen.
+//! taken and released between two looks is not seen, and scan counts start again.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -722,6 +722,26 @@ impl migsafe_sql::lock::LockCatalog for Snapshot {
             .collect()
     }
 
+    fn children(&self, table: &migsafe_sql::QualName) -> Vec<(migsafe_sql::QualName, bool)> {
+        let Some((root, _)) = self.lock_table(table) else { return vec![] };
+        let mut out: Vec<(QName, bool)> = Vec::new();
+        let mut todo = vec![root.clone()];
+        while let Some(parent) = todo.pop() {
+            for (name, t) in &self.tables {
+                let partition = t.partition_of.as_ref().is_some_and(|(p, _)| *p == parent);
+                if (partition || t.inherits.contains(&parent)) && !out.iter().any(|(n, _)| n == name) {
+                    out.push((name.clone(), partition));
+                    todo.push(name.clone());
+                }
+            }
+        }
+        out.into_iter().map(|(n, p)| (migsafe_sql::QualName::qualified(n.schema, n.name), p)).collect()
+    }
+
+    fn server_version(&self) -> Option<u32> {
+        (self.server_version > 0).then_some(self.server_version / 10000)
+    }
+
     fn trigger_tables(&self, function: &migsafe_sql::QualName) -> Vec<migsafe_sql::QualName> {
         let calls = |def: &str| trigger_function(def).is_some_and(|f| f == function.name);
         self.tables

@@ -236,6 +236,15 @@ pub trait LockCatalog {
     fn trigger_statements(&self, _table: &QualName, _event: &str) -> Vec<StmtKind> {
         Vec::new()
     }
+    /// The inheritance children and partitions of `table`, transitively, each with true when
+    /// it is a partition.
+    fn children(&self, _table: &QualName) -> Vec<(QualName, bool)> {
+        Vec::new()
+    }
+    /// The server's major version, when known (what a statement locks changes with it).
+    fn server_version(&self) -> Option<u32> {
+        None
+    }
     /// Whether the trigger, policy or rule `name` exists on `table`; None when not known.
     /// (`DROP TRIGGER IF EXISTS` of one that does not exist takes no lock.)
     fn member_exists(&self, _kind: ObjectKind, _table: &QualName, _name: &str) -> Option<bool> {
@@ -305,8 +314,45 @@ fn locks(kind: &StmtKind, catalog: &dyn LockCatalog, depth: usize) -> Vec<(QualN
                 take(p, AccessExclusive);
             }
         }
-        StmtKind::AlterTable { table, actions, .. } => {
+        StmtKind::AlterTable { table, actions, only, .. } => {
+            // Without ONLY, most subcommands run on the children too, under the same lock; a
+            // foreign key on a partitioned table too, and on an inheritance parent from
+            // PostgreSQL 18 (which locks the children SHARE ROW EXCLUSIVE).
+            let children = if *only { vec![] } else { catalog.children(table) };
+            let v18 = catalog.server_version().is_some_and(|v| v >= 18);
             for a in actions {
+                let recurses = |partition: bool| match a {
+                    AlterAction::AddColumn { .. }
+                    | AlterAction::DropColumn { .. }
+                    | AlterAction::AlterType { .. }
+                    | AlterAction::SetDefault { .. }
+                    | AlterAction::DropDefault { .. }
+                    | AlterAction::SetNotNull { .. }
+                    | AlterAction::DropNotNull { .. }
+                    | AlterAction::ValidateConstraint { .. } => true,
+                    // A foreign key is not inherited: only partitions have it too.
+                    AlterAction::DropConstraint { name, .. } => {
+                        partition || !catalog.foreign_keys_of(table).iter().any(|k| &k.name == name)
+                    }
+                    AlterAction::AddConstraint(c) => match &c.kind {
+                        ConstraintKind::ForeignKey { .. } => partition || v18,
+                        ConstraintKind::PrimaryKey | ConstraintKind::Unique => partition,
+                        _ => true,
+                    },
+                    _ => false,
+                };
+                let child_mode = match a {
+                    AlterAction::AddConstraint(c) if matches!(c.kind, ConstraintKind::ForeignKey { .. }) => {
+                        ShareRowExclusive
+                    }
+                    AlterAction::ValidateConstraint { .. } => ShareUpdateExclusive,
+                    _ => AccessExclusive,
+                };
+                for (child, partition) in &children {
+                    if recurses(*partition) {
+                        take(child, child_mode);
+                    }
+                }
                 let mode = match a {
                     AlterAction::AddConstraint(c) => match &c.kind {
                         ConstraintKind::ForeignKey { references, .. } => {
@@ -606,6 +652,26 @@ mod tests {
         // Not on an event it does not fire on.
         let update = locks_after(&format!("{sql}UPDATE users SET id = 1;"));
         assert!(!update.iter().any(|(t, _)| t == "user_stats"), "{update:?}");
+    }
+
+    #[test]
+    fn alter_table_without_only_locks_the_children() {
+        let base = "CREATE TABLE ent (id int PRIMARY KEY);\nCREATE TABLE fb (id int, by int);\n\
+                    CREATE TABLE fc (x int) INHERITS (fb);\nCREATE TABLE fp (id int) PARTITION BY RANGE (id);\n\
+                    CREATE TABLE fp1 PARTITION OF fp FOR VALUES FROM (0) TO (10);\n";
+        let on = |sql: &str| locks_after(&format!("{base}{sql}"));
+        assert!(on("ALTER TABLE fb ADD COLUMN z int;").contains(&("fc".into(), AccessExclusive)));
+        assert!(!on("ALTER TABLE ONLY fb ALTER COLUMN id SET DEFAULT 1;").iter().any(|(t, _)| t == "fc"));
+        assert!(on("ALTER TABLE fp ADD COLUMN z int;").contains(&("fp1".into(), AccessExclusive)));
+        assert!(on("ALTER TABLE fp ADD FOREIGN KEY (id) REFERENCES ent;").contains(&("fp1".into(), ShareRowExclusive)));
+        // A foreign key on an inheritance parent: the children only from PostgreSQL 18 (the model
+        // here is for the default version, 15).
+        assert!(!on("ALTER TABLE fb ADD FOREIGN KEY (by) REFERENCES ent;").iter().any(|(t, _)| t == "fc"));
+        assert!(!on(
+            "ALTER TABLE fb ADD CONSTRAINT k FOREIGN KEY (by) REFERENCES ent;\nALTER TABLE fb DROP CONSTRAINT k;"
+        )
+        .iter()
+        .any(|(t, _)| t == "fc"));
     }
 
     #[test]

@@ -399,6 +399,8 @@ pub enum StmtKind {
         temporary: bool,
         /// `USING am`, when written.
         access_method: Option<String>,
+        /// `INHERITS (…)` parents.
+        inherits: Vec<QualName>,
     },
     CreateTableAs {
         table: QualName,
@@ -412,6 +414,8 @@ pub enum StmtKind {
         table: QualName,
         relkind: RelKind,
         if_exists: bool,
+        /// `ALTER TABLE ONLY`: the table alone, not its inheritance children or partitions.
+        only: bool,
         actions: Vec<AlterAction>,
     },
     CreateIndex {

@@ -65,6 +65,12 @@ impl LockCatalog for Layered<'_> {
     fn domain_tables(&self, domain: &QualName) -> Vec<QualName> {
         union(self.before.domain_tables(domain), self.since.domain_tables(domain))
     }
+    fn children(&self, table: &QualName) -> Vec<(QualName, bool)> {
+        union(self.before.children(table), self.since.children(table))
+    }
+    fn server_version(&self) -> Option<u32> {
+        self.before.server_version()
+    }
     fn trigger_statements(&self, table: &QualName, event: &str) -> Vec<StmtKind> {
         let key = (table.clone(), event.to_string());
         let before =

@@ -23,6 +23,11 @@ pub(super) fn create_table(s: &protobuf::CreateStmt) -> StmtKind {
         unlogged: persistence == "u",
         temporary: persistence == "t",
         access_method: non_empty(&s.access_method),
+        inherits: if s.partbound.is_none() {
+            s.inh_relations.iter().filter_map(node_range_var).collect()
+        } else {
+            vec![]
+        },
     }
 }
 
@@ -122,6 +127,7 @@ pub(super) fn alter_table(s: &protobuf::AlterTableStmt) -> StmtKind {
         .collect();
     StmtKind::AlterTable {
         table: s.relation.as_ref().map(range_var).unwrap_or_else(|| QualName::bare("")),
+        only: s.relation.as_ref().is_some_and(|r| !r.inh),
         relkind,
         if_exists: s.missing_ok,
         actions,

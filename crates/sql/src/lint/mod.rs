@@ -259,7 +259,8 @@ pub struct Linter {
 impl Linter {
     /// A linter with these options and an empty schema model.
     pub fn new(opts: LintOptions) -> Self {
-        Linter { opts, schema: SchemaModel::default() }
+        let schema = SchemaModel::for_version(opts.pg_version);
+        Linter { opts, schema }
     }
 
     /// The options.

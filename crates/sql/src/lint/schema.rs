@@ -59,6 +59,8 @@ pub struct TableInfo {
     pub triggers: Vec<(String, String, Vec<String>)>,
     /// Its table access method, when known.
     pub access_method: Option<String>,
+    /// The tables it inherits from or is a partition of (schema-resolved), true for a partition.
+    pub parents: Vec<(QualName, bool)>,
 }
 
 /// An index the model knows.
@@ -99,6 +101,8 @@ pub struct SchemaModel {
     path_reliant: BTreeMap<String, Vec<String>>,
     /// Views and materialized views: the relations their queries read (schema-resolved).
     view_sources: BTreeMap<QualName, Vec<QualName>>,
+    /// The PostgreSQL major version the migrations run on, when set.
+    pg_version: Option<u32>,
     /// Domains the migrations created (by unqualified name).
     domains: std::collections::BTreeSet<String>,
     /// The statements each PL/pgSQL function the migrations created runs, by lower-case name.
@@ -115,6 +119,7 @@ impl Default for SchemaModel {
             path_reliant: BTreeMap::new(),
             view_sources: BTreeMap::new(),
             domains: Default::default(),
+            pg_version: None,
             function_body: BTreeMap::new(),
             search_schema: "public".into(),
         }
@@ -182,6 +187,11 @@ impl SchemaModel {
         }
     }
 
+    /// The model for migrations that run on PostgreSQL `version`.
+    pub fn for_version(version: u32) -> SchemaModel {
+        SchemaModel { pg_version: Some(version), ..Default::default() }
+    }
+
     /// True when the migrations created the domain `name` (so every column of it is known).
     pub fn knows_domain(&self, name: &QualName) -> bool {
         self.domains.contains(&name.name)
@@ -201,7 +211,7 @@ impl SchemaModel {
                 let first = v.split(',').next().unwrap_or("public").trim().trim_matches('\'').trim_matches('"');
                 self.search_schema = first.to_string();
             }
-            StmtKind::CreateTable { table, columns, constraints, access_method, partition_of, .. } => {
+            StmtKind::CreateTable { table, columns, constraints, access_method, partition_of, inherits, .. } => {
                 let key = self.resolve(table);
                 if self.tables.contains_key(&key) {
                     return; // IF NOT EXISTS on an existing table changes nothing
@@ -224,6 +234,11 @@ impl SchemaModel {
                     triggers: Vec::new(),
                     // Without USING: the default, heap (unless the server's default was changed).
                     access_method: access_method.clone().or_else(|| partition_of.is_none().then(|| "heap".into())),
+                    parents: inherits
+                        .iter()
+                        .map(|p| (self.resolve(p), false))
+                        .chain(partition_of.iter().map(|p| (self.resolve(p), true)))
+                        .collect(),
                 };
                 for c in constraints {
                     add_constraint(&mut info, &key, None, c, &self.search_schema);
@@ -248,6 +263,7 @@ impl SchemaModel {
                     checks: vec![],
                     triggers: vec![],
                     access_method: None,
+                    parents: vec![],
                 });
             }
             StmtKind::AlterTable { table, actions, .. } => {
@@ -262,6 +278,7 @@ impl SchemaModel {
                     checks: vec![],
                     triggers: vec![],
                     access_method: None,
+                    parents: vec![],
                 });
                 let names =
                     |info: &TableInfo| -> Vec<String> { info.indexes.iter().filter_map(|i| i.name.clone()).collect() };
@@ -422,6 +439,24 @@ impl LockCatalog for SchemaModel {
             .filter_map(|(_, f, _)| self.function_body.get(f))
             .flat_map(|body| body.iter().cloned())
             .collect()
+    }
+    fn children(&self, table: &QualName) -> Vec<(QualName, bool)> {
+        let mut out: Vec<(QualName, bool)> = Vec::new();
+        let mut todo = vec![self.resolve(table)];
+        while let Some(parent) = todo.pop() {
+            for (name, t) in &self.tables {
+                for (p, partition) in &t.parents {
+                    if *p == parent && !out.iter().any(|(n, _)| n == name) {
+                        out.push((name.clone(), *partition));
+                        todo.push(name.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+    fn server_version(&self) -> Option<u32> {
+        self.pg_version
     }
     fn trigger_tables(&self, function: &QualName) -> Vec<QualName> {
         let f = function.name.to_lowercase();

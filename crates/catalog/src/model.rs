@@ -642,6 +642,22 @@ impl RewriteRule {
 }
 
 impl Snapshot {
+    /// The views and materialized views built on `roots`, transitively (what a `DROP … CASCADE`
+    /// of them takes along), in the order they are reached.
+    pub fn views_on(&self, roots: &[QName]) -> Vec<(&QName, &View)> {
+        let mut reached: Vec<&QName> = roots.iter().collect();
+        let mut out = Vec::new();
+        while let Some((name, v)) = self
+            .views
+            .iter()
+            .find(|(name, v)| !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(&d)))
+        {
+            reached.push(name);
+            out.push((name, v));
+        }
+        out
+    }
+
     /// Stable pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("snapshots serialise")

@@ -262,6 +262,14 @@ pub fn statement_locks(kind: &StmtKind, catalog: &dyn LockCatalog) -> Vec<(QualN
 
 /// [`statement_locks`], following triggers `depth` levels deep (a trigger's statement can fire
 /// another trigger; a cycle stops there).
+/// Add `(q, m)` to `out`, keeping one entry per relation with its strongest mode.
+fn keep_strongest(out: &mut Vec<(QualName, LockMode)>, q: &QualName, m: LockMode) {
+    match out.iter_mut().find(|(t, _)| t == q) {
+        Some(e) => e.1 = e.1.max(m),
+        None => out.push((q.clone(), m)),
+    }
+}
+
 fn locks(kind: &StmtKind, catalog: &dyn LockCatalog, depth: usize) -> Vec<(QualName, LockMode)> {
     use LockMode::*;
     let mut out: Vec<(QualName, LockMode)> = Vec::new();
@@ -281,22 +289,13 @@ fn locks(kind: &StmtKind, catalog: &dyn LockCatalog, depth: usize) -> Vec<(QualN
             for event in events {
                 for inner in catalog.trigger_statements(table, event) {
                     for (q, m) in locks(&inner, catalog, depth - 1) {
-                        match out.iter_mut().find(|(t, _)| *t == q) {
-                            Some(e) => e.1 = e.1.max(m),
-                            None => out.push((q, m)),
-                        }
+                        keep_strongest(&mut out, &q, m);
                     }
                 }
             }
         }
     }
-    let mut take = |q: &QualName, m: LockMode| {
-        if let Some(e) = out.iter_mut().find(|(t, _)| t == q) {
-            e.1 = e.1.max(m);
-        } else {
-            out.push((q.clone(), m));
-        }
-    };
+    let mut take = |q: &QualName, m: LockMode| keep_strongest(&mut out, q, m);
     // Dropping foreign keys drops their triggers on the referenced tables (ACCESS EXCLUSIVE).
     let drop_keys = |keys: Vec<ForeignKeyRef>, take: &mut dyn FnMut(&QualName, LockMode)| {
         for k in keys {
@@ -512,10 +511,7 @@ pub fn statement_locks_deep(stmt: &crate::Statement, catalog: &dyn LockCatalog) 
     let mut out = statement_locks(&stmt.kind, catalog);
     for inner in crate::plpgsql::nested(stmt) {
         for (q, m) in statement_locks(&inner.kind, catalog) {
-            match out.iter_mut().find(|(t, _)| *t == q) {
-                Some(e) => e.1 = e.1.max(m),
-                None => out.push((q, m)),
-            }
+            keep_strongest(&mut out, &q, m);
         }
     }
     out

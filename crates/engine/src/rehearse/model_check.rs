@@ -94,11 +94,6 @@ fn union<T: PartialEq>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
     a
 }
 
-/// True when `gone` (`schema.name`) is the relation `object` names.
-fn resolve_was(gone: &str, object: &QualName) -> bool {
-    gone.rsplit_once('.').is_some_and(|(s, n)| n == object.name && object.schema.as_deref().is_none_or(|o| o == s))
-}
-
 /// A predicted name to the `schema.name` it is: qualified as written, else the one table of
 /// that name that exists (public first).
 fn resolve(existing: &BTreeSet<String>, q: &QualName) -> Option<String> {
@@ -114,7 +109,12 @@ fn resolve(existing: &BTreeSet<String>, q: &QualName) -> Option<String> {
 
 /// The mismatches of the migration `prepared`, which ran on the schema `s0` in one
 /// transaction, given lint's `findings` for it.
-pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding], seen: &Seen) -> Vec<Mismatch> {
+pub(super) fn mismatches<'a>(
+    prepared: &Prepared,
+    s0: &Snapshot,
+    findings: &[Finding],
+    seen: &Seen<'a>,
+) -> Vec<Mismatch> {
     // Tables (and materialized views) that exist before each statement, by `schema.name`: those
     // that existed before the migration, less those an earlier statement dropped or renamed away
     // (one created again under the name is new).
@@ -140,12 +140,13 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
     for (i, st) in prepared.statements.iter().enumerate() {
         let line = prepared.line(i);
         let catalog = Layered { before: s0, since: &since, fired: &fired };
+        let locks = statement_locks_deep(st, &catalog);
         // One table written two ways (`crates`, `public.crates`) is one: its strongest mode.
         let mut predicted: BTreeMap<String, LockMode> = BTreeMap::new();
-        for (q, m) in statement_locks_deep(st, &catalog) {
-            if let Some(r) = resolve(&existing, &q).filter(|r| existing.contains(r)) {
-                let e = predicted.entry(r).or_insert(m);
-                *e = (*e).max(m);
+        for (q, m) in &locks {
+            if let Some(r) = resolve(&existing, q).filter(|r| existing.contains(r)) {
+                let e = predicted.entry(r).or_insert(*m);
+                *e = (*e).max(*m);
             }
         }
         let mut push = |relation: &str, about: &str, predicted: String, observed: String| {
@@ -171,17 +172,29 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         // Weaker than predicted. A relation the statement drops or renames is not in the look
         // after it under its old name (pg_locks is read by name): not compared.
         // (What a DO block runs included.)
+        // Each as (its old name, its new one when it was renamed or moved).
         let nested = migsafe_sql::plpgsql::nested(st);
-        let gone: Vec<String> = std::iter::once(&st.kind)
+        let moved: Vec<(String, Option<String>)> = std::iter::once(&st.kind)
             .chain(nested.iter().map(|n| &n.kind))
             .flat_map(|kind| match kind {
-                StmtKind::Drop { names, .. } => names.iter().filter_map(|q| resolve(&existing, q)).collect(),
-                StmtKind::Rename { object, column: None, .. } | StmtKind::AlterSchema { object, .. } => {
-                    resolve(&existing, object).into_iter().collect()
+                StmtKind::Drop { names, .. } => {
+                    names.iter().filter_map(|q| resolve(&existing, q)).map(|r| (r, None)).collect()
                 }
+                StmtKind::Rename { object, column: None, new_name, .. } => resolve(&existing, object)
+                    .map(|r| {
+                        let schema = r.rsplit_once('.').map_or("public", |(s, _)| s).to_string();
+                        (r, Some(format!("{schema}.{new_name}")))
+                    })
+                    .into_iter()
+                    .collect(),
+                StmtKind::AlterSchema { object, new_schema, .. } => resolve(&existing, object)
+                    .map(|r| (r, Some(format!("{new_schema}.{}", object.name))))
+                    .into_iter()
+                    .collect(),
                 _ => vec![],
             })
             .collect();
+        let gone: Vec<&String> = moved.iter().map(|(old, _)| old).collect();
         for (rel, p) in predicted.iter().filter(|(r, p)| strong(**p) && !gone.contains(r)) {
             let got = strongest(rel, &|s| s <= i);
             if got.is_none_or(|g| g < *p) {
@@ -199,20 +212,22 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         // What a rewrite or scan lint predicted is on: the first table it locks that existed,
         // else the first it names (lint took a new table for an existing one).
         let target = || {
-            predicted.keys().next().cloned().or_else(|| {
-                statement_locks_deep(st, &catalog)
-                    .first()
-                    .map(|(q, _)| resolve(&existing, q).unwrap_or_else(|| q.sql()))
-            })
+            predicted
+                .keys()
+                .next()
+                .cloned()
+                .or_else(|| locks.first().map(|(q, _)| resolve(&existing, q).unwrap_or_else(|| q.sql())))
         };
         // Rewrites.
         let predicted_rewrite = rules.iter().any(|r| r.hazard() == Some(Hazard::Rewrite));
-        let rewritten: Vec<&String> = seen
-            .rewritten
-            .iter()
-            .filter(|(r, s)| *s == i && existing.contains(r) && !truncated.contains(r))
-            .map(|(r, _)| r)
-            .collect();
+        // The relations of `seen` this statement changed that existed (not truncated ones).
+        let of_this = |list: &'a [(String, usize)]| -> Vec<&'a String> {
+            list.iter()
+                .filter(|(r, s)| *s == i && existing.contains(r) && !truncated.contains(r))
+                .map(|(r, _)| r)
+                .collect()
+        };
+        let rewritten = of_this(seen.rewritten);
         if !predicted_rewrite {
             for r in &rewritten {
                 push(r, "rewrite", "no rewrite".into(), "rewrote it (new relfilenode)".into());
@@ -227,12 +242,7 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         }
         // Scans of a whole table under a lock the statement took that blocks writes.
         let predicted_scan = rules.iter().any(|r| r.scans());
-        let scanned: Vec<&String> = seen
-            .scanned
-            .iter()
-            .filter(|(r, s)| *s == i && existing.contains(r) && !truncated.contains(r))
-            .map(|(r, _)| r)
-            .collect();
+        let scanned = of_this(seen.scanned);
         if !predicted_scan {
             for r in &scanned {
                 // Nobody writes to a materialized view: only a lock that blocks its reads counts.
@@ -248,37 +258,18 @@ pub(super) fn mismatches(prepared: &Prepared, s0: &Snapshot, findings: &[Finding
         }
         // What a DROP … CASCADE takes with it: the views built on it, transitively.
         if let StmtKind::Drop { names, cascade: true, .. } = &st.kind {
-            let mut reached: Vec<String> =
-                names.iter().map(|q| format!("{}.{}", q.schema.as_deref().unwrap_or("public"), q.name)).collect();
-            while let Some(name) = s0.views.iter().find_map(|(n, v)| {
-                let name = format!("{}.{}", n.schema, n.name);
-                let on_reached = v.depends_on.iter().any(|d| reached.contains(&format!("{}.{}", d.schema, d.name)));
-                (on_reached && !reached.contains(&name)).then_some(name)
-            }) {
-                reached.push(name);
+            let roots: Vec<migsafe_catalog::QName> = names
+                .iter()
+                .map(|q| migsafe_catalog::QName::new(q.schema.as_deref().unwrap_or("public"), &q.name))
+                .collect();
+            for (name, _) in s0.views_on(&roots) {
+                existing.remove(&format!("{}.{}", name.schema, name.name));
             }
-            for r in reached {
-                existing.remove(&r);
-            }
-        }
-        for g in &gone {
-            existing.remove(g);
         }
         // A relation renamed or moved is still the one that existed, under its new name.
-        for kind in std::iter::once(&st.kind).chain(nested.iter().map(|n| &n.kind)) {
-            let (object, to) = match kind {
-                StmtKind::Rename { object, column: None, new_name, .. } => (object, QualName::bare(new_name.clone())),
-                StmtKind::AlterSchema { object, new_schema, .. } => {
-                    (object, QualName::qualified(new_schema.clone(), object.name.clone()))
-                }
-                _ => continue,
-            };
-            if let Some(was) = gone.iter().find(|g| resolve_was(g, object)) {
-                // Renamed in place: the schema it was in.
-                let schema =
-                    to.schema.clone().unwrap_or_else(|| was.rsplit_once('.').map_or("public", |(s, _)| s).into());
-                existing.insert(format!("{schema}.{}", to.name));
-            }
+        for (old, new) in moved {
+            existing.remove(&old);
+            existing.extend(new);
         }
         since.apply(st);
         for inner in &nested {

@@ -98,45 +98,31 @@ pub(super) fn column_ref_name(node: &Node) -> Option<String> {
     }
 }
 
+/// The names `pick` finds at `n` and every node under it, sorted, once each.
+fn names_under(n: &NodeEnum, pick: impl Fn(&NodeRef) -> Option<String>) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::iter::once(n.to_ref()).chain(n.nodes().into_iter().map(|(r, ..)| r)).filter_map(|r| pick(&r)).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Functions called anywhere under `n` (lower-case, unqualified), including the SQL value
 /// functions such as `CURRENT_TIMESTAMP`.
 pub(super) fn calls_in(n: &NodeEnum) -> Vec<String> {
-    let mut calls: Vec<String> = Vec::new();
-    let mut visit = |r: &NodeRef| match r {
-        NodeRef::FuncCall(f) => {
-            if let Some(name) = f.funcname.last().and_then(string_of) {
-                calls.push(name.to_lowercase());
-            }
-        }
-        NodeRef::SqlvalueFunction(_) => calls.push("now".into()),
-        _ => {}
-    };
-    visit(&n.to_ref());
-    for (r, ..) in n.nodes() {
-        visit(&r);
-    }
-    calls.sort();
-    calls.dedup();
-    calls
+    names_under(n, |r| match r {
+        NodeRef::FuncCall(f) => f.funcname.last().and_then(string_of).map(|name| name.to_lowercase()),
+        NodeRef::SqlvalueFunction(_) => Some("now".into()),
+        _ => None,
+    })
 }
 
 /// The columns named anywhere under `n` (the last part of each column reference), sorted.
 pub(crate) fn columns_in(n: &NodeEnum) -> Vec<String> {
-    let mut columns: Vec<String> = Vec::new();
-    let mut visit = |r: &NodeRef| {
-        if let NodeRef::ColumnRef(c) = r {
-            if let Some(name) = c.fields.last().and_then(string_of) {
-                columns.push(name);
-            }
-        }
-    };
-    visit(&n.to_ref());
-    for (r, ..) in n.nodes() {
-        visit(&r);
-    }
-    columns.sort();
-    columns.dedup();
-    columns
+    names_under(n, |r| match r {
+        NodeRef::ColumnRef(c) => c.fields.last().and_then(string_of),
+        _ => None,
+    })
 }
 
 /// Deparse an expression by wrapping it in `SELECT`.

@@ -174,10 +174,12 @@ impl SchemaModel {
     }
 
     /// A table renamed or moved from `old` to `new`: its keys, and the keys that reference it.
-    fn moved(&mut self, old: &QualName, new: &QualName) {
+    fn move_table(&mut self, old: &QualName, new: QualName) {
+        let Some(info) = self.tables.remove(old) else { return };
+        self.tables.insert(new.clone(), info);
         for (name, t) in self.tables.iter_mut() {
             for k in t.foreign_keys.iter_mut() {
-                if name == new {
+                if *name == new {
                     k.table = new.clone();
                 }
                 if &k.references == old {
@@ -346,11 +348,8 @@ impl SchemaModel {
             }
             StmtKind::Rename { kind: ObjectKind::Table, object, new_name, .. } => {
                 let key = self.resolve(object);
-                if let Some(info) = self.tables.remove(&key) {
-                    let new = QualName { schema: key.schema.clone(), name: new_name.clone() };
-                    self.tables.insert(new.clone(), info);
-                    self.moved(&key, &new);
-                }
+                let new = QualName { schema: key.schema.clone(), name: new_name.clone() };
+                self.move_table(&key, new);
             }
             StmtKind::Rename { kind: ObjectKind::Column, object, column: Some(col), new_name } => {
                 let key = self.resolve(object);
@@ -383,11 +382,8 @@ impl SchemaModel {
             }
             StmtKind::AlterSchema { kind: ObjectKind::Table, object, new_schema } => {
                 let key = self.resolve(object);
-                if let Some(info) = self.tables.remove(&key) {
-                    let new = QualName::qualified(new_schema.clone(), key.name.clone());
-                    self.tables.insert(new.clone(), info);
-                    self.moved(&key, &new);
-                }
+                let new = QualName::qualified(new_schema.clone(), key.name.clone());
+                self.move_table(&key, new);
             }
             StmtKind::CreateTrigger { name, table, function, events, .. } => {
                 if let Some(info) = self.tables.get_mut(&self.resolve(table)) {

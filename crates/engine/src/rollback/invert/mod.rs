@@ -116,15 +116,10 @@ pub fn invert_all(
                 let mut gone: Vec<_> = names.iter().map(|n| (*kind, q(n).to_string())).collect();
                 if *cascade {
                     // The views built on what goes (transitively) go with it.
-                    let mut reached: Vec<QName> = names.iter().map(&q).collect();
-                    while let Some((name, v)) = s0
-                        .views
-                        .iter()
-                        .find(|(name, v)| !reached.contains(name) && v.depends_on.iter().any(|d| reached.contains(d)))
-                    {
+                    let roots: Vec<QName> = names.iter().map(&q).collect();
+                    for (name, v) in s0.views_on(&roots) {
                         let k = if v.materialized { ObjectKind::MatView } else { ObjectKind::View };
                         gone.push((k, name.to_string()));
-                        reached.push(name.clone());
                     }
                 }
                 now.dropped.extend(gone);

@@ -738,6 +738,20 @@ impl migsafe_sql::lock::LockCatalog for Snapshot {
             .collect()
     }
 
+    fn function_statements(
+        &self,
+        function: &migsafe_sql::QualName,
+        args: &[Option<String>],
+    ) -> Vec<migsafe_sql::StmtKind> {
+        let schema = function.schema.as_deref();
+        self.functions
+            .values()
+            .filter(|g| g.name == function.name && schema.is_none_or(|s| s == g.schema))
+            .flat_map(|g| migsafe_sql::plpgsql::function_statements_called(&g.definition, args))
+            .map(|s| s.kind)
+            .collect()
+    }
+
     fn children(&self, table: &migsafe_sql::QualName) -> Vec<(migsafe_sql::QualName, bool)> {
         let Some((root, _)) = self.lock_table(table) else { return vec![] };
         let mut out: Vec<(QName, bool)> = Vec::new();

@@ -728,8 +728,11 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
     let base = "CREATE TABLE accounts (id int PRIMARY KEY, email text, seen timestamp);\n\
                 CREATE TABLE audit (id int);\n\
                 CREATE FUNCTION lock_audit() RETURNS trigger LANGUAGE plpgsql AS \
-                $$ BEGIN EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', 'audit'); RETURN NEW; END $$;\n\
-                CREATE TRIGGER accounts_lock BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION lock_audit();";
+                $$ BEGIN EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', TG_ARGV[0]); RETURN NEW; END $$;\n\
+                CREATE TRIGGER accounts_lock BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION lock_audit('audit');\n\
+                CREATE FUNCTION manage(_tbl regclass) RETURNS void LANGUAGE plpgsql AS $$ BEGIN \
+                EXECUTE format('CREATE TRIGGER set_seen BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION lock_audit(%L)', \
+                _tbl, 'audit'); END $$;";
     let r = run(
         &[
             ("001_base.sql", base),
@@ -738,8 +741,8 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
                 "002_index.sql",
                 "CREATE INDEX accounts_email ON accounts (email);\nALTER TABLE accounts ADD COLUMN note text;",
             ),
-            // A trigger takes a lock lint cannot see (SQL built when it runs; a static LOCK it
-            // reads from the function).
+            // A trigger takes a lock lint cannot see (SQL built from the trigger's arguments when
+            // it runs; a static LOCK, or one built from constants, it reads from the function).
             ("003_insert.sql", "INSERT INTO accounts VALUES (1, 'a', now());"),
             // The server's sessions start in UTC, where this retype keeps the rows; lint, which
             // reads SET but not set_config, does not see the zone change, and PostgreSQL rewrites.
@@ -755,6 +758,14 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
                  SELECT add_check();",
             ),
             ("006_not_null.sql", "ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;"),
+            // SQL computed from constants: by a function from the constant it is called with, and
+            // by a DO block. Lint reads both.
+            (
+                "007_computed.sql",
+                "SELECT manage('accounts');\n\
+                 DO $$ BEGIN EXECUTE format('ALTER TABLE %I ADD COLUMN %I %s', 'audit', 'at', 'timestamptz'); END $$;\n\
+                 DO $$ BEGIN EXECUTE 'CREATE INDEX audit_id ON ' || quote_ident('audit') || ' (id)'; END $$;",
+            ),
         ],
         RehearseOptions::default(),
     );
@@ -788,6 +799,7 @@ fn lint_s_model_is_checked_against_the_locks_rewrites_and_scans_the_server_saw()
         "{proven:#?}"
     );
     assert_eq!(proven.len(), 1, "{proven:#?}");
+    assert!(m("007").lint_model.is_empty(), "{:#?}", m("007").lint_model);
     let retype = &m("004").lint_model;
     assert!(
         retype.iter().any(|x| x.about == "rewrite" && x.relation == "public.accounts" && x.predicted == "no rewrite"),

@@ -236,6 +236,12 @@ pub trait LockCatalog {
     fn trigger_statements(&self, _table: &QualName, _event: &str) -> Vec<StmtKind> {
         Vec::new()
     }
+    /// The statements the function `function` runs when called with the constant arguments
+    /// `args`, as far as they can be read (PL/pgSQL: static SQL, and `EXECUTE` of what the
+    /// arguments compute).
+    fn function_statements(&self, _function: &QualName, _args: &[Option<String>]) -> Vec<StmtKind> {
+        Vec::new()
+    }
     /// The inheritance children and partitions of `table`, transitively, each with true when
     /// it is a partition.
     fn children(&self, _table: &QualName) -> Vec<(QualName, bool)> {
@@ -285,6 +291,16 @@ fn locks(kind: &StmtKind, catalog: &dyn LockCatalog, depth: usize) -> Vec<(QualN
         _ => vec![],
     };
     if depth > 0 {
+        // A function called with constants runs its statements too.
+        if let StmtKind::Select { constant_calls, .. } = kind {
+            for call in constant_calls {
+                for inner in catalog.function_statements(&call.function, &call.args) {
+                    for (q, m) in locks(&inner, catalog, depth - 1) {
+                        keep_strongest(&mut out, &q, m);
+                    }
+                }
+            }
+        }
         for (table, events) in fired {
             for event in events {
                 for inner in catalog.trigger_statements(table, event) {
@@ -563,6 +579,17 @@ mod tests {
     }
 
     #[test]
+    fn a_function_called_with_constants_takes_the_locks_of_what_it_runs() {
+        let define = "CREATE TABLE users (id int);\n\
+                      CREATE FUNCTION manage(_tbl regclass) RETURNS void AS $$\n\
+                      BEGIN EXECUTE format('CREATE TRIGGER t BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION f()', _tbl); END\n\
+                      $$ LANGUAGE plpgsql;\n";
+        assert_eq!(locks_after(&format!("{define}SELECT manage('users');")), vec![("users".into(), ShareRowExclusive)]);
+        // Called with what is only known when it runs: nothing can be read.
+        assert!(locks_after(&format!("{define}SELECT manage(relname::regclass) FROM pg_class;")).is_empty());
+    }
+
+    #[test]
     fn comment_on_locks_the_relation_it_is_on() {
         for sql in [
             "COMMENT ON TABLE users IS 'x';",
@@ -660,6 +687,11 @@ mod tests {
         assert!(!on("ALTER TABLE ONLY fb ALTER COLUMN id SET DEFAULT 1;").iter().any(|(t, _)| t == "fc"));
         assert!(on("ALTER TABLE fp ADD COLUMN z int;").contains(&("fp1".into(), AccessExclusive)));
         assert!(on("ALTER TABLE fp ADD FOREIGN KEY (id) REFERENCES ent;").contains(&("fp1".into(), ShareRowExclusive)));
+        // Renamed or moved, a parent keeps its children.
+        assert!(on("ALTER TABLE fp RENAME TO fq;\nALTER TABLE fq ADD COLUMN z int;")
+            .contains(&("fp1".into(), AccessExclusive)));
+        assert!(on("ALTER TABLE fb SET SCHEMA app;\nALTER TABLE app.fb ADD COLUMN z int;")
+            .contains(&("fc".into(), AccessExclusive)));
         // A foreign key on an inheritance parent: the children only from PostgreSQL 18 (the model
         // here is for the default version, 15).
         assert!(!on("ALTER TABLE fb ADD FOREIGN KEY (by) REFERENCES ent;").iter().any(|(t, _)| t == "fc"));

@@ -132,6 +132,15 @@ fn display_builtin(name: &str) -> String {
     }
 }
 
+/// A function call whose arguments are all constants: `SELECT diesel_manage_updated_at('users')`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConstantCall {
+    /// The function, as written.
+    pub function: QualName,
+    /// Each argument's text, None for NULL.
+    pub args: Vec<Option<String>>,
+}
+
 /// A SQL expression: its text (deparsed), the functions it calls and its shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Expr {
@@ -499,6 +508,9 @@ pub enum StmtKind {
     },
     Select {
         calls: Vec<String>,
+        /// The calls whose arguments are all constants, with them (what such a function runs
+        /// can be read with its parameters bound).
+        constant_calls: Vec<ConstantCall>,
         has_into: bool,
     },
     Vacuum {
@@ -632,6 +644,11 @@ pub struct Statement {
     /// output write them: the bytes of the rows (every line up to the `\.` line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_data: Option<Span>,
+    /// For a statement whose text is not in the file (what an `EXECUTE format(…)` evaluates to,
+    /// see [`crate::plpgsql`]): where in the file it comes from. Its `span` is then in its own
+    /// text ([`Statement::own_text`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Span>,
 }
 
 impl Statement {
@@ -643,6 +660,18 @@ impl Statement {
     /// The statement's text in `source`.
     pub fn text<'a>(&self, source: &'a str) -> &'a str {
         self.span.slice(source)
+    }
+
+    /// The text the statement's `span` is in: the file's, or for a statement with an `origin`
+    /// its own.
+    pub fn own_text(&self) -> &str {
+        &self.parsed_text
+    }
+
+    /// Where the statement is in the file: its span, or for one whose text is not in the file,
+    /// the place it comes from.
+    pub fn file_span(&self) -> Span {
+        self.origin.unwrap_or(self.span)
     }
 
     /// True when PostgreSQL refuses to run the statement inside a transaction block.

@@ -319,6 +319,7 @@ fn push_statements(
             facts: crate::tree::TreeFacts::of(node),
             parsed_text: Arc::clone(text),
             copy_data: None,
+            origin: None,
         });
     }
 }

@@ -77,6 +77,15 @@ impl LockCatalog for Layered<'_> {
             self.fired.borrow_mut().entry(key).or_insert_with(|| self.before.trigger_statements(table, event)).clone();
         union(before, self.since.trigger_statements(table, event))
     }
+    fn function_statements(&self, function: &QualName, args: &[Option<String>]) -> Vec<StmtKind> {
+        // The migration's own definition when it made one, else the database's.
+        let since = self.since.function_statements(function, args);
+        if since.is_empty() {
+            self.before.function_statements(function, args)
+        } else {
+            since
+        }
+    }
     fn member_exists(&self, kind: ObjectKind, table: &QualName, name: &str) -> Option<bool> {
         match self.since.member_exists(kind, table, name) {
             Some(true) => Some(true),

@@ -117,6 +117,25 @@ pub(super) fn calls_in(n: &NodeEnum) -> Vec<String> {
     })
 }
 
+/// The calls under `n` whose arguments are all constants (evaluated as PL/pgSQL would).
+pub(super) fn constant_calls(n: &NodeEnum) -> Vec<ConstantCall> {
+    let no_names = crate::plpgsql::Bindings::default();
+    std::iter::once(n.to_ref())
+        .chain(n.nodes().into_iter().map(|(r, ..)| r))
+        .filter_map(|r| match r {
+            NodeRef::FuncCall(f) if !f.func_variadic && !f.agg_star => Some(ConstantCall {
+                function: qual_from_list(&f.funcname),
+                args: f
+                    .args
+                    .iter()
+                    .map(|a| crate::plpgsql::eval_node(a.node.as_ref()?, &no_names))
+                    .collect::<Option<_>>()?,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The columns named anywhere under `n` (the last part of each column reference), sorted.
 pub(crate) fn columns_in(n: &NodeEnum) -> Vec<String> {
     names_under(n, |r| match r {

@@ -134,7 +134,11 @@ pub fn summarise(node: &Node) -> (StmtKind, String) {
                 .map(|c| assignments(c.target_list.iter())),
         },
         NodeEnum::CopyStmt(s) => StmtKind::Copy { table: s.relation.as_ref().map(range_var), from: s.is_from },
-        NodeEnum::SelectStmt(s) => StmtKind::Select { calls: calls_in(n), has_into: s.into_clause.is_some() },
+        NodeEnum::SelectStmt(s) => StmtKind::Select {
+            calls: calls_in(n),
+            constant_calls: constant_calls(n),
+            has_into: s.into_clause.is_some(),
+        },
         NodeEnum::VacuumStmt(s) => StmtKind::Vacuum {
             full: has_option(&s.options, "full"),
             analyze_only: !s.is_vacuumcmd,

@@ -199,7 +199,7 @@ impl Gathered {
             if !out.is_empty() && (rule.severity() == Severity::Error || rule.scans()) {
                 self.floors.extend(risk::error_floor(cx, *rule).map(|r| (*rule, r)));
             }
-            self.raw.extend(out.into_iter().map(|v| (*rule, cx.stmt.index, v, cx.stmt.span)));
+            self.raw.extend(out.into_iter().map(|v| (*rule, cx.stmt.index, v, cx.stmt.file_span())));
         }
         self.reasons.extend(risk::assess(cx));
     }
@@ -302,12 +302,13 @@ impl Linter {
             tracker.after(stmt, &self.schema);
             self.schema.apply(stmt);
             // What a DO block runs is read like the statements around it, in its transaction
-            // (under the block's index, at its own place in the file).
+            // (under the block's index, at its own place in the file; one an EXECUTE computes
+            // is read in its own text, at the place of the expression).
             for mut inner in crate::plpgsql::nested(stmt) {
                 inner.index = stmt.index;
                 gathered.check(&Cx {
                     stmt: &inner,
-                    source: file.source,
+                    source: if inner.origin.is_some() { inner.own_text() } else { file.source },
                     schema: &self.schema,
                     opts: &self.opts,
                     tx: &tracker,

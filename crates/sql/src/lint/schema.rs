@@ -107,6 +107,9 @@ pub struct SchemaModel {
     domains: std::collections::BTreeSet<String>,
     /// The statements each PL/pgSQL function the migrations created runs, by lower-case name.
     function_body: BTreeMap<String, Vec<StmtKind>>,
+    /// The `CREATE FUNCTION` text of each function the migrations created, by lower-case name
+    /// (read again with a call's constant arguments bound).
+    function_text: BTreeMap<String, std::sync::Arc<str>>,
     search_schema: String,
 }
 
@@ -121,6 +124,7 @@ impl Default for SchemaModel {
             domains: Default::default(),
             pg_version: None,
             function_body: BTreeMap::new(),
+            function_text: BTreeMap::new(),
             search_schema: "public".into(),
         }
     }
@@ -185,6 +189,10 @@ impl SchemaModel {
                 if &k.references == old {
                     k.references = new.clone();
                 }
+            }
+            // Its children and partitions name it as their parent.
+            for (parent, _) in t.parents.iter_mut().filter(|(p, _)| p == old) {
+                *parent = new.clone();
             }
         }
     }
@@ -401,6 +409,7 @@ impl SchemaModel {
                 let text = &stmt.parsed_text[stmt.span.start..stmt.span.end];
                 let body = crate::plpgsql::function_statements(text).into_iter().map(|s| s.kind).collect();
                 self.function_body.insert(key.clone(), body);
+                self.function_text.insert(key.clone(), std::sync::Arc::from(text));
                 self.functions.insert(key.clone(), *volatile);
                 match stmt.search_path_reliance() {
                     Some((false, names)) if !names.is_empty() => {
@@ -435,6 +444,10 @@ impl LockCatalog for SchemaModel {
             .filter_map(|(_, f, _)| self.function_body.get(f))
             .flat_map(|body| body.iter().cloned())
             .collect()
+    }
+    fn function_statements(&self, function: &QualName, args: &[Option<String>]) -> Vec<StmtKind> {
+        let Some(text) = self.function_text.get(&function.name.to_lowercase()) else { return vec![] };
+        crate::plpgsql::function_statements_called(text, args).into_iter().map(|s| s.kind).collect()
     }
     fn children(&self, table: &QualName) -> Vec<(QualName, bool)> {
         let mut out: Vec<(QualName, bool)> = Vec::new();

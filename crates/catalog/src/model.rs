@@ -140,6 +140,10 @@ pub struct Column {
     /// The options of an identity column's sequence (start, increment, bounds, cache, cycle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_options: Option<SequenceOptions>,
+    /// The name of an identity column's sequence, qualified (`public.users_id_seq`): it keeps
+    /// its name when the table or column is renamed, and later SQL names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_sequence: Option<String>,
     /// The name of the column's NOT NULL constraint, which PostgreSQL 18 and later keep in
     /// `pg_constraint` (a later `ALTER TABLE … ALTER CONSTRAINT` or `DROP CONSTRAINT` names it);
     /// None before 18, and for an inherited one (a partition's), which cannot be renamed and
@@ -254,6 +258,11 @@ impl Column {
     pub fn identity_clause(&self) -> Option<String> {
         let kind = self.identity?;
         let options = self.identity_options.as_ref().map(|o| o.sql(&self.type_name)).unwrap_or_default();
+        let options = match &self.identity_sequence {
+            Some(seq) if options.is_empty() => format!("SEQUENCE NAME {seq}"),
+            Some(seq) => format!("SEQUENCE NAME {seq} {options}"),
+            None => options,
+        };
         Some(match options.as_str() {
             "" => format!("GENERATED {} AS IDENTITY", kind.sql()),
             o => format!("GENERATED {} AS IDENTITY ({o})", kind.sql()),
@@ -464,6 +473,9 @@ pub struct View {
     pub column_comments: BTreeMap<String, String>,
     /// Grants to non-owners.
     pub grants: Grants,
+    /// Triggers (`INSTEAD OF`, or statement-level).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub triggers: BTreeMap<String, Trigger>,
 }
 
 /// A function, procedure or aggregate.

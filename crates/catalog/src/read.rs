@@ -276,6 +276,7 @@ fn read_relations(
                     comment,
                     column_comments: BTreeMap::new(),
                     grants,
+                    triggers: BTreeMap::new(),
                 },
             );
             continue;
@@ -395,7 +396,11 @@ fn read_columns(
               FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
               WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
                 AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), \
-           {not_null_name} \
+           {not_null_name}, \
+           (SELECT quote_ident(sn.nspname) || '.' || quote_ident(sc.relname) \
+              FROM pg_depend dep JOIN pg_class sc ON sc.oid = dep.objid JOIN pg_namespace sn ON sn.oid = sc.relnamespace \
+              WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
+                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \
@@ -440,6 +445,7 @@ fn read_columns(
                 _ => None,
             }),
             not_null_name: r.get(13),
+            identity_sequence: r.get(14),
             generated,
             collation: r.get(7),
             comment: r.get(8),
@@ -536,16 +542,16 @@ fn read_triggers(
     );
     for r in c.query(&sql)? {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
+        let trigger = Trigger {
+            definition: r.get(2),
+            enabled: Firing::from_code(&r.get::<_, String>(3)),
+            inherited: r.get(4),
+            comment: r.get(5),
+        };
         if let Some(t) = snap.tables.get_mut(name) {
-            t.triggers.insert(
-                r.get(1),
-                Trigger {
-                    definition: r.get(2),
-                    enabled: Firing::from_code(&r.get::<_, String>(3)),
-                    inherited: r.get(4),
-                    comment: r.get(5),
-                },
-            );
+            t.triggers.insert(r.get(1), trigger);
+        } else if let Some(v) = snap.views.get_mut(name) {
+            v.triggers.insert(r.get(1), trigger);
         }
     }
     Ok(())

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use migsafe_catalog::Snapshot;
 use migsafe_pg::testing::TestDb;
 
+mod independent;
+
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/migra-fixtures");
     let mut v: Vec<PathBuf> =
@@ -55,12 +57,28 @@ fn round_trip(label: &str, from_sql: &str, to_sql: &str) -> Result<(), String> {
     if !left.differences.is_empty() {
         return Err(format!("{label}: still differs after applying the DDL:\n{}\n--- DDL ---\n{ddl}", left.summary()));
     }
+    // And by a catalog query that does not use the snapshot.
+    let (got, want) = (independent::schema_lines(&mut c), independent::schema_lines(&mut to.client()));
+    if got != want {
+        return Err(format!(
+            "{label}: the catalog query still differs after applying the DDL:\n{}--- DDL ---\n{ddl}",
+            independent::difference(&got, &want)
+        ));
+    }
     Ok(())
 }
+
+/// Round trips that still differ, with why. The test fails when one of them passes (take it out).
+const KNOWN: &[(&str, &str)] = &[(
+    "inherit2_ba",
+    "a child's column that is local and inherited at once (attislocal) cannot be made inherited-only \
+     without dropping the child's column and its values; the snapshot does not compare it",
+)];
 
 #[test]
 fn migra_fixture_pairs_round_trip_both_ways() {
     let mut failures = Vec::new();
+    let mut known_failed = Vec::new();
     let mut ran = 0;
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
@@ -68,12 +86,17 @@ fn migra_fixture_pairs_round_trip_both_ways() {
         let b = std::fs::read_to_string(dir.join("b.sql")).unwrap();
         for (label, x, y) in [(format!("{name}_ab"), &a, &b), (format!("{name}_ba"), &b, &a)] {
             ran += 1;
-            if let Err(e) = round_trip(&label, x, y) {
-                failures.push(e);
+            match round_trip(&label, x, y) {
+                Err(_) if KNOWN.iter().any(|(k, _)| *k == label) => known_failed.push(label),
+                Err(e) => failures.push(e),
+                Ok(()) => {}
             }
         }
     }
     assert!(ran >= 52);
+    let now_passing: Vec<&str> =
+        KNOWN.iter().map(|(k, _)| *k).filter(|k| !known_failed.iter().any(|f| f == k)).collect();
+    assert!(now_passing.is_empty(), "these pass now: take them out of KNOWN: {now_passing:?}");
     assert!(failures.is_empty(), "{} of {ran} round trips failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
@@ -563,4 +586,16 @@ fn ambiguous_renames_are_left_to_the_reader_as_notes() {
     assert!(notes[0].contains("first, last dropped and family, given added"), "{ddl}");
     assert!(notes[0].contains("RENAME COLUMN first TO given"), "{ddl}");
     assert!(statements.iter().any(|l| l.contains("DROP COLUMN first")), "{ddl}");
+}
+
+#[test]
+fn a_views_triggers_and_an_identity_sequences_name_are_seen_and_reproduced() {
+    // Both were missed by the snapshot; the independent catalog query found them.
+    attribute_changes(&[
+        (
+            "a trigger on a view",
+            "CREATE TRIGGER names_insert INSTEAD OF INSERT ON app.user_names FOR EACH ROW EXECUTE FUNCTION app.touch()",
+        ),
+        ("an identity sequence's name", "ALTER SEQUENCE app.users_id_seq RENAME TO users_ids"),
+    ]);
 }

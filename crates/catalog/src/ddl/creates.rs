@@ -180,22 +180,9 @@ pub(super) fn create_triggers_and_policies(c: &Change, s: &mut Script) {
     for (tn, t) in &b.tables {
         let u = a.tables.get(tn);
         let retyped = retyped.contains(tn);
-        for (gn, g) in &t.triggers {
-            if g.inherited {
-                continue;
-            }
-            let old = u.and_then(|u| u.triggers.get(gn));
-            let same_def = old.is_some_and(|h| h.definition == g.definition) && !(retyped && names_columns(g));
-            if !same_def {
-                s.push(g.definition.clone());
-            }
-            let was = if same_def { old.map(|h| h.enabled).unwrap_or(Firing::Origin) } else { Firing::Origin };
-            if was != g.enabled {
-                s.push(format!("ALTER TABLE {tn} {} TRIGGER {}", g.enabled.enable_clause(), qi(gn)));
-            }
-            if comment_due(same_def, old.map(|h| &h.comment), &g.comment) {
-                s.push(comment_sql(&format!("TRIGGER {} ON {tn}", qi(gn)), &g.comment));
-            }
+        for (gn, g) in t.triggers.iter().filter(|(_, g)| !g.inherited) {
+            let old = u.and_then(|u| u.triggers.get(gn)).filter(|_| !(retyped && names_columns(g)));
+            create_trigger(s, tn, gn, g, old);
         }
         for (pn, p) in &t.policies {
             if u.and_then(|u| u.policies.get(pn)) == Some(p) && !retyped {
@@ -220,6 +207,33 @@ pub(super) fn create_triggers_and_policies(c: &Change, s: &mut Script) {
             }
             s.push(d);
         }
+    }
+}
+
+/// The triggers of views (after the views and the functions they call); a view made or rebuilt
+/// has none yet.
+pub(super) fn create_view_triggers(c: &Change, s: &mut Script) {
+    for (vn, v) in &c.b.views {
+        let old = c.a.views.get(vn).filter(|_| !c.rebuild_views.contains(vn));
+        for (gn, g) in &v.triggers {
+            create_trigger(s, vn, gn, g, old.and_then(|o| o.triggers.get(gn)));
+        }
+    }
+}
+
+/// The trigger `gn` on `on` as `g` says, given what it was (`old`, None when it is not there):
+/// made when its definition is new, then its firing and its comment set.
+fn create_trigger(s: &mut Script, on: &QName, gn: &str, g: &Trigger, old: Option<&Trigger>) {
+    let same_def = old.is_some_and(|h| h.definition == g.definition);
+    if !same_def {
+        s.push(g.definition.clone());
+    }
+    let was = if same_def { old.map(|h| h.enabled).unwrap_or(Firing::Origin) } else { Firing::Origin };
+    if was != g.enabled {
+        s.push(format!("ALTER TABLE {on} {} TRIGGER {}", g.enabled.enable_clause(), qi(gn)));
+    }
+    if comment_due(same_def, old.map(|h| &h.comment), &g.comment) {
+        s.push(comment_sql(&format!("TRIGGER {} ON {on}", qi(gn)), &g.comment));
     }
 }
 

@@ -24,6 +24,15 @@ pub(super) fn drop_policies_and_triggers(c: &Change, s: &mut Script) {
             }
         }
     }
+    // A view's triggers that go or change, on a view that stays (one dropped takes them along).
+    for (vn, v) in &a.views {
+        let Some(w) = b.views.get(vn).filter(|_| !c.rebuild_views.contains(vn)) else { continue };
+        for (gn, g) in &v.triggers {
+            if w.triggers.get(gn).is_none_or(|h| h.definition != g.definition) {
+                s.push(format!("DROP TRIGGER {} ON {vn}", qi(gn)));
+            }
+        }
+    }
 }
 
 /// Rules go before the tables and views they read or write (a rule blocks dropping them and
@@ -153,23 +162,6 @@ pub(super) fn drop_tables(c: &Change, s: &mut Script) {
     }
 }
 
-/// A column that stays on a child while its parent drops it must become local first:
-/// re-attaching the child makes all its columns local.
-pub(super) fn relocalize_columns(c: &Change, s: &mut Script) {
-    let Change { a, b, .. } = c;
-    for (tn, t) in &a.tables {
-        let Some(u) = b.tables.get(tn) else { continue };
-        for p in t.inherits.iter().filter(|p| u.inherits.contains(p)) {
-            let (Some(pa), Some(pb)) = (a.tables.get(p), b.tables.get(p)) else { continue };
-            let orphaned = pa.columns.iter().any(|c| pb.column(&c.name).is_none() && u.column(&c.name).is_some());
-            if orphaned {
-                s.push(format!("ALTER TABLE {tn} NO INHERIT {p}"));
-                s.push(format!("ALTER TABLE {tn} INHERIT {p}"));
-            }
-        }
-    }
-}
-
 /// Partitions that move to another parent or bound are detached here, attached later.
 pub(super) fn detach_moved_partitions(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
@@ -183,13 +175,30 @@ pub(super) fn detach_moved_partitions(c: &Change, s: &mut Script) {
     }
 }
 
-/// Columns that go.
+/// Columns that go. A parent's column that an inheritance child keeps is dropped from the parent
+/// ONLY: the children's columns stay, made local (each of the others is then dropped itself).
+/// The child's other inherited columns stay inherited.
 pub(super) fn drop_columns(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
     for (tn, t) in &a.tables {
         let Some(u) = b.tables.get(tn) else { continue };
+        // The inheritance children that stay children (partitions always follow their parent).
+        let children: Vec<(&QName, &Table)> = a
+            .tables
+            .iter()
+            .filter(|(_, k)| k.inherits.contains(tn))
+            .filter_map(|(kn, _)| Some((kn, b.tables.get(kn).filter(|k| k.inherits.contains(tn))?)))
+            .collect();
         for c in &t.columns {
-            if !c.inherited && u.column(&c.name).is_none() {
+            if c.inherited || u.column(&c.name).is_some() {
+                continue;
+            }
+            if children.iter().any(|(_, k)| k.column(&c.name).is_some()) {
+                s.push(format!("ALTER TABLE ONLY {tn} DROP COLUMN {}", qi(&c.name)));
+                for (kn, _) in children.iter().filter(|(_, k)| k.column(&c.name).is_none()) {
+                    s.push(format!("ALTER TABLE {kn} DROP COLUMN {}", qi(&c.name)));
+                }
+            } else {
                 s.push(format!("ALTER TABLE {tn} DROP COLUMN {}", qi(&c.name)));
             }
         }

@@ -201,7 +201,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     drop_functions_of_gone_rows(&c, s);
     detach_owned_sequences(&c, s);
     drop_tables(&c, s);
-    relocalize_columns(&c, s);
     detach_moved_partitions(&c, s);
     drop_columns(&c, s);
     drop_changed_defaults(&c, s);
@@ -216,6 +215,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     set_sequence_owners(&c, s);
     create_views(&c, s);
     create_triggers_and_policies(&c, s);
+    create_view_triggers(&c, s);
     create_rules(&c, s);
     // Phase 3: what nothing uses any more; comments and grants.
     drop_unused(&c, s);

@@ -270,7 +270,7 @@ fn rename_index(t: &mut Table, from: &str, to: &str) {
 /// constraint, which PostgreSQL 18 derives from the column's name and the rest of the DDL
 /// renames on its own).
 fn column_shape(c: &Column) -> Column {
-    Column { name: String::new(), not_null_name: None, ..c.clone() }
+    Column { name: String::new(), not_null_name: None, identity_sequence: None, ..c.clone() }
 }
 
 /// Names of the relations of `s` (tables, views, sequences, indexes share one namespace per

@@ -637,6 +637,22 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
     match (old.identity, c.identity_clause()) {
         (None, Some(identity)) => s.push(format!("{at} ADD {identity}")),
         (Some(_), Some(_)) => {
+            // The sequence keeps its name through renames of the table or column: give it the
+            // target's.
+            if let (Some(from), Some(to)) = (&old.identity_sequence, &c.identity_sequence) {
+                if from != to {
+                    let (from_schema, _) = split_qualified(from);
+                    let (to_schema, to_name) = split_qualified(to);
+                    let mut seq = from.clone();
+                    if from_schema != to_schema {
+                        s.push(format!("ALTER SEQUENCE {seq} SET SCHEMA {to_schema}"));
+                        seq = format!("{to_schema}.{}", split_qualified(from).1);
+                    }
+                    if split_qualified(&seq).1 != to_name {
+                        s.push(format!("ALTER SEQUENCE {seq} RENAME TO {to_name}"));
+                    }
+                }
+            }
             if let (Some(from), Some(to)) = (&old.identity_options, &c.identity_options) {
                 let set = to.alter_sql(from);
                 if !set.is_empty() {
@@ -659,4 +675,17 @@ fn rename_not_null(tn: &QName, column: &str, to: &str) -> String {
          \x20 IF n IS NOT NULL AND n <> {n} THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {t}, n, {n}); END IF;\n\
          END $migsafe$"
     )
+}
+
+/// `schema.name` (each part as written, quoted or not) split at the dot between them.
+fn split_qualified(q: &str) -> (&str, &str) {
+    let mut quoted = false;
+    for (i, ch) in q.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return (&q[..i], &q[i + 1..]),
+            _ => {}
+        }
+    }
+    ("", q)
 }

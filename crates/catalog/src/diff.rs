@@ -327,6 +327,7 @@ enum Obj<'a> {
     Policy(&'a Policy),
     Rule(&'a RewriteRule),
     Other(&'a OtherObject),
+    Grants(&'a Grants),
 }
 
 fn table_props_eq(a: &Table, b: &Table) -> bool {
@@ -370,6 +371,7 @@ impl Obj<'_> {
             Obj::Policy(x) => to_value(x),
             Obj::Rule(x) => to_value(x),
             // What is compared, not the SQL written from it.
+            Obj::Grants(x) => serde_json::json!({ "grants": x }),
             Obj::Other(x) => serde_json::json!({
                 "definition": x.definition,
                 "state": x.state,
@@ -476,6 +478,12 @@ impl Snapshot {
             &self.views,
             &other.views,
             |k, x, y| push(DiffKind::View, k.to_string(), x.map(Obj::View), y.map(Obj::View)),
+            |a, b| a == b,
+        );
+        merge(
+            &self.type_grants,
+            &other.type_grants,
+            |k, x, y| push(DiffKind::Type, format!("{k} (grants)"), x.map(Obj::Grants), y.map(Obj::Grants)),
             |a, b| a == b,
         );
         merge(

@@ -338,6 +338,9 @@ pub struct Index {
     pub inherited: bool,
     /// COMMENT ON INDEX.
     pub comment: Option<String>,
+    /// The index `CLUSTER` uses for its table (`ALTER TABLE … CLUSTER ON`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clustered: bool,
 }
 
 /// A trigger (internal ones, such as those enforcing foreign keys, are left out).
@@ -516,6 +519,11 @@ impl Function {
     }
 }
 
+/// The grants a type has when nobody granted or revoked anything: USAGE to PUBLIC.
+pub fn default_type_grants() -> Grants {
+    vec!["PUBLIC=USAGE".to_string()]
+}
+
 /// A user-defined type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -627,6 +635,10 @@ pub struct Snapshot {
     /// Objects of the kinds [`OtherObject`] covers, by `kind identity`.
     #[serde(default)]
     pub others: BTreeMap<String, OtherObject>,
+    /// Grants on user-defined types that are not PostgreSQL's default (USAGE to PUBLIC), by
+    /// type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub type_grants: BTreeMap<QName, Grants>,
 }
 
 /// A rewrite rule.

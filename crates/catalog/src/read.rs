@@ -174,10 +174,12 @@ fn read_types(
            t.typnotnull, t.typdefault, \
            CASE WHEN t.typtype = 'd' AND t.typcollation <> (SELECT typcollation FROM pg_type b WHERE b.oid = t.typbasetype) \
                 THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END, \
-           CASE WHEN t.typtype = 'r' THEN (SELECT format_type(rngsubtype, NULL) FROM pg_range WHERE rngtypid = t.oid) END \
+           CASE WHEN t.typtype = 'r' THEN (SELECT format_type(rngsubtype, NULL) FROM pg_range WHERE rngtypid = t.oid) END, \
+           {} \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
          WHERE t.typtype IN ('e','c','d','r') AND {} AND {} \
            AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
+        grants("t.typacl", "t.typowner", 'T'),
         ns_filter("n.oid", opts),
         not_extension_member("t.oid", "pg_type")
     );
@@ -217,7 +219,12 @@ fn read_types(
             },
             _ => TypeDef::Range { subtype: r.get::<_, Option<String>>(11).unwrap_or_default(), comment },
         };
-        snap.types.insert(qname(r.get(1), r.get(2)), def);
+        let name = qname(r.get(1), r.get(2));
+        let grants: Grants = r.get(12);
+        if grants != default_type_grants() {
+            snap.type_grants.insert(name.clone(), grants);
+        }
+        snap.types.insert(name, def);
     }
     Ok(())
 }
@@ -508,7 +515,8 @@ fn read_indexes(
     let rows = c.query(
         &format!("SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
-           ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0) \
+           ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0), \
+           i.indisclustered \
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE {listed}", listed = listed("i.indrelid")))?;
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
@@ -518,6 +526,7 @@ fn read_indexes(
             constraint: r.get(4),
             inherited: r.get(5),
             comment: r.get(6),
+            clustered: r.get(7),
         };
         if let Some(t) = snap.tables.get_mut(name) {
             t.indexes.insert(r.get(1), idx);

@@ -37,6 +37,22 @@ pub(super) fn drop_unused(c: &Change, s: &mut Script) {
     }
 }
 
+/// The index CLUSTER uses, per table: set when it changes (an index made again has lost it).
+pub(super) fn cluster_indexes(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &b.tables {
+        let want = t.indexes.iter().find(|(_, i)| i.clustered).map(|(n, _)| n);
+        let had = a.tables.get(tn).and_then(|u| u.indexes.iter().find(|(_, i)| i.clustered)).map(|(n, i)| (n, i));
+        // Still in force only when the index stays as it was.
+        let kept = had.filter(|(n, i)| t.indexes.get(*n).is_some_and(|j| j.definition == i.definition)).map(|(n, _)| n);
+        match (want, kept) {
+            (Some(w), k) if k != Some(w) => s.push(format!("ALTER TABLE {tn} CLUSTER ON {}", qi(w))),
+            (None, Some(_)) => s.push(format!("ALTER TABLE {tn} SET WITHOUT CLUSTER")),
+            _ => {}
+        }
+    }
+}
+
 /// Comments and grants on functions and sequences.
 pub(super) fn comments_and_grants(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
@@ -62,5 +78,13 @@ pub(super) fn comments_and_grants(c: &Change, s: &mut Script) {
             s.push(comment_sql(&format!("SEQUENCE {n}"), &q.comment));
         }
         grant_sql(&format!("SEQUENCE {n}"), old.map(|p| p.grants.as_slice()).unwrap_or(&[]), &q.grants, None, s);
+    }
+    // Types (a type made anew has the default grants).
+    let default = default_type_grants();
+    for n in b.types.keys() {
+        let kept = a.types.contains_key(n) && !c.rebuilt.contains(n);
+        let before = kept.then(|| a.type_grants.get(n)).flatten().unwrap_or(&default);
+        let after = b.type_grants.get(n).unwrap_or(&default);
+        grant_sql(&format!("TYPE {n}"), before, after, None, s);
     }
 }

@@ -220,5 +220,6 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     // Phase 3: what nothing uses any more; comments and grants.
     drop_unused(&c, s);
     comments_and_grants(&c, s);
+    cluster_indexes(&c, s);
     create_others(a, b, s);
 }

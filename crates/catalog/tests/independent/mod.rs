@@ -22,7 +22,7 @@ WITH ns AS (
 ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 rel AS (SELECT c.* FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
         AND (c.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_class'::regclass)))
-SELECT 'schema ' || quote_ident(nspname) || ' acl=' || (SELECT coalesce(nspacl, acldefault('n', nspowner))::text FROM pg_namespace p WHERE p.oid = ns.oid)
+SELECT 'schema ' || quote_ident(nspname) || ' acl=' || (SELECT coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(coalesce(nspacl, acldefault('n', nspowner))) i), '') FROM pg_namespace p WHERE p.oid = ns.oid)
   FROM ns
 UNION ALL
 SELECT 'extension ' || quote_ident(extname) || ' ' || extversion || ' in ' || extnamespace::regnamespace::text
@@ -31,7 +31,7 @@ UNION ALL
 SELECT 'relation ' || c.oid::regclass::text || ' kind=' || c.relkind::text || ' persistence=' || c.relpersistence::text
   || ' options=' || coalesce(c.reloptions::text, '') || ' rls=' || c.relrowsecurity || '/' || c.relforcerowsecurity
   || ' replident=' || c.relreplident::text || ' partkey=' || coalesce(pg_get_partkeydef(c.oid), '')
-  || ' bound=' || coalesce(pg_get_expr(c.relpartbound, c.oid), '') || ' acl=' || coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text
+  || ' bound=' || coalesce(pg_get_expr(c.relpartbound, c.oid), '') || ' acl=' || coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) i), '')
   || ' am=' || coalesce((SELECT amname::text FROM pg_am WHERE pg_am.oid = c.relam), '')
   || ' populated=' || c.relispopulated
   || CASE WHEN c.relkind IN ('v', 'm') THEN ' query=' || pg_get_viewdef(c.oid) ELSE '' END
@@ -46,7 +46,7 @@ SELECT 'column ' || a.attrelid::regclass::text || '.' || quote_ident(a.attname)
   || ' generated=' || a.attgenerated::text || ' collation=' || coalesce(a.attcollation::regcollation::text, '')
   || ' storage=' || a.attstorage::text || ' stattarget=' || coalesce(a.attstattarget::text, '')
   || ' local=' || a.attislocal || ' inherited=' || a.attinhcount || ' options=' || coalesce(a.attoptions::text, '')
-  || ' acl=' || coalesce(a.attacl, acldefault('c', c.relowner))::text
+  || ' acl=' || coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(coalesce(a.attacl, acldefault('c', c.relowner))) i), '')
   FROM pg_attribute a JOIN rel c ON c.oid = a.attrelid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'c')
@@ -91,7 +91,7 @@ SELECT 'rule ' || r.ev_class::regclass::text || '.' || quote_ident(r.rulename) |
   || ' enabled=' || r.ev_enabled::text
   FROM pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM rel) AND r.rulename <> '_RETURN'
 UNION ALL
-SELECT 'function ' || p.oid::regprocedure::text || ' kind=' || p.prokind::text || ' acl=' || coalesce(p.proacl, acldefault('f', p.proowner))::text
+SELECT 'function ' || p.oid::regprocedure::text || ' kind=' || p.prokind::text || ' acl=' || coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) i), '')
   || CASE WHEN p.prokind IN ('f', 'p') THEN ' ' || pg_get_functiondef(p.oid) ELSE '' END
   FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)
     AND p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
@@ -99,7 +99,7 @@ UNION ALL
 SELECT 'type ' || t.oid::regtype::text || ' kind=' || t.typtype::text
   || ' base=' || CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE '' END
   || ' notnull=' || t.typnotnull || ' default=' || coalesce(t.typdefault, '')
-  || ' collation=' || coalesce(t.typcollation::regcollation::text, '') || ' acl=' || coalesce(t.typacl, acldefault('T', t.typowner))::text
+  || ' collation=' || coalesce(t.typcollation::regcollation::text, '') || ' acl=' || coalesce((SELECT string_agg(i::text, ',' ORDER BY i::text) FROM unnest(coalesce(t.typacl, acldefault('T', t.typowner))) i), '')
   || ' labels=' || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder)
        FROM pg_enum e WHERE e.enumtypid = t.oid), '')
   || ' range-of=' || coalesce((SELECT rngsubtype::regtype::text FROM pg_range WHERE rngtypid = t.oid), '')
@@ -113,6 +113,9 @@ UNION ALL
 SELECT 'comment ' || pg_describe_object(d.classoid, d.objoid, d.objsubid) || ' = ' || quote_literal(d.description)
   FROM pg_description d
   WHERE (pg_identify_object(d.classoid, d.objoid, d.objsubid)).schema IN (SELECT nspname FROM ns)
+     OR (d.classoid = 'pg_trigger'::regclass AND d.objoid IN (SELECT oid FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM rel)))
+     OR (d.classoid = 'pg_policy'::regclass AND d.objoid IN (SELECT oid FROM pg_policy WHERE polrelid IN (SELECT oid FROM rel)))
+     OR (d.classoid = 'pg_rewrite'::regclass AND d.objoid IN (SELECT oid FROM pg_rewrite WHERE ev_class IN (SELECT oid FROM rel)))
      OR (d.classoid = 'pg_namespace'::regclass AND d.objoid IN (SELECT oid FROM ns))
 "#;
 

@@ -42,7 +42,7 @@ pub(super) fn cluster_indexes(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
     for (tn, t) in &b.tables {
         let want = t.indexes.iter().find(|(_, i)| i.clustered).map(|(n, _)| n);
-        let had = a.tables.get(tn).and_then(|u| u.indexes.iter().find(|(_, i)| i.clustered)).map(|(n, i)| (n, i));
+        let had = a.tables.get(tn).and_then(|u| u.indexes.iter().find(|(_, i)| i.clustered));
         // Still in force only when the index stays as it was.
         let kept = had.filter(|(n, i)| t.indexes.get(*n).is_some_and(|j| j.definition == i.definition)).map(|(n, _)| n);
         match (want, kept) {

@@ -79,15 +79,30 @@ pub(super) fn constraint_same(a: &Constraint, b: &Constraint) -> bool {
     a.kind == b.kind && strip(&a.definition) == strip(&b.definition) && (b.validated || !a.validated)
 }
 
-pub(super) fn table_ddl(tn: &QName, t: &Table) -> String {
+pub(super) fn table_ddl(tn: &QName, t: &Table, snap: &Snapshot) -> String {
     let kw = match (t.kind, t.persistence) {
         (TableKind::Foreign, _) => "CREATE FOREIGN TABLE",
         (_, Persistence::Unlogged) => "CREATE UNLOGGED TABLE",
         _ => "CREATE TABLE",
     };
-    let cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(|c| c.definition(true)).collect();
+    let mut cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(|c| c.definition(true)).collect();
     let mut d = match &t.partition_of {
         Some((parent, bound)) => {
+            // What a partition sets on a column of its parent: its own DEFAULT, NOT NULL where
+            // the parent allows NULL.
+            for c in t.columns.iter().filter(|c| c.inherited) {
+                let Some(pc) = snap.tables.get(parent).and_then(|p| p.column(&c.name)) else { continue };
+                let mut own = String::new();
+                if c.default.is_some() && c.default != pc.default {
+                    own.push_str(&format!(" DEFAULT {}", c.default.as_deref().unwrap_or_default()));
+                }
+                if c.not_null && !pc.not_null {
+                    own.push_str(" NOT NULL");
+                }
+                if !own.is_empty() {
+                    cols.push(format!("{} WITH OPTIONS{own}", qi(&c.name)));
+                }
+            }
             let body = if cols.is_empty() { String::new() } else { format!(" ({})", cols.join(", ")) };
             format!("{kw} {tn} PARTITION OF {parent}{body} {bound}")
         }
@@ -264,7 +279,7 @@ pub(super) fn render_tables(
     let mut new_tables: Vec<&QName> = b.tables.keys().filter(|n| !a.tables.contains_key(*n)).collect();
     new_tables.sort_by_key(|n| (table_depth(b, n), (*n).clone()));
     for tn in &new_tables {
-        s.push(table_ddl(tn, &b.tables[*tn]));
+        s.push(table_ddl(tn, &b.tables[*tn], b));
     }
     render_persistence(a, b, s);
     alter_tables(a, b, s);
@@ -374,9 +389,11 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             if i.constraint || i.inherited {
                 continue;
             }
-            let old = t
-                .and_then(|t| t.indexes.get(iname))
-                .filter(|j| j.definition == i.definition && !j.constraint && !(retyped && has_typed_expressions(j)));
+            // One attached to a parent's index goes with it (an index partition cannot be
+            // detached): made again as the partition's own.
+            let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
+                j.definition == i.definition && !j.constraint && !j.inherited && !(retyped && has_typed_expressions(j))
+            });
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
                 partitioned_index(a, b, tn, iname, i, s);

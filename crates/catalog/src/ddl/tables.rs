@@ -391,9 +391,9 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             }
             // One attached to a parent's index goes with it (an index partition cannot be
             // detached): made again as the partition's own.
-            let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
-                j.definition == i.definition && !j.constraint && !j.inherited && !(retyped && has_typed_expressions(j))
-            });
+            let same = |j: &&Index| j.definition == i.definition && !j.constraint && !j.inherited;
+            let old =
+                t.and_then(|t| t.indexes.get(iname)).filter(|j| same(j) && !(retyped && has_typed_expressions(j)));
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
                 partitioned_index(a, b, tn, iname, i, s);

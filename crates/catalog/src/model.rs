@@ -248,6 +248,12 @@ impl SequenceOptions {
         if self.cycle != from.cycle {
             out.push(if self.cycle { "SET CYCLE".into() } else { "SET NO CYCLE".into() });
         }
+        // A position outside the new bounds is refused (`RESTART value … cannot be greater than
+        // MAXVALUE`): when the old start is outside them, so is a sequence never used, and one
+        // used counts on from there; it starts again at the new start.
+        if from.start < self.min || from.start > self.max {
+            out.push("RESTART".into());
+        }
         out.join(" ")
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// What nothing uses any more: functions, sequences, types, collations, schemas, extensions.
+/// What nothing uses any more: functions, sequences, types, collations, extensions, schemas.
 pub(super) fn drop_unused(c: &Change, s: &mut Script) {
     let Change { a, b, renewed, gone_rows, .. } = c;
     for (sig, f) in by_kind(&a.functions, true) {
@@ -25,14 +25,15 @@ pub(super) fn drop_unused(c: &Change, s: &mut Script) {
             s.push(format!("DROP COLLATION {n}"));
         }
     }
-    for n in a.schemas.keys() {
-        if !b.schemas.contains_key(n) {
-            s.push(format!("DROP SCHEMA {}", qi(n)));
-        }
-    }
+    // An extension's objects live in a schema: the extension goes first.
     for n in a.extensions.keys() {
         if !b.extensions.contains_key(n) {
             s.push(format!("DROP EXTENSION {}", qi(n)));
+        }
+    }
+    for n in a.schemas.keys() {
+        if !b.schemas.contains_key(n) {
+            s.push(format!("DROP SCHEMA {}", qi(n)));
         }
     }
 }

@@ -5,10 +5,12 @@ use super::*;
 /// What nothing uses any more: functions, sequences, types, collations, extensions, schemas.
 pub(super) fn drop_unused(c: &Change, s: &mut Script) {
     let Change { a, b, renewed, gone_rows, .. } = c;
-    for (sig, f) in by_kind(&a.functions, true) {
-        if !b.functions.contains_key(sig) && !uses_type(f, gone_rows) && !uses_type(f, renewed) {
-            s.push(format!("DROP {} {}", f.keyword(), f.signature()));
-        }
+    let gone: Vec<(&String, &Function)> = by_kind(&a.functions, true)
+        .into_iter()
+        .filter(|(sig, f)| !b.functions.contains_key(*sig) && !uses_type(f, gone_rows) && !uses_type(f, renewed))
+        .collect();
+    for (_, f) in callers_first(gone) {
+        s.push(format!("DROP {} {}", f.keyword(), f.signature()));
     }
     for n in a.sequences.keys() {
         if !b.sequences.contains_key(n) {

@@ -18,6 +18,31 @@ pub(super) fn by_kind(m: &BTreeMap<String, Function>, aggregates_first: bool) ->
     v
 }
 
+/// `fs` ordered so that a function goes before those it calls by name in its definition (a
+/// SQL-standard body, `RETURN …` or `BEGIN ATOMIC`, depends on them, and PostgreSQL refuses to
+/// drop one that another uses). Names are as the snapshot prints them, schema-qualified; a cycle
+/// keeps the order it has.
+pub(super) fn callers_first<'f>(fs: Vec<(&'f String, &'f Function)>) -> Vec<(&'f String, &'f Function)> {
+    let called = |f: &Function| format!("{}(", QName::new(&f.schema, &f.name).sql());
+    let calls = |x: &Function, y: &Function| {
+        let (needle, own) = (called(y), called(x));
+        // Past its own header, where its own name is.
+        let body = x.definition.split_once(&own).map_or(x.definition.as_str(), |(_, rest)| rest);
+        !std::ptr::eq(x, y) && body.contains(&needle)
+    };
+    // Only a SQL-standard body (no `AS '…'` line) depends on what it calls; the others go after.
+    let standard = |f: &Function| !f.definition.lines().any(|l| l.starts_with("AS "));
+    let (mut left, rest): (Vec<_>, Vec<_>) = fs.into_iter().partition(|(_, f)| standard(f));
+    let mut out = Vec::with_capacity(left.len() + rest.len());
+    while !left.is_empty() {
+        // The first one no other remaining function calls.
+        let pick = (0..left.len()).find(|&i| !left.iter().any(|(_, g)| calls(g, left[i].1))).unwrap_or(0);
+        out.push(left.remove(pick));
+    }
+    out.extend(rest);
+    out
+}
+
 /// A new function's default privileges: EXECUTE for PUBLIC.
 pub(super) fn default_function_grants() -> Vec<String> {
     vec!["PUBLIC=EXECUTE".to_string()]

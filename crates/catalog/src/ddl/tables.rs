@@ -329,6 +329,21 @@ fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                     Some((false, true)) => s.push(format!("{at} SET NOT NULL")),
                     _ => {}
                 }
+                // So is its default: one attached keeps its own, one made under the parent
+                // copies the parent's. (A default that changes was dropped in the first phase,
+                // unless it was inherited then too.)
+                let old = t.column(&c.name);
+                let dropped = old.is_some_and(|o| {
+                    let retyped = o.type_name != c.type_name || o.collation != c.collation;
+                    o.default.is_some() && (o.default != c.default || retyped) && !o.inherited
+                });
+                let now = if dropped { None } else { old.and_then(|o| o.default.clone()) };
+                if old.is_some() && c.default != now {
+                    match &c.default {
+                        Some(d) => s.push(format!("{at} SET DEFAULT {d}")),
+                        None => s.push(format!("{at} DROP DEFAULT")),
+                    }
+                }
                 continue;
             }
             match t.column(&c.name) {

@@ -175,6 +175,28 @@ pub(super) fn detach_moved_partitions(c: &Change, s: &mut Script) {
     }
 }
 
+/// A partition detached for good keeps what it had from its parent, now its own: the indexes
+/// and constraints the target does not have go (the parent's drop no longer takes them).
+pub(super) fn drop_what_detached_partitions_keep(c: &Change, s: &mut Script) {
+    let Change { a, b, .. } = c;
+    for (tn, t) in &a.tables {
+        let Some(u) = b.tables.get(tn) else { continue };
+        let Some((parent, _)) = &t.partition_of else { continue };
+        if u.partition_of.is_some() || !b.tables.contains_key(parent) {
+            continue;
+        }
+        for (cn, k) in t.constraints.iter().filter(|(cn, k)| k.inherited && !u.constraints.contains_key(*cn)) {
+            if k.kind != ConstraintType::Trigger {
+                s.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {}", qi(cn)));
+            }
+        }
+        for (iname, _) in t.indexes.iter().filter(|(n, i)| i.inherited && !i.constraint && !u.indexes.contains_key(*n))
+        {
+            s.push(format!("DROP INDEX {}", QName::new(&tn.schema, iname)));
+        }
+    }
+}
+
 /// Columns that go. A parent's column that an inheritance child keeps is dropped from the parent
 /// ONLY: the children's columns stay, made local (each of the others is then dropped itself).
 /// The child's other inherited columns stay inherited.

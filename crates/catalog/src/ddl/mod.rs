@@ -202,6 +202,7 @@ fn render(a: &Snapshot, b: &Snapshot, s: &mut Script) {
     detach_owned_sequences(&c, s);
     drop_tables(&c, s);
     detach_moved_partitions(&c, s);
+    drop_what_detached_partitions_keep(&c, s);
     drop_columns(&c, s);
     drop_changed_defaults(&c, s);
     drop_replaced_functions_and_types(&c, s);

@@ -143,7 +143,7 @@ pub struct Column {
     /// The name of an identity column's sequence, qualified (`public.users_id_seq`): it keeps
     /// its name when the table or column is renamed, and later SQL names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity_sequence: Option<String>,
+    pub identity_sequence: Option<QName>,
     /// The name of the column's NOT NULL constraint, which PostgreSQL 18 and later keep in
     /// `pg_constraint` (a later `ALTER TABLE … ALTER CONSTRAINT` or `DROP CONSTRAINT` names it);
     /// None before 18, and for an inherited one (a partition's), which cannot be renamed and
@@ -259,6 +259,11 @@ impl SequenceOptions {
 }
 
 impl Column {
+    /// True when going from `old` to this column changes its type or collation.
+    pub fn retyped_from(&self, old: &Column) -> bool {
+        self.type_name != old.type_name || self.collation != old.collation
+    }
+
     /// `GENERATED … AS IDENTITY`, with the sequence options that are not the defaults, for an
     /// identity column.
     pub fn identity_clause(&self) -> Option<String> {

@@ -404,7 +404,7 @@ fn read_columns(
               WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
                 AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), \
            {not_null_name}, \
-           (SELECT quote_ident(sn.nspname) || '.' || quote_ident(sc.relname) \
+           (SELECT ARRAY[sn.nspname::text, sc.relname::text] \
               FROM pg_depend dep JOIN pg_class sc ON sc.oid = dep.objid JOIN pg_namespace sn ON sn.oid = sc.relnamespace \
               WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
                 AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) \
@@ -452,7 +452,10 @@ fn read_columns(
                 _ => None,
             }),
             not_null_name: r.get(13),
-            identity_sequence: r.get(14),
+            identity_sequence: r.get::<_, Option<Vec<String>>>(14).and_then(|v| match <[String; 2]>::try_from(v) {
+                Ok([schema, name]) => Some(QName::new(schema, name)),
+                Err(_) => None,
+            }),
             generated,
             collation: r.get(7),
             comment: r.get(8),

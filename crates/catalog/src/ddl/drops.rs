@@ -233,14 +233,17 @@ pub(super) fn drop_changed_defaults(c: &Change, s: &mut Script) {
     for (tn, t) in &a.tables {
         let Some(u) = b.tables.get(tn) else { continue };
         for c in &t.columns {
-            if let Some(d) = u.column(&c.name) {
-                let retyped = c.type_name != d.type_name || c.collation != d.collation;
-                if c.default.is_some() && (c.default != d.default || retyped) && !c.inherited {
-                    s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} DROP DEFAULT", qi(&c.name)));
-                }
+            if u.column(&c.name).is_some_and(|d| default_dropped(c, d)) {
+                s.push(format!("ALTER TABLE {tn} ALTER COLUMN {} DROP DEFAULT", qi(&c.name)));
             }
         }
     }
+}
+
+/// Whether [`drop_changed_defaults`] drops the default of column `old` on its way to `new`: one
+/// that changes, or whose column is retyped, unless it is inherited.
+pub(super) fn default_dropped(old: &Column, new: &Column) -> bool {
+    old.default.is_some() && (old.default != new.default || new.retyped_from(old)) && !old.inherited
 }
 
 /// Functions whose result or kind changes cannot be replaced in place; nor can those that

@@ -23,21 +23,26 @@ pub(super) fn by_kind(m: &BTreeMap<String, Function>, aggregates_first: bool) ->
 /// drop one that another uses). Names are as the snapshot prints them, schema-qualified; a cycle
 /// keeps the order it has.
 pub(super) fn callers_first<'f>(fs: Vec<(&'f String, &'f Function)>) -> Vec<(&'f String, &'f Function)> {
-    let called = |f: &Function| format!("{}(", QName::new(&f.schema, &f.name).sql());
-    let calls = |x: &Function, y: &Function| {
-        let (needle, own) = (called(y), called(x));
-        // Past its own header, where its own name is.
-        let body = x.definition.split_once(&own).map_or(x.definition.as_str(), |(_, rest)| rest);
-        !std::ptr::eq(x, y) && body.contains(&needle)
-    };
     // Only a SQL-standard body (no `AS '…'` line) depends on what it calls; the others go after.
     let standard = |f: &Function| !f.definition.lines().any(|l| l.starts_with("AS "));
-    let (mut left, rest): (Vec<_>, Vec<_>) = fs.into_iter().partition(|(_, f)| standard(f));
+    let (left, rest): (Vec<_>, Vec<_>) = fs.into_iter().partition(|(_, f)| standard(f));
+    // Each with how it is called (`schema.name(`) and its body (past its own header, which
+    // names it), read once.
+    let mut left: Vec<_> = left
+        .into_iter()
+        .map(|(sig, f)| {
+            let called = format!("{}(", QName::new(&f.schema, &f.name).sql());
+            let body = f.definition.split_once(&called).map_or(f.definition.as_str(), |(_, rest)| rest);
+            ((sig, f), called, body)
+        })
+        .collect();
     let mut out = Vec::with_capacity(left.len() + rest.len());
     while !left.is_empty() {
         // The first one no other remaining function calls.
-        let pick = (0..left.len()).find(|&i| !left.iter().any(|(_, g)| calls(g, left[i].1))).unwrap_or(0);
-        out.push(left.remove(pick));
+        let called_by_another =
+            |i: usize| left.iter().enumerate().any(|(j, (_, _, body))| j != i && body.contains(left[i].1.as_str()));
+        let pick = (0..left.len()).find(|&i| !called_by_another(i)).unwrap_or(0);
+        out.push(left.remove(pick).0);
     }
     out.extend(rest);
     out

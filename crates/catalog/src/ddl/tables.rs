@@ -16,10 +16,7 @@ pub(super) fn retyped_tables(a: &Snapshot, b: &Snapshot) -> BTreeSet<QName> {
     }
     for (tn, t) in &a.tables {
         let Some(u) = b.tables.get(tn) else { continue };
-        if t.columns
-            .iter()
-            .any(|c| u.column(&c.name).is_some_and(|d| d.type_name != c.type_name || d.collation != c.collation))
-        {
+        if t.columns.iter().any(|c| u.column(&c.name).is_some_and(|d| d.retyped_from(c))) {
             out.insert(tn.clone());
         }
     }
@@ -333,11 +330,7 @@ fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 // copies the parent's. (A default that changes was dropped in the first phase,
                 // unless it was inherited then too.)
                 let old = t.column(&c.name);
-                let dropped = old.is_some_and(|o| {
-                    let retyped = o.type_name != c.type_name || o.collation != c.collation;
-                    o.default.is_some() && (o.default != c.default || retyped) && !o.inherited
-                });
-                let now = if dropped { None } else { old.and_then(|o| o.default.clone()) };
+                let now = old.filter(|o| !default_dropped(o, c)).and_then(|o| o.default.clone());
                 if old.is_some() && c.default != now {
                     match &c.default {
                         Some(d) => s.push(format!("{at} SET DEFAULT {d}")),
@@ -619,7 +612,7 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
         _ => {}
     }
     // A changing default was dropped in the first phase.
-    let retyped = old.type_name != c.type_name || old.collation != c.collation;
+    let retyped = c.retyped_from(old);
     if retyped {
         let collate = c.collation.as_ref().map(|x| format!(" COLLATE {x}")).unwrap_or_default();
         // Between user types (enums), and between built-in types of different kinds (a number
@@ -672,17 +665,11 @@ pub(super) fn alter_column(tn: &QName, old: &Column, c: &Column, a: &Snapshot, b
             // The sequence keeps its name through renames of the table or column: give it the
             // target's.
             if let (Some(from), Some(to)) = (&old.identity_sequence, &c.identity_sequence) {
-                if from != to {
-                    let (from_schema, _) = split_qualified(from);
-                    let (to_schema, to_name) = split_qualified(to);
-                    let mut seq = from.clone();
-                    if from_schema != to_schema {
-                        s.push(format!("ALTER SEQUENCE {seq} SET SCHEMA {to_schema}"));
-                        seq = format!("{to_schema}.{}", split_qualified(from).1);
-                    }
-                    if split_qualified(&seq).1 != to_name {
-                        s.push(format!("ALTER SEQUENCE {seq} RENAME TO {to_name}"));
-                    }
+                if from.schema != to.schema {
+                    s.push(format!("ALTER SEQUENCE {from} SET SCHEMA {}", qi(&to.schema)));
+                }
+                if from.name != to.name {
+                    s.push(format!("ALTER SEQUENCE {} RENAME TO {}", QName::new(&to.schema, &from.name), qi(&to.name)));
                 }
             }
             if let (Some(from), Some(to)) = (&old.identity_options, &c.identity_options) {
@@ -707,17 +694,4 @@ fn rename_not_null(tn: &QName, column: &str, to: &str) -> String {
          \x20 IF n IS NOT NULL AND n <> {n} THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {t}, n, {n}); END IF;\n\
          END $migsafe$"
     )
-}
-
-/// `schema.name` (each part as written, quoted or not) split at the dot between them.
-fn split_qualified(q: &str) -> (&str, &str) {
-    let mut quoted = false;
-    for (i, ch) in q.char_indices() {
-        match ch {
-            '"' => quoted = !quoted,
-            '.' if !quoted => return (&q[..i], &q[i + 1..]),
-            _ => {}
-        }
-    }
-    ("", q)
 }

@@ -55,7 +55,7 @@ pub(super) fn views_and_touched(a: &Snapshot, b: &Snapshot) -> (BTreeSet<QName>,
         };
         let changed = t.columns.iter().any(|c| match u.column(&c.name) {
             None => true,
-            Some(d) => c.type_name != d.type_name || c.collation != d.collation || c.generated != d.generated,
+            Some(d) => d.retyped_from(c) || c.generated != d.generated,
         });
         if changed {
             touched.insert(n.clone());

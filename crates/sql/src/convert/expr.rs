@@ -98,10 +98,14 @@ pub(super) fn column_ref_name(node: &Node) -> Option<String> {
     }
 }
 
+/// `n` and every node under it.
+fn nodes_under(n: &NodeEnum) -> impl Iterator<Item = NodeRef<'_>> {
+    std::iter::once(n.to_ref()).chain(n.nodes().into_iter().map(|(r, ..)| r))
+}
+
 /// The names `pick` finds at `n` and every node under it, sorted, once each.
 fn names_under(n: &NodeEnum, pick: impl Fn(&NodeRef) -> Option<String>) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::iter::once(n.to_ref()).chain(n.nodes().into_iter().map(|(r, ..)| r)).filter_map(|r| pick(&r)).collect();
+    let mut names: Vec<String> = nodes_under(n).filter_map(|r| pick(&r)).collect();
     names.sort();
     names.dedup();
     names
@@ -120,8 +124,7 @@ pub(super) fn calls_in(n: &NodeEnum) -> Vec<String> {
 /// The calls under `n` whose arguments are all constants (evaluated as PL/pgSQL would).
 pub(super) fn constant_calls(n: &NodeEnum) -> Vec<ConstantCall> {
     let no_names = crate::plpgsql::Bindings::default();
-    std::iter::once(n.to_ref())
-        .chain(n.nodes().into_iter().map(|(r, ..)| r))
+    nodes_under(n)
         .filter_map(|r| match r {
             NodeRef::FuncCall(f) if !f.func_variadic && !f.agg_star => Some(ConstantCall {
                 function: qual_from_list(&f.funcname),

@@ -63,25 +63,39 @@ pub(super) fn drop_views(c: &Change, s: &mut Script) {
 /// Constraints that go or change: foreign keys first (they depend on unique indexes); a
 /// foreign key on a rekeyed table goes and comes back.
 pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
-    let Change { a, b, retyped, rekeyed, .. } = c;
+    let Change { a, b, retyped: all_retyped, rekeyed, .. } = c;
+    // Partitions' keys attached to a parent's index that is dropped go with it (CASCADE).
+    let cascaded: BTreeSet<(&QName, &String)> = a
+        .tables
+        .iter()
+        .filter(|(_, t)| t.kind == TableKind::Partitioned)
+        .flat_map(|(tn, t)| {
+            let u = b.tables.get(tn);
+            t.indexes
+                .iter()
+                .filter(move |(n, i)| {
+                    !i.inherited
+                        && u.is_some_and(|u| {
+                            !index_kept(i, u, n, all_retyped.contains(tn)) || index_unattaches(a, b, tn, i)
+                        })
+                })
+                .flat_map(move |(_, i)| keys_under_index(a, tn, i))
+        })
+        .collect();
     for pass in [true, false] {
         for (tn, t) in &a.tables {
             let u = b.tables.get(tn);
             let table_dropped = u.is_none();
-            let retyped = retyped.contains(tn);
             for (cn, c) in &t.constraints {
                 // A constraint trigger goes with its trigger (DROP TRIGGER).
                 if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != pass {
                     continue;
                 }
-                let other = u.and_then(|u| u.constraints.get(cn));
-                let keep = other.is_some_and(|o| constraint_same(c, o))
-                    && !(retyped && has_typed_constants(c))
-                    && !fk_on(rekeyed, c);
+                let keep = key_kept(a, b, tn, cn, c, all_retyped, rekeyed);
                 if table_dropped && !pass {
                     continue; // dropped with the table
                 }
-                if !keep {
+                if !keep && !cascaded.contains(&(tn, cn)) {
                     s.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {}", qi(cn)));
                 }
             }
@@ -99,10 +113,9 @@ pub(super) fn drop_table_indexes(c: &Change, s: &mut Script) {
             if i.constraint || i.inherited {
                 continue;
             }
-            let keep = u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint)
-                && !(retyped && has_typed_expressions(i));
-            if !keep {
-                s.push(format!("DROP INDEX {}", QName::new(&tn.schema, iname)));
+            if !index_kept(i, u, iname, retyped) || index_unattaches(a, b, tn, i) {
+                let cascade = if keys_under_index(a, tn, i).is_empty() { "" } else { " CASCADE" };
+                s.push(format!("DROP INDEX {}{cascade}", QName::new(&tn.schema, iname)));
             }
         }
     }

@@ -69,6 +69,88 @@ pub(super) fn names_columns(t: &Trigger) -> bool {
     t.definition.contains(" WHEN (") || t.definition.contains(" UPDATE OF ")
 }
 
+/// Whether constraint `c` of `a` stays through the drop phase, `other` being the target's of
+/// the same name (on a retyped table, one with typed constants is made again; a foreign key on
+/// a rekeyed table too).
+pub(super) fn constraint_kept(
+    c: &Constraint,
+    other: Option<&Constraint>,
+    retyped: bool,
+    rekeyed: &BTreeSet<QName>,
+) -> bool {
+    other.is_some_and(|o| constraint_same(c, o)) && !(retyped && has_typed_constants(c)) && !fk_on(rekeyed, c)
+}
+
+/// [`constraint_kept`] for constraint `cn` of table `tn`, and not a key of a partitioned table
+/// that a partition staying under it has attached in `a` and not in `b`: an attached key cannot
+/// be dropped alone, so the parent's goes and comes back.
+pub(super) fn key_kept(
+    a: &Snapshot,
+    b: &Snapshot,
+    tn: &QName,
+    cn: &str,
+    c: &Constraint,
+    retyped: &BTreeSet<QName>,
+    rekeyed: &BTreeSet<QName>,
+) -> bool {
+    let other = b.tables.get(tn).and_then(|u| u.constraints.get(cn));
+    constraint_kept(c, other, retyped.contains(tn), rekeyed) && !unattaches(a, b, tn, cn)
+}
+
+/// Whether a partition of `tn` that stays has, in `a`, its key attached to `tn`'s key `cn`,
+/// and in `b` not.
+fn unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, cn: &str) -> bool {
+    let under = |t: &Table| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn);
+    a.tables.iter().filter(|(_, t)| under(t)).any(|(pn, t)| {
+        let Some(u) = b.tables.get(pn).filter(|u| under(u)) else { return false };
+        t.constraints.iter().filter(|(_, k)| k.inherited).any(|(kn, k)| {
+            parent_constraint(a, t, kn, k).is_some_and(|(p, pcn, _)| p == tn && pcn == cn)
+                && u.constraints.get(kn).is_none_or(|k| !k.inherited)
+        })
+    })
+}
+
+/// Whether `b` has key `cn` of partitioned table `tn` on the parent alone (its index invalid:
+/// not every partition has one attached): it is added `ONLY` there.
+fn key_only(b: &Snapshot, tn: &QName, cn: &str) -> bool {
+    b.tables.get(tn).is_some_and(|u| u.kind == TableKind::Partitioned)
+        && b.tables.get(tn).and_then(|u| u.indexes.get(cn)).is_some_and(|i| !i.valid)
+}
+
+/// The constraint of a parent of `t` (its partitioned table or an inheritance parent) that
+/// `t`'s inherited constraint `cn` comes from: a key or exclusion of the same definition (a
+/// partition's key has its own name), anything else of the same name.
+fn parent_constraint<'s>(
+    snap: &'s Snapshot,
+    t: &Table,
+    cn: &str,
+    k: &Constraint,
+) -> Option<(&'s QName, &'s String, &'s Constraint)> {
+    let keyed = matches!(k.kind, ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion);
+    let parents = t.partition_of.iter().map(|(p, _)| p).chain(t.inherits.iter());
+    parents.filter_map(|p| snap.tables.get_key_value(p)).find_map(|(pn, pt)| {
+        pt.constraints
+            .iter()
+            .find(|(pcn, pk)| if keyed { pk.kind == k.kind && pk.definition == k.definition } else { *pcn == cn })
+            .map(|(pcn, pk)| (pn, pcn, pk))
+    })
+}
+
+/// Whether `a`'s inherited constraint `cn` of table `t` is still there after the drop phase:
+/// it goes with its parent's when that is dropped (detaching comes after).
+pub(super) fn inherited_kept(
+    a: &Snapshot,
+    b: &Snapshot,
+    t: &Table,
+    cn: &str,
+    k: &Constraint,
+    retyped: &BTreeSet<QName>,
+    rekeyed: &BTreeSet<QName>,
+) -> bool {
+    let Some((pn, pcn, pk)) = parent_constraint(a, t, cn, k) else { return true };
+    b.tables.contains_key(pn) && key_kept(a, b, pn, pcn, pk, retyped, rekeyed)
+}
+
 pub(super) fn constraint_same(a: &Constraint, b: &Constraint) -> bool {
     // NOT VALID → valid is a VALIDATE, not a drop. Valid → NOT VALID is a drop and an ADD … NOT
     // VALID (cheap: nothing is checked), so the target is reproduced exactly.
@@ -282,6 +364,7 @@ pub(super) fn render_tables(
     alter_tables(a, b, s);
     // Constraints other than foreign keys, then indexes, then foreign keys.
     add_constraints(a, b, retyped, rekeyed, false, s);
+    attach_partition_keys(a, b, retyped, rekeyed, s);
     add_indexes(a, b, retyped, s);
     add_constraints(a, b, retyped, rekeyed, true, s);
     table_settings(a, b, s);
@@ -359,16 +442,17 @@ fn add_constraints(
 ) {
     for (tn, u) in &b.tables {
         let t = a.tables.get(tn);
-        let retyped = retyped.contains(tn);
         for (cn, c) in &u.constraints {
             // A constraint trigger is its trigger's: CREATE CONSTRAINT TRIGGER makes both.
             if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != fk_pass {
                 continue;
             }
-            match t.and_then(|t| t.constraints.get(cn)) {
-                Some(old)
-                    if constraint_same(old, c) && !(retyped && has_typed_constants(old)) && !fk_on(rekeyed, old) =>
-                {
+            // One inherited before goes with its parent's when that is dropped.
+            let old = t
+                .and_then(|t| t.constraints.get(cn).map(|k| (t, k)))
+                .filter(|(t, k)| !k.inherited || inherited_kept(a, b, t, cn, k, retyped, rekeyed));
+            match old.map(|(_, k)| k) {
+                Some(old) if key_kept(a, b, tn, cn, old, retyped, rekeyed) => {
                     if !old.validated && c.validated {
                         s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
                     }
@@ -377,12 +461,54 @@ fn add_constraints(
                     }
                 }
                 _ => {
-                    s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
+                    let only = if key_only(b, tn, cn) { "ONLY " } else { "" };
+                    s.push(format!("ALTER TABLE {only}{tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
                     if c.comment.is_some() {
                         s.push(comment_sql(&format!("CONSTRAINT {} ON {tn}", qi(cn)), &c.comment));
                     }
                 }
             }
+        }
+    }
+}
+
+/// A partition's key (primary key, unique, exclusion) that the target has attached to its
+/// parent's, where the parent's stays (one added now brings its partitions' along): the
+/// partition's is added when it has none, and its index attached to the parent's.
+fn attach_partition_keys(
+    a: &Snapshot,
+    b: &Snapshot,
+    retyped: &BTreeSet<QName>,
+    rekeyed: &BTreeSet<QName>,
+    s: &mut Script,
+) {
+    for (tn, u) in b.tables.iter().filter(|(_, u)| u.partition_of.is_some()) {
+        let t = a.tables.get(tn);
+        for (cn, c) in u.constraints.iter().filter(|(_, c)| c.inherited) {
+            if !matches!(c.kind, ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion) {
+                continue;
+            }
+            let Some((pn, pcn, _)) = parent_constraint(b, u, cn, c) else { continue };
+            let parent_stays = a
+                .tables
+                .get(pn)
+                .and_then(|p| p.constraints.get(pcn))
+                .is_some_and(|old| key_kept(a, b, pn, pcn, old, retyped, rekeyed));
+            // A partition made or attached now gets its parent's keys from PostgreSQL.
+            let stays_under = t.is_some_and(|t| t.partition_of.as_ref().map(|(p, _)| p) == Some(pn));
+            if !(parent_stays || key_only(b, pn, pcn)) || !stays_under {
+                continue;
+            }
+            let old = t.and_then(|t| t.constraints.get(cn).map(|k| (t, k)));
+            if old.is_some_and(|(t, k)| k.inherited && inherited_kept(a, b, t, cn, k, retyped, rekeyed)) {
+                continue; // attached already
+            }
+            let own =
+                old.is_some_and(|(_, k)| !k.inherited && constraint_kept(k, Some(c), retyped.contains(tn), rekeyed));
+            if !own {
+                s.push(format!("ALTER TABLE {tn} ADD CONSTRAINT {} {}", qi(cn), c.definition));
+            }
+            s.push(attach_sql(pn, pcn, tn, cn));
         }
     }
 }
@@ -400,8 +526,9 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             // One attached to a parent's index goes with it (an index partition cannot be
             // detached): made again as the partition's own.
             let same = |j: &&Index| j.definition == i.definition && !j.constraint && !j.inherited;
-            let old =
-                t.and_then(|t| t.indexes.get(iname)).filter(|j| same(j) && !(retyped && has_typed_expressions(j)));
+            let old = t
+                .and_then(|t| t.indexes.get(iname))
+                .filter(|j| same(j) && !(retyped && has_typed_expressions(j)) && !index_unattaches(a, b, tn, j));
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
                 partitioned_index(a, b, tn, iname, i, s);
@@ -435,16 +562,50 @@ fn partition_indexes<'b>(
     b: &'b Snapshot,
     tn: &QName,
     shape: (bool, &str),
-) -> Vec<(&'b QName, Option<(&'b String, &'b Index)>)> {
+) -> Vec<(&'b QName, Vec<(&'b String, &'b Index)>)> {
     b.tables
         .iter()
         .filter(|(_, t)| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn))
         .map(|(pn, p)| {
-            let found: Vec<(&String, &Index)> =
-                p.indexes.iter().filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape)).collect();
-            (pn, if let [one] = found.as_slice() { Some(*one) } else { None })
+            let found = p.indexes.iter().filter(|(_, j)| j.inherited && index_shape(&j.definition) == Some(shape));
+            (pn, found.collect())
         })
         .collect()
+}
+
+/// The partitions' keys (table, constraint) whose indexes `a` has attached to index `iname`
+/// of partitioned table `tn` (one not backing a constraint itself): dropping the parent's index
+/// needs CASCADE and takes them, and they cannot be dropped before it.
+pub(super) fn keys_under_index<'a>(a: &'a Snapshot, tn: &QName, i: &Index) -> Vec<(&'a QName, &'a String)> {
+    let Some(shape) = index_shape(&i.definition).filter(|_| !i.constraint) else { return vec![] };
+    partition_indexes(a, tn, shape)
+        .into_iter()
+        .filter_map(|(pn, found)| match found.as_slice() {
+            [(name, j)] if j.constraint => Some((pn, *name)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether index `iname` of table `t` in `a` stays through the drop phase (`u` is the
+/// target's table).
+pub(super) fn index_kept(i: &Index, u: &Table, iname: &str, retyped: bool) -> bool {
+    u.indexes.get(iname).is_some_and(|j| j.definition == i.definition && !j.constraint)
+        && !(retyped && has_typed_expressions(i))
+}
+
+/// Whether a partition of `tn` that stays under it has, in `a`, its index attached to `tn`'s
+/// index `i` and, in `b`, not: an index partition cannot be detached, so the parent's index
+/// goes (taking the attached ones) and is made again.
+pub(super) fn index_unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, i: &Index) -> bool {
+    let Some(shape) = index_shape(&i.definition) else { return false };
+    partition_indexes(a, tn, shape).into_iter().any(|(pn, found)| {
+        let stays = b.tables.get(pn).is_some_and(|u| u.partition_of.as_ref().is_some_and(|(p, _)| p == tn));
+        match found.as_slice() {
+            [(name, _)] => stays && b.tables[pn].indexes.get(*name).is_none_or(|j| !j.inherited),
+            _ => false,
+        }
+    })
 }
 
 /// `ALTER INDEX … ATTACH PARTITION …`: index `child` of partition `pn` under index `iname` of
@@ -456,9 +617,10 @@ fn attach_sql(tn: &QName, iname: &str, pn: &QName, child: &str) -> String {
 /// Create index `iname` of table `tn` as `b` has it. On a partitioned table PostgreSQL prints it
 /// `ON ONLY` the parent, which alone leaves it invalid and the partitions without theirs: as
 /// pg_dump does, each partition's index (`b`'s name and definition) is created, or found already
-/// there, and attached, which makes the parent's valid. When a partition's index cannot be told
-/// among `b`'s, the index is created on the parent without ONLY, and PostgreSQL creates or
-/// attaches the partitions' own.
+/// there, and attached, which makes the parent's valid. An index `b` has invalid has partitions
+/// without one attached: those are left alone. When a partition's index cannot be told among
+/// `b`'s, the index is created on the parent without ONLY, and PostgreSQL creates or attaches
+/// the partitions' own.
 fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
     let only = format!(" ON ONLY {tn} ");
     if !i.definition.contains(&only) {
@@ -466,13 +628,23 @@ fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &In
         return;
     }
     let children = index_shape(&i.definition).map(|shape| partition_indexes(b, tn, shape));
-    let Some(children) = children.filter(|c| c.iter().all(|(_, child)| child.is_some())) else {
+    let told = |c: &Vec<(&QName, Vec<(&String, &Index)>)>| {
+        c.iter().all(|(_, found)| found.len() == 1 || (found.is_empty() && !i.valid))
+    };
+    let Some(children) = children.filter(told) else {
         s.push(i.definition.replacen(&only, &format!(" ON {tn} "), 1));
         return;
     };
     s.push(i.definition.clone());
-    for (pn, (name, j)) in children.into_iter().filter_map(|(pn, child)| Some((pn, child?))) {
-        let there = a.tables.get(pn).and_then(|t| t.indexes.get(name)).is_some_and(|k| k.definition == j.definition);
+    for (pn, found) in children {
+        let Some((name, j)) = found.first() else { continue };
+        // (One that backs a constraint goes with it, one attached to this index's old self
+        // with that.)
+        let there = a
+            .tables
+            .get(pn)
+            .and_then(|t| t.indexes.get(*name))
+            .is_some_and(|k| k.definition == j.definition && !k.constraint && !k.inherited);
         // A key's index is made by its constraint, added before the indexes.
         if !there && !j.constraint {
             partitioned_index(a, b, pn, name, j, s);
@@ -483,9 +655,13 @@ fn partitioned_index(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &In
 
 /// An index of partitioned table `tn` that both sides have: the partitions' indexes `b` has
 /// attached to it and `a` has as their own (same name and definition) are attached.
-fn attach_partition_indexes(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
+fn attach_partition_indexes<'b>(a: &Snapshot, b: &'b Snapshot, tn: &QName, iname: &str, i: &Index, s: &mut Script) {
     let Some(shape) = index_shape(&i.definition) else { return };
-    for (pn, (name, j)) in partition_indexes(b, tn, shape).into_iter().filter_map(|(pn, child)| Some((pn, child?))) {
+    let one = |(pn, found): (&'b QName, Vec<(&'b String, &'b Index)>)| match found.as_slice() {
+        [(name, j)] => Some((pn, (*name, *j))),
+        _ => None,
+    };
+    for (pn, (name, j)) in partition_indexes(b, tn, shape).into_iter().filter_map(one) {
         let local = a
             .tables
             .get(pn)

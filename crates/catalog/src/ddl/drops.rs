@@ -113,7 +113,8 @@ pub(super) fn drop_table_indexes(c: &Change, s: &mut Script) {
             if i.constraint || i.inherited {
                 continue;
             }
-            if !index_kept(i, u, iname, retyped) || index_unattaches(a, b, tn, i) {
+            if !index_kept(i, u, iname, retyped) || index_unattaches(a, b, tn, i) || adopted_instead(a, b, tn, iname, i)
+            {
                 let cascade = if keys_under_index(a, tn, i).is_empty() { "" } else { " CASCADE" };
                 s.push(format!("DROP INDEX {}{cascade}", QName::new(&tn.schema, iname)));
             }
@@ -168,6 +169,18 @@ pub(super) fn drop_tables(c: &Change, s: &mut Script) {
     for tn in gone {
         let t = &a.tables[tn];
         let parent_dropped = t.partition_of.as_ref().is_some_and(|(p, _)| !b.tables.contains_key(p));
+        // A foreign key referencing the partitioned table depends on each of its partitions:
+        // one that goes is detached first (that check is PostgreSQL's).
+        if let Some((p, _)) = t.partition_of.as_ref().filter(|_| !parent_dropped) {
+            let referenced = a
+                .tables
+                .values()
+                .flat_map(|x| x.constraints.values())
+                .any(|k| k.kind == ConstraintType::ForeignKey && k.references.as_ref() == Some(p));
+            if referenced {
+                s.push(format!("ALTER TABLE {p} DETACH PARTITION {tn}"));
+            }
+        }
         if !parent_dropped {
             let kw = if t.kind == TableKind::Foreign { "FOREIGN TABLE" } else { "TABLE" };
             s.push(format!("DROP {kw} {tn}"));

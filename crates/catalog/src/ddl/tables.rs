@@ -42,7 +42,7 @@ pub(super) fn fk_on(rekeyed: &BTreeSet<QName>, c: &Constraint) -> bool {
 }
 
 /// Tables of the source whose primary key, unique or exclusion constraints or unique indexes
-/// go or change (a foreign key referencing them may depend on one).
+/// go, change or are made again (a foreign key referencing them may depend on one).
 pub(super) fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>) -> BTreeSet<QName> {
     let mut out = BTreeSet::new();
     for (tn, t) in &a.tables {
@@ -52,12 +52,13 @@ pub(super) fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QNam
             .iter()
             .filter(|(_, c)| c.kind.is_key())
             .any(|(cn, c)| !u.constraints.get(cn).is_some_and(|o| constraint_same(c, o)) || retyped.contains(tn));
-        let unique_index_changes = t
-            .indexes
-            .iter()
-            .filter(|(_, i)| !i.constraint && i.definition.starts_with("CREATE UNIQUE"))
-            .any(|(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition));
-        if keys_change || unique_index_changes {
+        let unique_index_changes =
+            t.indexes.iter().filter(|(_, i)| !i.constraint && i.definition.starts_with("CREATE UNIQUE")).any(
+                |(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition) || index_unattaches(a, b, tn, i),
+            );
+        // A partitioned table's key or index made again for its partitions' sake.
+        let keys_remade = t.constraints.iter().any(|(cn, c)| c.kind.is_key() && unattaches(a, b, tn, cn));
+        if keys_change || unique_index_changes || keys_remade {
             out.insert(tn.clone());
         }
     }
@@ -94,7 +95,31 @@ pub(super) fn key_kept(
     rekeyed: &BTreeSet<QName>,
 ) -> bool {
     let other = b.tables.get(tn).and_then(|u| u.constraints.get(cn));
-    constraint_kept(c, other, retyped.contains(tn), rekeyed) && !unattaches(a, b, tn, cn)
+    constraint_kept(c, other, retyped.contains(tn), rekeyed)
+        && !unattaches(a, b, tn, cn)
+        && !fk_clones_renamed(a, b, tn, c)
+}
+
+/// Whether foreign key `c` of table `tn` references a partitioned table and the copies
+/// PostgreSQL keeps of it for each referenced partition (before 18, named after the referencing
+/// table when they were made) have other names in `b`: a renamed table's keep the old ones, so
+/// the foreign key is made again.
+fn fk_clones_renamed(a: &Snapshot, b: &Snapshot, tn: &QName, c: &Constraint) -> bool {
+    let Some(p) = c.references.as_ref().filter(|_| c.kind == ConstraintType::ForeignKey) else { return false };
+    let clones = |snap: &Snapshot| -> Option<BTreeSet<String>> {
+        let t = snap.tables.get(tn)?;
+        let under =
+            |r: &QName| snap.tables.get(r).is_some_and(|x| x.partition_of.as_ref().is_some_and(|(q, _)| q == p));
+        Some(
+            t.constraints
+                .iter()
+                .filter(|(_, k)| k.inherited && k.kind == ConstraintType::ForeignKey)
+                .filter(|(_, k)| k.references.as_ref().is_some_and(under))
+                .map(|(n, _)| n.clone())
+                .collect(),
+        )
+    };
+    matches!((clones(a), clones(b)), (Some(x), Some(y)) if x != y)
 }
 
 /// Whether a partition of `tn` that stays has, in `a`, its key attached to `tn`'s key `cn`,
@@ -444,7 +469,19 @@ fn add_constraints(
         let t = a.tables.get(tn);
         for (cn, c) in &u.constraints {
             // A constraint trigger is its trigger's: CREATE CONSTRAINT TRIGGER makes both.
-            if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != fk_pass {
+            if c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != fk_pass {
+                continue;
+            }
+            if c.inherited {
+                // A child's copy of a parent's NOT VALID check or foreign key is NOT VALID
+                // too, until validated on the child alone.
+                let parent_not_valid = parent_constraint(b, u, cn, c).is_some_and(|(_, _, pk)| !pk.validated);
+                let valid_now = t
+                    .and_then(|t| t.constraints.get(cn).map(|k| (t, k)))
+                    .is_some_and(|(t, k)| k.validated && inherited_kept(a, b, t, cn, k, retyped, rekeyed));
+                if c.validated && parent_not_valid && !valid_now {
+                    s.push(format!("ALTER TABLE {tn} VALIDATE CONSTRAINT {}", qi(cn)));
+                }
                 continue;
             }
             // One inherited before goes with its parent's when that is dropped.
@@ -526,9 +563,12 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             // One attached to a parent's index goes with it (an index partition cannot be
             // detached): made again as the partition's own.
             let same = |j: &&Index| j.definition == i.definition && !j.constraint && !j.inherited;
-            let old = t
-                .and_then(|t| t.indexes.get(iname))
-                .filter(|j| same(j) && !(retyped && has_typed_expressions(j)) && !index_unattaches(a, b, tn, j));
+            let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
+                same(j)
+                    && !(retyped && has_typed_expressions(j))
+                    && !index_unattaches(a, b, tn, j)
+                    && !adopted_instead(a, b, tn, iname, j)
+            });
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
                 partitioned_index(a, b, tn, iname, i, s);
@@ -594,18 +634,38 @@ pub(super) fn index_kept(i: &Index, u: &Table, iname: &str, retyped: bool) -> bo
         && !(retyped && has_typed_expressions(i))
 }
 
+/// Whether table `tn`'s own index `iname` (`i` in `a`) would be taken by `ATTACH PARTITION` for
+/// an index of the new parent's that the target has attached to another index of `tn`: it is
+/// dropped before and made again after, so PostgreSQL makes the parent's its own.
+pub(super) fn adopted_instead(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index) -> bool {
+    let (Some(t), Some(u)) = (a.tables.get(tn), b.tables.get(tn)) else { return false };
+    let Some((pn, _)) = u.partition_of.as_ref().filter(|_| t.partition_of != u.partition_of) else { return false };
+    let Some(shape) = index_shape(&i.definition).filter(|_| !i.inherited && !i.constraint) else { return false };
+    let parent_has =
+        b.tables.get(pn).is_some_and(|p| p.indexes.values().any(|j| index_shape(&j.definition) == Some(shape)));
+    parent_has && u.indexes.iter().any(|(n, j)| n != iname && j.inherited && index_shape(&j.definition) == Some(shape))
+}
+
 /// Whether a partition of `tn` that stays under it has, in `a`, its index attached to `tn`'s
 /// index `i` and, in `b`, not: an index partition cannot be detached, so the parent's index
 /// goes (taking the attached ones) and is made again.
+///
+/// So too when a partition made now has a key's index attached to it: a partition made with
+/// `PARTITION OF` gets an index of its own for each of its parent's at once, and the key's would
+/// be a second one.
 pub(super) fn index_unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, i: &Index) -> bool {
     let Some(shape) = index_shape(&i.definition) else { return false };
-    partition_indexes(a, tn, shape).into_iter().any(|(pn, found)| {
-        let stays = b.tables.get(pn).is_some_and(|u| u.partition_of.as_ref().is_some_and(|(p, _)| p == tn));
-        match found.as_slice() {
-            [(name, _)] => stays && b.tables[pn].indexes.get(*name).is_none_or(|j| !j.inherited),
-            _ => false,
-        }
-    })
+    let new_with_key = partition_indexes(b, tn, shape)
+        .into_iter()
+        .any(|(pn, found)| !a.tables.contains_key(pn) && matches!(found.as_slice(), [(_, j)] if j.constraint));
+    new_with_key
+        || partition_indexes(a, tn, shape).into_iter().any(|(pn, found)| {
+            let stays = b.tables.get(pn).is_some_and(|u| u.partition_of.as_ref().is_some_and(|(p, _)| p == tn));
+            match found.as_slice() {
+                [(name, _)] => stays && b.tables[pn].indexes.get(*name).is_none_or(|j| !j.inherited),
+                _ => false,
+            }
+        })
 }
 
 /// `ALTER INDEX … ATTACH PARTITION …`: index `child` of partition `pn` under index `iname` of

@@ -76,7 +76,7 @@ pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
                 .filter(move |(n, i)| {
                     !i.inherited
                         && u.is_some_and(|u| {
-                            !index_kept(i, u, n, all_retyped.contains(tn)) || index_unattaches(a, b, tn, i)
+                            !index_kept(i, u, n, all_retyped.contains(tn)) || index_remade(a, b, tn, n, i)
                         })
                 })
                 .flat_map(move |(_, i)| keys_under_index(a, tn, i))
@@ -113,8 +113,7 @@ pub(super) fn drop_table_indexes(c: &Change, s: &mut Script) {
             if i.constraint || i.inherited {
                 continue;
             }
-            if !index_kept(i, u, iname, retyped) || index_unattaches(a, b, tn, i) || adopted_instead(a, b, tn, iname, i)
-            {
+            if !index_kept(i, u, iname, retyped) || index_remade(a, b, tn, iname, i) {
                 let cascade = if keys_under_index(a, tn, i).is_empty() { "" } else { " CASCADE" };
                 s.push(format!("DROP INDEX {}{cascade}", QName::new(&tn.schema, iname)));
             }

@@ -54,7 +54,7 @@ pub(super) fn rekeyed_tables(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QNam
             .any(|(cn, c)| !u.constraints.get(cn).is_some_and(|o| constraint_same(c, o)) || retyped.contains(tn));
         let unique_index_changes =
             t.indexes.iter().filter(|(_, i)| !i.constraint && i.definition.starts_with("CREATE UNIQUE")).any(
-                |(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition) || index_unattaches(a, b, tn, i),
+                |(n, i)| u.indexes.get(n).is_none_or(|j| j.definition != i.definition) || index_remade(a, b, tn, n, i),
             );
         // A partitioned table's key or index made again for its partitions' sake.
         let keys_remade = t.constraints.iter().any(|(cn, c)| c.kind.is_key() && unattaches(a, b, tn, cn));
@@ -563,12 +563,9 @@ fn add_indexes(a: &Snapshot, b: &Snapshot, retyped: &BTreeSet<QName>, s: &mut Sc
             // One attached to a parent's index goes with it (an index partition cannot be
             // detached): made again as the partition's own.
             let same = |j: &&Index| j.definition == i.definition && !j.constraint && !j.inherited;
-            let old = t.and_then(|t| t.indexes.get(iname)).filter(|j| {
-                same(j)
-                    && !(retyped && has_typed_expressions(j))
-                    && !index_unattaches(a, b, tn, j)
-                    && !adopted_instead(a, b, tn, iname, j)
-            });
+            let old = t
+                .and_then(|t| t.indexes.get(iname))
+                .filter(|j| same(j) && !(retyped && has_typed_expressions(j)) && !index_remade(a, b, tn, iname, j));
             let qn = QName::new(&tn.schema, iname);
             if old.is_none() {
                 partitioned_index(a, b, tn, iname, i, s);
@@ -634,10 +631,16 @@ pub(super) fn index_kept(i: &Index, u: &Table, iname: &str, retyped: bool) -> bo
         && !(retyped && has_typed_expressions(i))
 }
 
+/// Whether index `iname` of table `tn` (`i` in `a`), the same in `b`, is dropped and made again
+/// for its partitions' or its new parent's sake.
+pub(super) fn index_remade(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index) -> bool {
+    index_unattaches(a, b, tn, i) || adopted_instead(a, b, tn, iname, i)
+}
+
 /// Whether table `tn`'s own index `iname` (`i` in `a`) would be taken by `ATTACH PARTITION` for
 /// an index of the new parent's that the target has attached to another index of `tn`: it is
 /// dropped before and made again after, so PostgreSQL makes the parent's its own.
-pub(super) fn adopted_instead(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index) -> bool {
+fn adopted_instead(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Index) -> bool {
     let (Some(t), Some(u)) = (a.tables.get(tn), b.tables.get(tn)) else { return false };
     let Some((pn, _)) = u.partition_of.as_ref().filter(|_| t.partition_of != u.partition_of) else { return false };
     let Some(shape) = index_shape(&i.definition).filter(|_| !i.inherited && !i.constraint) else { return false };
@@ -653,7 +656,7 @@ pub(super) fn adopted_instead(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &st
 /// So too when a partition made now has a key's index attached to it: a partition made with
 /// `PARTITION OF` gets an index of its own for each of its parent's at once, and the key's would
 /// be a second one.
-pub(super) fn index_unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, i: &Index) -> bool {
+fn index_unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, i: &Index) -> bool {
     let Some(shape) = index_shape(&i.definition) else { return false };
     let new_with_key = partition_indexes(b, tn, shape)
         .into_iter()

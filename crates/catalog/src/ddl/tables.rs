@@ -105,7 +105,9 @@ pub(super) fn key_kept(
 /// table when they were made) have other names in `b`: a renamed table's keep the old ones, so
 /// the foreign key is made again.
 fn fk_clones_renamed(a: &Snapshot, b: &Snapshot, tn: &QName, c: &Constraint) -> bool {
-    let Some(p) = c.references.as_ref().filter(|_| c.kind == ConstraintType::ForeignKey) else { return false };
+    let Some(p) = c.references.as_ref().filter(|p| c.kind == ConstraintType::ForeignKey && is_partitioned(b, p)) else {
+        return false;
+    };
     let clones = |snap: &Snapshot| -> Option<BTreeSet<String>> {
         let t = snap.tables.get(tn)?;
         let under =
@@ -125,6 +127,9 @@ fn fk_clones_renamed(a: &Snapshot, b: &Snapshot, tn: &QName, c: &Constraint) -> 
 /// Whether a partition of `tn` that stays has, in `a`, its key attached to `tn`'s key `cn`,
 /// and in `b` not.
 fn unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, cn: &str) -> bool {
+    if !is_partitioned(a, tn) {
+        return false;
+    }
     let under = |t: &Table| t.partition_of.as_ref().is_some_and(|(p, _)| p == tn);
     a.tables.iter().filter(|(_, t)| under(t)).any(|(pn, t)| {
         let Some(u) = b.tables.get(pn).filter(|u| under(u)) else { return false };
@@ -133,6 +138,11 @@ fn unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, cn: &str) -> bool {
                 && u.constraints.get(kn).is_none_or(|k| !k.inherited)
         })
     })
+}
+
+/// Whether `tn` is a partitioned table in `snap` (only those have partitions to look through).
+fn is_partitioned(snap: &Snapshot, tn: &QName) -> bool {
+    snap.tables.get(tn).is_some_and(|t| t.kind == TableKind::Partitioned)
 }
 
 /// Whether `b` has key `cn` of partitioned table `tn` on the parent alone (its index invalid:
@@ -614,7 +624,9 @@ fn partition_indexes<'b>(
 /// of partitioned table `tn` (one not backing a constraint itself): dropping the parent's index
 /// needs CASCADE and takes them, and they cannot be dropped before it.
 pub(super) fn keys_under_index<'a>(a: &'a Snapshot, tn: &QName, i: &Index) -> Vec<(&'a QName, &'a String)> {
-    let Some(shape) = index_shape(&i.definition).filter(|_| !i.constraint) else { return vec![] };
+    let Some(shape) = index_shape(&i.definition).filter(|_| !i.constraint && is_partitioned(a, tn)) else {
+        return vec![];
+    };
     partition_indexes(a, tn, shape)
         .into_iter()
         .filter_map(|(pn, found)| match found.as_slice() {
@@ -657,7 +669,9 @@ fn adopted_instead(a: &Snapshot, b: &Snapshot, tn: &QName, iname: &str, i: &Inde
 /// `PARTITION OF` gets an index of its own for each of its parent's at once, and the key's would
 /// be a second one.
 fn index_unattaches(a: &Snapshot, b: &Snapshot, tn: &QName, i: &Index) -> bool {
-    let Some(shape) = index_shape(&i.definition) else { return false };
+    let Some(shape) = index_shape(&i.definition).filter(|_| is_partitioned(a, tn) && is_partitioned(b, tn)) else {
+        return false;
+    };
     let new_with_key = partition_indexes(b, tn, shape)
         .into_iter()
         .any(|(pn, found)| !a.tables.contains_key(pn) && matches!(found.as_slice(), [(_, j)] if j.constraint));

@@ -50,6 +50,12 @@ impl ConstraintType {
         matches!(self, ConstraintType::PrimaryKey | ConstraintType::Unique)
     }
 
+    /// Whether an index backs it (a primary key, unique or exclusion constraint): a
+    /// partition's is attached to its parent's by its index.
+    pub fn has_index(self) -> bool {
+        matches!(self, ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion)
+    }
+
     /// The suffix PostgreSQL gives the name it chooses for an unnamed one (`t_a_key`).
     pub fn default_name_suffix(self) -> &'static str {
         match self {

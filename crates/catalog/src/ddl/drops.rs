@@ -63,25 +63,10 @@ pub(super) fn drop_views(c: &Change, s: &mut Script) {
 /// Constraints that go or change: foreign keys first (they depend on unique indexes); a
 /// foreign key on a rekeyed table goes and comes back.
 pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
-    let Change { a, b, retyped: all_retyped, rekeyed, .. } = c;
+    let Change { a, b, retyped, rekeyed, .. } = c;
     // Partitions' keys attached to a parent's index that is dropped go with it (CASCADE).
-    let cascaded: BTreeSet<(&QName, &String)> = a
-        .tables
-        .iter()
-        .filter(|(_, t)| t.kind == TableKind::Partitioned)
-        .flat_map(|(tn, t)| {
-            let u = b.tables.get(tn);
-            t.indexes
-                .iter()
-                .filter(move |(n, i)| {
-                    !i.inherited
-                        && u.is_some_and(|u| {
-                            !index_kept(i, u, n, all_retyped.contains(tn)) || index_remade(a, b, tn, n, i)
-                        })
-                })
-                .flat_map(move |(_, i)| keys_under_index(a, tn, i))
-        })
-        .collect();
+    let cascaded: BTreeSet<(&QName, &String)> =
+        dropped_table_indexes(c).flat_map(|(tn, _, i)| keys_under_index(a, tn, i)).collect();
     for pass in [true, false] {
         for (tn, t) in &a.tables {
             let u = b.tables.get(tn);
@@ -91,7 +76,7 @@ pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
                 if c.inherited || c.kind == ConstraintType::Trigger || (c.kind == ConstraintType::ForeignKey) != pass {
                     continue;
                 }
-                let keep = key_kept(a, b, tn, cn, c, all_retyped, rekeyed);
+                let keep = key_kept(a, b, tn, cn, c, retyped, rekeyed);
                 if table_dropped && !pass {
                     continue; // dropped with the table
                 }
@@ -105,20 +90,26 @@ pub(super) fn drop_constraints(c: &Change, s: &mut Script) {
 
 /// Indexes of tables that stay, which go or change.
 pub(super) fn drop_table_indexes(c: &Change, s: &mut Script) {
-    let Change { a, b, retyped, .. } = c;
-    for (tn, t) in &a.tables {
-        let Some(u) = b.tables.get(tn) else { continue };
-        let retyped = retyped.contains(tn);
-        for (iname, i) in &t.indexes {
-            if i.constraint || i.inherited {
-                continue;
-            }
-            if !index_kept(i, u, iname, retyped) || index_remade(a, b, tn, iname, i) {
-                let cascade = if keys_under_index(a, tn, i).is_empty() { "" } else { " CASCADE" };
-                s.push(format!("DROP INDEX {}{cascade}", QName::new(&tn.schema, iname)));
-            }
-        }
+    for (tn, iname, i) in dropped_table_indexes(c) {
+        let cascade = if keys_under_index(c.a, tn, i).is_empty() { "" } else { " CASCADE" };
+        s.push(format!("DROP INDEX {}{cascade}", QName::new(&tn.schema, iname)));
     }
+}
+
+/// The tables' own indexes (not a key's, not attached to a parent's) that go, change or are
+/// made again, on tables that stay.
+fn dropped_table_indexes<'a>(c: &'a Change) -> impl Iterator<Item = (&'a QName, &'a String, &'a Index)> + 'a {
+    let Change { a, b, retyped, .. } = c;
+    a.tables.iter().filter_map(|(tn, t)| Some((tn, t, b.tables.get(tn)?))).flat_map(move |(tn, t, u)| {
+        t.indexes
+            .iter()
+            .filter(move |(iname, i)| {
+                !i.constraint
+                    && !i.inherited
+                    && (!index_kept(i, u, iname, retyped.contains(tn)) || index_remade(a, b, tn, iname, i))
+            })
+            .map(move |(iname, i)| (tn, iname, i))
+    })
 }
 
 /// Indexes of materialized views that stay, which go or change.

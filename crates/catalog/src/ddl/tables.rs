@@ -161,7 +161,7 @@ fn parent_constraint<'s>(
     cn: &str,
     k: &Constraint,
 ) -> Option<(&'s QName, &'s String, &'s Constraint)> {
-    let keyed = matches!(k.kind, ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion);
+    let keyed = k.kind.has_index();
     let parents = t.partition_of.iter().map(|(p, _)| p).chain(t.inherits.iter());
     parents.filter_map(|p| snap.tables.get_key_value(p)).find_map(|(pn, pt)| {
         pt.constraints
@@ -532,7 +532,7 @@ fn attach_partition_keys(
     for (tn, u) in b.tables.iter().filter(|(_, u)| u.partition_of.is_some()) {
         let t = a.tables.get(tn);
         for (cn, c) in u.constraints.iter().filter(|(_, c)| c.inherited) {
-            if !matches!(c.kind, ConstraintType::PrimaryKey | ConstraintType::Unique | ConstraintType::Exclusion) {
+            if !c.kind.has_index() {
                 continue;
             }
             let Some((pn, pcn, _)) = parent_constraint(b, u, cn, c) else { continue };

@@ -222,9 +222,14 @@ fn check_consistent(f: &Fleet, run: i64, targets: &[(String, ConnSpec, String, S
             "quarantined" | "skipped_drift" | "failed" | "rolled_back" => {
                 assert!(ours.is_empty(), "{name}: ledger says {state}, history has {ours:?}")
             }
-            _ => assert!(ours.is_empty() || ours.len() == 3, "{name}: {state} but half-applied: {ours:?}"),
+            // Each migration commits on its own: a target that went down mid-apply holds the
+            // first few of the run's, in order (its schema matches its history: `history_of`).
+            _ => assert_eq!(ours, RUN_VERSIONS[..ours.len()], "{name}: {state}, and not a prefix of the run: {ours:?}"),
         }
-        if state != "pending" && state != "running" {
+        if state == "unreachable" {
+            // The ledger cannot know what committed on a host that went away; it never claims more.
+            assert!(ledger_applied.iter().all(|v| ours.contains(v)), "{name}: ledger {ledger_applied:?} vs {ours:?}");
+        } else if state != "pending" && state != "running" {
             let expect: Vec<String> = pending.iter().filter(|v| ours.contains(v)).cloned().collect();
             assert_eq!(ledger_applied, &expect, "{name}: the ledger's applied list vs the history");
         }
@@ -558,6 +563,51 @@ fn tenant_schemas_of_one_database() {
     assert_eq!(public, 0);
 }
 
+/// Make `db` stall (pg_sleep in an event trigger) when a migration adds
+/// `accounts_plan_known`: 003 hangs after 002 committed. The trigger is planted in every target,
+/// so all keep one schema; only `db` carries the setting that arms it.
+fn plant_stall(f: &Fleet, db: &str) {
+    for i in 0..f.dbs.len() {
+        f.spec(i)
+            .connect()
+            .unwrap()
+            .batch_execute(
+                "CREATE FUNCTION stall() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN \
+                   IF current_setting('migsafe_test.stall', true) = 'on' AND current_query() LIKE '%ADD CONSTRAINT accounts_plan_known%' \
+                   THEN PERFORM pg_sleep(600); END IF; END $$; \
+                 CREATE EVENT TRIGGER stall ON ddl_command_start EXECUTE FUNCTION stall()",
+            )
+            .unwrap();
+    }
+    f.spec(f.index(db))
+        .connect()
+        .unwrap()
+        .batch_execute(&format!("ALTER DATABASE {db} SET migsafe_test.stall = 'on'"))
+        .unwrap();
+}
+
+/// Wait until a session of `host` sleeps in `db`'s stall.
+fn wait_stalled(host: &Cluster, db: &str) {
+    let t0 = Instant::now();
+    loop {
+        let n: i64 = host
+            .conn("postgres")
+            .connect()
+            .unwrap()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'PgSleep' AND query LIKE '%accounts_plan_known%'",
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "{db} never reached its stall");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Wait for a run to have at least `n` targets finished.
 fn wait_finished(f: &Fleet, n: i64, limit: Duration) {
     let t0 = Instant::now();
@@ -582,7 +632,9 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
     let mut f = Fleet::new(3, 8);
     let order: Vec<usize> = (0..f.dbs.len()).collect();
     let targets = f.targets_file(&order);
-    // Host 2 goes down (pg_ctl stop -m immediate) while the rollout runs.
+    // Host 2 goes down (pg_ctl stop -m immediate) while the rollout runs, with tenant_2_003
+    // between two of its migrations: 002 committed, 003 running.
+    plant_stall(&f, "tenant_2_003");
     let child = f
         .fleet(
             "apply",
@@ -593,7 +645,7 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_finished(&f, 4, Duration::from_secs(60));
+    wait_stalled(&f.hosts[2], "tenant_2_003");
     f.hosts[2].stop_immediate().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(!text(&out).contains(PASSWORD));
@@ -609,7 +661,18 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
     assert!(down.iter().all(|(_, s)| s == "unreachable" || s == "applied"), "{down:?}");
     assert!(down.iter().any(|(_, s)| s == "unreachable"), "the stop came mid-wave: {down:?}");
     f.hosts[2].restart().unwrap();
-    check_consistent(&f, run, &db_targets(&f));
+    let half = f.index("tenant_2_003");
+    f.spec(half).connect().unwrap().batch_execute("ALTER DATABASE tenant_2_003 RESET migsafe_test.stall").unwrap();
+    let states = check_consistent(&f, run, &db_targets(&f));
+    assert_eq!(states["tenant_2_003"], "unreachable");
+    let applied = history_of(&f.spec(half), "migsafe.history", "public");
+    assert!(applied.contains("002") && !applied.contains("003"), "{applied:?}");
+    // Status reads the truth from the target: 002 applied there, 003 and 004 pending.
+    let out = f.fleet("status", &targets, &["--format", "json"]).output().unwrap();
+    let st = json(&out);
+    let line = st["targets"].as_array().unwrap().iter().find(|t| t["target"] == "tenant_2_003").unwrap().clone();
+    assert_eq!(line["pending"], serde_json::json!(["003", "004"]), "{}", text(&out));
+    assert_eq!(line["state"], "interrupted", "{}", text(&out));
 
     // Resume, and kill the resumed runner with SIGKILL part-way.
     let mut child = f
@@ -650,6 +713,38 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
     assert!(out.status.success(), "{}", text(&out));
     let states = check_consistent(&f, run, &db_targets(&f));
     assert_eq!(count(&states, "applied"), f.dbs.len(), "{states:?}");
+}
+
+#[test]
+fn a_target_that_went_down_mid_apply_is_rolled_back_from_its_history() {
+    let mut f = Fleet::new(2, 2);
+    let order: Vec<usize> = (0..f.dbs.len()).collect();
+    let targets = f.targets_file(&order);
+    plant_stall(&f, "tenant_1_000");
+    let child = f
+        .fleet("apply", &targets, &["--no-rehearse", "--jobs", "2", "--per-host", "1", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_stalled(&f.hosts[1], "tenant_1_000");
+    f.hosts[1].stop_immediate().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let rep = json(&out);
+    let run = rep["run"].as_i64().unwrap();
+    f.hosts[1].restart().unwrap();
+    let half = f.index("tenant_1_000");
+    f.spec(half).connect().unwrap().batch_execute("ALTER DATABASE tenant_1_000 RESET migsafe_test.stall").unwrap();
+    let states = check_consistent(&f, run, &db_targets(&f));
+    assert_eq!(states["tenant_1_000"], "unreachable", "{states:?}");
+    // The ledger could not know 002 committed there; the rollback asks the target.
+    let out = f.fleet("rollback", &targets, &[&run.to_string(), "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let states = check_consistent(&f, run, &db_targets(&f));
+    assert_eq!(states["tenant_1_000"], "rolled_back", "{states:?}\n{}", text(&out));
+    let h = history_of(&f.spec(half), "migsafe.history", "public");
+    assert!(!RUN_VERSIONS.iter().any(|v| h.contains(*v)), "{h:?}");
+    assert_eq!(count(&states, "rolled_back"), 3, "the two applied targets too: {states:?}");
 }
 
 #[test]

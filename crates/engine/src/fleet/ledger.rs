@@ -438,6 +438,16 @@ impl Ledger {
         Ok(())
     }
 
+    /// Record what a target's history shows applied of the run, its state unchanged.
+    pub fn set_applied(&mut self, run: i64, name: &str, applied: &[String]) -> Result<(), EngineError> {
+        let applied = serde_json::to_string(applied).unwrap_or_else(|_| "[]".into());
+        self.c.execute(
+            "UPDATE migsafe_fleet.targets SET applied = $3::text::jsonb WHERE run_id = $1 AND name = $2",
+            &[&run, &name, &applied],
+        )?;
+        Ok(())
+    }
+
     /// Make a resumed run claimable again: unreachable targets are tried again, and the run
     /// goes on from its current wave.
     pub fn reopen_run(&mut self, run: i64) -> Result<(), EngineError> {

@@ -531,9 +531,10 @@ pub fn rollback(
         ledger.stop(run, "stopped by fleet rollback")?;
     }
     ledger.event(run, None, "rollback", "fleet rollback started")?;
+    let mut warnings = rollout::reconcile(targets, &mut ledger, run, opts)?;
     let names: Vec<String> =
         ledger.targets(run)?.into_iter().filter(|t| !t.applied.is_empty()).map(|t| t.name).collect();
-    let warnings = rollout::roll_back(set, targets, &mut ledger, run, &names, opts, progress)?;
+    warnings.extend(rollout::roll_back(set, targets, &mut ledger, run, &names, opts, progress)?);
     let mut rep = rollout::report(&mut ledger, run, opts)?;
     rep.warnings = warnings;
     rep.ms = t0.elapsed().as_secs_f64() * 1000.0;

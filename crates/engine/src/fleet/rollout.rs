@@ -363,6 +363,11 @@ fn run_target(shared: &Shared, t: &Target) -> Attempt {
             if reachable {
                 (TargetState::Failed, Some(error), Some("failure"), None)
             } else {
+                // Each migration commits on its own: the target holds the first few of the
+                // run's, which its history says when it answers (`fleet status`, `--resume`).
+                let error = format!(
+                    "{error} (the migrations it committed before are in its history; `migsafe fleet apply --resume` continues it)"
+                );
                 (TargetState::Unreachable, Some(error), Some("unreachable"), None)
             }
         }
@@ -413,6 +418,36 @@ fn read_applied(t: &Target, pending: &[String]) -> Option<Vec<String>> {
             .map(|r| r.version.clone())
             .collect(),
     )
+}
+
+/// Bring the ledger's `applied` lists in line with the targets' histories where the ledger
+/// cannot know them: a target that went unreachable mid-apply (its migrations are each atomic,
+/// so it holds the first few of the run's, which only its history can say) or whose runner
+/// died. A target still unreachable keeps what the ledger knew, with a warning.
+pub(super) fn reconcile(
+    targets: &[Target],
+    ledger: &mut Ledger,
+    run: i64,
+    opts: &FleetOptions,
+) -> Result<Vec<String>, EngineError> {
+    let uncertain = [TargetState::Unreachable, TargetState::Running, TargetState::Pending];
+    let todo: Vec<(&Target, Vec<String>)> = ledger
+        .targets(run)?
+        .into_iter()
+        .filter(|r| uncertain.contains(&r.state))
+        .filter_map(|r| Some((targets.iter().find(|t| t.name == r.name)?, r.pending)))
+        .collect();
+    let read = super::parallel(&todo, &opts.limits, |_, (t, pending)| (t.name.clone(), read_applied(t, pending)));
+    let mut warnings = Vec::new();
+    for (name, applied) in read {
+        match applied {
+            Some(a) => ledger.set_applied(run, &name, &a)?,
+            None => warnings.push(format!(
+                "{name}: unreachable, so what the run applied there is not known and not rolled back; run `migsafe fleet rollback {run}` again when it answers"
+            )),
+        }
+    }
+    Ok(warnings)
 }
 
 /// Roll back, on each named target, what the run applied there (newest first), with

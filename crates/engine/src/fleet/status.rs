@@ -10,7 +10,7 @@ pub struct StatusLine {
     pub target: String,
     /// Redacted connection string.
     pub url: String,
-    /// `up to date`, `pending`, `drifted`, `unreachable`, `changed`.
+    /// `up to date`, `pending`, `interrupted`, `drifted`, `unreachable`, `changed`.
     pub state: String,
     /// Applied versions of the set.
     pub applied: usize,
@@ -51,6 +51,11 @@ pub fn status(set: &MigrationSet, targets: &[Target], limits: &Limits) -> FleetS
             Ok(v) => {
                 let (state, detail) = if !v.changed.is_empty() {
                     ("changed", Some(format!("applied migrations changed since: {}", v.changed.join(", "))))
+                } else if !v.interrupted.is_empty() {
+                    let which = v.interrupted.join(", ");
+                    ("interrupted", Some(format!(
+                        "{which} never finished (its session or server went away mid-run, or a migsafe is applying it now): `migsafe diagnose`, or `migsafe fleet apply --resume`"
+                    )))
                 } else if let Some(d) = drifted.get(t.name.as_str()) {
                     ("drifted", Some(d.diff.clone()))
                 } else if v.pending.is_empty() {

@@ -26,8 +26,11 @@ const TENANT: &str = "$tenant";
 pub struct Seen {
     /// Versions of the set its history shows applied, in order.
     pub position: Vec<String>,
-    /// Versions of the set it has pending (in order).
+    /// Versions of the set it has pending (in order), interrupted ones included.
     pub pending: Vec<String>,
+    /// Versions whose last run never finished (its session or server went away mid-run, or a
+    /// migsafe is applying it now).
+    pub interrupted: Vec<String>,
     /// Applied migrations whose file changed since (checksum drift).
     pub changed: Vec<String>,
     /// Hash of the normalised snapshot.
@@ -98,9 +101,10 @@ fn read_one(
     let position = states.iter().filter(|s| s.state == State::Applied).map(|s| s.version.clone()).collect();
     let pending = states
         .iter()
-        .filter(|s| matches!(s.state, State::Pending | State::Failed | State::RolledBack))
+        .filter(|s| matches!(s.state, State::Pending | State::Failed | State::RolledBack | State::Running))
         .map(|s| s.version.clone())
         .collect();
+    let interrupted = states.iter().filter(|s| s.state == State::Running).map(|s| s.version.clone()).collect();
     let changed = states.iter().filter(|s| s.state == State::Drifted).map(|s| s.version.clone()).collect();
     let snap = read_snapshot(&mut c, &t.snapshot_options())?;
     let mut table_rows = crate::lint::table_rows(&mut c)?;
@@ -127,7 +131,7 @@ fn read_one(
             }
         }
     };
-    Ok(Seen { position, pending, changed, fingerprint, snapshot, table_rows })
+    Ok(Seen { position, pending, interrupted, changed, fingerprint, snapshot, table_rows })
 }
 
 /// A tenant schema's normalised snapshot with `$tenant` renamed `public`.

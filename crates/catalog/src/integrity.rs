@@ -6,8 +6,57 @@
 use postgres::Client;
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::model::{QName, Snapshot, TableKind};
+use crate::read::{not_extension_member, ns_filter, SnapshotOptions};
 use crate::CatalogError;
+
+/// What the checks are planned over: the tables a snapshot holds (the same schemas, extension
+/// members left out) and their kinds. From a snapshot already read, or read alone in one query,
+/// when nothing else needs the whole snapshot (the checklist after `apply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `server_version_num`.
+    pub server_version: u32,
+    /// The tables, with their kinds.
+    pub tables: BTreeMap<QName, TableKind>,
+}
+
+impl From<&Snapshot> for Scope {
+    fn from(snap: &Snapshot) -> Scope {
+        Scope {
+            server_version: snap.server_version,
+            tables: snap.tables.iter().map(|(n, t)| (n.clone(), t.kind)).collect(),
+        }
+    }
+}
+
+impl Scope {
+    /// Read the tables a snapshot with `opts` would hold (the condition `read_relations` uses).
+    pub fn read(client: &mut Client, opts: &SnapshotOptions) -> Result<Scope, CatalogError> {
+        let server_version: i32 = client.query_one("SELECT current_setting('server_version_num')::int", &[])?.get(0);
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','f') AND {} AND {}",
+            ns_filter("n.oid", opts),
+            not_extension_member("c.oid", "pg_class")
+        );
+        let tables = client
+            .query(&sql, &[])?
+            .iter()
+            .map(|r| {
+                let kind = match r.get::<_, String>(2).as_str() {
+                    "p" => TableKind::Partitioned,
+                    "f" => TableKind::Foreign,
+                    _ => TableKind::Regular,
+                };
+                (QName::new(r.get::<_, String>(0), r.get::<_, String>(1)), kind)
+            })
+            .collect();
+        Ok(Scope { server_version: server_version as u32, tables })
+    }
+}
 
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,7 +131,7 @@ fn qi(s: &str) -> String {
 }
 
 /// Plan every integrity check the database needs (one catalog read).
-pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCheck>, CatalogError> {
+pub fn plan_checks(client: &mut Client, snap: &Scope) -> Result<Vec<PlannedCheck>, CatalogError> {
     let mut out = Vec::new();
     // The same four catalog queries after every migration of a rehearsal: prepared once.
     let client = &mut crate::statements::Reusing::new(client)?;
@@ -175,7 +224,7 @@ pub fn plan_checks(client: &mut Client, snap: &Snapshot) -> Result<Vec<PlannedCh
            AND d.refobjsubid > 0 AND ty.typname IN ('int2', 'int4', 'int8') ORDER BY 1, 2")?;
     for r in rows {
         let table = QName::new(r.get::<_, String>(2), r.get::<_, String>(3));
-        if snap.tables.get(&table).is_none_or(|t| t.kind == TableKind::Foreign) {
+        if snap.tables.get(&table).is_none_or(|k| *k == TableKind::Foreign) {
             continue;
         }
         let seq = QName::new(r.get::<_, String>(0), r.get::<_, String>(1));
@@ -391,7 +440,7 @@ pub fn run_custom(client: &mut Client, name: &str, sql: &str) -> CheckResult {
 }
 
 /// Plan and run every check on one connection.
-pub fn run_all(client: &mut Client, snap: &Snapshot) -> Result<Vec<CheckResult>, CatalogError> {
+pub fn run_all(client: &mut Client, snap: &Scope) -> Result<Vec<CheckResult>, CatalogError> {
     let plan = plan_checks(client, snap)?;
     plan.iter().map(|p| p.run(client)).collect()
 }

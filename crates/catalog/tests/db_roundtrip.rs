@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use migsafe_catalog::Snapshot;
+use migsafe_catalog::{integrity, Snapshot};
 use migsafe_pg::testing::TestDb;
 
 mod independent;
@@ -43,6 +43,13 @@ fn round_trip(label: &str, from_sql: &str, to_sql: &str) -> Result<(), String> {
     let to = db_with(&format!("{label}_to"), to_sql);
     let a = Snapshot::capture(&mut from.client()).unwrap();
     let b = Snapshot::capture(&mut to.client()).unwrap();
+    // The integrity checks' scope read alone is the snapshot's tables.
+    let scope = integrity::Scope::read(&mut from.client(), &Default::default()).unwrap();
+    assert_eq!(
+        scope,
+        integrity::Scope::from(&a),
+        "{label}: the integrity scope read alone differs from the snapshot's"
+    );
     let diff = a.diff(&b);
     let ddl = diff.to_sql();
     let mut c = from.client();

@@ -114,7 +114,7 @@ pub fn verify(spec: &ConnSpec, opts: &VerifyOptions) -> Result<VerifyReport, Eng
         opts.statement_timeout.as_millis()
     ))?;
     let snap = Snapshot::capture(&mut main)?;
-    let planned = integrity::plan_checks(&mut main, &snap)?;
+    let planned = integrity::plan_checks(&mut main, &(&snap).into())?;
     let mut results = run_parallel(spec, &planned, opts)?;
 
     // The guide's inventory: unique constraints and NOT NULL columns per table.

@@ -26,8 +26,9 @@ pub(super) fn checklist(
         detail: detail.into(),
     };
     let health = rep.observations.iter().filter(|o| o.severity == IncidentSeverity::P0).count();
-    let snap = migsafe_catalog::read_snapshot(c, &opts.snapshot)?;
-    let checks = integrity::run_all(c, &snap)?;
+    // The checks need the tables in scope, not the whole snapshot.
+    let scope = integrity::Scope::read(c, &opts.snapshot)?;
+    let checks = integrity::run_all(c, &scope)?;
     let bad = checks.iter().filter(|r| !r.ok).count();
     let deadlocks: i64 =
         c.query_one("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", &[])?.get(0);

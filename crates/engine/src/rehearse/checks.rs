@@ -38,7 +38,7 @@ pub(super) fn verify_step(
     written: Option<&BTreeSet<String>>,
 ) -> Result<StepReport, EngineError> {
     let t = Instant::now();
-    let mut planned = integrity::plan_checks(c, s1)?;
+    let mut planned = integrity::plan_checks(c, &s1.into())?;
     let all = planned.len();
     if let Some(w) = written {
         planned.retain(|p| p.relations().iter().any(|r| w.contains(&format!("{}.{}", r.schema, r.name))));

@@ -189,7 +189,7 @@ impl ScratchServer {
         if let Kind::Remote(r) = &self.kind {
             r.created.lock().unwrap_or_else(|e| e.into_inner()).push(name.clone());
         }
-        Ok(ScratchDb { spec: self.conn(&name), name, server: self })
+        Ok(ScratchDb { spec: self.conn(&name), name, server: self, tracer: Default::default() })
     }
 
     /// A new empty database for the migrations of `set`, holding what they expect to find
@@ -235,6 +235,9 @@ pub struct ScratchDb<'a> {
     /// How to connect.
     pub spec: ConnSpec,
     server: &'a ScratchServer,
+    /// The lock tracer's session, kept between migrations (closed before the database is
+    /// cloned or dropped, which need it to have no sessions).
+    pub(crate) tracer: crate::rehearse::trace::TracerSession,
 }
 
 impl<'a> ScratchDb<'a> {
@@ -245,12 +248,14 @@ impl<'a> ScratchDb<'a> {
 
     /// A clone of this database (it must have no open connections).
     pub fn clone_db(&self, purpose: &str) -> Result<ScratchDb<'a>, PgError> {
+        self.tracer.close();
         self.server.create_db(purpose, Some(&self.name))
     }
 }
 
 impl Drop for ScratchDb<'_> {
     fn drop(&mut self) {
+        self.tracer.close();
         let _ = self.server.drop_db(&self.name);
     }
 }

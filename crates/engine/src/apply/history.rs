@@ -236,8 +236,9 @@ pub fn ensure_in(c: &mut Client, h: &HistoryTable) -> Result<(), EngineError> {
     // One lookup when they are there (every run but the first): the DDL, idempotent as it is,
     // costs a new session several times that.
     let index = format!("{}.history_version", migsafe_sql::quote_ident(&h.schema));
-    let there: bool =
-        c.query_one("SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", &[&h.table(), &index])?.get(0);
+    let there: bool = c
+        .query_one("SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", &[&h.table(), &index])?
+        .get(0);
     if !there {
         c.batch_execute(&h.schema_sql())?;
     }

@@ -74,9 +74,9 @@ pub(super) fn forward_traced(
         }
     };
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let nodes = std::cell::RefCell::new(trace::relations(c));
-    let tracer = Tracer::start(&db.spec, pid)?;
-    std::thread::sleep(trace::POLL * 2);
+    let look = trace::SelfLook::prepare(c)?;
+    let nodes = std::cell::RefCell::new(look.relations(c));
+    let tracer = Tracer::start(&db.spec, &db.tracer, pid)?;
     let labels = label(prepared);
     let existing: std::collections::HashSet<String> = nodes.borrow().values().map(|r| r.name.clone()).collect();
     let mut rewrites = Vec::new();
@@ -91,16 +91,16 @@ pub(super) fn forward_traced(
     let mut run: Option<(usize, f64)> = None;
     let t = Instant::now();
     // The scans counted from here on are the migration's, not the data capture's before it.
-    let mut ready = |client: &mut postgres::Client| *nodes.borrow_mut() = trace::relations(client);
+    let mut ready = |client: &mut postgres::Client| *nodes.borrow_mut() = look.relations(client);
     let result = run_observed(c, capture.as_ref(), prepared, &mut ready, &mut |client, i, took| {
         let started = tracer.elapsed_ms() - took.as_secs_f64() * 1000.0;
         let (first, since) = *run.get_or_insert((i, started));
         let run_goes_on = row_level[i] && row_level.get(i + 1).copied().unwrap_or(false);
         if !run_goes_on {
-            for key in trace::own_locks(client) {
+            for key in look.own_locks(client) {
                 held.entry(key).or_insert((since, first));
             }
-            let after = trace::relations(client);
+            let after = look.relations(client);
             let mut nodes = nodes.borrow_mut();
             let found = trace::rewrites(&nodes, &after, &labels(first));
             rewritten.extend(found.iter().map(|r| (r.relation.clone(), first)));
@@ -116,7 +116,7 @@ pub(super) fn forward_traced(
     });
     let took = ms(t);
     let commit_ms = tracer.elapsed_ms();
-    std::thread::sleep(trace::POLL * 2);
+    tracer.wait_for_polls(1);
     // Relations created by the migration are invisible to everyone else: only pre-existing ones matter.
     rep.locks = tracer.finish(&labels, &held, commit_ms, &|rel| existing.contains(rel));
     // In one transaction every lock is held to its end, so the session's own look after each

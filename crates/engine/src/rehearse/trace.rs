@@ -3,7 +3,7 @@
 //! in which mode, from when and until when; and after each statement the migration's own
 //! session compares relfilenodes to catch table and index rewrites.
 
-use postgres::Client;
+use postgres::{Client, Statement};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,9 +25,23 @@ struct Seen {
     statement: usize,
 }
 
+/// The tracer's session on a scratch database, idle between two forward runs. A new session
+/// per migration cost a backend start and a prepare each time.
+#[derive(Default)]
+pub struct TracerSession(Arc<std::sync::Mutex<Option<(Client, Statement)>>>);
+
+impl TracerSession {
+    /// Close the idle session, if any.
+    pub fn close(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 /// A running tracer.
 pub struct Tracer {
     stop: Arc<AtomicBool>,
+    /// Polls of `pg_locks` done so far.
+    polls: Arc<AtomicUsize>,
     /// Index of the statement running now (set by the runner).
     pub current: Arc<AtomicUsize>,
     handle: Option<JoinHandle<BTreeMap<(String, String), Seen>>>,
@@ -40,36 +54,64 @@ const LOCKS_SQL: &str = "SELECT n.nspname || '.' || c.relname, l.mode \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v')";
 
 impl Tracer {
-    /// Start polling the locks of backend `pid` through a new session on `spec`.
-    pub fn start(spec: &ConnSpec, pid: i32) -> Result<Tracer, migsafe_pg::PgError> {
-        let mut client = spec.with_application_name("migsafe lock tracer").connect()?;
+    /// Start polling the locks of backend `pid` through the session kept in `session` (a new
+    /// one on `spec` when there is none, or it no longer answers), and wait for its first poll.
+    pub fn start(spec: &ConnSpec, session: &TracerSession, pid: i32) -> Result<Tracer, migsafe_pg::PgError> {
+        let idle = session.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (mut client, stmt) = match idle {
+            Some(ready) if !ready.0.is_closed() => ready,
+            _ => {
+                let mut c = spec.with_application_name("migsafe lock tracer").connect()?;
+                let s = c.prepare(LOCKS_SQL)?;
+                (c, s)
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let current = Arc::new(AtomicUsize::new(0));
+        let polls = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
-        let (stop2, current2) = (stop.clone(), current.clone());
+        let (stop2, current2, polls2, slot) = (stop.clone(), current.clone(), polls.clone(), session.0.clone());
         let handle = std::thread::spawn(move || {
             let mut seen: BTreeMap<(String, String), Seen> = BTreeMap::new();
-            let stmt = client.prepare(LOCKS_SQL).ok();
             while !stop2.load(Ordering::Relaxed) {
-                if let Some(stmt) = &stmt {
-                    if let Ok(rows) = client.query(stmt, &[&pid]) {
-                        let now = start.elapsed().as_secs_f64() * 1000.0;
-                        let at = current2.load(Ordering::Relaxed);
-                        for r in rows {
-                            let key: (String, String) = (r.get(0), r.get(1));
-                            seen.entry(key).and_modify(|s| s.last = now).or_insert(Seen {
-                                first: now,
-                                last: now,
-                                statement: at,
-                            });
-                        }
+                if let Ok(rows) = client.query(&stmt, &[&pid]) {
+                    let now = start.elapsed().as_secs_f64() * 1000.0;
+                    let at = current2.load(Ordering::Relaxed);
+                    for r in rows {
+                        let key: (String, String) = (r.get(0), r.get(1));
+                        seen.entry(key).and_modify(|s| s.last = now).or_insert(Seen {
+                            first: now,
+                            last: now,
+                            statement: at,
+                        });
                     }
                 }
+                polls2.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(POLL);
+            }
+            if !client.is_closed() {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((client, stmt));
             }
             seen
         });
-        Ok(Tracer { stop, current, handle: Some(handle), start })
+        let tracer = Tracer { stop, polls, current, handle: Some(handle), start };
+        tracer.wait_for_polls(1);
+        Ok(tracer)
+    }
+
+    /// Wait until the tracer has finished `n` more polls of `pg_locks` (the one under way, if
+    /// any, counts), or its thread ended. Replaces fixed sleeps: at the start, so the first
+    /// statement runs under a live tracer; at the end, so a poll that started before the
+    /// commit is counted.
+    pub fn wait_for_polls(&self, n: usize) {
+        let target = self.polls.load(Ordering::SeqCst) + n;
+        let t0 = Instant::now();
+        while self.polls.load(Ordering::SeqCst) < target
+            && self.handle.as_ref().is_some_and(|h| !h.is_finished())
+            && t0.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Milliseconds since the tracer started.
@@ -129,19 +171,6 @@ impl Drop for Tracer {
     }
 }
 
-/// The relation locks this session holds now: (relation, mode).
-pub fn own_locks(client: &mut Client) -> Vec<(String, String)> {
-    client
-        .query(
-            "SELECT n.nspname || '.' || c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' \
-             AND l.granted AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
-            &[],
-        )
-        .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        .unwrap_or_default()
-}
-
 /// A user relation (table, index or materialized view) as the migration's session sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelState {
@@ -154,20 +183,47 @@ pub struct RelState {
     pub seq_scans: i64,
 }
 
-/// The user relations that exist now, by oid.
-pub fn relations(client: &mut Client) -> HashMap<u32, RelState> {
-    let rows = client
-        .query(
-            "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode, \
-                    CASE WHEN c.relkind IN ('r', 'm') THEN pg_stat_get_xact_numscans(c.oid) ELSE 0 END \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'i', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'migsafe_backup')",
-            &[],
-        )
-        .unwrap_or_default();
-    rows.iter()
-        .map(|r| (r.get::<_, u32>(0), RelState { name: r.get(1), node: r.get(2), seq_scans: r.get(3) }))
-        .collect()
+/// The two looks the migration's session takes at itself after its statements, prepared once
+/// per forward run (a run of Lemmy's history takes about 9,000 of them; parsing and planning
+/// each anew was a few seconds of it).
+pub struct SelfLook {
+    locks: Statement,
+    relations: Statement,
+}
+
+impl SelfLook {
+    /// Prepare both on `client` (outside a failed transaction).
+    pub fn prepare(client: &mut Client) -> Result<SelfLook, postgres::Error> {
+        Ok(SelfLook {
+            locks: client.prepare(
+                "SELECT n.nspname || '.' || c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' \
+                 AND l.granted AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
+            )?,
+            relations: client.prepare(
+                "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode, \
+                        CASE WHEN c.relkind IN ('r', 'm') THEN pg_stat_get_xact_numscans(c.oid) ELSE 0 END \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'i', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'migsafe_backup')",
+            )?,
+        })
+    }
+
+    /// The relation locks the session holds now: (relation, mode).
+    pub fn own_locks(&self, client: &mut Client) -> Vec<(String, String)> {
+        client
+            .query(&self.locks, &[])
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .unwrap_or_default()
+    }
+
+    /// The user relations that exist now, by oid.
+    pub fn relations(&self, client: &mut Client) -> HashMap<u32, RelState> {
+        let rows = client.query(&self.relations, &[]).unwrap_or_default();
+        rows.iter()
+            .map(|r| (r.get::<_, u32>(0), RelState { name: r.get(1), node: r.get(2), seq_scans: r.get(3) }))
+            .collect()
+    }
 }
 
 /// Relations that existed in `before` and have another relfilenode in `after`.

@@ -83,6 +83,9 @@ pub(super) fn forward_traced(
     let mut rewritten: Vec<(String, usize)> = Vec::new();
     let mut scanned: Vec<(String, usize)> = Vec::new();
     let mut held: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
+    // Locks on relations a statement dropped: the own look cannot name them, and the tracer
+    // names them from its first poll after the statement, which can fall in a later one's time.
+    let mut dropped: std::collections::BTreeMap<(String, String), (f64, usize)> = Default::default();
     let current = tracer.current.clone();
     // Row-level statements in a row are traced as one run: the locks and rewrites are read once
     // after its last statement and put on its first, so a seed of 10,000 INSERTs costs its own
@@ -97,8 +100,19 @@ pub(super) fn forward_traced(
         let (first, since) = *run.get_or_insert((i, started));
         let run_goes_on = row_level[i] && row_level.get(i + 1).copied().unwrap_or(false);
         if !run_goes_on {
-            for key in look.own_locks(client) {
-                held.entry(key).or_insert((since, first));
+            for (name, oid, mode) in look.own_locks(client) {
+                match name {
+                    Some(name) => {
+                        held.entry((name, mode)).or_insert((since, first));
+                    }
+                    // Dropped by this run: named as it was before it (tables, indexes and
+                    // materialized views), for the report only.
+                    None => {
+                        if let Some(r) = nodes.borrow().get(&oid) {
+                            dropped.entry((r.name.clone(), mode)).or_insert((since, first));
+                        }
+                    }
+                }
             }
             let after = look.relations(client);
             let mut nodes = nodes.borrow_mut();
@@ -118,7 +132,15 @@ pub(super) fn forward_traced(
     let commit_ms = tracer.elapsed_ms();
     tracer.wait_for_polls(1);
     // Relations created by the migration are invisible to everyone else: only pre-existing ones matter.
-    rep.locks = tracer.finish(&labels, &held, commit_ms, &|rel| existing.contains(rel));
+    // A name dropped and made again in the run is in both: the first taking counts.
+    let mut to_commit = dropped;
+    for (k, v) in &held {
+        let e = to_commit.entry(k.clone()).or_insert(*v);
+        if v.0 < e.0 {
+            *e = *v;
+        }
+    }
+    rep.locks = tracer.finish(&labels, &to_commit, commit_ms, &|rel| existing.contains(rel));
     // In one transaction every lock is held to its end, so the session's own look after each
     // statement saw them all (and the tracer the ones a deferred trigger took at commit).
     let written = (prepared.tx_mode == migsafe_sql::lint::TxMode::Wrapped).then(|| {

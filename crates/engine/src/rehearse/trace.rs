@@ -195,10 +195,12 @@ impl SelfLook {
     /// Prepare both on `client` (outside a failed transaction).
     pub fn prepare(client: &mut Client) -> Result<SelfLook, postgres::Error> {
         Ok(SelfLook {
+            // A relation this transaction dropped has no pg_class row any more: its oid is kept.
             locks: client.prepare(
-                "SELECT n.nspname || '.' || c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' \
-                 AND l.granted AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
+                "SELECT n.nspname || '.' || c.relname, l.relation, l.mode FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation \
+                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' \
+                 AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND (n.nspname IS NULL OR n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast'))",
             )?,
             relations: client.prepare(
                 "SELECT c.oid, n.nspname || '.' || c.relname, c.relfilenode, \
@@ -209,11 +211,12 @@ impl SelfLook {
         })
     }
 
-    /// The relation locks the session holds now: (relation, mode).
-    pub fn own_locks(&self, client: &mut Client) -> Vec<(String, String)> {
+    /// The relation locks the session holds now: (relation, oid, mode); the relation is None
+    /// when this transaction dropped it.
+    pub fn own_locks(&self, client: &mut Client) -> Vec<(Option<String>, u32, String)> {
         client
             .query(&self.locks, &[])
-            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
             .unwrap_or_default()
     }
 

@@ -46,11 +46,7 @@ impl Scope {
             .query(&sql, &[])?
             .iter()
             .map(|r| {
-                let kind = match r.get::<_, String>(2).as_str() {
-                    "p" => TableKind::Partitioned,
-                    "f" => TableKind::Foreign,
-                    _ => TableKind::Regular,
-                };
+                let kind = TableKind::from_relkind(r.get::<_, String>(2).chars().next().unwrap_or('r'));
                 (QName::new(r.get::<_, String>(0), r.get::<_, String>(1)), kind)
             })
             .collect();

@@ -124,6 +124,17 @@ pub enum TableKind {
     Foreign,
 }
 
+impl TableKind {
+    /// The kind of a table from its `pg_class.relkind` (`r`, `p` or `f`).
+    pub fn from_relkind(relkind: char) -> TableKind {
+        match relkind {
+            'p' => TableKind::Partitioned,
+            'f' => TableKind::Foreign,
+            _ => TableKind::Regular,
+        }
+    }
+}
+
 /// A table column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {

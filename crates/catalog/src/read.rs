@@ -295,11 +295,7 @@ fn read_relations(
             };
         let replica_identity = ReplicaIdentity::from_code(&r.get::<_, String>(8), r.get(19));
         let table = Table {
-            kind: match kind {
-                'p' => TableKind::Partitioned,
-                'f' => TableKind::Foreign,
-                _ => TableKind::Regular,
-            },
+            kind: TableKind::from_relkind(kind),
             persistence: if r.get::<_, String>(4) == "u" { Persistence::Unlogged } else { Persistence::Permanent },
             partition_key: r.get(9),
             partition_of,

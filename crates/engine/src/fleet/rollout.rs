@@ -431,11 +431,12 @@ pub(super) fn reconcile(
     opts: &FleetOptions,
 ) -> Result<Vec<String>, EngineError> {
     let uncertain = [TargetState::Unreachable, TargetState::Running, TargetState::Pending];
+    let by_name = by_name(targets);
     let todo: Vec<(&Target, Vec<String>)> = ledger
         .targets(run)?
         .into_iter()
         .filter(|r| uncertain.contains(&r.state))
-        .filter_map(|r| Some((targets.iter().find(|t| t.name == r.name)?, r.pending)))
+        .filter_map(|r| Some((*by_name.get(r.name.as_str())?, r.pending)))
         .collect();
     let read = super::parallel(&todo, &opts.limits, |_, (t, pending)| (t.name.clone(), read_applied(t, pending)));
     let mut warnings = Vec::new();
@@ -450,6 +451,11 @@ pub(super) fn reconcile(
     Ok(warnings)
 }
 
+/// The targets by name (a fleet can hold thousands: no search through the list per target).
+fn by_name(targets: &[Target]) -> BTreeMap<&str, &Target> {
+    targets.iter().map(|t| (t.name.as_str(), t)).collect()
+}
+
 /// Roll back, on each named target, what the run applied there (newest first), with
 /// `migsafe rollback`'s procedure; the ledger follows each target's history.
 pub(super) fn roll_back(
@@ -462,14 +468,10 @@ pub(super) fn roll_back(
     progress: &dyn FleetProgress,
 ) -> Result<Vec<String>, EngineError> {
     let rows = ledger.targets(run)?;
-    let todo: Vec<(&Target, Vec<String>)> = names
-        .iter()
-        .filter_map(|n| {
-            let row = rows.iter().find(|r| &r.name == n)?;
-            let t = targets.iter().find(|t| &t.name == n)?;
-            Some((t, row.applied.clone()))
-        })
-        .collect();
+    let applied: BTreeMap<&str, &Vec<String>> = rows.iter().map(|r| (r.name.as_str(), &r.applied)).collect();
+    let by_name = by_name(targets);
+    let todo: Vec<(&Target, Vec<String>)> =
+        names.iter().filter_map(|n| Some((*by_name.get(n.as_str())?, applied.get(n.as_str())?.to_vec()))).collect();
     let warnings = Mutex::new(Vec::new());
     let results = super::parallel(&todo, &opts.limits, |_, (t, applied)| {
         let mut o = opts.apply.clone();

@@ -608,6 +608,24 @@ fn wait_stalled(host: &Cluster, db: &str) {
     }
 }
 
+/// `fleet apply` with `args`, `db`'s server stopped (`pg_ctl stop -m immediate`) once `db` is
+/// between two of its migrations: 002 committed, 003 running (see [`plant_stall`]).
+fn apply_until_stopped_mid_target(f: &mut Fleet, targets: &Path, db: &str, args: &[&str]) -> Output {
+    plant_stall(f, db);
+    let host = f.dbs[f.index(db)].0;
+    let child = f.fleet("apply", targets, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_stalled(&f.hosts[host], db);
+    f.hosts[host].stop_immediate().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Start `db`'s server again, with `db`'s stall disarmed.
+fn restart_disarmed(f: &mut Fleet, db: &str) {
+    let i = f.index(db);
+    f.hosts[f.dbs[i].0].restart().unwrap();
+    f.spec(i).connect().unwrap().batch_execute(&format!("ALTER DATABASE {db} RESET migsafe_test.stall")).unwrap();
+}
+
 /// Wait for a run to have at least `n` targets finished.
 fn wait_finished(f: &Fleet, n: i64, limit: Duration) {
     let t0 = Instant::now();
@@ -632,22 +650,13 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
     let mut f = Fleet::new(3, 8);
     let order: Vec<usize> = (0..f.dbs.len()).collect();
     let targets = f.targets_file(&order);
-    // Host 2 goes down (pg_ctl stop -m immediate) while the rollout runs, with tenant_2_003
-    // between two of its migrations: 002 committed, 003 running.
-    plant_stall(&f, "tenant_2_003");
-    let child = f
-        .fleet(
-            "apply",
-            &targets,
-            &["--no-rehearse", "--jobs", "3", "--per-host", "1", "--max-failures", "100%", "--format", "json"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_stalled(&f.hosts[2], "tenant_2_003");
-    f.hosts[2].stop_immediate().unwrap();
-    let out = child.wait_with_output().unwrap();
+    // Host 2 goes down while the rollout runs, with tenant_2_003 between two of its migrations.
+    let out = apply_until_stopped_mid_target(
+        &mut f,
+        &targets,
+        "tenant_2_003",
+        &["--no-rehearse", "--jobs", "3", "--per-host", "1", "--max-failures", "100%", "--format", "json"],
+    );
     assert!(!text(&out).contains(PASSWORD));
     let rep = json(&out);
     let run = rep["run"].as_i64().unwrap();
@@ -660,9 +669,8 @@ fn a_host_stopped_mid_wave_then_the_runner_killed_then_resumed() {
         .collect();
     assert!(down.iter().all(|(_, s)| s == "unreachable" || s == "applied"), "{down:?}");
     assert!(down.iter().any(|(_, s)| s == "unreachable"), "the stop came mid-wave: {down:?}");
-    f.hosts[2].restart().unwrap();
+    restart_disarmed(&mut f, "tenant_2_003");
     let half = f.index("tenant_2_003");
-    f.spec(half).connect().unwrap().batch_execute("ALTER DATABASE tenant_2_003 RESET migsafe_test.stall").unwrap();
     let states = check_consistent(&f, run, &db_targets(&f));
     assert_eq!(states["tenant_2_003"], "unreachable");
     let applied = history_of(&f.spec(half), "migsafe.history", "public");
@@ -720,21 +728,15 @@ fn a_target_that_went_down_mid_apply_is_rolled_back_from_its_history() {
     let mut f = Fleet::new(2, 2);
     let order: Vec<usize> = (0..f.dbs.len()).collect();
     let targets = f.targets_file(&order);
-    plant_stall(&f, "tenant_1_000");
-    let child = f
-        .fleet("apply", &targets, &["--no-rehearse", "--jobs", "2", "--per-host", "1", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_stalled(&f.hosts[1], "tenant_1_000");
-    f.hosts[1].stop_immediate().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let rep = json(&out);
-    let run = rep["run"].as_i64().unwrap();
-    f.hosts[1].restart().unwrap();
+    let out = apply_until_stopped_mid_target(
+        &mut f,
+        &targets,
+        "tenant_1_000",
+        &["--no-rehearse", "--jobs", "2", "--per-host", "1", "--format", "json"],
+    );
+    let run = json(&out)["run"].as_i64().unwrap();
+    restart_disarmed(&mut f, "tenant_1_000");
     let half = f.index("tenant_1_000");
-    f.spec(half).connect().unwrap().batch_execute("ALTER DATABASE tenant_1_000 RESET migsafe_test.stall").unwrap();
     let states = check_consistent(&f, run, &db_targets(&f));
     assert_eq!(states["tenant_1_000"], "unreachable", "{states:?}");
     // The ledger could not know 002 committed there; the rollback asks the target.

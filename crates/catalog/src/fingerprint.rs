@@ -42,9 +42,17 @@ impl Fingerprint {
     /// Fingerprint the tables of `snapshot` (partitioned parents are skipped: their rows are
     /// in the partitions).
     pub fn capture(client: &mut Client, snapshot: &Snapshot) -> Result<Fingerprint, CatalogError> {
-        let names: Vec<&QName> =
-            snapshot.tables.iter().filter(|(_, t)| t.kind == TableKind::Regular).map(|(n, _)| n).collect();
-        Ok(Fingerprint { tables: fingerprint_tables(client, &names)? })
+        Fingerprint::of(client, &Fingerprint::tables_of(snapshot))
+    }
+
+    /// The tables of `snapshot` that hold rows of their own (not partitioned parents).
+    pub fn tables_of(snapshot: &Snapshot) -> Vec<&QName> {
+        snapshot.tables.iter().filter(|(_, t)| t.kind == TableKind::Regular).map(|(n, _)| n).collect()
+    }
+
+    /// Fingerprint these tables, which must exist.
+    pub fn of(client: &mut Client, tables: &[&QName]) -> Result<Fingerprint, CatalogError> {
+        Ok(Fingerprint { tables: fingerprint_tables(client, tables)? })
     }
 
     /// Fingerprint the given tables, those of them that exist (a table the migration dropped
@@ -54,6 +62,15 @@ impl Fingerprint {
         client: &mut Client,
         tables: impl Iterator<Item = &'a QName>,
     ) -> Result<Fingerprint, CatalogError> {
+        let present = Fingerprint::existing(client, tables)?;
+        Fingerprint::of(client, &present)
+    }
+
+    /// Those of `tables` that exist.
+    pub fn existing<'a>(
+        client: &mut Client,
+        tables: impl Iterator<Item = &'a QName>,
+    ) -> Result<Vec<&'a QName>, CatalogError> {
         let tables: Vec<&QName> = tables.collect();
         let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
         let existing: std::collections::HashSet<String> = client
@@ -61,8 +78,7 @@ impl Fingerprint {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let present: Vec<&QName> = tables.into_iter().filter(|t| existing.contains(&t.to_string())).collect();
-        Ok(Fingerprint { tables: fingerprint_tables(client, &present)? })
+        Ok(tables.into_iter().filter(|t| existing.contains(&t.to_string())).collect())
     }
 
     /// Tables of `self` whose data is not the same in `after` (tables only in `after` are

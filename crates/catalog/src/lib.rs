@@ -41,6 +41,15 @@ impl Snapshot {
         read_snapshot(client, &SnapshotOptions::default())
     }
 
+    /// [`Snapshot::capture`] read by `client` and `helper`, two sessions on the same database, at
+    /// once (see [`read::read_snapshot_split`]).
+    pub fn capture_split(
+        client: &mut postgres::Client,
+        helper: &mut postgres::Client,
+    ) -> Result<Snapshot, CatalogError> {
+        read::read_snapshot_split(client, helper, &SnapshotOptions::default())
+    }
+
     /// [`Snapshot::capture`] inside the transaction block the session has open (see
     /// [`read::read_snapshot_nested`]), or, when it has none, on its own.
     pub fn capture_within(client: &mut postgres::Client) -> Result<Snapshot, CatalogError> {

@@ -3,8 +3,10 @@
 //! every definition names its objects fully. Catalog differences between PostgreSQL 13 and 18
 //! are handled by branching on `server_version_num`.
 
-use postgres::Client;
+use postgres::{Client, IsolationLevel, Row};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use crate::model::*;
 use crate::statements::{listed, Reusing};
@@ -66,9 +68,28 @@ fn qname(schema: String, name: String) -> QName {
 
 /// Read the snapshot of the database `client` is connected to.
 pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
-    let mut tx =
-        client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
-    let snap = read_in(&mut tx, opts)?;
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let snap = read_in(&mut tx, None, opts)?;
+    tx.commit()?;
+    Ok(snap)
+}
+
+/// [`read_snapshot`] with a second session on the same database reading part of the catalog
+/// at the same time: a snapshot is CPU work in the server, and two backends do it on two
+/// cores. Both read in one MVCC snapshot (exported by `client`'s transaction and taken by
+/// `helper`'s, as `pg_dump --jobs` does), so the result is the same as one session's.
+pub fn read_snapshot_split(
+    client: &mut Client,
+    helper: &mut Client,
+    opts: &SnapshotOptions,
+) -> Result<Snapshot, CatalogError> {
+    let mut tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    let id: String = tx.query_one("SELECT pg_catalog.pg_export_snapshot()", &[])?.get(0);
+    let mut other =
+        helper.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+    other.batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", migsafe_sql::quote_literal(&id)))?;
+    let snap = read_in(&mut tx, Some(&mut other), opts)?;
+    other.commit()?;
     tx.commit()?;
     Ok(snap)
 }
@@ -78,23 +99,169 @@ pub fn read_snapshot(client: &mut Client, opts: &SnapshotOptions) -> Result<Snap
 /// session's settings and the transaction are as they were. Fails outside a transaction block.
 pub fn read_snapshot_nested(client: &mut Client, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
     client.batch_execute("SAVEPOINT migsafe_snapshot")?;
-    let snap = read_in(client, opts);
+    let snap = read_in(client, None, opts);
     client.batch_execute("ROLLBACK TO SAVEPOINT migsafe_snapshot; RELEASE SAVEPOINT migsafe_snapshot")?;
     snap
 }
 
-fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Result<Snapshot, CatalogError> {
+const SESSION_SETUP: &str = "SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'";
+
+/// The queries about the relations listed ([`Reusing::set_relations`]), the costliest first,
+/// and how each one's rows go into the snapshot.
+fn per_relation(version: u32) -> Vec<(String, Fold)> {
+    vec![
+        (columns_sql(version), Fold::Columns),
+        (indexes_sql(), Fold::Indexes),
+        (constraints_sql(), Fold::Constraints),
+        (triggers_sql(version), Fold::Triggers),
+        (rules_sql(), Fold::Rules),
+        (policies_sql(), Fold::Policies),
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum Fold {
+    Columns,
+    Indexes,
+    Constraints,
+    Triggers,
+    Rules,
+    Policies,
+}
+
+/// The rows of per-relation query `.0` ([`per_relation`]) about one part of the relations.
+type Taken = Vec<(usize, Vec<Row>)>;
+
+/// The per-relation work, shared by the sessions reading: each task is one of the
+/// [`per_relation`] queries about one part of the relations (two parts when two sessions read,
+/// so each session's share comes out about even; the whole list when one does). A session
+/// takes the next task not taken yet.
+struct Tasks {
+    queries: Vec<(String, Fold)>,
+    parts: Vec<Vec<u32>>,
+    next: AtomicUsize,
+}
+
+impl Tasks {
+    /// Run tasks until none is left, setting the session's list of relations as needed.
+    fn take(&self, c: &mut Reusing<'_, impl postgres::GenericClient>) -> Result<Taken, CatalogError> {
+        let mut out = Vec::new();
+        let mut listed: Option<usize> = None;
+        loop {
+            let t = self.next.fetch_add(1, Ordering::SeqCst);
+            let (q, part) = (t / self.parts.len(), t % self.parts.len());
+            let Some((sql, _)) = self.queries.get(q) else { return Ok(out) };
+            if listed != Some(part) {
+                c.set_relations(self.parts[part].iter().copied())?;
+                listed = Some(part);
+            }
+            out.push((q, c.query(sql)?));
+        }
+    }
+}
+
+/// What does not depend on the list of relations: sequences, functions and the other kinds.
+fn read_unrelated(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
+    read_sequences(c, opts, snap)?;
+    read_functions(c, opts, snap)?;
+    snap.others = crate::others::read_others(c, snap.server_version, opts)?;
+    Ok(())
+}
+
+/// The helper's share: [`read_unrelated`] first, then, once the main session has listed the
+/// relations, the per-relation tasks the main session has not taken.
+fn helper_share(
+    t: &mut postgres::Transaction<'_>,
+    opts: &SnapshotOptions,
+    version: u32,
+    tasks: mpsc::Receiver<std::sync::Arc<Tasks>>,
+) -> Result<(Snapshot, Taken), CatalogError> {
+    let c = &mut Reusing::new(t)?;
+    c.batch_execute(SESSION_SETUP)?;
+    let mut part = Snapshot { server_version: version, ..Default::default() };
+    read_unrelated(c, opts, &mut part)?;
+    // None: the main session failed, and says why.
+    let Ok(tasks) = tasks.recv() else { return Ok((part, Vec::new())) };
+    let rows = tasks.take(c)?;
+    Ok((part, rows))
+}
+
+fn read_in(
+    c: &mut impl postgres::GenericClient,
+    helper: Option<&mut postgres::Transaction<'_>>,
+    opts: &SnapshotOptions,
+) -> Result<Snapshot, CatalogError> {
     let c = &mut Reusing::new(c)?;
-    c.batch_execute("SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'")?;
+    c.batch_execute(SESSION_SETUP)?;
     let version: i32 = c
         .query("SELECT current_setting('server_version_num')::int")?
         .first()
         .map(|r| r.get(0))
         .ok_or_else(|| CatalogError::Unexpected("no server version".into()))?;
     let version = version as u32;
-    let mut snap = Snapshot { server_version: version, ..Default::default() };
+    let (send, tasks) = mpsc::channel::<std::sync::Arc<Tasks>>();
+    std::thread::scope(|scope| {
+        let helper = helper.map(|t| scope.spawn(move || helper_share(t, opts, version, tasks)));
+        let sessions = if helper.is_some() { 2 } else { 1 };
+        let mut snap = Snapshot { server_version: version, ..Default::default() };
+        let mine = (move || -> Result<_, CatalogError> {
+            read_schemas(c, opts, &mut snap)?;
+            read_collations(c, opts, version, &mut snap)?;
+            read_types(c, opts, &mut snap)?;
+            let deps = rule_dependencies(c)?;
+            let rels = read_relations(c, opts, &deps, &mut snap)?;
+            let mut oids: Vec<u32> = rels.keys().copied().collect();
+            oids.sort_unstable();
+            let parts = (0..sessions).map(|p| oids.iter().skip(p).step_by(sessions).copied().collect()).collect();
+            let work = std::sync::Arc::new(Tasks { queries: per_relation(version), parts, next: AtomicUsize::new(0) });
+            // Nobody listens when there is no helper.
+            let _ = send.send(work.clone());
+            drop(send);
+            let rows = work.take(c)?;
+            if sessions == 1 {
+                read_unrelated(c, opts, &mut snap)?;
+            }
+            Ok((snap, rels, deps, rows, work))
+        })();
+        let theirs = match helper {
+            Some(h) => {
+                Some(h.join().map_err(|_| CatalogError::Unexpected("the helper session's reader panicked".into()))??)
+            }
+            None => None,
+        };
+        let (mut snap, rels, deps, mut rows, work) = mine?;
+        if let Some((part, more)) = theirs {
+            snap.sequences = part.sequences;
+            snap.functions = part.functions;
+            snap.others = part.others;
+            rows.extend(more);
+        }
+        // Columns come in order within a relation, and each relation is in one part.
+        rows.sort_by_key(|(q, _)| *q);
+        for (q, rows) in rows {
+            match work.queries[q].1 {
+                Fold::Columns => fold_columns(rows, &rels, &mut snap)?,
+                Fold::Indexes => fold_indexes(rows, &rels, &mut snap)?,
+                Fold::Constraints => fold_constraints(rows, &rels, &mut snap)?,
+                Fold::Triggers => fold_triggers(rows, &rels, &mut snap)?,
+                Fold::Rules => fold_rules(rows, &rels, &deps, &mut snap)?,
+                Fold::Policies => fold_policies(rows, &rels, &mut snap)?,
+            }
+        }
+        Ok(snap)
+    })
+}
 
-    // Schemas.
+/// Schemas and extensions.
+fn read_schemas(
+    c: &mut Reusing<'_, impl postgres::GenericClient>,
+    opts: &SnapshotOptions,
+    snap: &mut Snapshot,
+) -> Result<(), CatalogError> {
     let sql = format!(
         "SELECT n.nspname::text, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = n.oid AND dsc.classoid = 'pg_namespace'::regclass AND dsc.objsubid = 0), {} FROM pg_namespace n WHERE {} AND {}",
         grants("n.nspacl", "n.nspowner", 'n'),
@@ -104,27 +271,11 @@ fn read_in(c: &mut impl postgres::GenericClient, opts: &SnapshotOptions) -> Resu
     for r in c.query(&sql)? {
         snap.schemas.insert(r.get(0), Schema { comment: r.get(1), grants: r.get(2) });
     }
-
-    // Extensions.
     for r in c.query(
         "SELECT e.extname::text, n.nspname::text, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace")? {
         snap.extensions.insert(r.get(0), Extension { schema: r.get(1), version: r.get(2) });
     }
-
-    read_collations(c, opts, version, &mut snap)?;
-    read_types(c, opts, &mut snap)?;
-    let rels = read_relations(c, opts, &mut snap)?;
-    c.set_relations(rels.keys().copied())?;
-    read_columns(c, &rels, &mut snap)?;
-    read_constraints(c, &rels, &mut snap)?;
-    read_indexes(c, &rels, &mut snap)?;
-    read_triggers(c, &rels, version, &mut snap)?;
-    read_policies(c, &rels, &mut snap)?;
-    read_rules(c, &rels, &mut snap)?;
-    read_sequences(c, opts, &mut snap)?;
-    read_functions(c, opts, &mut snap)?;
-    snap.others = crate::others::read_others(c, version, opts)?;
-    Ok(snap)
+    Ok(())
 }
 
 fn read_collations(
@@ -235,6 +386,7 @@ type Rels = HashMap<u32, (QName, char)>;
 fn read_relations(
     c: &mut Reusing<'_, impl postgres::GenericClient>,
     opts: &SnapshotOptions,
+    view_deps: &RuleDeps,
     snap: &mut Snapshot,
 ) -> Result<Rels, CatalogError> {
     let sql = format!(
@@ -260,7 +412,6 @@ fn read_relations(
         not_extension_member("c.oid", "pg_class")
     );
     let mut rels = Rels::new();
-    let view_deps = rule_dependencies(c)?;
     for r in c.query(&sql)? {
         let oid: u32 = r.get(0);
         let name = qname(r.get(1), r.get(2));
@@ -351,12 +502,8 @@ fn rule_dependencies(c: &mut Reusing<'_, impl postgres::GenericClient>) -> Resul
     Ok(out)
 }
 
-fn read_columns(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
-    let version = snap.server_version;
+/// The query of the columns of the relations listed.
+fn columns_sql(version: u32) -> String {
     // Compression exists from 14; the statistics target is NULL by default from 17, -1 before.
     let compression = if version >= 140000 {
         "CASE a.attcompression WHEN 'p' THEN 'compression=pglz' WHEN 'l' THEN 'compression=lz4' END"
@@ -388,7 +535,7 @@ fn read_columns(
         ("NULL::text", "")
     };
     let listed = listed("a.attrelid");
-    let sql = format!(
+    format!(
         "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
@@ -409,8 +556,11 @@ fn read_columns(
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \
          WHERE {listed} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
         grants("a.attacl", "cl.relowner", 'c')
-    );
-    for r in c.query(&sql)? {
+    )
+}
+
+fn fold_columns(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    for r in rows {
         let Some((name, kind)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let col_name: String = r.get(1);
         if *kind == 'v' || *kind == 'm' {
@@ -466,20 +616,18 @@ fn read_columns(
     Ok(())
 }
 
-fn read_constraints(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
-    let rows = c.query(
-        &format!("SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
+fn constraints_sql() -> String {
+    format!("SELECT co.conrelid, co.conname::text, co.contype::text, pg_get_constraintdef(co.oid), co.convalidated, \
            fn.nspname::text, fc.relname::text, \
            ARRAY(SELECT a.attname::text FROM unnest(co.conkey) WITH ORDINALITY k(n, i) \
                  JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.n ORDER BY k.i), \
            (co.conparentid <> 0 OR NOT co.conislocal), (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = co.oid AND dsc.classoid = 'pg_constraint'::regclass AND dsc.objsubid = 0) \
          FROM pg_constraint co \
          LEFT JOIN pg_class fc ON fc.oid = co.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
-         WHERE {listed} AND co.contype <> 'n'", listed = listed("co.conrelid")))?;
+         WHERE {listed} AND co.contype <> 'n'", listed = listed("co.conrelid"))
+}
+
+fn fold_constraints(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let references = match (r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
@@ -506,17 +654,15 @@ fn read_constraints(
     Ok(())
 }
 
-fn read_indexes(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
-    let rows = c.query(
-        &format!("SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
+fn indexes_sql() -> String {
+    format!("SELECT i.indrelid, ic.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid AND i.indisready, \
            EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.conrelid = i.indrelid AND co.contype IN ('p','u','x')), \
            ic.relispartition, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = i.indexrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = 0), \
            i.indisclustered \
-         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE {listed}", listed = listed("i.indrelid")))?;
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE {listed}", listed = listed("i.indrelid"))
+}
+
+fn fold_indexes(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let idx = Index {
@@ -536,19 +682,17 @@ fn read_indexes(
     Ok(())
 }
 
-fn read_triggers(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    version: u32,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
+fn triggers_sql(version: u32) -> String {
     let listed = listed("t.tgrelid");
     let parent = if version >= 130000 { "t.tgparentid <> 0" } else { "false" };
-    let sql = format!(
+    format!(
         "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text, {parent}, (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = t.oid AND dsc.classoid = 'pg_trigger'::regclass AND dsc.objsubid = 0) \
          FROM pg_trigger t WHERE NOT t.tgisinternal AND {listed}"
-    );
-    for r in c.query(&sql)? {
+    )
+}
+
+fn fold_triggers(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
+    for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let trigger = Trigger {
             definition: r.get(2),
@@ -565,17 +709,13 @@ fn read_triggers(
     Ok(())
 }
 
-fn read_rules(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
-    let rows = c.query(
-        &format!("SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
+fn rules_sql() -> String {
+    format!("SELECT r.ev_class, r.rulename::text, pg_get_ruledef(r.oid), r.ev_enabled::text, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = r.oid AND dsc.classoid = 'pg_rewrite'::regclass AND dsc.objsubid = 0) \
-         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND {listed}", listed = listed("r.ev_class")))?;
-    // Only when there are rules (most schemas have none).
-    let deps = if rows.is_empty() { RuleDeps::default() } else { rule_dependencies(c)? };
+         FROM pg_rewrite r WHERE r.rulename <> '_RETURN' AND {listed}", listed = listed("r.ev_class"))
+}
+
+fn fold_rules(rows: Vec<Row>, rels: &Rels, deps: &RuleDeps, snap: &mut Snapshot) -> Result<(), CatalogError> {
     for r in rows {
         let oid: u32 = r.get(0);
         let Some((relation, _)) = rels.get(&oid) else { continue };
@@ -594,16 +734,14 @@ fn read_rules(
     Ok(())
 }
 
-fn read_policies(
-    c: &mut Reusing<'_, impl postgres::GenericClient>,
-    rels: &Rels,
-    snap: &mut Snapshot,
-) -> Result<(), CatalogError> {
-    let rows = c.query(
-        &format!("SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
+fn policies_sql() -> String {
+    format!("SELECT p.polrelid, p.polname::text, p.polpermissive, p.polcmd::text, \
            ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1), \
            pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-         FROM pg_policy p WHERE {listed}", listed = listed("p.polrelid")))?;
+         FROM pg_policy p WHERE {listed}", listed = listed("p.polrelid"))
+}
+
+fn fold_policies(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), CatalogError> {
     for r in rows {
         let Some((name, _)) = rels.get(&r.get::<_, u32>(0)) else { continue };
         let command = match r.get::<_, String>(3).as_str() {

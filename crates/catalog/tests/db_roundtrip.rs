@@ -50,6 +50,9 @@ fn round_trip(label: &str, from_sql: &str, to_sql: &str) -> Result<(), String> {
         integrity::Scope::from(&a),
         "{label}: the integrity scope read alone differs from the snapshot's"
     );
+    // Read by two sessions at once, the snapshot is the same as read by one.
+    let split = Snapshot::capture_split(&mut to.client(), &mut to.client()).unwrap();
+    assert!(split == b, "{label}: the snapshot read by two sessions differs:\n{}", split.diff(&b).summary());
     let diff = a.diff(&b);
     let ddl = diff.to_sql();
     let mut c = from.client();

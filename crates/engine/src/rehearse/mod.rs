@@ -22,7 +22,7 @@ use forward::forward_traced;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use migsafe_catalog::{Fingerprint, Snapshot};
+use migsafe_catalog::{Fingerprint, QName, Snapshot};
 
 use crate::capture;
 use crate::exec::{reset_session, run_captured, run_plain, Prepared};
@@ -110,10 +110,13 @@ pub fn rehearse(
     let mut reports = Vec::new();
     let mut index = 0;
     let mut broken: Option<String> = None;
-    // One session on the base for the whole rehearsal (closed only when the base is copied):
-    // new backends start with cold catalog caches.
-    let mut conn: Option<postgres::Client> = None;
+    // The same sessions on the base for the whole rehearsal (closed only when the base is
+    // copied): new backends start with cold catalog caches.
+    let mut conn: Option<Kept> = None;
     let mut checkpoint: Option<Checkpoint> = None;
+    // Set when migrations were replayed forward only since `replay.s0` was read: it is read
+    // again once, when next needed, not after each of them.
+    let mut stale = false;
     // Lint as for this server: its version, and the TimeZone the migrations' sessions start in.
     let lint_opts = crate::lint::server_options(session(&mut conn, &replay)?)?;
     let mut carried = Carried { known: KnownFaults::new(), linter: SetLinter::new(&lint_opts) };
@@ -133,12 +136,14 @@ pub fn rehearse(
             // base built from a schema already holds it.
             carried.linter.lint(m);
             if opts.base.is_none() {
-                replay.s0 = apply_forward(session(&mut conn, &replay)?, m)?;
+                replay_forward(session(&mut conn, &replay)?, m)?;
+                stale = true;
             }
             continue;
         }
         index += 1;
         let id = m.id();
+        refresh(&mut stale, &mut conn, &mut replay)?;
         if checkpoint.as_ref().is_none_or(|k| pos - k.next >= CHECKPOINT_EVERY) {
             conn = None;
             checkpoint = Some(Checkpoint { db: replay.work("checkpoint")?, s0: replay.s0.clone(), next: pos });
@@ -157,9 +162,12 @@ pub fn rehearse(
                 let k = checkpoint.as_ref().expect("a checkpoint precedes every rehearsed migration");
                 replay.set_base(k.db.clone_db("base")?, k.s0.clone());
                 for m2 in &set.migrations[k.next..=pos] {
+                    if opts.rows.is_some() {
+                        refresh(&mut stale, &mut conn, &mut replay)?;
+                    }
                     fill(&mut conn, &replay, opts)?;
-                    match apply_forward(session(&mut conn, &replay)?, m2) {
-                        Ok(s) => replay.s0 = s,
+                    match replay_forward(session(&mut conn, &replay)?, m2) {
+                        Ok(()) => stale = true,
                         Err(e) => {
                             broken = Some(format!(
                                 "{} did not apply again while restoring the database after {id}'s rollback: {e}",
@@ -247,26 +255,88 @@ enum Outcome {
     Broken,
 }
 
-/// The kept session on the base, opened when there is none.
-fn session<'c>(
-    conn: &'c mut Option<postgres::Client>,
-    replay: &Replay,
-) -> Result<&'c mut postgres::Client, EngineError> {
-    if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        *conn = Some(replay.connect()?);
+/// The sessions kept on the base: the one migrations and checks run on, and a second that
+/// reads half of each snapshot at the same time (a snapshot is CPU work in the server, and
+/// the rehearsal otherwise keeps one core busy).
+struct Kept {
+    main: postgres::Client,
+    helper: postgres::Client,
+}
+
+impl Kept {
+    /// The base's schema, read by both sessions in one MVCC snapshot.
+    fn snapshot(&mut self) -> Result<Snapshot, EngineError> {
+        Ok(Snapshot::capture_split(&mut self.main, &mut self.helper)?)
+    }
+
+    /// Run `on_main` and `on_helper` at the same time, each on its session. For reads of the
+    /// base between the steps of a rehearsal, when nothing else writes to it.
+    fn on_both<A: Send, B: Send>(
+        &mut self,
+        on_main: impl FnOnce(&mut postgres::Client) -> A + Send,
+        on_helper: impl FnOnce(&mut postgres::Client) -> B + Send,
+    ) -> (A, B) {
+        let Kept { main, helper } = self;
+        std::thread::scope(|s| {
+            let b = s.spawn(move || on_helper(helper));
+            let a = on_main(main);
+            (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
+    }
+
+    /// The rows of `tables` (which exist), half of them read by each session.
+    fn fingerprint(&mut self, tables: &[&QName]) -> Result<Fingerprint, EngineError> {
+        let (mine, theirs) = halves(tables);
+        let (a, b) = self.on_both(|c| Fingerprint::of(c, &mine), |c| Fingerprint::of(c, &theirs));
+        let mut all = a?;
+        all.tables.extend(b?.tables);
+        Ok(all)
+    }
+}
+
+/// Every other item, and the rest: two shares of about the same work.
+fn halves<T: Copy>(items: &[T]) -> (Vec<T>, Vec<T>) {
+    (items.iter().step_by(2).copied().collect(), items.iter().skip(1).step_by(2).copied().collect())
+}
+
+impl std::ops::Deref for Kept {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.main
+    }
+}
+
+impl std::ops::DerefMut for Kept {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.main
+    }
+}
+
+/// The kept sessions on the base, opened when there are none.
+fn session<'c>(conn: &'c mut Option<Kept>, replay: &Replay) -> Result<&'c mut Kept, EngineError> {
+    if conn.as_ref().is_none_or(|k| k.main.is_closed() || k.helper.is_closed()) {
+        *conn = Some(Kept { main: replay.connect()?, helper: replay.connect()? });
     }
     Ok(conn.as_mut().expect("just opened"))
 }
 
-/// Apply a migration forward only (replaying it) and return the schema after it.
-fn apply_forward(c: &mut postgres::Client, m: &Migration) -> Result<Snapshot, EngineError> {
+/// Apply a migration forward only (replaying it).
+fn replay_forward(c: &mut Kept, m: &Migration) -> Result<(), EngineError> {
     run_plain(c, &Prepared::new(&m.forward)?)?;
     reset_session(c)?;
-    Ok(Snapshot::capture(c)?)
+    Ok(())
+}
+
+/// Read the base's schema again if migrations were replayed since it was.
+fn refresh(stale: &mut bool, conn: &mut Option<Kept>, replay: &mut Replay) -> Result<(), EngineError> {
+    if std::mem::take(stale) {
+        replay.s0 = session(conn, replay)?.snapshot()?;
+    }
+    Ok(())
 }
 
 /// `--rows`: fill every table of the base before a migration.
-fn fill(conn: &mut Option<postgres::Client>, replay: &Replay, opts: &RehearseOptions) -> Result<(), EngineError> {
+fn fill(conn: &mut Option<Kept>, replay: &Replay, opts: &RehearseOptions) -> Result<(), EngineError> {
     if let Some(rows) = opts.rows {
         let s = replay.s0.clone();
         synth::fill(session(conn, replay)?, &s, rows)?;
@@ -292,7 +362,7 @@ fn rehearse_one<'s>(
     set: &MigrationSet,
     m: &Migration,
     replay: &mut Replay<'s>,
-    conn: &mut Option<postgres::Client>,
+    conn: &mut Option<Kept>,
     opts: &RehearseOptions,
     at: &At,
     carried: &mut Carried,
@@ -310,7 +380,7 @@ fn rehearse_one<'s>(
     // again. When all of it passes the base is at the migrated schema for the next migration;
     // when not, the caller restores it from a checkpoint.
     let c = session(conn, replay)?;
-    let f0 = Fingerprint::capture(c, &s0)?;
+    let f0 = c.fingerprint(&Fingerprint::tables_of(&s0))?;
     // Real sizes only when the rehearsal has data at scale; empty tables say nothing about
     // production.
     if opts.rows.is_some() || opts.data.is_some() {
@@ -348,7 +418,7 @@ fn rehearse_one<'s>(
     // The first migration rehearsed checks everything: the baseline the others build on.
     let written = written.filter(|_| at.index > 1);
     reset_session(c)?;
-    let s1 = Snapshot::capture(c)?;
+    let s1 = c.snapshot()?;
 
     at.step("verify");
     rep.push(verify_step(c, &s1, &mut carried.known, m.version.as_str(), written.as_ref())?);
@@ -425,7 +495,7 @@ struct Done<'a> {
 fn after_rollback(
     d: &Done,
     replay: &Replay,
-    conn: &mut Option<postgres::Client>,
+    conn: &mut Option<Kept>,
     opts: &RehearseOptions,
     at: &At,
     rep: &mut MigrationReport,
@@ -434,13 +504,14 @@ fn after_rollback(
     let c = session(conn, replay)?;
     let t = Instant::now();
     reset_session(c)?;
-    let sr = Snapshot::capture(c)?;
+    let sr = c.snapshot()?;
     let step =
         StepReport::rollback_compare(ms(t), sr.diff(d.s0), &StepReport::shared_extensions(&d.prepared.statements));
     let compared = step.ok;
     rep.push(step);
     let t = Instant::now();
-    let fr = Fingerprint::capture_tables(c, d.f0.tables.keys())?;
+    let present = Fingerprint::existing(c, d.f0.tables.keys())?;
+    let fr = c.fingerprint(&present)?;
     let data = d.f0.compare(&fr);
     let data_ok = data.is_empty();
     rep.push(if data_ok {
@@ -469,7 +540,7 @@ fn after_rollback(
         run_captured(c, cap.as_ref(), d.prepared, &mut |_, _, _| {})?;
         sql_ms = ms(t);
         reset_session(c)?;
-        Ok(Snapshot::capture(c)?)
+        c.snapshot()
     })();
     rep.push(match again {
         Ok(s) => {

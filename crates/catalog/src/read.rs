@@ -55,11 +55,18 @@ pub(crate) fn not_extension_member(oid: &str, catalog: &str) -> String {
 
 /// Grants to roles other than the owner, as sorted `role=PRIV[*]` strings.
 fn grants(acl: &str, owner: &str, kind: char) -> String {
-    format!(
+    let listed = format!(
         "coalesce((SELECT array_agg(g ORDER BY g) FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END \
          || '=' || a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END AS g \
          FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) a WHERE a.grantee <> {owner}) x), '{{}}'::text[])"
-    )
+    );
+    // Where the default grants nothing to anyone but the owner (columns, tables, sequences,
+    // schemas), an object without an ACL has none to list, and the subquery is not run for it.
+    if matches!(kind, 'c' | 'r' | 's' | 'n') {
+        format!("CASE WHEN {acl} IS NULL THEN '{{}}'::text[] ELSE {listed} END")
+    } else {
+        listed
+    }
 }
 
 fn qname(schema: String, name: String) -> QName {
@@ -515,11 +522,16 @@ fn columns_sql(version: u32) -> String {
     } else {
         "CASE WHEN a.attstattarget >= 0 THEN 'statistics=' || a.attstattarget END"
     };
-    let settings = format!(
-        "ARRAY(SELECT x FROM unnest(ARRAY[{compression}, {statistics}, \
+    // Per column, so what most columns do not need is not run for them: without options the
+    // three settings are already in order (compression < statistics < storage).
+    let own = format!(
+        "ARRAY[{compression}, {statistics}, \
            CASE WHEN a.attstorage <> t.typstorage THEN 'storage=' || CASE a.attstorage WHEN 'p' THEN 'plain' \
-                WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END] || coalesce(a.attoptions, '{{}}')) x \
-         WHERE x IS NOT NULL ORDER BY x)"
+                WHEN 'e' THEN 'external' WHEN 'm' THEN 'main' ELSE 'extended' END END]"
+    );
+    let settings = format!(
+        "CASE WHEN a.attoptions IS NULL THEN array_remove({own}, NULL) \
+         ELSE ARRAY(SELECT x FROM unnest({own} || a.attoptions) x WHERE x IS NOT NULL ORDER BY x) END"
     );
     // PostgreSQL 18 keeps every NOT NULL as a named constraint. Only a table's own are read: an
     // inherited one (a partition's) keeps the name it had when it was attached, or its
@@ -540,17 +552,18 @@ fn columns_sql(version: u32) -> String {
            pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
                 FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END, \
-           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), {}, a.attinhcount > 0, \
+           (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = a.attrelid AND dsc.classoid = 'pg_class'::regclass AND dsc.objsubid = a.attnum), \
+           {}, a.attinhcount > 0, \
            {settings}, \
-           (SELECT ARRAY[s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle::int] \
+           CASE WHEN a.attidentity <> '' THEN (SELECT ARRAY[s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle::int] \
               FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
-              WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
-                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1), \
+              WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
+                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END, \
            {not_null_name}, \
-           (SELECT ARRAY[sn.nspname::text, sc.relname::text] \
+           CASE WHEN a.attidentity <> '' THEN (SELECT ARRAY[sn.nspname::text, sc.relname::text] \
               FROM pg_depend dep JOIN pg_class sc ON sc.oid = dep.objid JOIN pg_namespace sn ON sn.oid = sc.relnamespace \
-              WHERE a.attidentity <> '' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
-                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) \
+              WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
+                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \

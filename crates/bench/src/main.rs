@@ -230,7 +230,7 @@ fn rehearse_section(bins: &PgBinaries) -> R<String> {
     let n = r.migrations.len() as f64;
     Ok(format!(
         "## Rehearsal (issue 5)\n\nThe 284 crates.io migrations with their own down files: forward (lock-traced), verify, rollback, \
-         schema and data compare, re-apply, for each. Everything runs on one base database through one kept session; a checkpoint copy taken every 8 migrations restores the base whenever a down file does not give back the exact state. (The first design, a fresh database copy and connection per step, took 109 s with 310 ms of overhead per migration.)\n\n| migrations | total | user SQL (forward + rollback + reapply) | overhead per migration | target |\n|---|---|---|---|---|\n\
+         schema and data compare, re-apply, for each. Everything runs on one base database through two kept sessions (the migration runs on one; snapshots, fingerprints and integrity checks are read by both at once); a checkpoint copy taken every 16 migrations restores the base whenever a down file does not give back the exact state. (The first design, a fresh database copy and connection per step, took 109 s with 310 ms of overhead per migration.)\n\n| migrations | total | user SQL (forward + rollback + reapply) | overhead per migration | target |\n|---|---|---|---|---|\n\
          | {} ({failed} down files found not to restore the schema) | {:.1} s | {:.1} s | {:.0} ms | < 3 min total, < 200 ms overhead |\n\n",
         r.migrations.len(),
         total / 1000.0,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::OtherObject;
-use crate::read::{not_extension_member, ns_filter, SnapshotOptions};
+use crate::read::{not_extension_member, ns_filter, SnapshotOptions, FIRST_USER_OID};
 use crate::statements::Reusing;
 use crate::CatalogError;
 
@@ -88,14 +88,14 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
              || CASE c.castmethod WHEN 'f' THEN 'WITH FUNCTION ' || c.castfunc::regprocedure::text WHEN 'i' THEN 'WITH INOUT' ELSE 'WITHOUT FUNCTION' END \
              || CASE c.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT' ELSE '' END, \
            'DROP CAST IF EXISTS (' || c.castsource::regtype::text || ' AS ' || c.casttarget::regtype::text || ')', NULL, false \
-         FROM pg_cast c WHERE c.oid >= 16384 AND {}",
+         FROM pg_cast c WHERE c.oid >= {FIRST_USER_OID} AND {}",
         not_extension_member("c.oid", "pg_cast")
     ));
     // Operators, operator classes and families (dropped by name; created by hand).
     q.push(format!(
         "SELECT 'operator', o.oid::regoperator::text, o.oprcode::regprocedure::text || ' ' || o.oprresult::regtype::text, '', NULL, \
            'DROP OPERATOR IF EXISTS ' || o.oid::regoperator::text, NULL, false \
-         FROM pg_operator o WHERE o.oid >= 16384 AND {} AND {}",
+         FROM pg_operator o WHERE o.oid >= {FIRST_USER_OID} AND {} AND {}",
         ns("o.oprnamespace"),
         not_extension_member("o.oid", "pg_operator")
     ));
@@ -104,7 +104,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
            c.opcintype::regtype::text || CASE WHEN c.opcdefault THEN ' DEFAULT' ELSE '' END, '', NULL, \
            'DROP OPERATOR CLASS IF EXISTS ' || quote_ident(n.nspname) || '.' || quote_ident(c.opcname) || ' USING ' || quote_ident(am.amname), NULL, false \
          FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace JOIN pg_am am ON am.oid = c.opcmethod \
-         WHERE c.oid >= 16384 AND {} AND {}",
+         WHERE c.oid >= {FIRST_USER_OID} AND {} AND {}",
         ns("c.opcnamespace"),
         not_extension_member("c.oid", "pg_opclass")
     ));
@@ -112,7 +112,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
         "SELECT 'operator family', quote_ident(n.nspname) || '.' || quote_ident(f.opfname) || ' USING ' || quote_ident(am.amname), '', '', NULL, \
            'DROP OPERATOR FAMILY IF EXISTS ' || quote_ident(n.nspname) || '.' || quote_ident(f.opfname) || ' USING ' || quote_ident(am.amname), NULL, false \
          FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace JOIN pg_am am ON am.oid = f.opfmethod \
-         WHERE f.oid >= 16384 AND {} AND {} \
+         WHERE f.oid >= {FIRST_USER_OID} AND {} AND {} \
            AND NOT EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcname = f.opfname AND c.opcnamespace = f.opfnamespace)",
         ns("f.opfnamespace"),
         not_extension_member("f.oid", "pg_opfamily")
@@ -134,7 +134,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
            'ALTER TEXT SEARCH CONFIGURATION ' || c.oid::regconfig::text || ' DROP MAPPING IF EXISTS FOR ' \
              || (SELECT string_agg(t.alias, ', ' ORDER BY t.tokid) FROM ts_token_type(c.cfgparser) t) || coalesce(';' || chr(10) || {adds}, ''), false \
          FROM pg_ts_config c JOIN pg_ts_parser p ON p.oid = c.cfgparser JOIN pg_namespace pn ON pn.oid = p.prsnamespace \
-         WHERE c.oid >= 16384 AND {} AND {}",
+         WHERE c.oid >= {FIRST_USER_OID} AND {} AND {}",
         ns("c.cfgnamespace"),
         not_extension_member("c.oid", "pg_ts_config")
     ));
@@ -144,7 +144,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
              || coalesce(', ' || td.dictinitoption, '') || ')', \
            'DROP TEXT SEARCH DICTIONARY IF EXISTS ' || td.oid::regdictionary::text, NULL, false \
          FROM pg_ts_dict td JOIN pg_ts_template t ON t.oid = td.dicttemplate JOIN pg_namespace tn ON tn.oid = t.tmplnamespace \
-         WHERE td.oid >= 16384 AND {} AND {}",
+         WHERE td.oid >= {FIRST_USER_OID} AND {} AND {}",
         ns("td.dictnamespace"),
         not_extension_member("td.oid", "pg_ts_dict")
     ));
@@ -187,7 +187,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
     q.push(format!(
         "SELECT 'language', quote_ident(l.lanname), l.lanplcallfoid::regprocedure::text, '', NULL, \
            'DROP LANGUAGE IF EXISTS ' || quote_ident(l.lanname), NULL, false \
-         FROM pg_language l WHERE l.oid >= 16384 AND {}",
+         FROM pg_language l WHERE l.oid >= {FIRST_USER_OID} AND {}",
         not_extension_member("l.oid", "pg_language")
     ));
     q.push(format!(
@@ -195,7 +195,7 @@ fn queries(version: u32, opts: &SnapshotOptions) -> Vec<String> {
            'CREATE ACCESS METHOD ' || quote_ident(a.amname) || ' TYPE ' || CASE a.amtype WHEN 't' THEN 'TABLE' ELSE 'INDEX' END \
              || ' HANDLER ' || a.amhandler::regproc::text, \
            'DROP ACCESS METHOD IF EXISTS ' || quote_ident(a.amname), NULL, false \
-         FROM pg_am a WHERE a.oid >= 16384 AND {}",
+         FROM pg_am a WHERE a.oid >= {FIRST_USER_OID} AND {}",
         not_extension_member("a.oid", "pg_am")
     ));
     q

@@ -44,6 +44,12 @@ pub(crate) fn ns_filter(col: &str, opts: &SnapshotOptions) -> String {
     s
 }
 
+/// PostgreSQL's `FirstNormalObjectId`: objects with a lower oid were made by `initdb` (the
+/// server never assigns one to a user's object, even after the oid counter wraps), so a
+/// catalog read of user objects can skip the thousands of built-in ones by their oid index.
+/// Not for schemas: `public` is made by `initdb`.
+pub(crate) const FIRST_USER_OID: u32 = 16384;
+
 /// SQL that is true when the object is not a member of an extension.
 pub(crate) fn not_extension_member(oid: &str, catalog: &str) -> String {
     format!(
@@ -300,7 +306,7 @@ fn read_collations(
     };
     let sql = format!(
         "SELECT n.nspname::text, co.collname::text, co.collprovider::text, coalesce({locale}, ''), co.collisdeterministic \
-         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE {} AND {}",
+         FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE co.oid >= {FIRST_USER_OID} AND {} AND {}",
         ns_filter("n.oid", opts),
         not_extension_member("co.oid", "pg_collation")
     );
@@ -335,7 +341,7 @@ fn read_types(
            CASE WHEN t.typtype = 'r' THEN (SELECT format_type(rngsubtype, NULL) FROM pg_range WHERE rngtypid = t.oid) END, \
            {} \
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-         WHERE t.typtype IN ('e','c','d','r') AND {} AND {} \
+         WHERE t.oid >= {FIRST_USER_OID} AND t.typtype IN ('e','c','d','r') AND {} AND {} \
            AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')",
         grants("t.typacl", "t.typowner", 'T'),
         ns_filter("n.oid", opts),
@@ -492,16 +498,16 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 type RuleDeps = HashMap<(u32, String), Vec<QName>>;
 
 fn rule_dependencies(c: &mut Reusing<'_, impl postgres::GenericClient>) -> Result<RuleDeps, CatalogError> {
-    let rows = c.query(
+    let rows = c.query(&format!(
         "SELECT DISTINCT r.ev_class, r.rulename::text, n.nspname::text, coalesce(cl.relname, p.proname)::text \
          FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
          LEFT JOIN pg_class cl ON d.refclassid = 'pg_class'::regclass AND cl.oid = d.refobjid \
          LEFT JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid \
          JOIN pg_namespace n ON n.oid = coalesce(cl.relnamespace, p.pronamespace) \
-         WHERE d.refobjid <> r.ev_class AND (cl.oid IS NOT NULL OR p.oid IS NOT NULL) \
+         WHERE r.oid >= {FIRST_USER_OID} AND d.refobjid <> r.ev_class AND (cl.oid IS NOT NULL OR p.oid IS NOT NULL) \
            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-         ORDER BY 1, 2, 3, 4",
-    )?;
+         ORDER BY 1, 2, 3, 4"
+    ))?;
     let mut out: RuleDeps = HashMap::new();
     for r in rows {
         out.entry((r.get(0), r.get(1))).or_default().push(qname(r.get(2), r.get(3)));
@@ -846,7 +852,7 @@ fn read_functions(
                 || CASE WHEN a.aggsortop <> 0 THEN ', SORTOP = OPERATOR(' || a.aggsortop::regoperator::text || ')' ELSE '' END \
                 || ')' FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END, \
            (SELECT dsc.description FROM pg_description dsc WHERE dsc.objoid = p.oid AND dsc.classoid = 'pg_proc'::regclass AND dsc.objsubid = 0), {} \
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {} AND {}",
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid >= {FIRST_USER_OID} AND {} AND {}",
         grants("p.proacl", "p.proowner", 'f'),
         ns_filter("n.oid", opts),
         not_extension_member("p.oid", "pg_proc")

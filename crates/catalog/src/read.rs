@@ -6,7 +6,7 @@
 use postgres::{Client, IsolationLevel, Row};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use crate::model::*;
 use crate::statements::{listed, Reusing};
@@ -117,6 +117,8 @@ pub fn read_snapshot_nested(client: &mut Client, opts: &SnapshotOptions) -> Resu
     snap
 }
 
+/// Run first in each reading session's transaction: every name printed fully qualified, and no
+/// waiting long on a lock.
 const SESSION_SETUP: &str = "SET LOCAL search_path = pg_catalog; SET LOCAL lock_timeout = '5s'";
 
 /// The queries about the relations listed ([`Reusing::set_relations`]), the costliest first,
@@ -191,7 +193,7 @@ fn helper_share(
     t: &mut postgres::Transaction<'_>,
     opts: &SnapshotOptions,
     version: u32,
-    tasks: mpsc::Receiver<std::sync::Arc<Tasks>>,
+    tasks: mpsc::Receiver<Arc<Tasks>>,
 ) -> Result<(Snapshot, Taken), CatalogError> {
     let c = &mut Reusing::new(t)?;
     c.batch_execute(SESSION_SETUP)?;
@@ -216,7 +218,7 @@ fn read_in(
         .map(|r| r.get(0))
         .ok_or_else(|| CatalogError::Unexpected("no server version".into()))?;
     let version = version as u32;
-    let (send, tasks) = mpsc::channel::<std::sync::Arc<Tasks>>();
+    let (send, tasks) = mpsc::channel::<Arc<Tasks>>();
     std::thread::scope(|scope| {
         let helper = helper.map(|t| scope.spawn(move || helper_share(t, opts, version, tasks)));
         let sessions = if helper.is_some() { 2 } else { 1 };
@@ -230,7 +232,7 @@ fn read_in(
             let mut oids: Vec<u32> = rels.keys().copied().collect();
             oids.sort_unstable();
             let parts = (0..sessions).map(|p| oids.iter().skip(p).step_by(sessions).copied().collect()).collect();
-            let work = std::sync::Arc::new(Tasks { queries: per_relation(version), parts, next: AtomicUsize::new(0) });
+            let work = Arc::new(Tasks { queries: per_relation(version), parts, next: AtomicUsize::new(0) });
             // Nobody listens when there is no helper.
             let _ = send.send(work.clone());
             drop(send);

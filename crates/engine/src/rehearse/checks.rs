@@ -44,15 +44,7 @@ pub(super) fn verify_step(
         planned.retain(|p| p.relations().iter().any(|r| w.contains(&format!("{}.{}", r.schema, r.name))));
     }
     // Half of the checks on each session, at the same time.
-    let (mine, theirs) = super::halves(&planned.iter().collect::<Vec<_>>());
-    let run = |c: &mut postgres::Client, share: &[&integrity::PlannedCheck]| {
-        share.iter().map(|p| p.run(c)).collect::<Result<Vec<_>, _>>()
-    };
-    let (a, b) = c.on_both(|c| run(c, &mine), |c| run(c, &theirs));
-    let (mut a, mut b) = (a?.into_iter(), b?.into_iter());
-    // Back in the planned order: the shares alternate.
-    let results: Vec<integrity::CheckResult> =
-        (0..planned.len()).filter_map(|i| if i % 2 == 0 { a.next() } else { b.next() }).collect();
+    let results = c.share(&planned, |c, part| Ok(part.iter().map(|p| p.run(c)).collect::<Result<Vec<_>, _>>()?))?;
     let unchanged = all - results.len();
     let text = |r: &integrity::CheckResult| {
         format!(

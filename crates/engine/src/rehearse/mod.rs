@@ -269,34 +269,31 @@ impl Kept {
         Ok(Snapshot::capture_split(&mut self.main, &mut self.helper)?)
     }
 
-    /// Run `on_main` and `on_helper` at the same time, each on its session. For reads of the
-    /// base between the steps of a rehearsal, when nothing else writes to it.
-    fn on_both<A: Send, B: Send>(
+    /// `work` over `items`: the first half on the main session and the rest on the helper, at
+    /// the same time; the results in the items' order. For reads of the base between the steps
+    /// of a rehearsal, when nothing else writes to it.
+    fn share<I: Sync, T: Send>(
         &mut self,
-        on_main: impl FnOnce(&mut postgres::Client) -> A + Send,
-        on_helper: impl FnOnce(&mut postgres::Client) -> B + Send,
-    ) -> (A, B) {
+        items: &[I],
+        work: impl Fn(&mut postgres::Client, &[I]) -> Result<Vec<T>, EngineError> + Sync,
+    ) -> Result<Vec<T>, EngineError> {
+        let (first, rest) = items.split_at(items.len().div_ceil(2));
         let Kept { main, helper } = self;
-        std::thread::scope(|s| {
-            let b = s.spawn(move || on_helper(helper));
-            let a = on_main(main);
-            (a, b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        })
+        let work = &work;
+        let (a, b) = std::thread::scope(|s| {
+            let b = s.spawn(move || work(helper, rest));
+            (work(main, first), b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        });
+        let mut all = a?;
+        all.extend(b?);
+        Ok(all)
     }
 
     /// The rows of `tables` (which exist), half of them read by each session.
     fn fingerprint(&mut self, tables: &[&QName]) -> Result<Fingerprint, EngineError> {
-        let (mine, theirs) = halves(tables);
-        let (a, b) = self.on_both(|c| Fingerprint::of(c, &mine), |c| Fingerprint::of(c, &theirs));
-        let mut all = a?;
-        all.tables.extend(b?.tables);
-        Ok(all)
+        let read = self.share(tables, |c, part| Ok(Fingerprint::of(c, part)?.tables.into_iter().collect()))?;
+        Ok(Fingerprint { tables: read.into_iter().collect() })
     }
-}
-
-/// Every other item, and the rest: two shares of about the same work.
-fn halves<T: Copy>(items: &[T]) -> (Vec<T>, Vec<T>) {
-    (items.iter().step_by(2).copied().collect(), items.iter().skip(1).step_by(2).copied().collect())
 }
 
 impl std::ops::Deref for Kept {

@@ -171,6 +171,13 @@ pub struct Column {
     pub grants: Grants,
     /// Inherited from a parent (partitions, INHERITS), not declared locally.
     pub inherited: bool,
+    /// Inherited and declared by the table itself as well (`attislocal` of an inherited
+    /// column: created with the child, or the child's own column that a parent's `ADD COLUMN`
+    /// merged with). Such a column stays, as the child's own, when its parent drops it; an
+    /// inherited-only one goes with it. Always false for partitions, whose columns PostgreSQL
+    /// keeps inherited-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_too: bool,
     /// Settings that differ from the defaults, sorted: `compression=lz4`, `statistics=500`,
     /// `storage=external`, and attribute options such as `n_distinct=100`.
     #[serde(default)]
@@ -289,6 +296,12 @@ impl Column {
             "" => format!("GENERATED {} AS IDENTITY", kind.sql()),
             o => format!("GENERATED {} AS IDENTITY ({o})", kind.sql()),
         })
+    }
+
+    /// The definition a child declares for a column it inherits too (the generation
+    /// expression, if any, is the parent's).
+    pub fn merged_definition(&self) -> String {
+        Column { generated: None, ..self.clone() }.definition(true)
     }
 
     /// The column's definition as `CREATE TABLE` and `ADD COLUMN` write it: name, type,

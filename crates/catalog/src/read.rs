@@ -571,7 +571,8 @@ fn columns_sql(version: u32) -> String {
            CASE WHEN a.attidentity <> '' THEN (SELECT ARRAY[sn.nspname::text, sc.relname::text] \
               FROM pg_depend dep JOIN pg_class sc ON sc.oid = dep.objid JOIN pg_namespace sn ON sn.oid = sc.relnamespace \
               WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
-                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END \
+                AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' LIMIT 1) END, \
+           a.attislocal AND a.attinhcount > 0 \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          JOIN pg_class cl ON cl.oid = a.attrelid \
          LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum {not_null_join} \
@@ -628,6 +629,7 @@ fn fold_columns(rows: Vec<Row>, rels: &Rels, snap: &mut Snapshot) -> Result<(), 
             comment: r.get(8),
             grants: r.get(9),
             inherited: r.get(10),
+            local_too: r.get(15),
             settings: r.get(11),
         };
         if let Some(t) = snap.tables.get_mut(name) {

@@ -220,20 +220,26 @@ pub(super) fn drop_columns(c: &Change, s: &mut Script) {
     let Change { a, b, .. } = c;
     for (tn, t) in &a.tables {
         let Some(u) = b.tables.get(tn) else { continue };
-        // The inheritance children that stay children (partitions always follow their parent).
-        let children: Vec<(&QName, &Table)> = a
+        // The inheritance children that stay children (partitions always follow their parent),
+        // before and after.
+        let children: Vec<(&QName, &Table, &Table)> = a
             .tables
             .iter()
             .filter(|(_, k)| k.inherits.contains(tn))
-            .filter_map(|(kn, _)| Some((kn, b.tables.get(kn).filter(|k| k.inherits.contains(tn))?)))
+            .filter_map(|(kn, was)| Some((kn, was, b.tables.get(kn).filter(|k| k.inherits.contains(tn))?)))
             .collect();
         for c in &t.columns {
             if c.inherited || u.column(&c.name).is_some() {
                 continue;
             }
-            if children.iter().any(|(_, k)| k.column(&c.name).is_some()) {
+            // A child that keeps the column, or declares it too (it would keep it), needs the
+            // drop from the parent alone, then its own where it goes.
+            let kept = |(_, was, k): &&(&QName, &Table, &Table)| {
+                k.column(&c.name).is_some() || was.column(&c.name).is_some_and(|x| x.local_too)
+            };
+            if children.iter().any(|x| kept(&x)) {
                 s.push(format!("ALTER TABLE ONLY {tn} DROP COLUMN {}", qi(&c.name)));
-                for (kn, _) in children.iter().filter(|(_, k)| k.column(&c.name).is_none()) {
+                for (kn, _, _) in children.iter().filter(|(_, _, k)| k.column(&c.name).is_none()) {
                     s.push(format!("ALTER TABLE {kn} DROP COLUMN {}", qi(&c.name)));
                 }
             } else {

@@ -14,6 +14,7 @@ mod cleanup;
 mod creates;
 mod drops;
 mod functions;
+mod inherited;
 mod others;
 mod privileges;
 mod renames;
@@ -77,15 +78,23 @@ impl SchemaDiff<'_> {
             }
             None => self.from,
         };
-        match without_rebuilt_tables(from, self.to) {
-            // Tables that change kind (regular ↔ partitioned) cannot be altered: drop them
-            // (with what depends on them) first, then build the target from there.
+        // Tables that change kind (regular ↔ partitioned) cannot be altered, and a child's own
+        // column cannot be made inherited only: drop them (with what depends on them) first,
+        // then build the target from there.
+        let mut mid = without_rebuilt_tables(from, self.to);
+        let handovers = inherited::handovers(mid.as_ref().unwrap_or(from), self.to);
+        if !handovers.is_empty() {
+            s.stmts.extend(inherited::save(&handovers, from));
+            mid = Some(inherited::without(mid.as_ref().unwrap_or(from), &handovers));
+        }
+        match mid {
             Some(mid) => {
                 render(from, &mid, &mut s);
                 render(&mid, self.to, &mut s);
             }
             None => render(from, self.to, &mut s),
         }
+        s.stmts.extend(inherited::restore(&handovers));
         s.stmts
     }
 }
@@ -120,10 +129,16 @@ fn without_rebuilt_tables(a: &Snapshot, b: &Snapshot) -> Option<Snapshot> {
     for t in mid.tables.values_mut() {
         t.constraints.retain(|_, c| c.references.as_ref().is_none_or(|r| !gone.contains(r)));
     }
-    let mut dead: BTreeSet<QName> = gone.clone();
+    drop_views_over(&mut mid, gone.clone());
+    mid.sequences.retain(|_, q| q.owned_by.as_ref().is_none_or(|(t, _)| !gone.contains(t)));
+    Some(mid)
+}
+
+/// Takes out of `snap` the views over any of `dead` (relations), directly or through other views.
+fn drop_views_over(snap: &mut Snapshot, mut dead: BTreeSet<QName>) {
     loop {
         let before = dead.len();
-        for (n, v) in &a.views {
+        for (n, v) in &snap.views {
             if v.depends_on.iter().any(|d| dead.contains(d)) {
                 dead.insert(n.clone());
             }
@@ -132,9 +147,7 @@ fn without_rebuilt_tables(a: &Snapshot, b: &Snapshot) -> Option<Snapshot> {
             break;
         }
     }
-    mid.views.retain(|n, _| !dead.contains(n));
-    mid.sequences.retain(|_, q| q.owned_by.as_ref().is_none_or(|(t, _)| !gone.contains(t)));
-    Some(mid)
+    snap.views.retain(|n, _| !dead.contains(n));
 }
 
 fn trim_semicolon(s: &str) -> &str {

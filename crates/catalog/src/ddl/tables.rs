@@ -199,7 +199,14 @@ pub(super) fn table_ddl(tn: &QName, t: &Table, snap: &Snapshot) -> String {
         (_, Persistence::Unlogged) => "CREATE UNLOGGED TABLE",
         _ => "CREATE TABLE",
     };
-    let mut cols: Vec<String> = t.columns.iter().filter(|c| !c.inherited).map(|c| c.definition(true)).collect();
+    // A child's own columns, and its inherited ones it declares too (merged with the parent's;
+    // the generation expression is the parent's).
+    let mut cols: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| !c.inherited || c.local_too)
+        .map(|c| if c.inherited { c.merged_definition() } else { c.definition(true) })
+        .collect();
     let mut d = match &t.partition_of {
         Some((parent, bound)) => {
             // What a partition sets on a column of its parent: its own DEFAULT, NOT NULL where
@@ -407,6 +414,14 @@ pub(super) fn render_tables(
 
 /// Existing tables: storage options, partition and inheritance links, and their columns.
 fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
+    // A child's column that it declares too and its parent gives it: added to the child first,
+    // so that the parent's `ADD COLUMN` (or the child's `INHERIT`) merges with it.
+    for (tn, u) in &b.tables {
+        let Some(t) = a.tables.get(tn) else { continue };
+        for c in u.columns.iter().filter(|c| c.inherited && c.local_too && t.column(&c.name).is_none()) {
+            s.push(format!("ALTER TABLE {tn} ADD COLUMN {}", c.merged_definition()));
+        }
+    }
     for (tn, u) in &b.tables {
         let Some(t) = a.tables.get(tn) else { continue };
         if t.options != u.options {
@@ -448,6 +463,9 @@ fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 // copies the parent's. (A default that changes was dropped in the first phase,
                 // unless it was inherited then too.)
                 let old = t.column(&c.name);
+                if let Some(o) = old.filter(|o| o.local_too != c.local_too && (o.inherited || !c.local_too)) {
+                    s.push(local_too_manual(tn, o, c));
+                }
                 let now = old.filter(|o| !default_dropped(o, c)).and_then(|o| o.default.clone());
                 if old.is_some() && c.default != now {
                     match &c.default {
@@ -462,6 +480,31 @@ fn alter_tables(a: &Snapshot, b: &Snapshot, s: &mut Script) {
                 Some(old) => alter_column(tn, old, c, a, b, s),
             }
         }
+    }
+}
+
+/// What to do by hand when an inherited column must change between the child's own too and
+/// inherited only in a way no statement does (a handover to a parent that gains the column is
+/// rendered: see `inherited`).
+fn local_too_manual(tn: &QName, old: &Column, c: &Column) -> String {
+    let col = format!("{tn}.{}", qi(&c.name));
+    if c.local_too {
+        format!(
+            "-- MANUAL: column {col} is inherited only and must be declared by {tn} too (so it stays when its \
+             parent drops it); only NO INHERIT then INHERIT of the parent does that, and it makes every \
+             inherited column and constraint of {tn} its own"
+        )
+    } else if old.inherited {
+        format!(
+            "-- MANUAL: column {col} is declared by {tn} too and must be inherited only (so it goes when its \
+             parent drops it); PostgreSQL keeps it declared: only building the column again does that \
+             (values copied aside, the parent's column dropped and added again, values copied back)"
+        )
+    } else {
+        format!(
+            "-- MANUAL: column {col} becomes inherited from a new parent and must be inherited only; INHERIT \
+             keeps it declared by {tn}: drop it first (its values copied aside), INHERIT, copy them back"
+        )
     }
 }
 

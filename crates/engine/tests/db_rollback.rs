@@ -919,3 +919,38 @@ fn a_not_null_constraint_the_migration_renamed_by_rebuilding_gets_its_name_back(
         assert!(g.script.contains("likes_user_id_not_null"), "{}", g.script);
     }
 }
+
+#[test]
+fn a_column_dropped_from_a_parent_alone_is_given_back_inherited_only_with_the_childrens_values() {
+    // `ONLY` leaves the column in the child as its own; adding it back to the parent would
+    // merge with it and leave it declared by the child too (the proof now sees that).
+    let server = server();
+    let base = "CREATE TABLE parent (id int PRIMARY KEY, e int);\n\
+                CREATE TABLE child (note text) INHERITS (parent);\n\
+                CREATE INDEX child_e ON child (e);\n\
+                INSERT INTO parent VALUES (10, 1);\n\
+                INSERT INTO child VALUES (1, 5, 'x'), (2, 7, 'y');\n";
+    let (_d, s) = set(&[("001_base.sql", base), ("002_only.sql", "ALTER TABLE ONLY parent DROP COLUMN e;\n")]);
+    let g = &rollback::generate(&s, &server, &GenerateOptions { write: true, ..Default::default() }).unwrap()[1];
+    assert!(g.ok(), "{g:#?}");
+    assert!(g.script.contains("becomes inherited only"), "{}", g.script);
+    let db = server.create_db("only", None).unwrap();
+    let mut c = db.connect().unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
+    let s0 = Snapshot::capture(&mut c).unwrap();
+    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
+    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap()).unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
+    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
+    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
+    let s2 = Snapshot::capture(&mut c).unwrap();
+    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
+    assert_eq!(f0.compare(&Fingerprint::capture(&mut c, &s2).unwrap()), vec![], "data differs after rollback");
+    let islocal: bool = c
+        .query_one("SELECT attislocal FROM pg_attribute WHERE attrelid = 'child'::regclass AND attname = 'e'", &[])
+        .unwrap()
+        .get(0);
+    assert!(!islocal, "the child's e is declared by the child again");
+    let sum: i64 = c.query_one("SELECT sum(e)::int8 FROM ONLY child", &[]).unwrap().get(0);
+    assert_eq!(sum, 12, "the child's values");
+}

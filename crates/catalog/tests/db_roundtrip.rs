@@ -761,4 +761,17 @@ fn a_childs_own_column_its_parent_gains_becomes_inherited_only_and_keeps_its_val
     // The spare column is gone, the view and index are there again.
     assert_eq!(count(&db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'child'::regclass AND attname LIKE 'migsafe%' AND NOT attisdropped"), 0);
     assert_eq!(count(&db, "SELECT sum(e)::int8 FROM child_es"), 12);
+
+    // The child's own child loses the column with it (inherited only there): its values and
+    // its index on the column are kept too.
+    let (ddl, db) = renamed(
+        "handover_grandchild",
+        "CREATE TABLE parent (id int); CREATE TABLE child (e int, note text) INHERITS (parent); \
+         CREATE TABLE grandchild (g int) INHERITS (child); CREATE INDEX grandchild_e ON grandchild (e);",
+        "INSERT INTO child VALUES (1, 5, 'x'); INSERT INTO grandchild VALUES (2, 7, 'y', 1), (3, 9, 'z', 2);",
+        "CREATE TABLE parent (id int, e int); CREATE TABLE child (note text) INHERITS (parent); \
+         CREATE TABLE grandchild (g int) INHERITS (child); CREATE INDEX grandchild_e ON grandchild (e);",
+    );
+    assert_eq!(count(&db, "SELECT sum(e)::int8 FROM ONLY grandchild"), 16, "{ddl}");
+    assert_eq!(count(&db, "SELECT sum(e)::int8 FROM ONLY child"), 5, "{ddl}");
 }

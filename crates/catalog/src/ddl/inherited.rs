@@ -68,7 +68,8 @@ pub(super) fn save(h: &[Handover], a: &Snapshot) -> Vec<String> {
             qi(&h.spare)
         ));
         out.push(format!("ALTER TABLE {} ADD COLUMN {} {}", h.table, qi(&h.spare), c.type_name));
-        out.push(format!("UPDATE ONLY {} SET {} = {}", h.table, qi(&h.spare), qi(&h.column)));
+        // Not ONLY: the child's own children lose the column with it, and keep the spare.
+        out.push(format!("UPDATE {} SET {} = {}", h.table, qi(&h.spare), qi(&h.column)));
     }
     out
 }
@@ -77,21 +78,42 @@ pub(super) fn save(h: &[Handover], a: &Snapshot) -> Vec<String> {
 pub(super) fn restore(h: &[Handover]) -> Vec<String> {
     let mut out = Vec::new();
     for h in h {
-        out.push(format!("UPDATE ONLY {} SET {} = {}", h.table, qi(&h.column), qi(&h.spare)));
+        out.push(format!("UPDATE {} SET {} = {}", h.table, qi(&h.column), qi(&h.spare)));
         out.push(format!("ALTER TABLE {} DROP COLUMN {}", h.table, qi(&h.spare)));
     }
     out
 }
 
+/// The tables that lose the column when the child of `h` drops it: the child, and its own
+/// descendants that inherit the column only.
+fn losing(a: &Snapshot, h: &Handover) -> Vec<QName> {
+    let mut out = vec![h.table.clone()];
+    loop {
+        let before = out.len();
+        for (n, t) in &a.tables {
+            if !out.contains(n)
+                && t.inherits.iter().any(|p| out.contains(p))
+                && t.column(&h.column).is_some_and(|c| c.inherited && !c.local_too)
+            {
+                out.push(n.clone());
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
 /// `a` without the handed-over columns and without what may use them (constraints, indexes,
-/// triggers, policies and rules of the table that name the column, foreign keys pointing at it,
-/// views over the table): the DDL drops them on the way there and makes the target's again.
+/// triggers, policies and rules of the tables that lose it that name the column, foreign keys
+/// pointing at it, views over those tables): the DDL drops them on the way there and makes the
+/// target's again.
 pub(super) fn without(a: &Snapshot, h: &[Handover]) -> Snapshot {
     let mut mid = a.clone();
     let mut dead: BTreeSet<QName> = BTreeSet::new();
-    for h in h {
+    for (h, table) in h.iter().flat_map(|h| losing(a, h).into_iter().map(move |t| (h, t))) {
         let names = |text: &str| mentions(text, &h.column);
-        if let Some(t) = mid.tables.get_mut(&h.table) {
+        if let Some(t) = mid.tables.get_mut(&table) {
             t.columns.retain(|c| c.name != h.column);
             t.constraints.retain(|_, c| !c.columns.contains(&h.column) && !names(&c.definition));
             t.indexes.retain(|_, i| !names(&i.definition));
@@ -99,10 +121,10 @@ pub(super) fn without(a: &Snapshot, h: &[Handover]) -> Snapshot {
             t.policies.retain(|_, p| ![&p.using, &p.with_check].into_iter().flatten().any(|e| names(e)));
         }
         for t in mid.tables.values_mut() {
-            t.constraints.retain(|_, c| c.references.as_ref() != Some(&h.table) || !names(&c.definition));
+            t.constraints.retain(|_, c| c.references.as_ref() != Some(&table) || !names(&c.definition));
         }
-        mid.rules.retain(|_, r| r.relation != h.table && !r.depends_on.contains(&h.table));
-        dead.insert(h.table.clone());
+        mid.rules.retain(|_, r| r.relation != table && !r.depends_on.contains(&table));
+        dead.insert(table);
     }
     super::drop_views_over(&mut mid, dead);
     mid

@@ -27,9 +27,8 @@ demo: build
 test: setup-test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace
-	@# The database suites again on PostgreSQL 18 (fetched into a cache on first use).
-	MIGSAFE_TEST_PG_BIN="$$(scripts/fetch-pg.sh 18)" $(CARGO) test --workspace --test 'db_*'
+	@# Every test on PostgreSQL 15 and the database suites on PostgreSQL 18, at once.
+	CARGO="$(CARGO)" scripts/test-both.sh
 
 # Not part of `make test`: builds a clean Debian root (needs root) and runs `make demo` and
 # `make test` in it on a clean clone of HEAD, printing each command's exit code and wall time.

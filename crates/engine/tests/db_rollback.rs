@@ -24,6 +24,31 @@ fn set(files: &[(&str, &str)]) -> (tempfile::TempDir, MigrationSet) {
     (d, s)
 }
 
+/// By hand, as `apply` would: the base (the set's first migration), then the capture step and the
+/// second migration, then the generated rollback `g`; the schema and every row must be as before.
+/// Returns the database and a session on it, for more checks.
+fn applied_and_rolled_back<'s>(
+    server: &'s ScratchServer,
+    s: &MigrationSet,
+    g: &rollback::GeneratedRollback,
+    purpose: &str,
+) -> (migsafe_engine::scratch::ScratchDb<'s>, postgres::Client) {
+    let db = server.create_db(purpose, None).unwrap();
+    let mut c = db.connect().unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
+    let s0 = Snapshot::capture(&mut c).unwrap();
+    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
+    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().expect("a capture step")).unwrap())
+        .unwrap();
+    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
+    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
+    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
+    let s2 = Snapshot::capture(&mut c).unwrap();
+    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
+    assert_eq!(f0.compare(&Fingerprint::capture(&mut c, &s2).unwrap()), vec![], "data differs after rollback");
+    (db, c)
+}
+
 const BASE: &str = r#"
 CREATE SCHEMA app;
 CREATE TYPE app.mood AS ENUM ('sad', 'ok', 'happy');
@@ -146,19 +171,7 @@ fn destroyed_data_is_captured_and_restored() {
     assert!(capture.contains("migsafe_backup"));
     assert!(s.capture_path(&s.migrations[1]).is_file());
     // By hand, as apply would: base, fingerprint, capture + forward, rollback: data identical.
-    let db = server.create_db("manual", None).unwrap();
-    let mut c = db.connect().unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
-    let s0 = Snapshot::capture(&mut c).unwrap();
-    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
-    run_plain(&mut c, &Prepared::from_text("capture.sql", capture).unwrap()).unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
-    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
-    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
-    let s2 = Snapshot::capture(&mut c).unwrap();
-    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
-    let f2 = Fingerprint::capture(&mut c, &s2).unwrap();
-    assert_eq!(f0.compare(&f2), vec![], "data differs after rollback");
+    applied_and_rolled_back(&server, &s, g, "manual");
 }
 
 #[test]
@@ -225,18 +238,7 @@ fn a_unique_index_on_not_null_columns_keys_the_restore() {
     let g = &rollback::generate(&s, &server, &GenerateOptions { write: true, ..Default::default() }).unwrap()[1];
     assert!(g.ok(), "{:?}\n{}", g.manual, g.script);
     assert!(g.script.contains("t.id = b.id"), "{}", g.script);
-    let db = server.create_db("uniq", None).unwrap();
-    let mut c = db.connect().unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
-    let s0 = Snapshot::capture(&mut c).unwrap();
-    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
-    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap()).unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
-    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
-    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
-    let s2 = Snapshot::capture(&mut c).unwrap();
-    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
-    assert_eq!(f0.compare(&Fingerprint::capture(&mut c, &s2).unwrap()), vec![], "data differs after rollback");
+    applied_and_rolled_back(&server, &s, g, "uniq");
 }
 
 #[test]
@@ -934,18 +936,7 @@ fn a_column_dropped_from_a_parent_alone_is_given_back_inherited_only_with_the_ch
     let g = &rollback::generate(&s, &server, &GenerateOptions { write: true, ..Default::default() }).unwrap()[1];
     assert!(g.ok(), "{g:#?}");
     assert!(g.script.contains("becomes inherited only"), "{}", g.script);
-    let db = server.create_db("only", None).unwrap();
-    let mut c = db.connect().unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[0].forward).unwrap()).unwrap();
-    let s0 = Snapshot::capture(&mut c).unwrap();
-    let f0 = Fingerprint::capture(&mut c, &s0).unwrap();
-    run_plain(&mut c, &Prepared::from_text("capture.sql", g.capture.as_ref().unwrap()).unwrap()).unwrap();
-    run_plain(&mut c, &Prepared::new(&s.migrations[1].forward).unwrap()).unwrap();
-    let rb = SqlText { path: "rb.sql".into(), text: g.script.clone() };
-    run_plain(&mut c, &Prepared::new(&rb).unwrap()).unwrap();
-    let s2 = Snapshot::capture(&mut c).unwrap();
-    assert!(s2.diff(&s0).differences.is_empty(), "{}", s2.diff(&s0).summary());
-    assert_eq!(f0.compare(&Fingerprint::capture(&mut c, &s2).unwrap()), vec![], "data differs after rollback");
+    let (_db, mut c) = applied_and_rolled_back(&server, &s, g, "only");
     let islocal: bool = c
         .query_one("SELECT attislocal FROM pg_attribute WHERE attrelid = 'child'::regclass AND attname = 'e'", &[])
         .unwrap()

@@ -15,7 +15,7 @@ mod others;
 pub mod read;
 pub mod statements;
 
-pub use ddl::{create_sequence, retype_using};
+pub use ddl::{create_sequence, handed_over, retype_using};
 pub use diff::SchemaDiff;
 pub use fingerprint::Fingerprint;
 pub use model::{QName, Snapshot};

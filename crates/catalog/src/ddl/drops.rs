@@ -234,10 +234,10 @@ pub(super) fn drop_columns(c: &Change, s: &mut Script) {
             }
             // A child that keeps the column, or declares it too (it would keep it), needs the
             // drop from the parent alone, then its own where it goes.
-            let kept = |(_, was, k): &&(&QName, &Table, &Table)| {
-                k.column(&c.name).is_some() || was.column(&c.name).is_some_and(|x| x.local_too)
-            };
-            if children.iter().any(|x| kept(&x)) {
+            if children
+                .iter()
+                .any(|(_, was, k)| k.column(&c.name).is_some() || was.column(&c.name).is_some_and(|x| x.local_too))
+            {
                 s.push(format!("ALTER TABLE ONLY {tn} DROP COLUMN {}", qi(&c.name)));
                 for (kn, _, _) in children.iter().filter(|(_, _, k)| k.column(&c.name).is_none()) {
                     s.push(format!("ALTER TABLE {kn} DROP COLUMN {}", qi(&c.name)));

@@ -56,6 +56,13 @@ pub(super) fn handovers(a: &Snapshot, b: &Snapshot) -> Vec<Handover> {
     out
 }
 
+/// The columns (`table`, `column`) that go from the child's own in `a` to inherited only in `b`
+/// by a handover: rollback generation leaves them to the diff rather than adding the parent's
+/// column back itself, which would merge with the child's.
+pub fn handed_over(a: &Snapshot, b: &Snapshot) -> Vec<(QName, String)> {
+    handovers(a, b).into_iter().map(|h| (h.table, h.column)).collect()
+}
+
 /// Save the values before anything else runs.
 pub(super) fn save(h: &[Handover], a: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();

@@ -23,6 +23,7 @@ mod tables;
 mod types;
 mod views;
 
+pub use self::inherited::handed_over;
 pub use self::sequences::create_sequence;
 pub use self::tables::retype_using;
 use self::{

@@ -39,10 +39,9 @@ pub(super) fn invert(tc: &AlterCx, a: &AlterAction, actions: &[AlterAction], inv
             // own. Added back to the parent, it would merge with theirs and stay declared by
             // them too: the schema's difference gives it back instead, handing the children's
             // values over to the parent's column (see the diff's `inherited`).
-            let handed_over = s1.tables.iter().filter(|(_, k)| k.inherits.contains(t)).any(|(kn, k)| {
-                k.column(column).is_some_and(|x| !x.inherited)
-                    && s0.tables.get(kn).and_then(|k0| k0.column(column)).is_some_and(|x| x.inherited && !x.local_too)
-            });
+            let handed_over = migsafe_catalog::handed_over(s1, s0)
+                .iter()
+                .any(|(kn, c)| c == column && s1.tables.get(kn).is_some_and(|k| k.inherits.contains(t)));
             if let Some(c) = col0(column).filter(|_| !handed_over) {
                 // A serial column's sequence went with it: back first, owned by it again after.
                 let original = cx.original(t);
